@@ -1,0 +1,147 @@
+// Encode/decode with Eigen (codec.h). The subspace methods are GEMMs; none/topk/quant have no linear
+// algebra, so their CPU implementation is the plain loop of reference_codec.cpp.
+#include <algorithm>
+#include <stdexcept>
+
+#include "eigen_types.h"
+#include "moss/kernels/bf16.h"
+#include "moss/kernels/codec.h"
+#include "moss/kernels/reference.h"
+
+namespace moss::kernels {
+
+namespace {
+using cpu::ConstMapF;
+using cpu::MapF;
+using cpu::RowMatrixF;
+
+/// Tokens of a block used to fit its theta (evenly strided): enough for m <= 16 parameters.
+constexpr std::int64_t kThetaFitTokens = 512;
+
+void round_in_place(float* p, std::int64_t n, int value_bytes) {
+  if (value_bytes == 2)
+    for (std::int64_t i = 0; i < n; ++i) p[i] = round_bf16(p[i]);
+}
+
+RowMatrixF wire_input(MatrixView x, int value_bytes) {
+  RowMatrixF m = cpu::map(x);
+  round_in_place(m.data(), m.size(), value_bytes);
+  return m;
+}
+
+std::int64_t block_len(int block_tokens, std::int64_t tokens) {
+  return block_tokens <= 0 ? std::max<std::int64_t>(tokens, 1) : block_tokens;
+}
+
+RowMatrixF mos_basis(const CodecState& s, const float* theta) {
+  RowMatrixF u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), theta, s.config.rotations,
+                                          s.dim, s.config.rank);
+  round_in_place(u.data(), u.size(), s.config.value_bytes);
+  return u;
+}
+
+void encode_mos(const CodecState& s, const RowMatrixF& xr, Encoded& e) {
+  const CodecConfig& c = s.config;
+  const std::int64_t t = xr.rows(), d = s.dim, r = c.rank, m = c.rotations;
+  const std::int64_t bl = block_len(c.theta_block_tokens, t);
+  // B = [Ubar W_1 .. W_m] as one dim x (m+1)r matrix: one GEMM gives every projection.
+  RowMatrixF b(d, (m + 1) * r);
+  b.leftCols(r) = cpu::map(s.basis.data(), d, r);
+  for (std::int64_t i = 0; i < m; ++i) b.middleCols((i + 1) * r, r) = cpu::map(s.directions.data() + i * d * r, d, r);
+  e.values.resize(static_cast<std::size_t>(t * r));
+  MapF z(e.values.data(), t, r);
+  for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
+    const std::int64_t n = std::min(bl, t - t0);
+    const std::int64_t stride = std::max<std::int64_t>(1, n / kThetaFitTokens);
+    const std::int64_t ns = (n + stride - 1) / stride;
+    RowMatrixF sample(ns, d);
+    for (std::int64_t i = 0; i < ns; ++i) sample.row(i) = xr.row(t0 + i * stride);
+    const RowMatrixF p = sample * b;
+    const std::vector<float> theta = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r));
+    e.theta.insert(e.theta.end(), theta.begin(), theta.end());
+    z.middleRows(t0, n).noalias() = xr.middleRows(t0, n) * mos_basis(s, theta.data());
+  }
+}
+
+void encode_mos_k(const CodecState& s, const RowMatrixF& xr, Encoded& e) {
+  const CodecConfig& c = s.config;
+  const std::int64_t t = xr.rows(), d = s.dim, r = c.rank, k = c.subspaces;
+  RowMatrixF b(d, k * r);
+  for (std::int64_t j = 0; j < k; ++j) b.middleCols(j * r, r) = cpu::map(s.basis.data() + j * d * r, d, r);
+  const RowMatrixF p = xr * b;  // every token against every basis, one GEMM
+  const std::int64_t bl = block_len(c.route_block_tokens, t);
+  const int ib = index_bits(k);
+  const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
+  e.packed.assign(static_cast<std::size_t>((blocks * ib + 7) / 8), 0);
+  e.values.resize(static_cast<std::size_t>(t * r));
+  for (std::int64_t bi = 0; bi < blocks; ++bi) {
+    const std::int64_t t0 = bi * bl, n = std::min(bl, t - t0);
+    int best = 0;
+    float best_energy = -1;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const float energy = p.block(t0, j * r, n, r).squaredNorm();
+      if (energy > best_energy) best_energy = energy, best = static_cast<int>(j);
+    }
+    e.route.push_back(best);
+    reference::pack_bits(e.packed, static_cast<std::uint64_t>(bi * ib), ib, static_cast<std::uint32_t>(best));
+    MapF(e.values.data() + t0 * r, n, r) = p.block(t0, best * r, n, r);
+  }
+}
+}  // namespace
+
+Encoded encode(const CodecState& s, MatrixView x) {
+  const CodecConfig& c = s.config;
+  if (x.cols != s.dim) throw std::invalid_argument("encode: feature width differs from the fitted codec");
+  if (c.method == Method::none || c.method == Method::topk || c.method == Method::quant)
+    return reference::encode(s, x);
+  Encoded e;
+  e.tokens = x.rows;
+  e.dim = x.cols;
+  e.value_bytes = c.value_bytes;
+  const RowMatrixF xr = wire_input(x, c.value_bytes);
+  if (c.method == Method::pca) {
+    e.values.resize(static_cast<std::size_t>(x.rows * c.rank));
+    MapF(e.values.data(), x.rows, c.rank).noalias() = xr * cpu::map(s.basis.data(), s.dim, c.rank);
+  } else if (c.method == Method::mos) {
+    encode_mos(s, xr, e);
+  } else {
+    encode_mos_k(s, xr, e);
+  }
+  round_in_place(e.values.data(), static_cast<std::int64_t>(e.values.size()), c.value_bytes);
+  return e;
+}
+
+void decode(const CodecState& s, const Encoded& e, float* out) {
+  const CodecConfig& c = s.config;
+  if (c.method == Method::none || c.method == Method::topk || c.method == Method::quant) {
+    reference::decode(s, e, out);
+    return;
+  }
+  const std::int64_t t = e.tokens, d = e.dim, r = c.rank;
+  const ConstMapF z(e.values.data(), t, r);
+  MapF xo(out, t, d);
+  if (c.method == Method::pca) {
+    xo.noalias() = z * cpu::map(s.basis.data(), d, r).transpose();
+  } else if (c.method == Method::mos) {
+    const std::int64_t bl = block_len(c.theta_block_tokens, t);
+    for (std::int64_t t0 = 0, bi = 0; t0 < t; t0 += bl, ++bi) {
+      const std::int64_t n = std::min(bl, t - t0);
+      xo.middleRows(t0, n).noalias() = z.middleRows(t0, n) * mos_basis(s, e.theta.data() + bi * c.rotations).transpose();
+    }
+  } else {  // mos-k: gather the tokens of each basis, one GEMM per basis, scatter back
+    const std::int64_t bl = block_len(c.route_block_tokens, t);
+    for (int k = 0; k < c.subspaces; ++k) {
+      std::vector<std::int64_t> rows;
+      for (std::int64_t i = 0; i < t; ++i)
+        if (e.route[static_cast<std::size_t>(i / bl)] == k) rows.push_back(i);
+      if (rows.empty()) continue;
+      RowMatrixF zk(static_cast<Eigen::Index>(rows.size()), r);
+      for (std::size_t i = 0; i < rows.size(); ++i) zk.row(static_cast<Eigen::Index>(i)) = z.row(rows[i]);
+      const RowMatrixF xk = zk * cpu::map(s.basis.data() + k * d * r, d, r).transpose();
+      for (std::size_t i = 0; i < rows.size(); ++i) xo.row(rows[i]) = xk.row(static_cast<Eigen::Index>(i));
+    }
+  }
+  round_in_place(out, t * d, c.value_bytes);
+}
+
+}  // namespace moss::kernels

@@ -1,0 +1,162 @@
+// Fitting the codec state on a warm-up sample (codec.h fit_codec), Eigen CPU implementation.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "eigen_types.h"
+#include "moss/kernels/bf16.h"
+#include "moss/kernels/codec.h"
+
+namespace moss::kernels {
+
+namespace {
+using cpu::ConstMapF;
+using cpu::RowMatrixF;
+
+constexpr int kPowerIterations = 2;
+constexpr int kClusterIterations = 2;
+
+void append(std::vector<float>& out, const RowMatrixF& m) { out.insert(out.end(), m.data(), m.data() + m.size()); }
+
+// Warm-up tokens as the wire sees them (bf16-rounded when value_bytes == 2).
+Matrix wire_copy(MatrixView x, int value_bytes) {
+  Matrix m(x.rows, x.cols);
+  for (std::int64_t i = 0; i < x.size(); ++i) m.data[static_cast<std::size_t>(i)] = value_bytes == 2 ? round_bf16(x.data[i]) : x.data[i];
+  return m;
+}
+
+// Tangent directions: the Riemannian gradient of each warm-up block's captured energy at Ubar,
+//   G_c = (I - Ubar Ubar^T) X_c^T X_c Ubar / ||X_c||_F^2,
+// is where that block would like the subspace to move. The principal components of {G_c} (by the
+// block Gram matrix) are the generators' W_i, unit Frobenius norm, orthogonal to Ubar and each other.
+std::vector<float> fit_directions(MatrixView x, const RowMatrixF& ubar, int m, int block_tokens) {
+  const std::int64_t d = x.cols, r = ubar.cols();
+  std::int64_t bl = block_tokens > 0 ? block_tokens : 256;
+  bl = std::max<std::int64_t>(16, std::min(bl, x.rows / 8));
+  const std::int64_t blocks = std::max<std::int64_t>(1, x.rows / bl);
+  std::vector<RowMatrixF> g;
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const ConstMapF xb = cpu::map(x.slice_rows(b * bl, std::min(bl, x.rows - b * bl)));
+    const double energy = xb.squaredNorm();
+    if (energy <= 0) continue;
+    const RowMatrixF y = xb * ubar;
+    RowMatrixF h = xb.transpose() * y;
+    h -= ubar * (ubar.transpose() * h);
+    g.push_back(h / static_cast<float>(energy));
+  }
+  const auto n = static_cast<Eigen::Index>(g.size());
+  std::vector<float> out;
+  if (n == 0 || m == 0) return std::vector<float>(static_cast<std::size_t>(m * d * r), 0.0f);
+  Eigen::MatrixXd gram(n, n);
+  for (Eigen::Index a = 0; a < n; ++a)
+    for (Eigen::Index b = 0; b <= a; ++b)
+      gram(a, b) = gram(b, a) = (g[a].cast<double>().array() * g[b].cast<double>().array()).sum();
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(gram);
+  for (int i = 0; i < m; ++i) {
+    RowMatrixF w = RowMatrixF::Zero(d, r);
+    if (i < n) {
+      const Eigen::VectorXd c = eig.eigenvectors().col(n - 1 - i);
+      for (Eigen::Index a = 0; a < n; ++a) w += static_cast<float>(c(a)) * g[a];
+      w -= ubar * (ubar.transpose() * w);
+      const float norm = w.norm();
+      if (norm > 0) w /= norm;
+    }
+    append(out, w);
+  }
+  return out;
+}
+
+// Token energies ||x_t U_k||^2 for every basis, summed per routing block; returns the best basis of
+// each token (every token of a block gets the block's choice).
+std::vector<int> route(const ConstMapF& x, const std::vector<RowMatrixF>& bases, std::int64_t block) {
+  const std::int64_t t = x.rows();
+  std::vector<int> best(static_cast<std::size_t>(t), 0);
+  Eigen::MatrixXf energy(t, static_cast<Eigen::Index>(bases.size()));
+  for (std::size_t k = 0; k < bases.size(); ++k)
+    energy.col(static_cast<Eigen::Index>(k)) = (x * bases[k]).rowwise().squaredNorm();
+  const std::int64_t bl = block <= 0 ? t : block;
+  for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
+    const std::int64_t n = std::min(bl, t - t0);
+    Eigen::Index k = 0;
+    energy.middleRows(t0, n).colwise().sum().maxCoeff(&k);
+    std::fill(best.begin() + t0, best.begin() + t0 + n, static_cast<int>(k));
+  }
+  return best;
+}
+
+// k-subspaces clustering: seed with the subspaces of the blocks worst explained so far (a
+// k-means++-like deterministic seeding), then alternate assignment and per-cluster PCA.
+std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, std::uint64_t seed) {
+  const ConstMapF xm = cpu::map(x);
+  const std::int64_t seed_block = std::min<std::int64_t>(x.rows, std::max<std::int64_t>(2 * r, 128));
+  std::vector<RowMatrixF> bases;
+  bases.push_back(cpu::top_subspace(x.slice_rows(0, seed_block), r, kPowerIterations, seed));
+  const Eigen::VectorXf norms = xm.rowwise().squaredNorm();
+  Eigen::VectorXf captured = (xm * bases.back()).rowwise().squaredNorm();
+  while (static_cast<int>(bases.size()) < k) {
+    std::int64_t worst = 0;
+    double worst_residual = -1;
+    for (std::int64_t t0 = 0; t0 + seed_block <= x.rows; t0 += seed_block) {
+      const double residual = (norms.segment(t0, seed_block) - captured.segment(t0, seed_block)).sum();
+      if (residual > worst_residual) worst_residual = residual, worst = t0;
+    }
+    bases.push_back(cpu::top_subspace(x.slice_rows(worst, seed_block), r, kPowerIterations, seed + bases.size()));
+    captured = captured.cwiseMax((xm * bases.back()).rowwise().squaredNorm());
+  }
+  for (int it = 0; it < kClusterIterations; ++it) {
+    const std::vector<int> assign = route(xm, bases, route_block);
+    for (int c = 0; c < k; ++c) {
+      Matrix members(std::count(assign.begin(), assign.end(), c), x.cols);
+      std::int64_t row = 0;
+      for (std::int64_t t = 0; t < x.rows; ++t)
+        if (assign[static_cast<std::size_t>(t)] == c) std::copy(x.row(t), x.row(t) + x.cols, members.row(row++));
+      if (members.rows >= 1) {  // one warm-started pass per refit: the previous basis is nearly right
+        const RowMatrixF previous = bases[static_cast<std::size_t>(c)];
+        bases[static_cast<std::size_t>(c)] = cpu::top_subspace(members.view(), r, 1, seed + 101 * (it + 1) + c, &previous);
+      }
+    }
+  }
+  std::vector<float> out;
+  for (const auto& b : bases) append(out, b);
+  return out;
+}
+}  // namespace
+
+CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t seed) {
+  validate_config(config, warmup.cols);
+  CodecState s;
+  s.config = config;
+  s.dim = warmup.cols;
+  const Matrix w = wire_copy(warmup, config.value_bytes);
+  const int r = config.rank;
+  if (config.method == Method::pca || config.method == Method::mos) {
+    if (warmup.rows < 1) throw std::invalid_argument("fit: the warm-up sample is empty");
+    const RowMatrixF ubar = cpu::top_subspace(w.view(), r, kPowerIterations, seed);
+    append(s.basis, ubar);
+    if (config.method == Method::mos) {
+      s.directions = fit_directions(w.view(), ubar, config.rotations, config.theta_block_tokens);
+      if (config.value_bytes == 2)
+        for (float& v : s.directions) v = round_bf16(v);
+      const int m = config.rotations;
+      s.direction_gram.assign(static_cast<std::size_t>(m * r) * static_cast<std::size_t>(m * r), 0.0);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < m; ++j) {
+          const ConstMapF wi = cpu::map(s.directions.data() + i * s.dim * r, s.dim, r);
+          const ConstMapF wj = cpu::map(s.directions.data() + j * s.dim * r, s.dim, r);
+          const Eigen::MatrixXd n = (wi.transpose().cast<double>() * wj.cast<double>());
+          for (int p = 0; p < r; ++p)
+            for (int q = 0; q < r; ++q)
+              s.direction_gram[static_cast<std::size_t>((i * r + p) * m * r + j * r + q)] = n(p, q);
+        }
+    }
+  } else if (config.method == Method::mos_k) {
+    if (warmup.rows < 1) throw std::invalid_argument("fit: the warm-up sample is empty");
+    s.basis = fit_subspaces(w.view(), config.subspaces, r, config.route_block_tokens, seed);
+  }
+  if (config.value_bytes == 2) {  // the exchange carries bf16; both ends use exactly that
+    for (float& v : s.basis) v = round_bf16(v);
+  }
+  return s;
+}
+
+}  // namespace moss::kernels

@@ -1,0 +1,45 @@
+#pragma once
+// Launchers of the codec kernels (codec_kernels.cu). bf16 buffers are passed as std::uint16_t bits;
+// all pointers are device pointers, all matrices row-major; every launcher is asynchronous on
+// `stream` and checks the launch (throws std::runtime_error with file:line).
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace moss::kernels::cuda {
+
+/// C (m x n) = A (m x k, leading dim lda) * B, fp32 accumulation on tensor cores. B is k x n with
+/// leading dim ldb, or when `b_transposed` the n x k matrix whose transpose is B (decode: Z U^T).
+/// C is fp32 (`c_f32`) or bf16 (`c_bf16`); exactly one of them is non-null.
+void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
+                      bool b_transposed, float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m,
+                      int n, int k, cudaStream_t stream);
+
+/// mos-k encode, second half: from p = X [U_1..U_K] (tokens x K*rank fp32) pick per routing block the
+/// basis with the largest energy (first on ties) and write its coefficients z (tokens x rank, bf16) and
+/// route[block]. block_tokens <= 0: one block.
+void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int block_tokens,
+                         std::uint16_t* z, std::int32_t* route, cudaStream_t stream);
+
+/// mos-k decode: out_t = z_t U_{route[t / block]}^T, bases bf16 (K blocks of dim x rank).
+void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, const std::int32_t* route,
+                          std::int64_t tokens, int dim, int rank, int block_tokens, std::uint16_t* out,
+                          cudaStream_t stream);
+
+/// topk encode: per token the k largest |x| (ties: lowest index first), values bf16 and indices in
+/// ascending index order (tokens x k each).
+void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int k, std::uint16_t* values,
+                        std::int32_t* indices, cudaStream_t stream);
+/// topk decode: zeros with the kept values scattered back.
+void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices, std::int64_t tokens, int dim,
+                        int k, std::uint16_t* out, cudaStream_t stream);
+
+/// quant encode: per token scale = bf16(max|x| / qmax), codes = clamp(rint(x / scale)), qmax 127 or 7.
+void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,
+                         std::uint16_t* scales, cudaStream_t stream);
+/// quant decode: bf16(code * scale).
+void launch_quant_decode(const std::int8_t* codes, const std::uint16_t* scales, std::int64_t tokens, int dim,
+                         std::uint16_t* out, cudaStream_t stream);
+
+}  // namespace moss::kernels::cuda

@@ -1,0 +1,246 @@
+// GPU codec (gpu_codec.h): device buffers, the kernels of codec_kernels.cu, CUDA-event timing.
+// Host work inside encode: mos fits theta on the host from the device projections of a strided
+// sample (a (m+1)r-wide download per block), exactly as the CPU path does; index/code bit-packing
+// for the wire is done on the host after download (sizes are exact either way).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "../cpu/eigen_types.h"
+#include "codec_launch.h"
+#include "cuda_check.h"
+#include "moss/kernels/bf16.h"
+#include "moss/kernels/gpu_codec.h"
+#include "moss/kernels/reference.h"
+
+namespace moss::kernels {
+
+namespace {
+/// Device allocation freed on scope exit.
+template <typename T>
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(std::size_t n) : n_(n) {
+    if (n > 0) MOSS_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p_), n * sizeof(T)));
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (p_ != nullptr) cudaFree(p_);
+  }
+  T* get() const { return p_; }
+  void upload(const std::vector<T>& v, cudaStream_t s) {
+    MOSS_CUDA_CHECK(cudaMemcpyAsync(p_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, s));
+  }
+  std::vector<T> download(cudaStream_t s) const {
+    std::vector<T> v(n_);
+    MOSS_CUDA_CHECK(cudaMemcpyAsync(v.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost, s));
+    MOSS_CUDA_CHECK(cudaStreamSynchronize(s));
+    return v;
+  }
+
+ private:
+  T* p_ = nullptr;
+  std::size_t n_;
+};
+
+std::vector<std::uint16_t> to_bits(const float* p, std::size_t n) {
+  std::vector<std::uint16_t> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = float_to_bf16_bits(p[i]);
+  return out;
+}
+
+std::vector<float> to_floats(const std::vector<std::uint16_t>& b) {
+  std::vector<float> out(b.size());
+  for (std::size_t i = 0; i < b.size(); ++i) out[i] = bf16_bits_to_float(b[i]);
+  return out;
+}
+
+constexpr std::int64_t kThetaFitTokens = 512;  // as eigen_codec.cpp
+}  // namespace
+
+bool gpu_available() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);  // without a GPU: an error, count untouched
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return count > 0;
+}
+
+std::string gpu_device_name() {
+  if (!gpu_available()) return "";
+  cudaDeviceProp prop{};
+  MOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  return std::string(prop.name) + " (CUDA)";
+}
+
+Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming& timing, int repeats) {
+  if (!gpu_available()) throw std::runtime_error("no usable CUDA device");
+  const CodecConfig& c = s.config;
+  if (c.value_bytes != 2) throw std::invalid_argument("the GPU kernels are bf16 only (value_bytes = 2)");
+  const std::int64_t t = x.rows, d = x.cols, r = c.rank;
+  cudaStream_t stream = nullptr;
+  MOSS_CUDA_CHECK(cudaStreamCreate(&stream));
+  struct StreamGuard {
+    cudaStream_t s;
+    ~StreamGuard() { cudaStreamDestroy(s); }
+  } guard{stream};
+  DeviceBuffer<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
+  dx.upload(to_bits(x.data, static_cast<std::size_t>(t * d)), stream);
+  const std::int64_t bl_theta = c.theta_block_tokens <= 0 ? std::max<std::int64_t>(t, 1) : c.theta_block_tokens;
+  const std::int64_t bl_route = c.route_block_tokens <= 0 ? std::max<std::int64_t>(t, 1) : c.route_block_tokens;
+  const std::int64_t theta_blocks = (t + bl_theta - 1) / bl_theta, route_blocks = (t + bl_route - 1) / bl_route;
+  const std::int64_t k = topk_count(c.fraction, d), m = c.rotations, nk = c.subspaces;
+  // Method buffers (sized for the method in use only).
+  const bool subspace = c.method == Method::pca || c.method == Method::mos || c.method == Method::mos_k;
+  std::vector<float> wide;  // basis matrix the projection GEMM reads
+  if (c.method == Method::pca) wide = s.basis;
+  if (c.method == Method::mos || c.method == Method::mos_k) {
+    const std::int64_t blocks = c.method == Method::mos ? m + 1 : nk;
+    wide.resize(static_cast<std::size_t>(d * blocks * r));
+    for (std::int64_t i = 0; i < d; ++i)
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const float* src = c.method == Method::mos ? (b == 0 ? s.basis.data() : s.directions.data() + (b - 1) * d * r)
+                                                   : s.basis.data() + b * d * r;
+        std::copy(src + i * r, src + (i + 1) * r, wide.begin() + (i * blocks + b) * r);
+      }
+  }
+  DeviceBuffer<std::uint16_t> dwide(wide.size()), dz(subspace ? static_cast<std::size_t>(t * r) : 0);
+  if (!wide.empty()) dwide.upload(to_bits(wide.data(), wide.size()), stream);
+  const std::int64_t wide_cols = c.method == Method::mos ? (m + 1) * r : c.method == Method::mos_k ? nk * r : r;
+  DeviceBuffer<float> dp(c.method == Method::mos_k ? static_cast<std::size_t>(t * wide_cols)
+                         : c.method == Method::mos ? static_cast<std::size_t>(std::min(t, kThetaFitTokens) * wide_cols) : 0);
+  DeviceBuffer<std::uint16_t> drot(c.method == Method::mos ? static_cast<std::size_t>(theta_blocks * d * r) : 0);
+  DeviceBuffer<std::int32_t> droute(c.method == Method::mos_k ? static_cast<std::size_t>(route_blocks) : 0);
+  DeviceBuffer<std::uint16_t> dvals(c.method == Method::topk ? static_cast<std::size_t>(t * k) : 0);
+  DeviceBuffer<std::int32_t> didx(c.method == Method::topk ? static_cast<std::size_t>(t * k) : 0);
+  DeviceBuffer<std::int8_t> dcodes(c.method == Method::quant ? static_cast<std::size_t>(t * d) : 0);
+  DeviceBuffer<std::uint16_t> dscales(c.method == Method::quant ? static_cast<std::size_t>(t) : 0);
+  std::vector<float> theta;
+
+  auto encode_on_device = [&] {
+    theta.clear();
+    switch (c.method) {
+      case Method::none: break;
+      case Method::pca:
+        cuda::launch_gemm_bf16(dx.get(), d, dwide.get(), r, false, nullptr, dz.get(), r, t, static_cast<int>(r), static_cast<int>(d), stream);
+        break;
+      case Method::mos:
+        for (std::int64_t b = 0; b < theta_blocks; ++b) {
+          const std::int64_t t0 = b * bl_theta, n = std::min(bl_theta, t - t0);
+          const std::int64_t stride = std::max<std::int64_t>(1, n / kThetaFitTokens), ns = (n + stride - 1) / stride;
+          cuda::launch_gemm_bf16(dx.get() + t0 * d, stride * d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, ns,
+                                 static_cast<int>(wide_cols), static_cast<int>(d), stream);
+          std::vector<float> p = dp.download(stream);
+          const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r));
+          theta.insert(theta.end(), th.begin(), th.end());
+          const cpu::RowMatrixF u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
+          MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
+                                          static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));
+          MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector above is a temporary
+          cuda::launch_gemm_bf16(dx.get() + t0 * d, d, drot.get() + b * d * r, r, false, nullptr, dz.get() + t0 * r, r, n,
+                                 static_cast<int>(r), static_cast<int>(d), stream);
+        }
+        break;
+      case Method::mos_k:
+        cuda::launch_gemm_bf16(dx.get(), d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, t,
+                               static_cast<int>(wide_cols), static_cast<int>(d), stream);
+        cuda::launch_route_select(dp.get(), t, static_cast<int>(r), static_cast<int>(nk), c.route_block_tokens, dz.get(), droute.get(), stream);
+        break;
+      case Method::topk:
+        cuda::launch_topk_encode(dx.get(), t, static_cast<int>(d), static_cast<int>(k), dvals.get(), didx.get(), stream);
+        break;
+      case Method::quant:
+        cuda::launch_quant_encode(dx.get(), t, static_cast<int>(d), c.bits, dcodes.get(), dscales.get(), stream);
+        break;
+    }
+  };
+  DeviceBuffer<std::uint16_t> dbases(c.method == Method::mos_k ? s.basis.size() : 0);
+  if (c.method == Method::mos_k) dbases.upload(to_bits(s.basis.data(), s.basis.size()), stream);
+  auto decode_on_device = [&] {
+    switch (c.method) {
+      case Method::none:
+        MOSS_CUDA_CHECK(cudaMemcpyAsync(dout.get(), dx.get(), static_cast<std::size_t>(t * d) * 2, cudaMemcpyDeviceToDevice, stream));
+        break;
+      case Method::pca:
+        cuda::launch_gemm_bf16(dz.get(), r, dwide.get(), r, true, nullptr, dout.get(), d, t, static_cast<int>(d), static_cast<int>(r), stream);
+        break;
+      case Method::mos:
+        for (std::int64_t b = 0; b < theta_blocks; ++b) {
+          const std::int64_t t0 = b * bl_theta, n = std::min(bl_theta, t - t0);
+          cuda::launch_gemm_bf16(dz.get() + t0 * r, r, drot.get() + b * d * r, r, true, nullptr, dout.get() + t0 * d, d, n,
+                                 static_cast<int>(d), static_cast<int>(r), stream);
+        }
+        break;
+      case Method::mos_k:
+        cuda::launch_decode_routed(dz.get(), dbases.get(), droute.get(), t, static_cast<int>(d), static_cast<int>(r),
+                                   c.route_block_tokens, dout.get(), stream);
+        break;
+      case Method::topk:
+        cuda::launch_topk_decode(dvals.get(), didx.get(), t, static_cast<int>(d), static_cast<int>(k), dout.get(), stream);
+        break;
+      case Method::quant:
+        cuda::launch_quant_decode(dcodes.get(), dscales.get(), t, static_cast<int>(d), dout.get(), stream);
+        break;
+    }
+  };
+  cudaEvent_t e0, e1, e2;
+  MOSS_CUDA_CHECK(cudaEventCreate(&e0));
+  MOSS_CUDA_CHECK(cudaEventCreate(&e1));
+  MOSS_CUDA_CHECK(cudaEventCreate(&e2));
+  timing.encode_s = timing.decode_s = 1e30;
+  for (int i = 0; i < std::max(1, repeats) + 1; ++i) {  // first round warms up (module load, caches)
+    MOSS_CUDA_CHECK(cudaEventRecord(e0, stream));
+    encode_on_device();
+    MOSS_CUDA_CHECK(cudaEventRecord(e1, stream));
+    decode_on_device();
+    MOSS_CUDA_CHECK(cudaEventRecord(e2, stream));
+    MOSS_CUDA_CHECK(cudaEventSynchronize(e2));
+    float enc_ms = 0, dec_ms = 0;
+    MOSS_CUDA_CHECK(cudaEventElapsedTime(&enc_ms, e0, e1));
+    MOSS_CUDA_CHECK(cudaEventElapsedTime(&dec_ms, e1, e2));
+    if (i > 0 || repeats < 1) {
+      timing.encode_s = std::min(timing.encode_s, enc_ms * 1e-3);
+      timing.decode_s = std::min(timing.decode_s, dec_ms * 1e-3);
+    }
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaEventDestroy(e2);
+  // What travelled, in the wire layout of codec.h.
+  Encoded e;
+  e.tokens = t, e.dim = d, e.value_bytes = 2;
+  if (c.method == Method::none) e.values = to_floats(dx.download(stream));
+  if (subspace) e.values = to_floats(dz.download(stream));
+  if (c.method == Method::mos) e.theta = theta;
+  if (c.method == Method::mos_k) {
+    const std::vector<std::int32_t> route = droute.download(stream);
+    e.route = route;
+    const int ib = index_bits(nk);
+    e.packed.assign(static_cast<std::size_t>((route_blocks * ib + 7) / 8), 0);
+    for (std::int64_t b = 0; b < route_blocks; ++b) reference::pack_bits(e.packed, static_cast<std::uint64_t>(b * ib), ib, static_cast<std::uint32_t>(route[b]));
+  }
+  if (c.method == Method::topk) {
+    e.values = to_floats(dvals.download(stream));
+    const std::vector<std::int32_t> idx = didx.download(stream);
+    const int ib = index_bits(d);
+    e.packed.assign(static_cast<std::size_t>((t * k * ib + 7) / 8), 0);
+    for (std::size_t i = 0; i < idx.size(); ++i) reference::pack_bits(e.packed, i * static_cast<std::uint64_t>(ib), ib, static_cast<std::uint32_t>(idx[i]));
+  }
+  if (c.method == Method::quant) {
+    const std::vector<std::int8_t> codes = dcodes.download(stream);
+    e.scales = to_floats(dscales.download(stream));
+    e.packed.assign(static_cast<std::size_t>((t * d * c.bits + 7) / 8), 0);
+    const std::uint32_t mask = (1u << c.bits) - 1u;
+    for (std::size_t i = 0; i < codes.size(); ++i)
+      reference::pack_bits(e.packed, i * static_cast<std::uint64_t>(c.bits), c.bits, static_cast<std::uint32_t>(codes[i]) & mask);
+  }
+  const std::vector<std::uint16_t> out = dout.download(stream);
+  for (std::size_t i = 0; i < out.size(); ++i) x_hat[i] = bf16_bits_to_float(out[i]);
+  return e;
+}
+
+}  // namespace moss::kernels

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace moss::kernels {
+
+/// bfloat16 bits of `x`, rounded to nearest even (the rounding of __float2bfloat16_rn). NaN stays NaN.
+inline std::uint16_t float_to_bf16_bits(float x) {
+  std::uint32_t u = 0;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu) != 0) return 0x7fc0;  // quiet NaN
+  const std::uint32_t lsb = (u >> 16) & 1u;
+  u += 0x7fffu + lsb;
+  return static_cast<std::uint16_t>(u >> 16);
+}
+
+/// float value of bfloat16 bits (exact).
+inline float bf16_bits_to_float(std::uint16_t b) {
+  const std::uint32_t u = static_cast<std::uint32_t>(b) << 16;
+  float x = 0;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/// `x` rounded to the nearest bfloat16, returned as float.
+inline float round_bf16(float x) { return bf16_bits_to_float(float_to_bf16_bits(x)); }
+
+/// float value of IEEE half-precision bits (exact; subnormals, Inf and NaN included).
+inline float half_bits_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  std::uint32_t exp = (h >> 10) & 0x1fu;
+  std::uint32_t mant = h & 0x3ffu;
+  std::uint32_t u = 0;
+  if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (mant << 13);
+  } else if (exp == 0) {
+    if (mant == 0) {
+      u = sign;
+    } else {  // subnormal: renormalise
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
+      u = sign | (static_cast<std::uint32_t>(112 - e) << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else {
+    u = sign | ((exp + 112) << 23) | (mant << 13);
+  }
+  float x = 0;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+}  // namespace moss::kernels

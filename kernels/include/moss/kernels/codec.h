@@ -1,0 +1,116 @@
+#pragma once
+
+// One compression interface for every method. A codec is *fitted* once on a warm-up sample (the
+// bases both ends hold after a one-time exchange), then *encodes* chunks of tokens into what travels
+// on the wire and *decodes* them back. The CPU implementation (Eigen, kernels/cpu/) and the CUDA one
+// (kernels/cuda/) share CodecState and Encoded and give the same numbers up to summation order.
+//
+// Wire format per chunk of T tokens x d features (one tensor, K or V):
+//   none   T*d bf16 values                                            2*T*d bytes
+//   pca    Z = X U, T*r bf16                                          2*T*r bytes
+//   mos    Z = X U(theta), T*r bf16, + `rotations` fp32 theta per theta-block
+//   mos-k  Z = X U_k, T*r bf16, + ceil(log2 K) bits of basis index per routing block (bit-packed)
+//   topk   k = ceil(fraction*d) per token: k bf16 values + k indices of ceil(log2 d) bits (bit-packed)
+//   quant  T*d codes of `bits` bits (bit-packed, two's complement) + one bf16 scale per token
+// With value_bytes = 4 (closed-form tests only) values and bases are fp32 instead of bf16.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "moss/kernels/matrix.h"
+
+namespace moss::kernels {
+
+/// The compression methods (DESIGN.md "The method being simulated").
+enum class Method { none, pca, mos, mos_k, topk, quant };
+
+/// "none", "pca", "mos", "mos-k", "topk" or "quant" -> Method; throws std::invalid_argument naming the
+/// accepted names.
+Method parse_method(std::string_view name);
+/// Inverse of parse_method.
+std::string_view method_name(Method method);
+
+/// Compression parameters as a scenario states them (CONTRACT.md "compression"), K and V together.
+struct CompressionParams {
+  std::string method;
+  int rank_k = 0;            ///< subspace rank for K (pca, mos, mos-k)
+  int rank_v = 0;            ///< subspace rank for V
+  int rotations = 1;         ///< mos: number of skew-symmetric generators (theta entries)
+  int subspaces = 4;         ///< mos-k: number of bases K
+  double fraction = 0.1;     ///< topk: fraction of entries kept per token
+  int bits = 8;              ///< quant: 8 or 4
+  int theta_block_tokens = 0;  ///< mos: tokens sharing one theta; 0 = one theta per encoded chunk
+  int route_block_tokens = 1;  ///< mos-k: tokens sharing one basis index; 0 = one per chunk
+  int value_bytes = 2;         ///< 2: bf16 on the wire (real use); 4: fp32 (closed-form tests only)
+};
+
+/// Parameters of the codec of one tensor (K or V): CompressionParams with the rank chosen.
+struct CodecConfig {
+  Method method = Method::none;
+  int rank = 0;
+  int rotations = 1;
+  int subspaces = 4;
+  double fraction = 0.1;
+  int bits = 8;
+  int theta_block_tokens = 0;
+  int route_block_tokens = 1;
+  int value_bytes = 2;
+};
+
+/// CodecConfig of K (`is_v` false) or V; throws std::invalid_argument for an invalid combination
+/// (unknown method, rank < 1 for a subspace method, fraction outside (0, 1], bits not 4 or 8, ...).
+CodecConfig codec_config(const CompressionParams& params, bool is_v);
+/// Throws std::invalid_argument when `config` is not usable on features of width `dim`.
+void validate_config(const CodecConfig& config, std::int64_t dim);
+
+/// What both ends hold after the one-time exchange (fitted on a warm-up sample).
+struct CodecState {
+  CodecConfig config;
+  std::int64_t dim = 0;
+  /// pca, mos (Ubar): dim x rank row-major; mos-k: `subspaces` such blocks one after the other.
+  /// Rounded to bf16 when value_bytes == 2 (that is what the exchange carries and what kernels read).
+  std::vector<float> basis;
+  /// mos: `rotations` tangent directions W_i (dim x rank each, Ubar^T W_i = 0). The generators are
+  /// A_i = W_i Ubar^T - Ubar W_i^T (skew-symmetric, rank 2r).
+  std::vector<float> directions;
+  /// mos: W_i^T W_j blocks (rotations*rank square, row-major, double), filled by fit_codec.
+  std::vector<double> direction_gram;
+};
+
+/// One encoded chunk: exactly what travels, held as floats that are exact in the wire type.
+struct Encoded {
+  std::int64_t tokens = 0;
+  std::int64_t dim = 0;
+  int value_bytes = 2;
+  std::vector<float> values;          ///< coefficients / kept values / none: the bf16 input
+  std::vector<std::uint8_t> packed;   ///< bit-packed indices (topk, mos-k) or integer codes (quant)
+  std::vector<float> theta;           ///< mos: rotations x theta-blocks, fp32
+  std::vector<float> scales;          ///< quant: one bf16 scale per token
+  std::vector<std::int32_t> route;    ///< mos-k: basis index per routing block (also in `packed`)
+
+  /// Bytes on the wire: values * value_bytes + packed + 4 * theta + 2 * scales.
+  [[nodiscard]] std::uint64_t wire_bytes() const;
+};
+
+/// Closed-form wire bytes of a chunk of `tokens` x `dim` (what Encoded::wire_bytes() returns).
+std::uint64_t encoded_bytes(const CodecConfig& config, std::int64_t tokens, std::int64_t dim);
+/// Bytes of the one-time basis exchange (0 for none, topk, quant).
+std::uint64_t one_time_bytes(const CodecConfig& config, std::int64_t dim);
+/// Bits of one index into `choices` alternatives: ceil(log2 choices), 0 for choices <= 1.
+int index_bits(std::int64_t choices);
+/// Entries kept per token by topk: clamp(ceil(fraction * dim), 1, dim).
+std::int64_t topk_count(double fraction, std::int64_t dim);
+
+/// Fits the codec on `warmup` (tokens x dim) with the Eigen CPU implementation. Deterministic in
+/// `seed`. pca: top-r principal subspace (randomised subspace iteration); mos: Ubar = pca basis and
+/// generators from the principal tangent directions of warm-up blocks; mos-k: k-subspaces clustering.
+CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t seed);
+
+/// Encodes one chunk with the Eigen CPU implementation.
+Encoded encode(const CodecState& state, MatrixView x);
+/// Decodes one chunk with the Eigen CPU implementation into `out` (tokens x dim, row-major).
+void decode(const CodecState& state, const Encoded& encoded, float* out);
+
+}  // namespace moss::kernels

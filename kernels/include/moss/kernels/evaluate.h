@@ -1,0 +1,41 @@
+#pragma once
+
+// One tensor through one codec: fit on a warm-up sample, encode/decode a chunk, count, time, score.
+
+#include <cstdint>
+#include <string>
+
+#include "moss/kernels/codec.h"
+#include "moss/kernels/metrics.h"
+
+namespace moss::kernels {
+
+/// Where encode/decode run.
+enum class Device { cpu, gpu };
+
+/// Bytes, error and speed of one tensor (K or V) compressed as one chunk.
+struct TensorReport {
+  std::int64_t tokens = 0;
+  std::int64_t dim = 0;
+  std::uint64_t raw_bytes = 0;       ///< tokens x dim x 2 (bf16)
+  std::uint64_t sent_bytes = 0;      ///< Encoded::wire_bytes() of the chunk
+  std::uint64_t one_time_bytes = 0;  ///< basis exchange (not in sent_bytes)
+  double ratio = 1;                  ///< sent_bytes / raw_bytes
+  ReconstructionError error;
+  double encode_s = 0;               ///< fastest timed encode of the chunk
+  double decode_s = 0;
+  double encode_input_bytes_per_s = 0;   ///< raw_bytes / encode_s
+  double decode_output_bytes_per_s = 0;  ///< raw_bytes / decode_s
+  std::string device;                    ///< "cpu (Eigen, 1 thread)" or the GPU's name
+};
+
+/// Fits `config` on `warmup`, then encodes and decodes `x` on `device` (`repeats` timed runs, fastest
+/// kept). Throws std::invalid_argument for an invalid config, std::runtime_error when device is gpu and
+/// none is usable.
+TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,
+                             std::uint64_t seed, int repeats = 1);
+
+/// Name of the CPU implementation as reports print it.
+std::string cpu_device_name();
+
+}  // namespace moss::kernels

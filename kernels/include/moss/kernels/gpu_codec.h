@@ -1,0 +1,29 @@
+#pragma once
+
+// The CUDA implementation behind the codec interface. Fitting stays on the CPU (the one-time warm-up);
+// encode and decode run on the device with the kernels of kernels/cuda/. Without a CUDA build or
+// without a device, gpu_available() is false and gpu_roundtrip throws std::runtime_error.
+
+#include <string>
+
+#include "moss/kernels/codec.h"
+
+namespace moss::kernels {
+
+/// Device times of one GPU round trip (CUDA events; host transfers excluded).
+struct GpuTiming {
+  double encode_s = 0;
+  double decode_s = 0;
+};
+
+/// True when moss was built with CUDA and a device is usable.
+bool gpu_available();
+/// Name of device 0 ("" when none).
+std::string gpu_device_name();
+
+/// Uploads x as bf16, encodes and decodes it on the GPU (value_bytes must be 2), writes the decoded
+/// tokens to x_hat (x.rows x x.cols floats) and returns what was encoded. `repeats` timed runs, the
+/// fastest kept.
+Encoded gpu_roundtrip(const CodecState& state, MatrixView x, float* x_hat, GpuTiming& timing, int repeats = 3);
+
+}  // namespace moss::kernels

@@ -1,0 +1,81 @@
+#pragma once
+
+// The facade the step simulator calls for a scenario: run the real kernels on a representative
+// sample of K/V of the scenario's shape and report per-token bytes, errors and throughput.
+//
+// Sample. The codecs are fitted on a warm-up sample of kWarmupTokens tokens (the bases a run would
+// learn in its warm-up) and evaluated on a *different* sample of min(chunk_tokens, kMaxSampleTokens)
+// tokens, K and V separately, each with its own rank. Synthetic sources generate warm-up + sample from
+// one seeded stream (tokens [0, warm-up) fit, the rest is measured).
+//
+// Bytes. sent_bytes_per_token counts K + V exactly as they travel for a chunk of chunk_tokens tokens
+// (coefficients, indices, scales, and the theta of every theta-block: with theta_block_tokens = 0 one
+// theta per chunk, i.e. 4 * rotations / chunk_tokens bytes per token per tensor). raw is bf16:
+// 2 tensors x kv_dim x 2 bytes per token; ratio = sent / raw.
+//
+// Basis exchange. one_time_bytes is the K + V bases of ONE layer (pca: d r; mos: d r (1 + rotations);
+// mos-k: d r K values, bf16) that every receiver must hold. The bases are learned once in warm-up and
+// kept (as in the paper: Ubar from the principal components of ~500 warm-up steps), so over a run of S
+// steps with L layers and P devices the exchange costs one_time_bytes * L * (P - 1) per device once,
+// i.e. one_time_bytes * L * (P - 1) / S per step: negligible for S in the thousands. The caller does
+// that amortisation (it knows L, P and the run length); it is NOT folded into sent_bytes_per_token.
+//
+// Throughput. encode_input_bytes_per_s = bf16 input bytes / encode time of the sample, decode the
+// same for bf16 output, measured on `device` (named in the result). Measured on the CPU, it says how
+// fast this host runs the kernels, not a GPU: callers that time a GPU step should use a roofline
+// estimate for that GPU unless device is a GPU (throughput_measured says a measurement was made).
+//
+// Cost: about 0.1-0.6 s per new (method, params, source, shape, seed, device) on a 2-core CPU at
+// kv_dim 2048; results are cached in-process, so sweeps pay once per distinct key.
+
+#include <cstdint>
+#include <string>
+
+#include "moss/kernels/codec.h"
+#include "moss/kernels/matrix.h"
+
+namespace moss::kernels {
+
+/// Largest measured sample per tensor (tokens).
+inline constexpr std::int64_t kMaxSampleTokens = 1024;
+/// Warm-up sample used to fit the bases (tokens).
+inline constexpr std::int64_t kWarmupTokens = 1024;
+
+/// What to measure.
+struct MeasureRequest {
+  CompressionParams params;
+  std::int64_t chunk_tokens = 0;  ///< tokens per device chunk (seq_len / context parallel degree)
+  int kv_dim = 0;                 ///< kv_heads x head_dim
+  int head_dim = 128;             ///< recorded in the cache key; the bases span all heads together
+  std::uint64_t seed = 1;
+  /// "synthetic:llama" or "synthetic:<spec>" (synthetic.h; dim is set to kv_dim), or any name for
+  /// activations passed to the overload below.
+  std::string activation_source = "synthetic:llama";
+  std::string device = "cpu";  ///< "cpu", "gpu" (throws when none), or "auto" (gpu when available)
+};
+
+/// Result per token of a device chunk (see the file comment).
+struct MeasureResult {
+  double raw_bytes_per_token = 0;
+  double sent_bytes_per_token = 0;
+  double ratio = 1;
+  double relative_error = 0;    ///< K and V together: sqrt((|dK|^2 + |dV|^2) / (|K|^2 + |V|^2))
+  double relative_error_k = 0;
+  double relative_error_v = 0;
+  double encode_input_bytes_per_s = 0;
+  double decode_output_bytes_per_s = 0;
+  std::string device;
+  bool throughput_measured = false;
+  double one_time_bytes = 0;  ///< K + V bases of one layer (see the file comment)
+};
+
+/// Measures a synthetic source. Thread-safe; cached in-process by (method, params, source, shape,
+/// seed, device). Throws std::invalid_argument for invalid params, shapes or source strings.
+MeasureResult measure_kv(const MeasureRequest& request);
+
+/// Measures given activations (tokens x kv_dim each, e.g. loaded by moss::io): the first half of the
+/// tokens (at most kWarmupTokens) fits, the rest (at most kMaxSampleTokens) is measured. Cached like
+/// measure_kv under request.activation_source, which must name the data.
+MeasureResult measure_kv(const MeasureRequest& request, MatrixView k, MatrixView v);
+
+}  // namespace moss::kernels

@@ -1,0 +1,70 @@
+// The moss command line: the only code that prints to the user or chooses an exit code.
+#include <exception>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "compress_command.h"
+#include "moss/core/error.h"
+#include "report_command.h"
+#include "run_command.h"
+#include "sweep_command.h"
+#include "validate_command.h"
+
+namespace {
+
+constexpr int kExitInvalidInput = 2;
+constexpr int kExitFailure = 1;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"moss: predicts LLM training speed and time-to-loss under context parallelism over "
+               "slow and fast links, with and without K/V compression"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("moss ") + MOSS_VERSION);
+
+  moss::app::RunOptions run;
+  moss::app::SweepOptions sweep;
+  moss::app::ReportOptions report;
+  moss::app::CompressOptions compress;
+  moss::app::ValidateOptions validate;
+  auto* run_cmd = app.add_subcommand("run", "simulate one scenario");
+  moss::app::add_run_options(*run_cmd, run);
+  auto* sweep_cmd = app.add_subcommand("sweep", "simulate every point of a scenario's sweep block");
+  moss::app::add_sweep_options(*sweep_cmd, sweep);
+  auto* report_cmd = app.add_subcommand("report", "write the capacity-planning report of a run or sweep");
+  moss::app::add_report_options(*report_cmd, report);
+  auto* compress_cmd = app.add_subcommand("compress", "run the K/V compression kernels alone");
+  moss::app::add_compress_options(*compress_cmd, compress);
+  auto* validate_cmd = app.add_subcommand("validate", "check a scenario and print every problem");
+  moss::app::add_validate_options(*validate_cmd, validate);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitInvalidInput;
+  }
+
+  try {
+    if (*run_cmd) return moss::app::run_run(run, std::cout);
+    if (*sweep_cmd) return moss::app::run_sweep(sweep, std::cout, std::cerr);
+    if (*report_cmd) return moss::app::run_report(report, std::cout, std::cerr);
+    if (*compress_cmd) return moss::app::run_compress(compress, std::cout);
+    if (*validate_cmd) return moss::app::run_validate(validate, std::cout, std::cerr);
+  } catch (const moss::InputError& e) {
+    for (const auto& p : e.problems()) std::cerr << "error: " << p.to_string() << '\n';
+    return kExitInvalidInput;
+  } catch (const moss::InternalError& e) {
+    std::cerr << "moss: internal error (please report): " << e.what() << '\n';
+    return kExitFailure;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "moss: out of memory\n";
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "moss: " << e.what() << '\n';
+    return kExitFailure;
+  }
+  return kExitFailure;
+}

@@ -1,0 +1,76 @@
+#include "run_command.h"
+
+#include <cstdio>
+#include <ostream>
+
+#include <CLI/CLI.hpp>
+
+#include "moss/scenario/loader.h"
+#include "moss/scenario/units.h"
+#include "moss/step/evaluate.h"
+#include "moss/sweep/run_output.h"
+#include "output.h"
+
+namespace moss::app {
+
+void add_run_options(CLI::App& sub, RunOptions& o) {
+  sub.add_option("scenario", o.scenario, "scenario JSON file")->required();
+  sub.add_option("--out", o.out, "output directory (default: results/<scenario name>)");
+  sub.add_option("--backend", o.backend, "network backend: analytic | ns3 (overrides the scenario)");
+  sub.add_flag("--no-trace", o.no_trace, "do not write the timeline trace");
+  sub.add_flag("--json", o.json, "print summary.json instead of the table");
+}
+
+namespace {
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+void print_table(const step::RunResult& r, const std::string& dir, std::ostream& out) {
+  using scenario::format_bytes;
+  using scenario::format_duration;
+  const auto row = [&](const std::string& k, const std::string& v) {
+    out << "  " << k << std::string(k.size() < 28 ? 28 - k.size() : 1, ' ') << v << '\n';
+  };
+  out << "scenario " << r.scenario << " (" << r.backend << " network)\n";
+  row("tokens/s", fixed(r.tokens_per_second, 0));
+  row("step time", format_duration(r.step_time_s));
+  row("MFU", fixed(100 * r.mfu, 1) + " %");
+  row("exposed communication", format_duration(r.exposed_comm_s) + " (" +
+                                   fixed(100 * r.exposed_comm_s / r.step_time_s, 1) + " % of the step)");
+  row("bytes sent per GPU per step", format_bytes(r.comm_bytes_per_step_per_device));
+  row("compression", r.compression.method + (r.compression.method == "none" ? "" : " (ratio " + fixed(r.compression.ratio, 4) + ")"));
+  row("memory per GPU", format_bytes(r.memory.total_bytes) + " of " + format_bytes(r.gpu_memory_bytes));
+  row("time to target", std::isfinite(r.convergence.time_to_target_s) ? format_duration(r.convergence.time_to_target_s) : "unreachable");
+  row("outputs", dir + "/{summary.json,trace.json,results.h5}");
+}
+
+}  // namespace
+
+int run_run(const RunOptions& o, std::ostream& out) {
+  const nlohmann::json doc = scenario::read_json_file(o.scenario);
+  const scenario::Scenario s = scenario::parse_scenario(doc, o.scenario);
+  step::EvaluateOptions eo;
+  eo.trace = !o.no_trace;
+  if (!o.backend.empty()) eo.backend = o.backend;
+  const step::RunResult r = step::evaluate(s, eo);
+  const std::string dir = o.out.empty() ? "results/" + safe_name(s.name) : o.out;
+  ensure_directory(dir);
+  nlohmann::json summary = r.to_summary_json();
+  summary["scenario_file"] = o.scenario;
+  write_file_atomic(dir + "/summary.json", summary.dump(2) + "\n");
+  if (eo.trace) write_file_atomic(dir + "/trace.json", r.trace.dump() + "\n");
+  write_file_atomic(dir + "/scenario.json", doc.dump(2) + "\n");
+  sweep::write_run_h5(dir + "/results.h5", r, doc);
+  if (o.json) {
+    out << summary.dump(2) << '\n';
+  } else {
+    print_table(r, dir, out);
+  }
+  return 0;
+}
+
+}  // namespace moss::app

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace moss::app {
+
+/// Flags of `moss run` (CONTRACT.md).
+struct RunOptions {
+  std::string scenario;
+  std::string out;      ///< default: results/<scenario name>
+  std::string backend;  ///< overrides /simulation/backend
+  bool no_trace = false;
+  bool json = false;    ///< print summary.json instead of the table
+};
+
+void add_run_options(CLI::App& sub, RunOptions& options);
+
+/// Evaluates one scenario, writes summary.json, trace.json and results.h5, prints a table.
+int run_run(const RunOptions& options, std::ostream& out);
+
+}  // namespace moss::app

@@ -1,0 +1,49 @@
+#pragma once
+
+// Loading real K/V activations for `moss compress` and scenarios.
+//
+// Accepted files (float32, float16 or bfloat16 values, C order):
+//   .npy  [tokens, dim]            one tensor
+//         [layers, tokens, dim]    one tensor per layer (layers != 2)
+//         [2, tokens, dim]         a K/V pair (index 0 = K, 1 = V)
+//         [2, layers, tokens, dim] a K/V pair per layer
+//         dtypes '<f4', '<f2', and bfloat16 as written by ml_dtypes ('bfloat16' or '<V2')
+//   .h5 / .hdf5  datasets "k" and "v" (a pair), or a single dataset (any name) holding one
+//         tensor; each [tokens, dim] or [layers, tokens, dim], any HDF5 floating-point type
+// Errors (moss::InputError naming the file, the dataset as "/name", and what was expected): unknown
+// extension, bad magic/header, unsupported dtype, Fortran order, wrong rank or zero-sized shape,
+// truncated data, NaN/Inf (with its layer, token and feature). Sizes are validated against the file
+// size before any data buffer is allocated.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moss::io {
+
+/// One tensor: `layers` x `tokens` x `dim` float32, row-major.
+struct Tensor {
+  std::string name;  ///< "k", "v" or "x"
+  std::int64_t layers = 1;
+  std::int64_t tokens = 0;
+  std::int64_t dim = 0;
+  std::vector<float> values;
+
+  /// Pointer to the first value of `layer`.
+  [[nodiscard]] const float* layer(std::int64_t l) const { return values.data() + l * tokens * dim; }
+};
+
+/// What a file held: one tensor, or K and V (is_pair) of equal shapes.
+struct Activations {
+  std::vector<Tensor> tensors;
+  [[nodiscard]] bool is_pair() const { return tensors.size() == 2; }
+};
+
+/// Loads a .npy or .h5/.hdf5 file (see the file comment); throws moss::InputError.
+Activations load_activations(const std::string& path);
+/// Loads a .npy file.
+Activations load_npy(const std::string& path);
+/// Loads an HDF5 file.
+Activations load_hdf5(const std::string& path);
+
+}  // namespace moss::io

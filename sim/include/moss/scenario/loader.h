@@ -1,0 +1,35 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "moss/core/error.h"
+#include "moss/scenario/scenario.h"
+
+namespace moss::scenario {
+
+/// Reads a JSON file. Throws moss::InputError (file, line/column of a syntax error) when the file
+/// is missing, unreadable or not JSON.
+[[nodiscard]] nlohmann::json read_json_file(const std::string& path);
+
+/// Checks a scenario document and returns every problem found (empty when valid). `file` names
+/// the source in messages. Includes semantic checks (GPU count, divisibility, memory fit,
+/// connectivity). The "sweep" block is checked for shape only.
+[[nodiscard]] std::vector<Problem> validate_scenario(const nlohmann::json& doc, const std::string& file);
+
+/// Builds a scenario from a document; throws moss::InputError listing every problem.
+[[nodiscard]] Scenario parse_scenario(const nlohmann::json& doc, const std::string& file);
+
+/// read_json_file + parse_scenario.
+[[nodiscard]] Scenario load_scenario(const std::string& path);
+
+/// Sets a dotted path ("cluster.network.bandwidth") in a scenario document, creating objects on
+/// the way. Throws moss::InputError when the path crosses a non-object.
+void set_dotted(nlohmann::json& doc, const std::string& dotted_path, const nlohmann::json& value);
+
+/// Directory of the shipped data files (hardware catalog, model presets).
+[[nodiscard]] std::string data_dir();
+
+}  // namespace moss::scenario

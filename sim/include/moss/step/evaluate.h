@@ -1,0 +1,64 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "moss/converge/scaling_law.h"
+#include "moss/model/memory.h"
+#include "moss/net/backend.h"
+#include "moss/scenario/scenario.h"
+
+namespace moss::step {
+
+/// How compression came out for this scenario.
+struct CompressionOutcome {
+  std::string method = "none";
+  double ratio = 1;                        ///< sent / raw bytes of the K/V exchange
+  std::optional<double> relative_error;    ///< ||X - X^||_F / ||X||_F, when measured
+  double sent_bytes_per_token = 0;         ///< K + V, per layer, per token
+  double raw_bytes_per_token = 0;          ///< bf16 K + V, per layer, per token
+  std::string source = "formula";          ///< "formula" (byte accounting) or "kernels" (measured)
+  std::string timing_source = "roofline";  ///< how encode/decode were timed
+};
+
+/// Everything one scenario evaluation produces.
+struct RunResult {
+  std::string scenario;
+  std::string backend;
+  double params = 0;
+  double tokens_per_step = 0;
+  double step_time_s = 0;              ///< average over a weight-sync period
+  double step_time_no_sync_s = 0;      ///< a step without weight synchronisation
+  double compute_only_step_s = 0;      ///< the same step with free communication
+  double tokens_per_second = 0;
+  double mfu = 0;
+  double model_flops_per_step = 0;
+  double comm_bytes_per_step_per_device = 0;  ///< CP + amortised weight sync, mean over devices
+  double cp_bytes_per_step_per_device = 0;
+  double sync_bytes_per_step_per_device = 0;  ///< amortised over sync_every_steps
+  double exposed_comm_s = 0;                  ///< step_time_s - compute_only_step_s
+  double weight_sync_time_s = 0;              ///< one all-reduce
+  double cp_comm_time_s = 0;                  ///< network time of the CP exchange per step
+  model::MemoryBreakdown memory;
+  double gpu_memory_bytes = 0;
+  CompressionOutcome compression;
+  converge::Prediction convergence;
+  net::BackendStats network;
+  nlohmann::json trace;                       ///< Chrome trace events (when asked for)
+
+  /// summary.json: every key of CONTRACT.md plus details.
+  [[nodiscard]] nlohmann::json to_summary_json() const;
+};
+
+struct EvaluateOptions {
+  bool trace = false;                  ///< build the Chrome trace of one step
+  std::optional<std::string> backend;  ///< overrides /simulation/backend
+};
+
+/// Simulates one optimizer step of the scenario and predicts the time to its target.
+/// The scenario must come from parse_scenario (validated). Thread-safe for distinct scenarios.
+[[nodiscard]] RunResult evaluate(const scenario::Scenario& scenario, const EvaluateOptions& options = {});
+
+}  // namespace moss::step

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "moss/scenario/scenario.h"
+#include "moss/step/evaluate.h"
+#include "moss/sweep/point_record.h"
+#include "moss/sweep/sweep_plan.h"
+
+namespace moss::sweep {
+
+/// Turns a sweep point into a record: the point's scenario document is validated (an invalid one
+/// throws moss::InputError, which the runner records as "invalid") and evaluated.
+/// Thread-safe: each call works on its own copy of the document.
+class PointEvaluator {
+ public:
+  /// `base`: the scenario document with its sweep block; `file`: where it came from (relative
+  /// calibration paths resolve against it); `backend`: --backend override.
+  PointEvaluator(nlohmann::json base, std::string file, std::optional<std::string> backend);
+
+  [[nodiscard]] PointRecord operator()(std::int64_t index, const std::vector<Assignment>& assignments) const;
+
+ private:
+  nlohmann::json base_;
+  std::string file_;
+  std::optional<std::string> backend_;
+};
+
+/// The record of one evaluated scenario: metrics (tokens/s, times, bytes, eta, cost, design
+/// fields), labels (method, design, eta sources), summary, loss curve and the document itself.
+[[nodiscard]] PointRecord make_record(const scenario::Scenario& s, const step::RunResult& r, const nlohmann::json& doc);
+
+/// The part of make_record that needs only the result (no design fields).
+[[nodiscard]] PointRecord make_result_record(const step::RunResult& r, const nlohmann::json& doc);
+
+/// A short name of the compression design: "none", "mos k40/v100", "topk 10%", "quant int4".
+[[nodiscard]] std::string design_label(const scenario::CompressionSpec& c);
+
+}  // namespace moss::sweep

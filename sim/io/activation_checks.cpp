@@ -1,0 +1,71 @@
+#include "activation_checks.h"
+
+#include <cmath>
+
+#include "moss/core/error.h"
+
+namespace moss::io::detail {
+
+namespace {
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+}  // namespace
+
+Layout layout_of(const std::string& file, const std::string& dataset, const std::vector<std::int64_t>& shape,
+                 bool allow_pair) {
+  Layout l;
+  const std::string expected = allow_pair
+      ? "expected [tokens, dim], [layers, tokens, dim], [2, tokens, dim] (K/V) or [2, layers, tokens, dim]"
+      : "expected [tokens, dim] or [layers, tokens, dim]";
+  if (shape.size() == 2) {
+    l.tokens = shape[0], l.dim = shape[1];
+  } else if (shape.size() == 3) {
+    if (allow_pair && shape[0] == 2) l.tensors = 2;
+    else l.layers = shape[0];
+    l.tokens = shape[1], l.dim = shape[2];
+  } else if (shape.size() == 4 && allow_pair && shape[0] == 2) {
+    l.tensors = 2, l.layers = shape[1], l.tokens = shape[2], l.dim = shape[3];
+  } else {
+    throw InputError(file, dataset, "shape " + shape_text(shape) + ": " + expected);
+  }
+  if (l.layers < 1 || l.tokens < 1 || l.dim < 1)
+    throw InputError(file, dataset, "shape " + shape_text(shape) + " has an empty dimension: " + expected);
+  if (l.count() > (std::uint64_t{1} << 36))
+    throw InputError(file, dataset, "shape " + shape_text(shape) + " is too large (more than 2^36 values)");
+  return l;
+}
+
+Activations split(const std::string& file, const Layout& l, std::vector<float> values,
+                  const std::vector<std::string>& names, const std::string& dataset) {
+  const auto per = static_cast<std::size_t>(l.layers * l.tokens * l.dim);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (std::isfinite(values[i])) continue;
+    const auto tensor = i / per, in = i % per;
+    const auto layer = in / static_cast<std::size_t>(l.tokens * l.dim);
+    const auto token = in / static_cast<std::size_t>(l.dim) % static_cast<std::size_t>(l.tokens);
+    const auto feature = in % static_cast<std::size_t>(l.dim);
+    throw InputError(file, dataset,
+                     std::string(std::isnan(values[i]) ? "NaN" : "Inf") + " at " +
+                         (l.tensors == 2 ? std::string(tensor == 0 ? "K " : "V ") : std::string()) + "layer " +
+                         std::to_string(layer) + ", token " + std::to_string(token) + ", feature " +
+                         std::to_string(feature) + ": expected finite activations");
+  }
+  Activations a;
+  for (int t = 0; t < l.tensors; ++t) {
+    Tensor x;
+    x.name = !names.empty() ? names[static_cast<std::size_t>(t)] : (l.tensors == 2 ? (t == 0 ? "k" : "v") : "x");
+    x.layers = l.layers, x.tokens = l.tokens, x.dim = l.dim;
+    if (l.tensors == 1) {
+      x.values = std::move(values);
+    } else {
+      x.values.assign(values.begin() + static_cast<std::ptrdiff_t>(t * per), values.begin() + static_cast<std::ptrdiff_t>((t + 1) * per));
+    }
+    a.tensors.push_back(std::move(x));
+  }
+  return a;
+}
+
+}  // namespace moss::io::detail

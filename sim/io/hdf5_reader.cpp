@@ -1,0 +1,103 @@
+// HDF5 reader (C API): datasets "k"/"v" or a single dataset; sizes checked before allocation.
+#include <hdf5.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+
+#include "activation_checks.h"
+#include "moss/core/error.h"
+#include "moss/io/activations.h"
+
+namespace moss::io {
+
+namespace {
+/// Owns one HDF5 identifier.
+class Handle {
+ public:
+  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() {
+    if (id_ >= 0) close_(id_);
+  }
+  [[nodiscard]] hid_t get() const { return id_; }
+  [[nodiscard]] bool ok() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+  return 0;
+}
+
+Activations read_dataset(const std::string& path, hid_t file, const std::string& name, std::uint64_t file_bytes) {
+  const std::string where = "/" + name;
+  Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.ok()) throw InputError(path, where, "cannot open the dataset");
+  Handle type(H5Dget_type(ds.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_FLOAT)
+    throw InputError(path, where, "dataset is not floating point: expected float32, float16 or bfloat16 values");
+  Handle space(H5Dget_space(ds.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 1 || rank > 4) throw InputError(path, where, "dataset rank " + std::to_string(rank) + ": expected [tokens, dim] or [layers, tokens, dim]");
+  hsize_t dims[4] = {};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  std::vector<std::int64_t> shape(dims, dims + rank);
+  const detail::Layout layout = detail::layout_of(path, where, shape, /*allow_pair=*/false);
+  // Contiguous storage must hold exactly the shape; compressed (chunked) storage may not claim more
+  // than 1000x the file size (far beyond what any float compressor achieves on activations).
+  const std::uint64_t elem = H5Tget_size(type.get());
+  const std::uint64_t need = layout.count() * elem;
+  const std::uint64_t stored = H5Dget_storage_size(ds.get());
+  Handle plist(H5Dget_create_plist(ds.get()), H5Pclose);
+  const bool contiguous = H5Pget_layout(plist.get()) == H5D_CONTIGUOUS;
+  if ((contiguous && stored < need) || need / 1000 > file_bytes)
+    throw InputError(path, where, "dataset needs " + std::to_string(need) + " bytes but the file stores " +
+                                      std::to_string(stored) + " (truncated or corrupt file)");
+  std::vector<float> values(static_cast<std::size_t>(layout.count()));
+  if (H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+    throw InputError(path, where, "cannot read the dataset (truncated or corrupt file)");
+  return detail::split(path, layout, std::move(values), {name}, where);
+}
+}  // namespace
+
+Activations load_hdf5(const std::string& path) {
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(path, ec);
+  if (ec) throw InputError(path, "", "cannot open the file");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported as InputError, not printed
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path, "", "not an HDF5 file (or truncated)");
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.ok()) throw InputError(path, "", "cannot open the HDF5 file (truncated or corrupt)");
+  std::vector<std::string> names;
+  H5Literate(file.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names);
+  const bool has_k = std::find(names.begin(), names.end(), "k") != names.end();
+  const bool has_v = std::find(names.begin(), names.end(), "v") != names.end();
+  if (has_k != has_v) throw InputError(path, has_k ? "/v" : "/k", "missing: a K/V pair needs datasets \"k\" and \"v\"");
+  if (has_k) {
+    Activations k = read_dataset(path, file.get(), "k", file_bytes);
+    Activations v = read_dataset(path, file.get(), "v", file_bytes);
+    const Tensor &tk = k.tensors[0], &tv = v.tensors[0];
+    if (tk.layers != tv.layers || tk.tokens != tv.tokens || tk.dim != tv.dim)
+      throw InputError(path, "/v", "shape differs from /k: expected K and V of one shape");
+    k.tensors.push_back(std::move(v.tensors[0]));
+    return k;
+  }
+  if (names.size() != 1)
+    throw InputError(path, "", "found " + std::to_string(names.size()) +
+                                   " top-level objects: expected datasets \"k\" and \"v\", or exactly one dataset");
+  return read_dataset(path, file.get(), names[0], file_bytes);
+}
+
+Activations load_activations(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".npy") return load_npy(path);
+  if (ext == ".h5" || ext == ".hdf5") return load_hdf5(path);
+  throw InputError(path, "", "unknown activation file type \"" + ext + "\": expected .npy, .h5 or .hdf5");
+}
+
+}  // namespace moss::io

@@ -1,0 +1,1 @@
+#include "moss/model/hardware.h"

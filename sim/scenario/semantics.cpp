@@ -1,0 +1,102 @@
+// Checks that involve several sections of a scenario.
+#include <cmath>
+#include <sstream>
+
+#include "moss/model/memory.h"
+#include "moss/scenario/cluster_topology.h"
+#include "moss/scenario/units.h"
+#include "sections.h"
+
+namespace moss::scenario::detail {
+
+namespace {
+
+constexpr int kMaxGpus = 16384;        // beyond this a scenario is certainly a typo
+constexpr int kMaxFullMeshNodes = 1024;  // n (n - 1) / 2 links
+
+std::string num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+void check_memory(JsonReader& r, const Scenario& s) {
+  const model::MemoryInputs in{
+      static_cast<double>(s.training.seq_len) / s.parallelism.context,
+      static_cast<double>(s.training.seq_len),
+      s.parallelism.context * s.parallelism.data,
+      s.parallelism.zero_stage,
+      s.training.activation_checkpointing,
+      s.parallelism.cp_algorithm == CpAlgorithm::kAllGather && !s.training.activation_checkpointing};
+  const model::MemoryBreakdown m = model::memory_per_gpu(s.model, in);
+  // Leave room for the CUDA context, NCCL buffers and allocator fragmentation.
+  const double usable = s.cluster.gpu.memory_bytes * 0.95;
+  if (m.total_bytes <= usable) return;
+  std::string advice = "; try more GPUs (context), a higher zero_stage";
+  if (!s.training.activation_checkpointing) advice += ", \"activation_checkpointing\": true";
+  r.problem("/cluster/gpu", "= \"" + s.cluster.gpu.name + "\": the step needs " + format_bytes(m.total_bytes) +
+                                " per GPU (weights " + format_bytes(m.weights_bytes) + ", gradients " +
+                                format_bytes(m.gradients_bytes) + ", optimizer " + format_bytes(m.optimizer_bytes) +
+                                ", activations " + format_bytes(m.activations_bytes) + ", gathered K/V " +
+                                format_bytes(m.gathered_kv_bytes) + ", logits " + format_bytes(m.logits_bytes) +
+                                ") but 95% of its memory is " + format_bytes(usable) + advice);
+}
+
+}  // namespace
+
+void check_semantics(JsonReader& r, const Scenario& s) {
+  const ClusterSpec& c = s.cluster;
+  const ParallelismSpec& p = s.parallelism;
+  const double gpus = static_cast<double>(c.nodes) * c.gpus_per_node;
+  if (gpus > kMaxGpus) {
+    r.problem("/cluster/nodes", "= " + std::to_string(c.nodes) + ": nodes x gpus_per_node = " + num(gpus) +
+                                    " GPUs; moss simulates at most " + std::to_string(kMaxGpus));
+    return;
+  }
+  if (c.network.topology == TopologyKind::kFullMesh && c.nodes > kMaxFullMeshNodes) {
+    r.problem("/cluster/network/topology", "a full mesh of " + std::to_string(c.nodes) +
+                                               " nodes is too large; at most " + std::to_string(kMaxFullMeshNodes));
+    return;
+  }
+  if (static_cast<double>(p.context) * p.data != gpus) {
+    r.problem("/parallelism/context", "= " + std::to_string(p.context) + ": context x data = " +
+                                          num(static_cast<double>(p.context) * p.data) +
+                                          " must equal nodes x gpus_per_node = " + num(gpus));
+    return;
+  }
+  const std::int64_t parts = p.partition == Partition::kZigzag ? 2 * p.context : p.context;
+  if (s.training.seq_len % parts != 0) {
+    r.problem("/training/seq_len", "= " + std::to_string(s.training.seq_len) + ": must be a multiple of " +
+                                       std::to_string(parts) + (p.partition == Partition::kZigzag
+                                                                    ? " (2 x context: zigzag splits it into 2 x context pieces)"
+                                                                    : " (context)"));
+  }
+  if (s.training.sequences_per_step % p.data != 0) {
+    r.problem("/training/sequences_per_step", "= " + std::to_string(s.training.sequences_per_step) +
+                                                  ": must be a multiple of data = " + std::to_string(p.data));
+  }
+  const int kv = s.model.kv_dim();
+  if (s.compression.rank_k > kv) {
+    r.problem("/compression/rank_k", "= " + std::to_string(s.compression.rank_k) +
+                                         ": exceeds the width of K (kv_heads x head_dim = " + std::to_string(kv) + ")");
+  }
+  if (s.compression.rank_v > kv) {
+    r.problem("/compression/rank_v", "= " + std::to_string(s.compression.rank_v) +
+                                         ": exceeds the width of V (kv_heads x head_dim = " + std::to_string(kv) + ")");
+  }
+  if (s.training.target_loss) {
+    const LossLaw& law = s.convergence.law;
+    const double floor = law.e + law.a / std::pow(model::parameter_count(s.model), law.alpha);
+    if (*s.training.target_loss <= floor) {
+      r.problem("/training/target_loss", "= " + num(*s.training.target_loss) + ": unreachable, a model of " +
+                                             num(model::parameter_count(s.model)) + " parameters cannot go below " +
+                                             num(floor) + " by the loss law");
+    }
+  }
+  if (!build_topology(s).connected()) {
+    r.problem("/cluster/network/links", "the links leave some nodes unreachable: every node must reach every other");
+  }
+  if (r.ok()) check_memory(r, s);
+}
+
+}  // namespace moss::scenario::detail

@@ -1,0 +1,105 @@
+#include "moss/sweep/journal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "moss/core/error.h"
+
+namespace moss::sweep {
+
+namespace {
+
+[[noreturn]] void io_failure(const std::string& what, const std::string& path) {
+  throw RuntimeFailure(what + " " + path + ": " + std::strerror(errno));
+}
+
+void write_all(int fd, const char* data, std::size_t size, const std::string& path) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      io_failure("cannot write", path);
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
+void sync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) io_failure("cannot open", path);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) io_failure("cannot fsync", path);
+}
+
+Journal::Journal(std::string path, bool sync) : path_(std::move(path)), sync_(sync) {
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) io_failure("cannot open the sweep journal", path_);
+  // Cut a line torn by a crash, or the next record would be glued onto it.
+  const off_t size = ::lseek(fd_, 0, SEEK_END);
+  if (size > 0) {
+    std::ifstream in(path_, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+    if (keep != text.size() && ::ftruncate(fd_, static_cast<off_t>(keep)) != 0) io_failure("cannot truncate", path_);
+  }
+}
+
+Journal::~Journal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Journal::append(const PointRecord& record) {
+  const std::string line = record.to_json().dump() + "\n";
+  std::lock_guard lock(mutex_);
+  write_all(fd_, line.data(), line.size(), path_);
+  if (sync_ && ::fdatasync(fd_) != 0) io_failure("cannot fdatasync", path_);
+}
+
+std::map<std::int64_t, PointRecord> read_journals(const std::string& dir) {
+  std::map<std::int64_t, PointRecord> out;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".jsonl") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // no newline: a torn last line
+      try {
+        PointRecord r = PointRecord::from_json(nlohmann::json::parse(line));
+        out.try_emplace(r.index, std::move(r));
+      } catch (const std::exception&) {
+        // A record cut by a crash: the point is simply run again.
+      }
+    }
+  }
+  return out;
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) io_failure("cannot create", tmp);
+  write_all(fd, text.data(), text.size(), tmp);
+  if (::fsync(fd) != 0) io_failure("cannot fsync", tmp);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) io_failure("cannot rename into place", path);
+  const auto parent = std::filesystem::path(path).parent_path();
+  sync_path(parent.empty() ? "." : parent.string());
+}
+
+}  // namespace moss::sweep

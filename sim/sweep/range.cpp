@@ -1,0 +1,112 @@
+#include "moss/sweep/range.h"
+
+#include <cmath>
+#include <cstdio>
+#include <regex>
+
+#include "moss/core/error.h"
+
+namespace moss::sweep {
+
+namespace {
+
+struct Unit {
+  const char* name;
+  int family;    // 0 bit rate, 1 byte rate, 2 time
+  double scale;  // SI base: bits/s for both rate families, seconds for time
+};
+
+// Ordered small to large within each family (formatting picks the largest that keeps value >= 1).
+constexpr Unit kUnits[] = {
+    {"bps", 0, 1},     {"Kbps", 0, 1e3}, {"Mbps", 0, 1e6}, {"Gbps", 0, 1e9}, {"Tbps", 0, 1e12},
+    {"B/s", 1, 8},     {"KB/s", 1, 8e3}, {"MB/s", 1, 8e6}, {"GB/s", 1, 8e9},
+    {"ns", 2, 1e-9},   {"us", 2, 1e-6},  {"ms", 2, 1e-3},  {"s", 2, 1},
+};
+
+struct Quantity {
+  double si = 0;
+  int family = -1;  // -1: a bare number
+  bool integer = false;
+};
+
+const std::regex& range_regex() {
+  static const std::regex re(R"(^\s*(\S+?)\s*\.\.\s*(\S+)\s+x\s*(\d+)\s*(log|lin)?\s*$)");
+  return re;
+}
+
+Quantity parse_quantity(const std::string& text, const std::string& file, const std::string& ptr) {
+  static const std::regex re(R"(^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z/]*)$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    throw InputError(file, ptr, "\"" + text + "\": expected a number, optionally with a unit such as 300Mbps or 5ms");
+  Quantity q;
+  const double number = std::stod(m[1].str());
+  const std::string unit = m[2].str();
+  if (unit.empty()) {
+    q.si = number;
+    q.integer = m[1].str().find_first_of(".eE") == std::string::npos;
+    return q;
+  }
+  for (const auto& u : kUnits)
+    if (unit == u.name) {
+      q.si = number * u.scale;
+      q.family = u.family;
+      return q;
+    }
+  throw InputError(file, ptr, "\"" + text + "\": unknown unit \"" + unit +
+                                  "\" (expected bps, Kbps, Mbps, Gbps, Tbps, B/s, KB/s, MB/s, GB/s, ns, us, ms or s)");
+}
+
+std::string format_with_unit(double si, int family) {
+  const Unit* best = nullptr;
+  for (const auto& u : kUnits) {
+    if (u.family != family) continue;
+    if (!best || si / u.scale >= 1.0 - 1e-12) best = &u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g%s", si / best->scale, best->name);
+  return buf;
+}
+
+double round_sig(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.12g", v);
+  return std::stod(buf);
+}
+
+}  // namespace
+
+bool is_range(const std::string& text) { return text.find("..") != std::string::npos; }
+
+std::vector<nlohmann::json> expand_range(const std::string& text, const std::string& file,
+                                         const std::string& ptr) {
+  std::smatch m;
+  if (!std::regex_match(text, m, range_regex()))
+    throw InputError(file, ptr, "\"" + text + "\": expected a range such as \"300Mbps..100Gbps x10 log\"");
+  const Quantity lo = parse_quantity(m[1].str(), file, ptr);
+  const Quantity hi = parse_quantity(m[2].str(), file, ptr);
+  const long count = std::stol(m[3].str());
+  const bool log = m[4].matched && m[4].str() == "log";
+  if (lo.family != hi.family)
+    throw InputError(file, ptr, "\"" + text + "\": both ends of a range need the same kind of unit");
+  if (count < 1 || count > 100000) throw InputError(file, ptr, "\"" + text + "\": expected 1 to 100000 points");
+  if (log && (lo.si <= 0 || hi.si <= 0))
+    throw InputError(file, ptr, "\"" + text + "\": a log range needs positive ends");
+  std::vector<nlohmann::json> out;
+  for (long i = 0; i < count; ++i) {
+    const double f = count == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(count - 1);
+    const double v = log ? lo.si * std::pow(hi.si / lo.si, f) : lo.si + (hi.si - lo.si) * f;
+    nlohmann::json value;
+    if (lo.family >= 0) {
+      value = format_with_unit(v, lo.family);
+    } else if (lo.integer && hi.integer) {
+      value = static_cast<std::int64_t>(std::llround(v));
+    } else {
+      value = round_sig(v);
+    }
+    if (out.empty() || out.back() != value) out.push_back(std::move(value));
+  }
+  return out;
+}
+
+}  // namespace moss::sweep

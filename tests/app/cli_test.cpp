@@ -1,0 +1,193 @@
+// End-to-end tests of the moss executable: exit codes, messages, outputs.
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <regex>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+namespace {
+
+struct Result {
+  int code;
+  std::string output;  // stdout + stderr
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(MOSS_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (pipe && fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::path(::testing::TempDir()) / ("moss_cli_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+std::string write(const std::string& dir, const std::string& name, const std::string& content) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << content;
+  return path;
+}
+
+const char* kValid = R"({
+  "name": "cli", "model": {"preset": "mos-800m"},
+  "training": {"seq_len": 131072, "tokens": 1e9},
+  "cluster": {"gpu": "A100-80GB", "nodes": 8, "network": {"bandwidth": "300Mbps", "latency": "5ms"}},
+  "parallelism": {"context": 8},
+  "compression": {"method": "mos", "rank_k": 40, "rank_v": 100}})";
+
+}  // namespace
+
+TEST(Cli, RunWritesEveryContractKeyAndATrace) {
+  const std::string dir = temp_dir("run");
+  const std::string file = write(dir, "s.json", kValid);
+  const Result r = run("run " + file + " --out " + dir + "/out");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("tokens/s"), std::string::npos);
+  EXPECT_NE(r.output.find("MFU"), std::string::npos);
+  std::ifstream in(dir + "/out/summary.json");
+  const auto s = nlohmann::json::parse(in);
+  for (const char* key : {"scenario", "tokens_per_second", "step_time_s", "mfu", "params",
+                          "comm_bytes_per_step_per_device", "exposed_comm_s", "compression",
+                          "statistical_efficiency", "time_to_target_s", "backend"}) {
+    EXPECT_TRUE(s.contains(key)) << key;
+  }
+  for (const char* key : {"method", "ratio", "relative_error"}) EXPECT_TRUE(s["compression"].contains(key)) << key;
+  EXPECT_GT(s["tokens_per_second"].get<double>(), 0);
+  EXPECT_NEAR(s["tokens_per_second"].get<double>() * s["step_time_s"].get<double>(), 131072, 1e-6 * 131072);
+
+  std::ifstream tin(dir + "/out/trace.json");
+  const auto trace = nlohmann::json::parse(tin);
+  std::set<std::string> tracks;
+  std::map<std::pair<int, int>, std::string> names;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e["ph"] == "M" && e["name"] == "thread_name") names[{e["pid"], e["tid"]}] = e["args"]["name"];
+  }
+  for (const auto& e : trace["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    EXPECT_GE(e["dur"].get<double>(), 0);
+    tracks.insert(std::to_string(e["pid"].get<int>()) + ":" + names[{e["pid"], e["tid"]}]);
+  }
+  for (int gpu = 0; gpu < 8; ++gpu) {
+    for (const char* t : {"compute stream", "compression stream", "nic send", "nic recv"}) {
+      EXPECT_TRUE(tracks.count(std::to_string(gpu) + ":" + t)) << gpu << ' ' << t;
+    }
+  }
+}
+
+TEST(Cli, EveryShippedScenarioRuns) {
+  const std::string dir = temp_dir("shipped");
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(MOSS_SOURCE_DIR) + "/scenarios")) {
+    const auto name = e.path().filename().string();
+    if (e.path().extension() != ".json" || name == "hardware.json" || name == "models.json") continue;
+    const Result r = run("run " + e.path().string() + " --out " + dir + "/" + name + " --no-trace");
+    EXPECT_EQ(r.code, 0) << name << ": " << r.output;
+    ++n;
+  }
+  EXPECT_GE(n, 4);
+}
+
+TEST(Cli, ValidateAcceptsAGoodScenario) {
+  const std::string dir = temp_dir("valid");
+  const Result r = run("validate " + write(dir, "s.json", kValid));
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+struct BadFile {
+  const char* name;
+  const char* content;
+  const char* expected;  // regex the message must match
+};
+
+class CliBadScenario : public ::testing::TestWithParam<BadFile> {};
+
+TEST_P(CliBadScenario, ExitsTwoAndNamesFileAndPath) {
+  const std::string dir = temp_dir(GetParam().name);
+  const std::string file = write(dir, std::string(GetParam().name) + ".json", GetParam().content);
+  for (const std::string cmd : {"validate " + file, "run " + file + " --out " + dir + "/out"}) {
+    const Result r = run(cmd);
+    EXPECT_EQ(r.code, 2) << cmd << r.output;
+    EXPECT_NE(r.output.find(file), std::string::npos) << r.output;
+    EXPECT_TRUE(std::regex_search(r.output, std::regex(GetParam().expected))) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/out/summary.json")) << "no partial output";
+  }
+}
+
+#define SCN(training, cluster, extra)                                                               \
+  "{\"model\": {\"preset\": \"mos-800m\"}, \"training\": " training ", \"cluster\": " cluster extra "}"
+#define GOOD_TRAINING "{\"seq_len\": 131072}"
+#define GOOD_CLUSTER "{\"gpu\": \"A100-80GB\", \"nodes\": 8, \"network\": {\"bandwidth\": \"1Gbps\"}}"
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CliBadScenario,
+    ::testing::Values(
+        BadFile{"syntax", "{\"name\": \"x\",, }", "invalid JSON.*line 1"},
+        BadFile{"not_object", "[1, 2, 3]", "expected an object"},
+        BadFile{"rate_unit", SCN(GOOD_TRAINING, "{\"gpu\": \"A100-80GB\", \"nodes\": 8, \"network\": {\"bandwidth\": \"300M\"}}", ""),
+                "/cluster/network/bandwidth.*300Mbps"},
+        BadFile{"latency_unit", SCN(GOOD_TRAINING, "{\"gpu\": \"A100-80GB\", \"nodes\": 8, \"network\": {\"bandwidth\": \"1Gbps\", \"latency\": \"5 parsecs\"}}", ""),
+                "/cluster/network/latency"},
+        BadFile{"misspelled", SCN("{\"seq_len\": 131072, \"tokenz\": 5}", GOOD_CLUSTER, ""), "/training/tokenz.*did you mean \"tokens\""},
+        BadFile{"zero_nodes", SCN(GOOD_TRAINING, "{\"gpu\": \"A100-80GB\", \"nodes\": 0, \"network\": {\"bandwidth\": \"1Gbps\"}}", ""),
+                "/cluster/nodes"},
+        BadFile{"gpu_typo", SCN(GOOD_TRAINING, "{\"gpu\": \"H100\", \"nodes\": 8, \"network\": {\"bandwidth\": \"1Gbps\"}}", ""),
+                "/cluster/gpu"},
+        BadFile{"context_mismatch", SCN(GOOD_TRAINING, GOOD_CLUSTER, ", \"parallelism\": {\"context\": 4, \"data\": 1}"),
+                "/parallelism/context.*must equal"},
+        BadFile{"rank_too_big", SCN(GOOD_TRAINING, GOOD_CLUSTER, ", \"compression\": {\"method\": \"mos\", \"rank_k\": 4096, \"rank_v\": 10}"),
+                "/compression/rank_k"},
+        BadFile{"quant_bits", SCN(GOOD_TRAINING, GOOD_CLUSTER, ", \"compression\": {\"method\": \"quant\", \"bits\": 3}"),
+                "/compression/bits.*4 or 8"},
+        BadFile{"missing_training", "{\"model\": {\"preset\": \"mos-800m\"}, \"cluster\": " GOOD_CLUSTER "}", "/training.*required"},
+        BadFile{"negative_seq", SCN("{\"seq_len\": -5}", GOOD_CLUSTER, ""), "/training/seq_len"},
+        BadFile{"too_big_model", "{\"model\": {\"preset\": \"llama3-70b\"}, \"training\": " GOOD_TRAINING ", \"cluster\": " GOOD_CLUSTER "}",
+                "/cluster/gpu.*needs"},
+        BadFile{"bad_backend", SCN(GOOD_TRAINING, GOOD_CLUSTER, ", \"simulation\": {\"backend\": \"omnet\"}"), "/simulation/backend"}));
+
+TEST(Cli, MissingFileIsInvalidInput) {
+  const Result r = run("run /nonexistent/scenario.json");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("no such file"), std::string::npos) << r.output;
+}
+
+TEST(Cli, UnknownFlagIsInvalidInput) { EXPECT_EQ(run("run --frobnicate x.json").code, 2); }
+
+TEST(Cli, UnwritableOutputIsReported) {
+  const std::string dir = temp_dir("unwritable");
+  const std::string file = write(dir, "s.json", kValid);
+  write(dir, "blocker", "a file where a directory should be");
+  const Result r = run("run " + file + " --out " + dir + "/blocker/out");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("blocker"), std::string::npos) << r.output;
+}
+
+TEST(Sources, Ns3HeadersOnlyInTheNs3Folder) {
+  const std::filesystem::path root(MOSS_SOURCE_DIR);
+  const std::regex include_ns3(R"(#\s*include\s*[<"]ns3/)");
+  for (const char* top : {"sim", "kernels", "tests"}) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root / top)) {
+      if (!e.is_regular_file()) continue;
+      const auto ext = e.path().extension();
+      if (ext != ".h" && ext != ".cpp" && ext != ".cu" && ext != ".cuh") continue;
+      const std::string rel = std::filesystem::relative(e.path(), root).string();
+      if (rel.rfind("sim/net/ns3/", 0) == 0) continue;
+      std::ifstream in(e.path());
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      EXPECT_FALSE(std::regex_search(text, include_ns3)) << rel << " includes an ns-3 header";
+    }
+  }
+}

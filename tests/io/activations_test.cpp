@@ -1,0 +1,167 @@
+// Loading activation files written at run time into a temporary directory.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "moss/core/error.h"
+#include "moss/io/activations.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+fs::path temp_dir() {
+  const fs::path d = fs::temp_directory_path() / ("moss_io_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" + std::to_string(reinterpret_cast<std::uintptr_t>(&temp_dir) % 100000));
+  fs::create_directories(d);
+  return d;
+}
+
+// Writes a version-1 .npy file with the given descr and shape and raw little-endian payload.
+std::string write_npy(const std::string& name, const std::string& descr, const std::string& shape,
+                      const std::string& payload, bool fortran = false) {
+  const fs::path p = temp_dir() / name;
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
+                       ", 'shape': " + shape + ", }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::ofstream out(p, std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  const auto len = static_cast<std::uint16_t>(header.size());
+  out.put(static_cast<char>(len & 0xff)).put(static_cast<char>(len >> 8));
+  out << header << payload;
+  return p.string();
+}
+
+std::string f32_payload(const std::vector<float>& v) {
+  std::string s(v.size() * 4, '\0');
+  std::memcpy(s.data(), v.data(), s.size());
+  return s;
+}
+
+std::string u16_payload(const std::vector<std::uint16_t>& v) {
+  std::string s(v.size() * 2, '\0');
+  std::memcpy(s.data(), v.data(), s.size());
+  return s;
+}
+
+void expect_input_error(const std::string& path, const std::string& fragment) {
+  try {
+    moss::io::load_activations(path);
+    FAIL() << "no error for " << path;
+  } catch (const moss::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+}  // namespace
+
+TEST(Npy, LoadsFloat32Tokens) {
+  const auto p = write_npy("x.npy", "<f4", "(2, 3)", f32_payload({1, 2, 3, 4, 5, 6}));
+  const auto a = moss::io::load_activations(p);
+  ASSERT_EQ(a.tensors.size(), 1u);
+  EXPECT_EQ(a.tensors[0].tokens, 2);
+  EXPECT_EQ(a.tensors[0].dim, 3);
+  EXPECT_EQ(a.tensors[0].values, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(Npy, LoadsKvPairFromLeadingTwo) {
+  const auto p = write_npy("kv.npy", "<f4", "(2, 1, 2)", f32_payload({1, 2, 3, 4}));
+  const auto a = moss::io::load_activations(p);
+  ASSERT_TRUE(a.is_pair());
+  EXPECT_EQ(a.tensors[0].name, "k");
+  EXPECT_EQ(a.tensors[1].values, (std::vector<float>{3, 4}));
+}
+
+TEST(Npy, LoadsFloat16AndBfloat16) {
+  // 1.0, -2.0, 0.5 in IEEE half (0x3c00, 0xc000, 0x3800) and bfloat16 (0x3f80, 0xc000, 0x3f00).
+  const auto h = moss::io::load_activations(write_npy("h.npy", "<f2", "(1, 3)", u16_payload({0x3c00, 0xc000, 0x3800})));
+  EXPECT_EQ(h.tensors[0].values, (std::vector<float>{1.0f, -2.0f, 0.5f}));
+  const auto b = moss::io::load_activations(write_npy("b.npy", "<V2", "(1, 3)", u16_payload({0x3f80, 0xc000, 0x3f00})));
+  EXPECT_EQ(b.tensors[0].values, (std::vector<float>{1.0f, -2.0f, 0.5f}));
+}
+
+TEST(Npy, LoadsLayers) {
+  const auto a = moss::io::load_activations(write_npy("l.npy", "<f4", "(3, 1, 2)", f32_payload({1, 2, 3, 4, 5, 6})));
+  EXPECT_EQ(a.tensors[0].layers, 3);
+  EXPECT_EQ(a.tensors[0].layer(2)[1], 6.0f);
+}
+
+TEST(Npy, RejectsTruncatedData) {
+  expect_input_error(write_npy("t.npy", "<f4", "(4, 4)", f32_payload({1, 2, 3})), "truncated");
+}
+
+TEST(Npy, RejectsHugeShapeWithoutAllocating) {
+  expect_input_error(write_npy("huge.npy", "<f4", "(100000000, 100000)", f32_payload({1})), "");
+}
+
+TEST(Npy, RejectsWrongDtype) {
+  expect_input_error(write_npy("i.npy", "<i4", "(1, 2)", f32_payload({1, 2})), "expected float32");
+}
+
+TEST(Npy, RejectsNanAndInfNamingTheToken) {
+  expect_input_error(write_npy("nan.npy", "<f4", "(2, 2)", f32_payload({1, 2, 3, std::nanf("")})), "NaN at layer 0, token 1, feature 1");
+  expect_input_error(write_npy("inf.npy", "<f4", "(1, 2)", f32_payload({std::numeric_limits<float>::infinity(), 0})), "Inf");
+}
+
+TEST(Npy, RejectsBadShapesMagicAndOrder) {
+  expect_input_error(write_npy("s.npy", "<f4", "(4,)", f32_payload({1, 2, 3, 4})), "expected [tokens, dim]");
+  expect_input_error(write_npy("f.npy", "<f4", "(2, 2)", f32_payload({1, 2, 3, 4}), true), "Fortran");
+  const fs::path bad = temp_dir() / "bad.npy";
+  std::ofstream(bad) << "hello world, not numpy";
+  expect_input_error(bad.string(), "bad magic");
+  expect_input_error((temp_dir() / "x.csv").string(), "expected .npy");
+  expect_input_error((temp_dir() / "missing.npy").string(), "cannot open");
+}
+
+namespace {
+void write_h5_dataset(hid_t file, const char* name, hid_t type, const std::vector<hsize_t>& dims, const void* data,
+                      hid_t mem_type) {
+  const hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  const hid_t ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+  H5Dclose(ds);
+  H5Sclose(space);
+}
+}  // namespace
+
+TEST(Hdf5, LoadsKvDatasetsAndRejectsBadOnes) {
+  const std::string p = (temp_dir() / "kv.h5").string();
+  {
+    const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const std::vector<float> k{1, 2, 3, 4, 5, 6}, v{6, 5, 4, 3, 2, 1};
+    write_h5_dataset(f, "k", H5T_IEEE_F32LE, {3, 2}, k.data(), H5T_NATIVE_FLOAT);
+    write_h5_dataset(f, "v", H5T_IEEE_F64LE, {3, 2}, v.data(), H5T_NATIVE_FLOAT);
+    H5Fclose(f);
+  }
+  const auto a = moss::io::load_activations(p);
+  ASSERT_TRUE(a.is_pair());
+  EXPECT_EQ(a.tensors[1].values[0], 6.0f);
+  EXPECT_EQ(a.tensors[0].tokens, 3);
+
+  const std::string q = (temp_dir() / "int.h5").string();
+  {
+    const hid_t f = H5Fcreate(q.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const std::vector<int> x{1, 2};
+    write_h5_dataset(f, "x", H5T_STD_I32LE, {1, 2}, x.data(), H5T_NATIVE_INT);
+    H5Fclose(f);
+  }
+  expect_input_error(q, "not floating point");
+
+  const std::string n = (temp_dir() / "nan.h5").string();
+  {
+    const hid_t f = H5Fcreate(n.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const std::vector<float> x{1, std::nanf("")};
+    write_h5_dataset(f, "acts", H5T_IEEE_F32LE, {1, 2}, x.data(), H5T_NATIVE_FLOAT);
+    H5Fclose(f);
+  }
+  expect_input_error(n, "NaN");
+
+  const std::string t = (temp_dir() / "trunc.h5").string();
+  fs::copy_file(p, t, fs::copy_options::overwrite_existing);
+  fs::resize_file(t, fs::file_size(t) / 2);
+  expect_input_error(t, "");
+}

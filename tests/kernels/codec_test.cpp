@@ -1,0 +1,272 @@
+// Closed-form and cross-implementation checks of the codecs (CPU Eigen vs plain reference).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "moss/kernels/bf16.h"
+#include "moss/kernels/codec.h"
+#include "moss/kernels/metrics.h"
+#include "moss/kernels/reference.h"
+#include "moss/kernels/rotation.h"
+#include "moss/kernels/synthetic.h"
+
+namespace mk = moss::kernels;
+
+namespace {
+mk::Matrix gaussian(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n;
+  mk::Matrix m(rows, cols);
+  for (float& v : m.data) v = n(rng);
+  return m;
+}
+
+mk::Matrix product(const mk::Matrix& a, const mk::Matrix& b) {
+  mk::Matrix c(a.rows, b.cols);
+  mk::reference::gemm(a.data.data(), b.data.data(), c.data.data(), a.rows, a.cols, b.cols);
+  return c;
+}
+
+double roundtrip_error(const mk::CodecState& s, const mk::Matrix& x) {
+  const mk::Encoded e = mk::encode(s, x.view());
+  mk::Matrix xh(x.rows, x.cols);
+  mk::decode(s, e, xh.data.data());
+  return mk::reconstruction_error(x.view(), xh.view()).relative;
+}
+
+mk::CodecConfig config(mk::Method m, int rank) {
+  mk::CodecConfig c;
+  c.method = m;
+  c.rank = rank;
+  return c;
+}
+
+mk::Matrix mixture(std::int64_t tokens, std::int64_t dim, int subspaces, int rank, double spread,
+                   std::int64_t segment, std::uint64_t seed) {
+  mk::SyntheticSpec s;
+  s.tokens = tokens, s.dim = dim, s.subspaces = subspaces, s.rank = rank, s.decay = 0.5;
+  s.noise = 0.01, s.spread = spread, s.segment = segment, s.seed = seed;
+  return mk::generate_synthetic(s, false);
+}
+}  // namespace
+
+TEST(Pca, ExactlyLowRankInputReconstructsToFloatPrecision) {
+  const std::int64_t t = 512, d = 96;
+  const int r = 8;
+  const mk::Matrix x = product(gaussian(t, r, 1), gaussian(r, d, 2));
+  for (int rank : {8, 12}) {
+    mk::CodecConfig c = config(mk::Method::pca, rank);
+    c.value_bytes = 4;  // fp32 end to end: no bf16 rounding in the way of the closed form
+    const mk::CodecState s = mk::fit_codec(c, x.view(), 7);
+    EXPECT_LT(roundtrip_error(s, x), 2e-6) << "rank " << rank;
+  }
+}
+
+TEST(Pca, Bf16ErrorIsAtTheBf16RoundingLevel) {
+  const mk::Matrix x = product(gaussian(256, 4, 3), gaussian(4, 64, 4));
+  const mk::CodecState s = mk::fit_codec(config(mk::Method::pca, 4), x.view(), 1);
+  EXPECT_LT(roundtrip_error(s, x), 1e-2);
+}
+
+TEST(None, ErrorIsBf16Rounding) {
+  const mk::Matrix x = gaussian(64, 32, 5);
+  const mk::CodecState s = mk::fit_codec(config(mk::Method::none, 0), x.view(), 1);
+  const double err = roundtrip_error(s, x);
+  EXPECT_GT(err, 0.0);
+  EXPECT_LT(err, std::ldexp(1.0, -8));  // bf16 has 8 significant bits: relative rounding <= 2^-9
+}
+
+TEST(Rotation, RotatedBasisIsOrthonormal) {
+  const std::int64_t d = 200;
+  const int r = 12, m = 3;
+  const mk::Matrix x = gaussian(400, d, 9);
+  mk::CodecConfig c = config(mk::Method::mos, r);
+  c.rotations = m;
+  c.value_bytes = 4;
+  const mk::CodecState s = mk::fit_codec(c, x.view(), 3);
+  for (const std::vector<float>& theta : {std::vector<float>{0.1f, -0.2f, 0.05f}, std::vector<float>{0.75f, 0.75f, -0.75f}}) {
+    const auto u = mk::rotated_basis(s.basis, s.directions, theta, d, r);
+    double worst = 0;
+    for (int p = 0; p < r; ++p)
+      for (int q = 0; q < r; ++q) {
+        double dot = 0;
+        for (std::int64_t i = 0; i < d; ++i) dot += static_cast<double>(u[i * r + p]) * u[i * r + q];
+        worst = std::max(worst, std::fabs(dot - (p == q ? 1.0 : 0.0)));
+      }
+    EXPECT_LT(worst, 1e-5) << "theta[0] " << theta[0];
+  }
+}
+
+TEST(Rotation, SecondOrderMatchesTheMatrixExponentialSeries) {
+  // U(theta) = (I + S + S^2/2) Ubar built densely from the generators, against the closed form.
+  const std::int64_t d = 40;
+  const int r = 3;
+  const mk::Matrix x = gaussian(300, d, 11);
+  mk::CodecConfig c = config(mk::Method::mos, r);
+  c.rotations = 2;
+  c.value_bytes = 4;
+  const mk::CodecState s = mk::fit_codec(c, x.view(), 5);
+  const std::vector<float> theta{0.3f, -0.2f};
+  std::vector<double> sm(static_cast<std::size_t>(d * d), 0.0);  // S = sum theta_i (W_i Ubar^T - Ubar W_i^T)
+  for (int i = 0; i < 2; ++i)
+    for (std::int64_t a = 0; a < d; ++a)
+      for (std::int64_t b = 0; b < d; ++b)
+        for (int q = 0; q < r; ++q) {
+          const double w_a = s.directions[i * d * r + a * r + q], u_b = s.basis[b * r + q];
+          const double u_a = s.basis[a * r + q], w_b = s.directions[i * d * r + b * r + q];
+          sm[a * d + b] += theta[i] * (w_a * u_b - u_a * w_b);
+        }
+  const auto u = mk::rotated_basis_second_order(s.basis, s.directions, theta, d, r);
+  double worst = 0;
+  for (std::int64_t a = 0; a < d; ++a)
+    for (int q = 0; q < r; ++q) {
+      double su = 0, ssu = 0;
+      for (std::int64_t b = 0; b < d; ++b) {
+        su += sm[a * d + b] * s.basis[b * r + q];
+        double sub = 0;
+        for (std::int64_t e = 0; e < d; ++e) sub += sm[b * d + e] * s.basis[e * r + q];
+        ssu += sm[a * d + b] * sub;
+      }
+      const double expect = s.basis[a * r + q] + su + 0.5 * ssu;
+      worst = std::max(worst, std::fabs(expect - u[a * r + q]));
+    }
+  EXPECT_LT(worst, 1e-5);
+}
+
+TEST(Mos, NoWorseThanPcaAtEqualRankOnMixtureData) {
+  const mk::Matrix warm = mixture(4096, 256, 4, 12, 0.6, 512, 21);
+  const mk::Matrix x = mixture(6144, 256, 4, 12, 0.6, 512, 21);
+  const mk::MatrixView test = x.view().slice_rows(4096, 2048);
+  mk::CodecConfig p = config(mk::Method::pca, 12), m = config(mk::Method::mos, 12);
+  m.rotations = 3;
+  m.theta_block_tokens = 512;
+  mk::Matrix copy(test.rows, test.cols);
+  std::copy(test.data, test.data + test.size(), copy.data.begin());
+  const double e_pca = roundtrip_error(mk::fit_codec(p, warm.view(), 1), copy);
+  const double e_mos = roundtrip_error(mk::fit_codec(m, warm.view(), 1), copy);
+  EXPECT_LE(e_mos, e_pca);
+  RecordProperty("pca_error", std::to_string(e_pca));
+  RecordProperty("mos_error", std::to_string(e_mos));
+  std::cout << "pca " << e_pca << " mos " << e_mos << '\n';
+}
+
+TEST(MosK, NoWorseThanPcaOnDataFromKSubspaces) {
+  const mk::Matrix all = mixture(3072, 128, 4, 8, 2.0, 64, 33);
+  const mk::MatrixView warm = all.view().slice_rows(0, 2048);
+  mk::Matrix x(1024, 128);
+  std::copy(all.row(2048), all.row(2048) + 1024 * 128, x.data.begin());
+  const double e_pca = roundtrip_error(mk::fit_codec(config(mk::Method::pca, 8), warm, 1), x);
+  mk::CodecConfig c = config(mk::Method::mos_k, 8);
+  c.subspaces = 4;
+  const double e_mosk = roundtrip_error(mk::fit_codec(c, warm, 1), x);
+  std::cout << "pca " << e_pca << " mos-k " << e_mosk << '\n';
+  EXPECT_LE(e_mosk, e_pca);
+  EXPECT_LT(e_mosk, 0.05);
+}
+
+TEST(WireBytes, TopkCountsValuesAndIndexBitsExactly) {
+  // 10 tokens x 100 features, 10 %: k = 10 bf16 values (20 B) + 10 indices of 7 bits per token.
+  // 10 * 20 = 200 B of values; 10 * 10 * 7 = 700 bits = 87.5 -> 88 B of indices.
+  const mk::Matrix x = gaussian(10, 100, 3);
+  mk::CodecConfig c = config(mk::Method::topk, 0);
+  c.fraction = 0.1;
+  const mk::CodecState s = mk::fit_codec(c, x.view(), 1);
+  const mk::Encoded e = mk::encode(s, x.view());
+  EXPECT_EQ(e.wire_bytes(), 288u);
+  EXPECT_EQ(mk::encoded_bytes(c, 10, 100), 288u);
+}
+
+TEST(WireBytes, QuantCountsCodesAndScalesExactly) {
+  const mk::Matrix x = gaussian(3, 5, 4);  // 15 codes
+  mk::CodecConfig c = config(mk::Method::quant, 0);
+  c.bits = 4;  // 60 bits -> 8 B, + 3 bf16 scales = 6 B
+  EXPECT_EQ(mk::encode(mk::fit_codec(c, x.view(), 1), x.view()).wire_bytes(), 14u);
+  c.bits = 8;  // 15 B + 6 B
+  EXPECT_EQ(mk::encode(mk::fit_codec(c, x.view(), 1), x.view()).wire_bytes(), 21u);
+}
+
+TEST(WireBytes, SubspaceMethodsCountCoefficientsThetaAndIndices) {
+  const mk::Matrix x = gaussian(300, 64, 8);
+  mk::CodecConfig m = config(mk::Method::mos, 5);
+  m.rotations = 2;
+  m.theta_block_tokens = 128;  // 3 blocks x 2 fp32 theta = 24 B, + 300 * 5 * 2 = 3000 B
+  EXPECT_EQ(mk::encode(mk::fit_codec(m, x.view(), 1), x.view()).wire_bytes(), 3024u);
+  mk::CodecConfig k = config(mk::Method::mos_k, 5);
+  k.subspaces = 3;  // 2 bits per token: 600 bits = 75 B, + 3000 B
+  EXPECT_EQ(mk::encode(mk::fit_codec(k, x.view(), 1), x.view()).wire_bytes(), 3075u);
+  EXPECT_EQ(mk::one_time_bytes(m, 64), 2u * 64 * 5 * 3);
+  EXPECT_EQ(mk::encode(mk::fit_codec(config(mk::Method::none, 0), x.view(), 1), x.view()).wire_bytes(), 300u * 64 * 2);
+}
+
+TEST(Quant, DecodesWithinHalfAStepPerRow) {
+  const mk::Matrix x = gaussian(20, 50, 6);
+  for (int bits : {4, 8}) {
+    mk::CodecConfig c = config(mk::Method::quant, 0);
+    c.bits = bits;
+    const mk::CodecState s = mk::fit_codec(c, x.view(), 1);
+    const mk::Encoded e = mk::encode(s, x.view());
+    mk::Matrix xh(20, 50);
+    mk::decode(s, e, xh.data.data());
+    for (std::int64_t t = 0; t < 20; ++t)
+      for (std::int64_t j = 0; j < 50; ++j)
+        EXPECT_LE(std::fabs(xh(t, j) - x(t, j)), 0.5 * e.scales[t] * 1.02 + 0.01 * std::fabs(x(t, j)));
+  }
+}
+
+TEST(Topk, KeepsTheLargestMagnitudes) {
+  mk::Matrix x(1, 8);
+  x.data = {0.5f, -4.0f, 1.0f, 3.0f, -0.25f, 2.0f, 0.0f, -1.5f};
+  mk::CodecConfig c = config(mk::Method::topk, 0);
+  c.fraction = 0.375;  // k = 3
+  const mk::CodecState s = mk::fit_codec(c, x.view(), 1);
+  mk::Matrix xh(1, 8);
+  mk::decode(s, mk::encode(s, x.view()), xh.data.data());
+  EXPECT_EQ(xh.data, (std::vector<float>{0, -4, 0, 3, 0, 2, 0, 0}));
+}
+
+class EigenVsReference : public ::testing::TestWithParam<mk::Method> {};
+
+TEST_P(EigenVsReference, SameEncodingAndDecoding) {
+  const mk::Matrix warm = mixture(1024, 72, 3, 6, 0.8, 100, 41);
+  const mk::Matrix x = mixture(333, 72, 3, 6, 0.8, 100, 42);  // not a multiple of any block size
+  mk::CodecConfig c = config(GetParam(), 6);
+  c.rotations = 2;
+  c.subspaces = 3;
+  c.theta_block_tokens = 100;
+  const mk::CodecState s = mk::fit_codec(c, warm.view(), 2);
+  const mk::Encoded e = mk::encode(s, x.view());
+  const mk::Encoded ref = mk::reference::encode(s, x.view(), e.theta);
+  ASSERT_EQ(e.values.size(), ref.values.size());
+  EXPECT_EQ(e.packed, ref.packed);
+  EXPECT_EQ(e.wire_bytes(), ref.wire_bytes());
+  double worst = 0;
+  for (std::size_t i = 0; i < e.values.size(); ++i)
+    worst = std::max(worst, std::fabs(e.values[i] - ref.values[i]) / (1e-3 + std::fabs(ref.values[i])));
+  EXPECT_LT(worst, 1e-2) << "worst relative coefficient difference";
+  mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
+  mk::decode(s, e, a.data.data());
+  mk::reference::decode(s, e, b.data.data());
+  EXPECT_LT(mk::reconstruction_error(b.view(), a.view()).relative, 1e-2);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, EigenVsReference,
+                         ::testing::Values(mk::Method::none, mk::Method::pca, mk::Method::mos,
+                                           mk::Method::mos_k, mk::Method::topk, mk::Method::quant),
+                         [](const auto& param_info) {
+                           std::string n(mk::method_name(param_info.param));
+                           for (char& ch : n) if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+TEST(Config, RejectsInvalidParameters) {
+  EXPECT_THROW(mk::parse_method("svd"), std::invalid_argument);
+  EXPECT_THROW(mk::validate_config(config(mk::Method::pca, 0), 64), std::invalid_argument);
+  EXPECT_THROW(mk::validate_config(config(mk::Method::pca, 65), 64), std::invalid_argument);
+  mk::CodecConfig q = config(mk::Method::quant, 0);
+  q.bits = 3;
+  EXPECT_THROW(mk::validate_config(q, 64), std::invalid_argument);
+  mk::CodecConfig t = config(mk::Method::topk, 0);
+  t.fraction = 0;
+  EXPECT_THROW(mk::validate_config(t, 64), std::invalid_argument);
+}

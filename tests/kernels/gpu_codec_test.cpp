@@ -1,0 +1,40 @@
+// GPU codec of moss::kernels against the CPU implementation (label gpu; skips without a device).
+#include <gtest/gtest.h>
+
+#include "moss/kernels/codec.h"
+#include "moss/kernels/gpu_codec.h"
+#include "moss/kernels/metrics.h"
+#include "moss/kernels/synthetic.h"
+
+namespace mk = moss::kernels;
+
+class GpuVsCpu : public ::testing::TestWithParam<std::tuple<mk::Method, std::int64_t>> {};
+
+TEST_P(GpuVsCpu, SameReconstructionWithinBf16Tolerance) {
+  if (!mk::gpu_available()) GTEST_SKIP() << "no usable CUDA device (or moss built without CUDA)";
+  const auto [method, tokens] = GetParam();
+  mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,dim=320");
+  s.tokens = 1024 + tokens;
+  const mk::Matrix all = mk::generate_synthetic(s, false);
+  mk::CodecConfig c;
+  c.method = method, c.rank = 24, c.rotations = 2, c.subspaces = 3, c.theta_block_tokens = 200;
+  const mk::CodecState st = mk::fit_codec(c, all.view().slice_rows(0, 1024), 3);
+  const mk::MatrixView x = all.view().slice_rows(1024, tokens);
+  mk::Matrix cpu(x.rows, x.cols), gpu(x.rows, x.cols);
+  const mk::Encoded ec = mk::encode(st, x);
+  mk::decode(st, ec, cpu.data.data());
+  mk::GpuTiming timing;
+  const mk::Encoded eg = mk::gpu_roundtrip(st, x, gpu.data.data(), timing);
+  EXPECT_EQ(eg.wire_bytes(), ec.wire_bytes());
+  const double diff = mk::reconstruction_error(cpu.view(), gpu.view()).relative;
+  const double err_cpu = mk::reconstruction_error(x, cpu.view()).relative;
+  const double err_gpu = mk::reconstruction_error(x, gpu.view()).relative;
+  EXPECT_LT(diff, 2e-2) << "relative difference of GPU and CPU reconstructions";
+  EXPECT_NEAR(err_gpu, err_cpu, 0.01 + 0.05 * err_cpu);
+  EXPECT_GT(timing.encode_s, 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, GpuVsCpu,
+                         ::testing::Combine(::testing::Values(mk::Method::none, mk::Method::pca, mk::Method::mos,
+                                                              mk::Method::mos_k, mk::Method::topk, mk::Method::quant),
+                                            ::testing::Values(std::int64_t{64}, std::int64_t{333}, std::int64_t{1000})));
