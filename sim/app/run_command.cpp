@@ -1,5 +1,6 @@
 #include "run_command.h"
 
+#include <cmath>
 #include <cstdio>
 #include <ostream>
 
@@ -44,6 +45,17 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
   row("bytes sent per GPU per step", format_bytes(r.comm_bytes_per_step_per_device));
   row("compression", r.compression.method + (r.compression.method == "none" ? "" : " (ratio " + fixed(r.compression.ratio, 4) + ")"));
   row("memory per GPU", format_bytes(r.memory.total_bytes) + " of " + format_bytes(r.gpu_memory_bytes));
+  if (r.vs_analytic) {
+    row("network (packet level)", std::to_string(r.network.phases_simulated) + " phases simulated, " +
+                                      std::to_string(r.network.phases_reused) + " reused, " +
+                                      std::to_string(r.network.retransmissions) + " retransmissions");
+    row("flow time vs analytic", "mean x" + fixed(r.vs_analytic->mean_ratio, 3) + ", worst x" +
+                                     fixed(r.vs_analytic->worst_ratio, 3));
+  }
+  if (!r.links.empty()) {
+    row("busiest link", r.links.front().from + " -> " + r.links.front().to + " " +
+                            fixed(100 * r.links.front().utilisation, 1) + " % busy");
+  }
   row("time to target", std::isfinite(r.convergence.time_to_target_s) ? format_duration(r.convergence.time_to_target_s) : "unreachable");
   row("outputs", dir + "/{summary.json,trace.json,results.h5}");
 }

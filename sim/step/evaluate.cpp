@@ -23,6 +23,22 @@ model::MemoryBreakdown memory_of(const scenario::Scenario& s) {
   return model::memory_per_gpu(s.model, in);
 }
 
+std::vector<LinkLoad> link_loads(const net::Topology& topo, const StepLayout& layout, double micro,
+                                 double sync_every, double step_s) {
+  std::vector<LinkLoad> out;
+  for (net::ChannelId c = 0; c < topo.channels(); ++c) {
+    const auto i = static_cast<std::size_t>(c);
+    double bytes = micro * layout.cp_channel_bytes[i];
+    if (sync_every > 0) bytes += layout.sync_channel_bytes[i] / sync_every;
+    if (bytes <= 0) continue;
+    const double bw = topo.channel(c).bandwidth_bps;
+    out.push_back({topo.vertex_name(topo.channel_from(c)), topo.vertex_name(topo.channel_to(c)), bw, bytes,
+                   bytes * 8 / (bw * step_s)});
+  }
+  std::stable_sort(out.begin(), out.end(), [](const LinkLoad& a, const LinkLoad& b) { return a.utilisation > b.utilisation; });
+  return out;
+}
+
 }  // namespace
 
 RunResult evaluate(const scenario::Scenario& s, const EvaluateOptions& options) {
@@ -32,7 +48,15 @@ RunResult evaluate(const scenario::Scenario& s, const EvaluateOptions& options) 
   const std::string backend_name = options.backend.value_or(s.simulation.backend);
   net::PacketOptions packet;
   packet.seed = s.simulation.seed;
-  auto backend = net::make_backend(backend_name, topology, scenario::transport_of(s), packet);
+  std::unique_ptr<net::NetworkBackend> backend = net::make_backend(backend_name, topology, scenario::transport_of(s), packet);
+  net::ComparingBackend* comparing = nullptr;
+  if (backend->name() != "analytic") {
+    // Packet-level runs also time every phase analytically, so the summary can show the gap.
+    auto both = std::make_unique<net::ComparingBackend>(
+        std::move(backend), net::make_backend("analytic", topology, scenario::transport_of(s)));
+    comparing = both.get();
+    backend = std::move(both);
+  }
   r.backend = backend->name();
 
   const double chunk_tokens = static_cast<double>(s.training.seq_len) / s.parallelism.context;
@@ -46,7 +70,7 @@ RunResult evaluate(const scenario::Scenario& s, const EvaluateOptions& options) 
   if (!s.compression.compressed()) r.compression.timing_source = "none";
 
   const bool overlap = s.training.sync_overlap;
-  const StepLayout layout = simulate_step(s, *backend, codec, !overlap);
+  const StepLayout layout = simulate_step(s, topology, *backend, codec, !overlap);
   const int gpus = s.cluster.gpus();
   const double c = s.training.sync_every_steps;
   const double micro = static_cast<double>(s.training.sequences_per_step / s.parallelism.data);
@@ -85,6 +109,8 @@ RunResult evaluate(const scenario::Scenario& s, const EvaluateOptions& options) 
   r.gpu_memory_bytes = s.cluster.gpu.memory_bytes;
   r.convergence = converge::predict(s, r.params, r.tokens_per_second, r.tokens_per_step, gpus);
   r.network = backend->stats();
+  if (comparing) r.vs_analytic = comparing->comparison();
+  r.links = link_loads(topology, layout, micro, gpus > 1 ? c : 0.0, r.step_time_s);
   if (options.trace) r.trace = core::chrome_trace(layout.graph, layout.schedule, layout.device_names);
   return r;
 }
@@ -130,10 +156,26 @@ nlohmann::json RunResult::to_summary_json() const {
                       {"gpu_hours", finite_or_null(convergence.gpu_hours)},
                       {"reachable", convergence.reachable},
                       {"curve", std::move(curve)}};
+  json links_json = json::array();
+  for (const LinkLoad& l : links) {
+    links_json.push_back({{"from", l.from}, {"to", l.to}, {"bandwidth_bps", l.bandwidth_bps},
+                          {"wire_bytes_per_step", l.wire_bytes_per_step}, {"utilisation", l.utilisation}});
+  }
   j["network"] = {{"phases_simulated", network.phases_simulated},
                   {"phases_reused", network.phases_reused},
+                  {"phases_extrapolated", network.phases_extrapolated},
                   {"retransmissions", network.retransmissions},
-                  {"events", network.events}};
+                  {"events", network.events},
+                  {"links", std::move(links_json)}};
+  if (vs_analytic) {
+    j["network"]["vs_analytic"] = {{"flows", vs_analytic->flows},
+                                   {"mean_completion_s", vs_analytic->mean_finish_s},
+                                   {"worst_completion_s", vs_analytic->worst_finish_s},
+                                   {"analytic_mean_completion_s", vs_analytic->mean_reference_finish_s},
+                                   {"analytic_worst_completion_s", vs_analytic->worst_reference_finish_s},
+                                   {"mean_ratio", vs_analytic->mean_ratio},
+                                   {"worst_ratio", vs_analytic->worst_ratio}};
+  }
   return j;
 }
 

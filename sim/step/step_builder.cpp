@@ -4,6 +4,7 @@
 
 #include "moss/model/roofline.h"
 #include "moss/model/transformer.h"
+#include "moss/net/topology.h"
 #include "moss/scenario/cluster_topology.h"
 
 namespace moss::step::detail {
@@ -11,8 +12,12 @@ namespace moss::step::detail {
 using core::TaskId;
 using core::TaskKind;
 
-StepBuilder::StepBuilder(const scenario::Scenario& s, net::NetworkBackend& backend, const CodecInputs& codec)
-    : s_(s), backend_(backend), codec_(codec), ranks_(s.parallelism.context) {
+StepBuilder::StepBuilder(const scenario::Scenario& s, const net::Topology& topology, net::NetworkBackend& backend,
+                         const CodecInputs& codec)
+    : s_(s), backend_(backend), codec_(codec), ranks_(s.parallelism.context), topology_(topology),
+      transport_(scenario::transport_of(s)) {
+  cp_channel_bytes_.assign(static_cast<std::size_t>(topology.channels()), 0.0);
+  sync_channel_bytes_ = cp_channel_bytes_;
   chunk_tokens_ = static_cast<double>(s.training.seq_len) / ranks_;
   chunk_bytes_ = codec.bytes.chunk_bytes(chunk_tokens_);
   groups_ = scenario::context_groups(s);
@@ -36,9 +41,20 @@ std::vector<TaskId> StepBuilder::lasts() const {
   return out;
 }
 
+void StepBuilder::count_channel_bytes(const net::CollectivePlan& plan, std::vector<double>& into) {
+  for (const auto& step : plan.steps) {
+    for (const net::Flow& f : step.phase) {
+      if (f.src == f.dst || f.bytes <= 0) continue;
+      const double wire = f.bytes / net::payload_efficiency(topology_.path_mtu_bytes(f.src, f.dst), transport_);
+      for (net::ChannelId c : topology_.route(f.src, f.dst)) into[static_cast<std::size_t>(c)] += wire * step.repeat;
+    }
+  }
+}
+
 TaskId StepBuilder::collective(const std::string& name, const net::CollectivePlan& plan,
-                               const std::vector<TaskId>& after) {
+                               const std::vector<TaskId>& after, bool weight_sync) {
   const double t = net::run_collective(backend_, plan);
+  count_channel_bytes(plan, weight_sync ? sync_channel_bytes_ : cp_channel_bytes_);
   const TaskId id = graph_.add_task(name, TaskKind::kCommunication, network_, t, after);
   graph_.set_bytes(id, plan.bytes_sent_per_rank);
   for (const Device& d : devices_) {
@@ -209,12 +225,15 @@ void StepBuilder::build(bool with_sync) {
   const double params = model::parameter_count(s_.model);
   const int gpus = s_.cluster.gpus();
   const auto sync_plan = net::ring_allreduce(scenario::all_gpus_group(s_), 2.0 * params);
-  sync_s_ = net::run_collective(backend_, sync_plan);
   sync_bytes_ = sync_plan.bytes_sent_per_rank;
   std::vector<TaskId> before_optimizer = backward_ends_;
   if (with_sync && gpus > 1) {
-    sync_task_ = collective("weight sync (ring all-reduce)", sync_plan, backward_ends_);
+    sync_task_ = collective("weight sync (ring all-reduce)", sync_plan, backward_ends_, true);
+    sync_s_ = graph_.tasks()[static_cast<std::size_t>(sync_task_)].duration_s;
     before_optimizer = {sync_task_};
+  } else if (gpus > 1) {
+    sync_s_ = net::run_collective(backend_, sync_plan);
+    count_channel_bytes(sync_plan, sync_channel_bytes_);
   }
   // Adam on this GPU's shard: read and write fp32 master, m, v; read the gradient, write bf16 weights.
   const double shard = s_.parallelism.zero_stage >= 1 ? params / gpus : params;

@@ -35,7 +35,8 @@ struct LayerCosts {
 /// Lays out one microbatch on the context ranks of replica 0 with their resources.
 class StepBuilder {
  public:
-  StepBuilder(const scenario::Scenario& s, net::NetworkBackend& backend, const CodecInputs& codec);
+  StepBuilder(const scenario::Scenario& s, const net::Topology& topology, net::NetworkBackend& backend,
+              const CodecInputs& codec);
 
   /// Builds the graph; returns the tasks whose end marks the end of the microbatch.
   void build(bool with_sync);
@@ -48,6 +49,9 @@ class StepBuilder {
   [[nodiscard]] double sync_s() const { return sync_s_; }
   [[nodiscard]] double sync_bytes_per_device() const { return sync_bytes_; }
   [[nodiscard]] double optimizer_s() const { return optimizer_s_; }
+  /// Wire bytes per directed channel of one microbatch's CP exchange, and of one weight sync.
+  [[nodiscard]] const std::vector<double>& cp_channel_bytes() const { return cp_channel_bytes_; }
+  [[nodiscard]] const std::vector<double>& sync_channel_bytes() const { return sync_channel_bytes_; }
 
  private:
   struct Device {
@@ -56,7 +60,8 @@ class StepBuilder {
   };
 
   core::TaskId collective(const std::string& name, const net::CollectivePlan& plan,
-                          const std::vector<core::TaskId>& after);
+                          const std::vector<core::TaskId>& after, bool weight_sync = false);
+  void count_channel_bytes(const net::CollectivePlan& plan, std::vector<double>& into);
   core::TaskId compute(int rank, const std::string& name, double s, const std::vector<core::TaskId>& after);
   core::TaskId codec(int rank, const std::string& name, double s, const std::vector<core::TaskId>& after);
   void forward_layer_allgather(int layer, bool recompute);
@@ -83,6 +88,10 @@ class StepBuilder {
   double sync_s_ = 0;
   double sync_bytes_ = 0;
   double optimizer_s_ = 0;
+  const net::Topology& topology_;
+  net::TransportConfig transport_;
+  std::vector<double> cp_channel_bytes_;
+  std::vector<double> sync_channel_bytes_;
 };
 
 }  // namespace moss::step::detail

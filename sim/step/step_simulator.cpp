@@ -6,9 +6,9 @@
 
 namespace moss::step {
 
-StepLayout simulate_step(const scenario::Scenario& s, net::NetworkBackend& backend, const CodecInputs& codec,
-                         bool with_sync) {
-  detail::StepBuilder builder(s, backend, codec);
+StepLayout simulate_step(const scenario::Scenario& s, const net::Topology& topology, net::NetworkBackend& backend,
+                         const CodecInputs& codec, bool with_sync) {
+  detail::StepBuilder builder(s, topology, backend, codec);
   builder.build(with_sync);
   StepLayout out;
   out.graph = std::move(builder.graph());
@@ -23,6 +23,8 @@ StepLayout simulate_step(const scenario::Scenario& s, net::NetworkBackend& backe
   out.network_busy_s = builder.network_busy_s();
   out.cp_bytes_per_device = builder.cp_bytes_per_device();
   out.sync_bytes_per_device = builder.sync_bytes_per_device();
+  out.cp_channel_bytes = builder.cp_channel_bytes();
+  out.sync_channel_bytes = builder.sync_channel_bytes();
   const int per_node = s.cluster.gpus_per_node;
   for (int r = 0; r < s.parallelism.context; ++r) {
     out.device_names.push_back("gpu" + std::to_string(r) + " (node" + std::to_string(r / per_node) + ")");

@@ -8,6 +8,7 @@
 #include "moss/converge/scaling_law.h"
 #include "moss/model/memory.h"
 #include "moss/net/backend.h"
+#include "moss/net/comparing_backend.h"
 #include "moss/scenario/scenario.h"
 
 namespace moss::step {
@@ -21,6 +22,15 @@ struct CompressionOutcome {
   double raw_bytes_per_token = 0;          ///< bf16 K + V, per layer, per token
   std::string source = "formula";          ///< "formula" (byte accounting) or "kernels" (measured)
   std::string timing_source = "roofline";  ///< how encode/decode were timed
+};
+
+/// Traffic of one directed link over an average step.
+struct LinkLoad {
+  std::string from;
+  std::string to;
+  double bandwidth_bps = 0;
+  double wire_bytes_per_step = 0;  ///< CP exchange + amortised weight sync, headers included
+  double utilisation = 0;          ///< wire bytes / (bandwidth x step time)
 };
 
 /// Everything one scenario evaluation produces.
@@ -46,6 +56,8 @@ struct RunResult {
   CompressionOutcome compression;
   converge::Prediction convergence;
   net::BackendStats network;
+  std::vector<LinkLoad> links;                      ///< links that carry traffic, busiest first
+  std::optional<net::FlowComparison> vs_analytic;   ///< packet backends: flow times vs the analytic model
   nlohmann::json trace;                       ///< Chrome trace events (when asked for)
 
   /// summary.json: every key of CONTRACT.md plus details.

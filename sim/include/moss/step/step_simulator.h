@@ -5,6 +5,7 @@
 
 #include "moss/core/scheduler.h"
 #include "moss/net/backend.h"
+#include "moss/net/topology.h"
 #include "moss/scenario/scenario.h"
 #include "moss/step/compression_accounting.h"
 
@@ -28,11 +29,13 @@ struct StepLayout {
   double network_busy_s = 0;     ///< time the network carries CP traffic per microbatch
   double cp_bytes_per_device = 0;    ///< per microbatch, sent by one GPU (mean)
   double sync_bytes_per_device = 0;  ///< one all-reduce, sent by one GPU
+  std::vector<double> cp_channel_bytes;    ///< wire bytes per directed channel, one microbatch
+  std::vector<double> sync_channel_bytes;  ///< wire bytes per directed channel, one all-reduce
   std::vector<std::string> device_names;
 };
 
 /// Builds and runs the task graph of one microbatch (+ weight sync when `with_sync`, + optimizer).
-[[nodiscard]] StepLayout simulate_step(const scenario::Scenario& s, net::NetworkBackend& backend,
-                                       const CodecInputs& codec, bool with_sync);
+[[nodiscard]] StepLayout simulate_step(const scenario::Scenario& s, const net::Topology& topology,
+                                       net::NetworkBackend& backend, const CodecInputs& codec, bool with_sync);
 
 }  // namespace moss::step
