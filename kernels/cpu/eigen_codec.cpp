@@ -19,14 +19,30 @@ using cpu::RowMatrixF;
 constexpr std::int64_t kThetaFitTokens = 512;
 
 void round_in_place(float* p, std::int64_t n, int value_bytes) {
-  if (value_bytes == 2)
-    for (std::int64_t i = 0; i < n; ++i) p[i] = round_bf16(p[i]);
+  if (value_bytes == 2) round_bf16_finite(p, n);
 }
 
-RowMatrixF wire_input(MatrixView x, int value_bytes) {
-  RowMatrixF m = cpu::map(x);
-  round_in_place(m.data(), m.size(), value_bytes);
-  return m;
+/// Rows per panel: the bf16 rounding of the input happens panel by panel into a cache-resident
+/// buffer instead of a full copy of X, so encode costs one GEMM plus a streaming pass.
+constexpr std::int64_t kPanelRows = 128;
+
+/// z (rows of x) = wire(x) * b, computed panel by panel.
+template <typename B>
+void project(MatrixView x, const B& b, float* z) {
+  const std::int64_t cols = b.cols();
+  RowMatrixF panel;
+  for (std::int64_t t0 = 0; t0 < x.rows; t0 += kPanelRows) {
+    const std::int64_t n = std::min(kPanelRows, x.rows - t0);
+    panel = cpu::map(x.slice_rows(t0, n));
+    round_bf16_finite(panel.data(), panel.size());
+    MapF(z + t0 * cols, n, cols).noalias() = panel * b;
+  }
+}
+
+template <typename B>
+void project_wire(MatrixView x, const B& b, float* z, int value_bytes) {
+  if (value_bytes == 2) project(x, b, z);
+  else MapF(z, x.rows, b.cols()).noalias() = cpu::map(x) * b;
 }
 
 std::int64_t block_len(int block_tokens, std::int64_t tokens) {
@@ -40,35 +56,36 @@ RowMatrixF mos_basis(const CodecState& s, const float* theta) {
   return u;
 }
 
-void encode_mos(const CodecState& s, const RowMatrixF& xr, Encoded& e) {
+void encode_mos(const CodecState& s, MatrixView x, Encoded& e) {
   const CodecConfig& c = s.config;
-  const std::int64_t t = xr.rows(), d = s.dim, r = c.rank, m = c.rotations;
+  const std::int64_t t = x.rows, d = s.dim, r = c.rank, m = c.rotations;
   const std::int64_t bl = block_len(c.theta_block_tokens, t);
   // B = [Ubar W_1 .. W_m] as one dim x (m+1)r matrix: one GEMM gives every projection.
   RowMatrixF b(d, (m + 1) * r);
   b.leftCols(r) = cpu::map(s.basis.data(), d, r);
   for (std::int64_t i = 0; i < m; ++i) b.middleCols((i + 1) * r, r) = cpu::map(s.directions.data() + i * d * r, d, r);
   e.values.resize(static_cast<std::size_t>(t * r));
-  MapF z(e.values.data(), t, r);
   for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
     const std::int64_t n = std::min(bl, t - t0);
     const std::int64_t stride = std::max<std::int64_t>(1, n / kThetaFitTokens);
     const std::int64_t ns = (n + stride - 1) / stride;
     RowMatrixF sample(ns, d);
-    for (std::int64_t i = 0; i < ns; ++i) sample.row(i) = xr.row(t0 + i * stride);
+    for (std::int64_t i = 0; i < ns; ++i) sample.row(i) = cpu::map(x.slice_rows(t0 + i * stride, 1));
+    round_in_place(sample.data(), sample.size(), c.value_bytes);
     const RowMatrixF p = sample * b;
     const std::vector<float> theta = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r));
     e.theta.insert(e.theta.end(), theta.begin(), theta.end());
-    z.middleRows(t0, n).noalias() = xr.middleRows(t0, n) * mos_basis(s, theta.data());
+    project_wire(x.slice_rows(t0, n), mos_basis(s, theta.data()), e.values.data() + t0 * r, c.value_bytes);
   }
 }
 
-void encode_mos_k(const CodecState& s, const RowMatrixF& xr, Encoded& e) {
+void encode_mos_k(const CodecState& s, MatrixView x, Encoded& e) {
   const CodecConfig& c = s.config;
-  const std::int64_t t = xr.rows(), d = s.dim, r = c.rank, k = c.subspaces;
+  const std::int64_t t = x.rows, d = s.dim, r = c.rank, k = c.subspaces;
   RowMatrixF b(d, k * r);
   for (std::int64_t j = 0; j < k; ++j) b.middleCols(j * r, r) = cpu::map(s.basis.data() + j * d * r, d, r);
-  const RowMatrixF p = xr * b;  // every token against every basis, one GEMM
+  RowMatrixF p(t, k * r);  // every token against every basis, one GEMM
+  project_wire(x, b, p.data(), c.value_bytes);
   const std::int64_t bl = block_len(c.route_block_tokens, t);
   const int ib = index_bits(k);
   const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
@@ -98,14 +115,13 @@ Encoded encode(const CodecState& s, MatrixView x) {
   e.tokens = x.rows;
   e.dim = x.cols;
   e.value_bytes = c.value_bytes;
-  const RowMatrixF xr = wire_input(x, c.value_bytes);
   if (c.method == Method::pca) {
     e.values.resize(static_cast<std::size_t>(x.rows * c.rank));
-    MapF(e.values.data(), x.rows, c.rank).noalias() = xr * cpu::map(s.basis.data(), s.dim, c.rank);
+    project_wire(x, cpu::map(s.basis.data(), s.dim, c.rank), e.values.data(), c.value_bytes);
   } else if (c.method == Method::mos) {
-    encode_mos(s, xr, e);
+    encode_mos(s, x, e);
   } else {
-    encode_mos_k(s, xr, e);
+    encode_mos_k(s, x, e);
   }
   round_in_place(e.values.data(), static_cast<std::int64_t>(e.values.size()), c.value_bytes);
   return e;

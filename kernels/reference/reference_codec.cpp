@@ -14,8 +14,7 @@ float wire(float x, int value_bytes) { return value_bytes == 2 ? round_bf16(x) :
 
 std::vector<float> wire_input(MatrixView x, int value_bytes) {
   std::vector<float> out(x.data, x.data + x.size());
-  if (value_bytes == 2)
-    for (float& v : out) v = round_bf16(v);
+  if (value_bytes == 2) round_bf16_finite(out.data(), static_cast<std::int64_t>(out.size()));
   return out;
 }
 

@@ -20,6 +20,7 @@ void add_run_options(CLI::App& sub, RunOptions& o) {
   sub.add_option("--backend", o.backend, "network backend: analytic | ns3 (overrides the scenario)");
   sub.add_flag("--no-trace", o.no_trace, "do not write the timeline trace");
   sub.add_flag("--json", o.json, "print summary.json instead of the table");
+  sub.add_flag("--no-measure", o.no_measure, "count compressed bytes by formula instead of running the kernels");
 }
 
 namespace {
@@ -43,7 +44,13 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
   row("exposed communication", format_duration(r.exposed_comm_s) + " (" +
                                    fixed(100 * r.exposed_comm_s / r.step_time_s, 1) + " % of the step)");
   row("bytes sent per GPU per step", format_bytes(r.comm_bytes_per_step_per_device));
-  row("compression", r.compression.method + (r.compression.method == "none" ? "" : " (ratio " + fixed(r.compression.ratio, 4) + ")"));
+  std::string comp = r.compression.method;
+  if (r.compression.method != "none") {
+    comp += " (ratio " + fixed(r.compression.ratio, 4);
+    if (r.compression.relative_error) comp += ", error " + fixed(*r.compression.relative_error, 4);
+    comp += "; " + r.compression.source + ")";
+  }
+  row("compression", comp);
   row("memory per GPU", format_bytes(r.memory.total_bytes) + " of " + format_bytes(r.gpu_memory_bytes));
   if (r.vs_analytic) {
     row("network (packet level)", std::to_string(r.network.phases_simulated) + " phases simulated, " +
@@ -67,6 +74,7 @@ int run_run(const RunOptions& o, std::ostream& out) {
   const scenario::Scenario s = scenario::parse_scenario(doc, o.scenario);
   step::EvaluateOptions eo;
   eo.trace = !o.no_trace;
+  eo.measure_compression = !o.no_measure;
   if (!o.backend.empty()) eo.backend = o.backend;
   const step::RunResult r = step::evaluate(s, eo);
   const std::string dir = o.out.empty() ? "results/" + safe_name(s.name) : o.out;
@@ -76,7 +84,7 @@ int run_run(const RunOptions& o, std::ostream& out) {
   write_file_atomic(dir + "/summary.json", summary.dump(2) + "\n");
   if (eo.trace) write_file_atomic(dir + "/trace.json", r.trace.dump() + "\n");
   write_file_atomic(dir + "/scenario.json", doc.dump(2) + "\n");
-  sweep::write_run_h5(dir + "/results.h5", r, doc);
+  sweep::write_run_h5(dir + "/results.h5", s, r, doc);
   if (o.json) {
     out << summary.dump(2) << '\n';
   } else {

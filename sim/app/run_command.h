@@ -16,6 +16,7 @@ struct RunOptions {
   std::string backend;  ///< overrides /simulation/backend
   bool no_trace = false;
   bool json = false;    ///< print summary.json instead of the table
+  bool no_measure = false;  ///< byte formula instead of running the compression kernels
 };
 
 void add_run_options(CLI::App& sub, RunOptions& options);

@@ -54,9 +54,55 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
   return best;
 }
 
+namespace {
+
+constexpr std::size_t kBriefChars = 60;
+
+// Renders at most about kBriefChars characters, descending at most a few levels: a hostile document
+// (a 60 MB array, 100,000 nested arrays) must not cost a full dump or a recursion per level.
+void append_brief(const nlohmann::json& value, std::string& out, int depth) {
+  if (out.size() > kBriefChars) return;
+  if (!value.is_structured()) {
+    if (value.is_string() && value.get_ref<const std::string&>().size() > kBriefChars) {
+      out += nlohmann::json(value.get_ref<const std::string&>().substr(0, kBriefChars)).dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace);
+    } else {
+      out += value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    return;
+  }
+  const bool object = value.is_object();
+  if (value.empty()) {
+    out += object ? "{}" : "[]";
+    return;
+  }
+  if (depth >= 4) {
+    out += object ? "{...}" : "[...]";
+    return;
+  }
+  out += object ? '{' : '[';
+  bool first = true;
+  for (const auto& [key, item] : value.items()) {
+    if (out.size() > kBriefChars) break;
+    if (!first) out += ',';
+    first = false;
+    if (object) out += nlohmann::json(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ':';
+    append_brief(item, out, depth + 1);
+  }
+  out += object ? '}' : ']';
+}
+
+}  // namespace
+
 std::string brief(const nlohmann::json& value) {
-  std::string s = value.dump();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  std::string s;
+  append_brief(value, s, 0);
+  if (s.size() > kBriefChars) {
+    std::size_t cut = kBriefChars - 3;
+    // Never split a UTF-8 sequence: messages end up in JSON (sweep rows), which must stay valid UTF-8.
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    s = s.substr(0, cut) + "...";
+  }
   return s;
 }
 

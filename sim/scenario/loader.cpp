@@ -1,6 +1,7 @@
 #include "moss/scenario/loader.h"
 
 #include <cstdlib>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,6 +21,28 @@ std::string base_dir_of(const std::string& file) {
 
 std::string stem_of(const std::string& file) {
   return file.empty() ? "scenario" : std::filesystem::path(file).stem().string();
+}
+
+// Deepest nesting a scenario may use. Real scenarios nest about 5 levels; a limit keeps every later
+// recursive walk of the document (dumps, sweep expansion) far from the stack's end.
+constexpr std::size_t kMaxDepth = 32;
+
+// Pointer of the first value nested deeper than kMaxDepth, if any. The recursion stops at the limit,
+// so a document 100,000 levels deep costs kMaxDepth frames.
+std::optional<std::string> too_deep(const nlohmann::json& value, const std::string& pointer, std::size_t depth) {
+  if (depth > kMaxDepth) return pointer;
+  if (value.is_object()) {
+    for (const auto& [key, child] : value.items()) {
+      if (!child.is_structured()) continue;
+      if (auto p = too_deep(child, JsonReader::child(pointer, key), depth + 1)) return p;
+    }
+  } else if (value.is_array()) {
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      if (!value[i].is_structured()) continue;
+      if (auto p = too_deep(value[i], pointer + "/" + std::to_string(i), depth + 1)) return p;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -44,11 +67,12 @@ nlohmann::json read_json_file(const std::string& path) {
   buf << in.rdbuf();
   try {
     return nlohmann::json::parse(buf.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    // nlohmann's message carries "line L, column C".
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error carries "line L, column C"; out_of_range 406 is a number too large for a double
+    // ("1e999"), also invalid input.
     std::string what = e.what();
-    const auto pos = what.find("parse error");
-    throw InputError(path, "", "invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+    const auto pos = what.find("] ");
+    throw InputError(path, "", "invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
   }
 }
 
@@ -57,6 +81,10 @@ Scenario parse_scenario(const nlohmann::json& doc, const std::string& file) {
   JsonReader r(file, problems);
   Scenario s;
   s.source_file = file;
+  if (const auto deep = too_deep(doc, "", 0)) {
+    r.problem(*deep, "nested more than " + std::to_string(kMaxDepth) + " levels deep: not a scenario");
+    throw InputError(problems);
+  }
   if (!r.expect_object(doc, "")) throw InputError(problems);
   r.allow_keys(doc, "", {"name", "description", "model", "training", "cluster", "parallelism",
                          "compression", "convergence", "cost", "simulation", "sweep"});
@@ -68,7 +96,7 @@ Scenario parse_scenario(const nlohmann::json& doc, const std::string& file) {
   detail::read_training(r, doc, s);
   detail::read_cluster(r, doc, s);
   detail::read_parallelism(r, doc, s);
-  detail::read_compression(r, doc, s);
+  detail::read_compression(r, doc, s, base_dir_of(file));
   detail::read_convergence(r, doc, s, base_dir_of(file));
   detail::read_cost(r, doc, s);
   detail::read_simulation(r, doc, s);

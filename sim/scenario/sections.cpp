@@ -100,7 +100,7 @@ void read_parallelism(JsonReader& r, const json& doc, Scenario& s) {
   if (auto v = r.integer(*j, p, "zero_stage", 0, 3, false)) par.zero_stage = static_cast<int>(*v);
 }
 
-void read_compression(JsonReader& r, const json& doc, Scenario& s) {
+void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::string& base_dir) {
   const json* j = section(r, doc, "compression", false);
   if (!j) return;
   const std::string p = "/compression";
@@ -109,11 +109,25 @@ void read_compression(JsonReader& r, const json& doc, Scenario& s) {
   if (!method) return;
   c.method = *method;
   if (c.method == "none") r.allow_keys(*j, p, {"method"});
-  else if (c.method == "mos") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "rotations", "basis_refresh_steps"});
-  else if (c.method == "pca") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "basis_refresh_steps"});
-  else if (c.method == "mos-k") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "subspaces", "basis_refresh_steps"});
-  else if (c.method == "topk") r.allow_keys(*j, p, {"method", "fraction"});
-  else r.allow_keys(*j, p, {"method", "bits"});
+  else if (c.method == "mos") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "rotations", "basis_refresh_steps", "activations"});
+  else if (c.method == "pca") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "basis_refresh_steps", "activations"});
+  else if (c.method == "mos-k") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "subspaces", "basis_refresh_steps", "activations"});
+  else if (c.method == "topk") r.allow_keys(*j, p, {"method", "fraction", "activations"});
+  else r.allow_keys(*j, p, {"method", "bits", "activations"});
+  if (auto a = r.string(*j, p, "activations", false)) {
+    if (a->rfind("synthetic:", 0) == 0) {
+      c.activations = *a;
+    } else {
+      const std::filesystem::path path = std::filesystem::path(*a).is_absolute() ? std::filesystem::path(*a)
+                                                                                  : std::filesystem::path(base_dir) / *a;
+      c.activations = path.lexically_normal().string();
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        r.problem(p + "/activations", "= \"" + *a + "\": expected \"synthetic:<spec>\" or an existing .npy/.h5 file (looked for " +
+                                          c.activations + ")");
+      }
+    }
+  }
   const bool ranked = c.method == "mos" || c.method == "pca" || c.method == "mos-k";
   if (ranked) {
     if (auto v = r.integer(*j, p, "rank_k", 1, 1 << 20, true)) c.rank_k = static_cast<int>(*v);
@@ -201,7 +215,8 @@ void read_simulation(JsonReader& r, const json& doc, Scenario& s) {
   const json* j = section(r, doc, "simulation", false);
   if (!j) return;
   const std::string p = "/simulation";
-  r.allow_keys(*j, p, {"backend", "seed"});
+  r.allow_keys(*j, p, {"backend", "seed", "measure_compression"});
+  if (auto v = r.boolean(*j, p, "measure_compression", false)) s.simulation.measure_compression = *v;
   if (auto v = r.choice(*j, p, "backend", {"analytic", "ns3"}, false)) s.simulation.backend = *v;
   if (auto v = r.integer(*j, p, "seed", 0, std::int64_t{1} << 53, false)) s.simulation.seed = static_cast<std::uint64_t>(*v);
 }

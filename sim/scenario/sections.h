@@ -12,7 +12,7 @@ void read_model(JsonReader& r, const nlohmann::json& doc, Scenario& s);
 void read_training(JsonReader& r, const nlohmann::json& doc, Scenario& s);
 void read_cluster(JsonReader& r, const nlohmann::json& doc, Scenario& s);
 void read_parallelism(JsonReader& r, const nlohmann::json& doc, Scenario& s);
-void read_compression(JsonReader& r, const nlohmann::json& doc, Scenario& s);
+void read_compression(JsonReader& r, const nlohmann::json& doc, Scenario& s, const std::string& base_dir);
 void read_convergence(JsonReader& r, const nlohmann::json& doc, Scenario& s, const std::string& base_dir);
 void read_cost(JsonReader& r, const nlohmann::json& doc, Scenario& s);
 void read_simulation(JsonReader& r, const nlohmann::json& doc, Scenario& s);

@@ -7,6 +7,7 @@
 #include "moss/model/memory.h"
 #include "moss/net/backend_factory.h"
 #include "moss/scenario/cluster_topology.h"
+#include "moss/step/compression_measure.h"
 #include "moss/step/step_simulator.h"
 
 namespace moss::step {
@@ -59,15 +60,9 @@ RunResult evaluate(const scenario::Scenario& s, const EvaluateOptions& options) 
   }
   r.backend = backend->name();
 
-  const double chunk_tokens = static_cast<double>(s.training.seq_len) / s.parallelism.context;
-  CodecInputs codec;
-  codec.bytes = kv_bytes(s.compression, s.model, chunk_tokens);
-  codec.per_chunk = codec_time(s.compression, s.model, s.cluster.gpu, chunk_tokens);
-  r.compression.method = s.compression.method;
-  r.compression.ratio = codec.bytes.ratio(chunk_tokens);
-  r.compression.sent_bytes_per_token = codec.bytes.chunk_bytes(chunk_tokens) / chunk_tokens;
-  r.compression.raw_bytes_per_token = codec.bytes.raw_per_token;
-  if (!s.compression.compressed()) r.compression.timing_source = "none";
+  const CompressionFigures figures = compression_figures(s, options.measure_compression && s.simulation.measure_compression);
+  const CodecInputs& codec = figures.codec;
+  r.compression = figures.outcome;
 
   const bool overlap = s.training.sync_overlap;
   const StepLayout layout = simulate_step(s, topology, *backend, codec, !overlap);
@@ -128,6 +123,8 @@ nlohmann::json RunResult::to_summary_json() const {
   j["compression"] = {{"method", compression.method},
                       {"ratio", compression.ratio},
                       {"relative_error", compression.relative_error ? json(*compression.relative_error) : json()},
+                      {"relative_error_k", compression.relative_error_k ? json(*compression.relative_error_k) : json()},
+                      {"relative_error_v", compression.relative_error_v ? json(*compression.relative_error_v) : json()},
                       {"sent_bytes_per_token", compression.sent_bytes_per_token},
                       {"raw_bytes_per_token", compression.raw_bytes_per_token},
                       {"source", compression.source},

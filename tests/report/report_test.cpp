@@ -1,4 +1,5 @@
 // `moss report` on a sweep and on a run, rendered in headless Chromium.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,4 +1,5 @@
 // End-to-end: the moss binary on a 600-point sweep (kill -9 + resume, MPI vs threads, h5py).
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>

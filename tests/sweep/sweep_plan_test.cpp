@@ -32,7 +32,8 @@ TEST(SweepRange, ExpandsTable) {
   const auto ten = expand("300Mbps..100Gbps x10 log");
   ASSERT_EQ(ten.size(), 10u);
   EXPECT_EQ(ten[1], "572.059Mbps");
-  EXPECT_EQ(ten[5], "3.97236Gbps");
+  EXPECT_EQ(ten[4], "3.96644Gbps");  // 300e6 * (100e9 / 300e6)^(4/9)
+  EXPECT_EQ(ten[9], "100Gbps");
 }
 
 TEST(SweepRange, RejectsMalformed) {

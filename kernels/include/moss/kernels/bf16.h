@@ -26,6 +26,17 @@ inline float bf16_bits_to_float(std::uint16_t b) {
 /// `x` rounded to the nearest bfloat16, returned as float.
 inline float round_bf16(float x) { return bf16_bits_to_float(float_to_bf16_bits(x)); }
 
+/// Rounds n finite floats to bfloat16 in place (nearest even). Branch-free so that it vectorises;
+/// NaN payloads are not preserved (activations are validated finite before they get here).
+inline void round_bf16_finite(float* p, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::uint32_t u = 0;
+    std::memcpy(&u, p + i, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    std::memcpy(p + i, &u, sizeof u);
+  }
+}
+
 /// float value of IEEE half-precision bits (exact; subnormals, Inf and NaN included).
 inline float half_bits_to_float(std::uint16_t h) {
   const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;

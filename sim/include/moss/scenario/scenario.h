@@ -74,6 +74,8 @@ struct CompressionSpec {
   double fraction = 0.1;  ///< topk: kept fraction of each row
   int bits = 8;           ///< quant: 4 or 8
   int basis_refresh_steps = 0;  ///< pca/mos/mos-k: re-send the basis every N steps (0: once)
+  /// K/V the kernels are measured on: "synthetic:<spec>" or a .npy/.h5 file (resolved path).
+  std::string activations = "synthetic:llama";
   [[nodiscard]] bool compressed() const { return method != "none"; }
 };
 
@@ -111,6 +113,7 @@ struct CostSpec {
 struct SimulationSpec {
   std::string backend = "analytic";
   std::uint64_t seed = 1;
+  bool measure_compression = true;  ///< run the kernels for bytes and errors (false: byte formula)
 };
 
 /// A fully validated scenario: every field set, units resolved to SI (seconds, bytes, bits/s).

@@ -17,7 +17,9 @@ namespace moss::step {
 struct CompressionOutcome {
   std::string method = "none";
   double ratio = 1;                        ///< sent / raw bytes of the K/V exchange
-  std::optional<double> relative_error;    ///< ||X - X^||_F / ||X||_F, when measured
+  std::optional<double> relative_error;    ///< ||X - X^||_F / ||X||_F (K and V), when measured
+  std::optional<double> relative_error_k;
+  std::optional<double> relative_error_v;
   double sent_bytes_per_token = 0;         ///< K + V, per layer, per token
   double raw_bytes_per_token = 0;          ///< bf16 K + V, per layer, per token
   std::string source = "formula";          ///< "formula" (byte accounting) or "kernels" (measured)
@@ -67,6 +69,7 @@ struct RunResult {
 struct EvaluateOptions {
   bool trace = false;                  ///< build the Chrome trace of one step
   std::optional<std::string> backend;  ///< overrides /simulation/backend
+  bool measure_compression = true;     ///< run the kernels (false: byte formula only)
 };
 
 /// Simulates one optimizer step of the scenario and predicts the time to its target.

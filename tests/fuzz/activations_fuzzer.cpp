@@ -1,0 +1,50 @@
+// libFuzzer target: arbitrary bytes written to a file -> moss::io activation loader (.npy, or .h5 when
+// built with MOSS_FUZZ_HDF5). Any exception other than moss::InputError, crash, sanitizer report or
+// out-of-memory is a finding. Loaded tensors must match their declared shape.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "moss/core/error.h"
+#include "moss/io/activations.h"
+
+namespace {
+
+const std::string& scratch_path() {
+  static const std::string path = [] {
+    const char* dir = std::getenv("TMPDIR");
+    std::string p = (dir && *dir) ? dir : "/tmp";
+    p += "/moss-fuzz-" + std::to_string(::getpid());
+#if defined(MOSS_FUZZ_HDF5)
+    p += ".h5";
+#else
+    p += ".npy";
+#endif
+    return p;
+  }();
+  return path;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string& path = scratch_path();
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return 0;
+  std::fwrite(data, 1, size, f);
+  std::fclose(f);
+  try {
+    const moss::io::Activations a = moss::io::load_activations(path);
+    for (const auto& t : a.tensors) {
+      const auto want = static_cast<std::uint64_t>(t.layers) * static_cast<std::uint64_t>(t.tokens) *
+                        static_cast<std::uint64_t>(t.dim);
+      if (t.layers < 1 || t.tokens < 1 || t.dim < 1 || t.values.size() != want) __builtin_trap();
+    }
+  } catch (const moss::InputError&) {
+  }
+  return 0;
+}

@@ -1,0 +1,230 @@
+// Malformed activation files, generated at test time: `moss compress --activations FILE` must exit 2
+// with a message naming the file (and the dataset for HDF5) and the expectation, must not crash, and
+// must refuse hostile sizes inside a bounded address space.
+#include <hdf5.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "moss_process.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using moss::reliability::fresh_dir;
+using moss::reliability::Limits;
+using moss::reliability::ProcessResult;
+using moss::reliability::run_moss;
+
+const fs::path& dir() {
+  static const fs::path d = fresh_dir("activations");
+  return d;
+}
+
+std::string bytes_of(const std::vector<float>& v) {
+  std::string s(v.size() * 4, '\0');
+  std::memcpy(s.data(), v.data(), s.size());
+  return s;
+}
+
+std::string bytes_of(const std::vector<std::uint16_t>& v) {
+  std::string s(v.size() * 2, '\0');
+  std::memcpy(s.data(), v.data(), s.size());
+  return s;
+}
+
+std::vector<float> ramp(std::size_t n) {
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::sin(0.37f * static_cast<float>(i)) + 0.01f * static_cast<float>(i);
+  return v;
+}
+
+// A .npy file: magic, version, header (padded to 64 bytes as numpy does), payload.
+std::string npy(const std::string& descr, const std::string& shape, const std::string& payload, bool fortran = false,
+                int version = 1) {
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
+                       ", 'shape': " + shape + ", }";
+  const std::size_t prefix = version == 1 ? 10 : 12;
+  while ((prefix + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += static_cast<char>(version);
+  out += '\0';
+  const auto len = static_cast<std::uint32_t>(header.size());
+  out += static_cast<char>(len & 0xff);
+  out += static_cast<char>((len >> 8) & 0xff);
+  if (version != 1) {
+    out += static_cast<char>((len >> 16) & 0xff);
+    out += static_cast<char>((len >> 24) & 0xff);
+  }
+  return out + header + payload;
+}
+
+void write_bytes(const fs::path& p, const std::string& content) {
+  std::ofstream(p, std::ios::binary) << content;
+}
+
+// HDF5 file with the given datasets (float32 in memory, `file_type` on disk).
+struct H5Set {
+  std::string name;
+  std::vector<hsize_t> dims;
+  std::vector<float> values;  // empty: dataset created but never written
+  hid_t file_type = H5T_IEEE_F32LE;
+  bool chunked = false;
+};
+
+void write_h5(const fs::path& p, const std::vector<H5Set>& sets) {
+  const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  for (const auto& s : sets) {
+    const hid_t space = H5Screate_simple(static_cast<int>(s.dims.size()), s.dims.data(), nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (s.chunked) {
+      std::vector<hsize_t> chunk(s.dims.size(), 1);
+      chunk.back() = std::min<hsize_t>(s.dims.back(), 1024);
+      H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
+      H5Pset_deflate(dcpl, 9);
+    }
+    const hid_t ds = H5Dcreate2(f, s.name.c_str(), s.file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (!s.values.empty()) H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, s.values.data());
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+  }
+  H5Fclose(f);
+}
+
+struct BadActivation {
+  std::string file;                              // name in the scratch directory (its extension matters)
+  std::string pointer;                           // dataset ("/k") or "" for the whole file
+  std::string message;                           // regex the message must match
+  std::function<void(const fs::path&)> make;     // writes the file
+};
+
+void PrintTo(const BadActivation& c, std::ostream* os) { *os << c.file; }
+
+const float kNan = std::numeric_limits<float>::quiet_NaN();
+const float kInf = std::numeric_limits<float>::infinity();
+
+std::vector<BadActivation> cases() {
+  auto raw = [](std::string content) { return [content](const fs::path& p) { write_bytes(p, content); }; };
+  std::vector<float> with_nan = ramp(64), with_inf = ramp(64), with_ninf = ramp(64);
+  with_nan[37] = kNan;
+  with_inf[5] = kInf;
+  with_ninf[63] = -kInf;
+  const std::string good = npy("<f4", "(8, 8)", bytes_of(ramp(64)));
+  std::vector<BadActivation> c = {
+      {"empty.npy", "", "bad magic", raw("")},
+      {"text.npy", "", "bad magic", raw("tokens,dim\n1,2\n")},
+      {"version9.npy", "", "version 9", raw(npy("<f4", "(8, 8)", bytes_of(ramp(64)), false, 9))},
+      {"header-cut.npy", "", "truncated npy header|implausible", raw(good.substr(0, 30))},
+      {"header-len-lies.npy", "", "implausible", raw(std::string("\x93NUMPY\x01\x00\xff\xff", 10) + "{'descr'")},
+      {"data-cut.npy", "", "truncated", raw(good.substr(0, good.size() - 7))},
+      {"data-extra.npy", "", "needs", raw(good + "trailing garbage")},
+      {"no-data.npy", "", "truncated", raw(npy("<f4", "(8, 8)", ""))},
+      {"dtype-int32.npy", "", "expected float32", raw(npy("<i4", "(8, 8)", bytes_of(ramp(64))))},
+      {"dtype-float64.npy", "", "expected float32", raw(npy("<f8", "(4, 8)", bytes_of(ramp(64))))},
+      {"dtype-big-endian.npy", "", "expected float32", raw(npy(">f4", "(8, 8)", bytes_of(ramp(64))))},
+      {"dtype-object.npy", "", "expected float32", raw(npy("|O", "(8, 8)", bytes_of(ramp(64))))},
+      {"no-descr.npy", "", "no 'descr'", raw(npy("<f4", "(8, 8)", bytes_of(ramp(64))).replace(12, 7, "'dtype'"))},
+      {"fortran.npy", "", "Fortran", raw(npy("<f4", "(8, 8)", bytes_of(ramp(64)), true))},
+      {"shape-1d.npy", "", R"(expected \[tokens, dim\])", raw(npy("<f4", "(64,)", bytes_of(ramp(64))))},
+      {"shape-5d.npy", "", R"(expected \[tokens, dim\])", raw(npy("<f4", "(2, 2, 2, 2, 4)", bytes_of(ramp(64))))},
+      {"shape-scalar.npy", "", R"(expected \[tokens, dim\])", raw(npy("<f4", "()", bytes_of(ramp(1))))},
+      {"shape-zero.npy", "", "empty dimension", raw(npy("<f4", "(0, 8)", ""))},
+      {"shape-negative.npy", "", "shape|expected", raw(npy("<f4", "(-8, 8)", bytes_of(ramp(64))))},
+      {"shape-1e12.npy", "", "too large|needs", raw(npy("<f4", "(1000000, 1000000)", bytes_of(ramp(64))))},
+      {"shape-1e15-entry.npy", "", "too large", raw(npy("<f4", "(1000000000000000, 8)", bytes_of(ramp(64))))},
+      // 2^32 x 2^32 x 4 bytes = 2^66: the element count wraps to 0 in 64 bits.
+      {"shape-wraps-to-zero.npy", "", "too large", raw(npy("<f4", "(4294967296, 4294967296)", ""))},
+      {"shape-pair-wraps.npy", "", "too large", raw(npy("<f4", "(2, 4294967296, 2147483648)", ""))},
+      {"nan.npy", "", "NaN at layer 0, token 4, feature 5", raw(npy("<f4", "(8, 8)", bytes_of(with_nan)))},
+      {"inf.npy", "", "Inf at layer 0, token 0, feature 5", raw(npy("<f4", "(8, 8)", bytes_of(with_inf)))},
+      {"minus-inf-pair.npy", "", "Inf at V layer 0", raw(npy("<f4", "(2, 4, 8)", bytes_of(with_ninf)))},
+      {"nan-f16.npy", "", "NaN", raw(npy("<f2", "(4, 4)", bytes_of(std::vector<std::uint16_t>(16, 0x7e00))))},
+      {"inf-bf16.npy", "", "Inf", raw(npy("bfloat16", "(4, 4)", bytes_of(std::vector<std::uint16_t>(16, 0x7f80))))},
+      {"wrong-extension.csv", "", "expected .npy", raw("1,2\n3,4\n")},
+      {"missing.npy", "", "cannot open", [](const fs::path&) {}},
+      {"text.h5", "", "not an HDF5 file", raw("this is not HDF5\n")},
+      {"empty.h5", "", "not an HDF5 file", raw("")},
+      {"int.h5", "/x", "not floating point",
+       [](const fs::path& p) { write_h5(p, {{"x", {8, 8}, ramp(64), H5T_STD_I32LE}}); }},
+      {"nan.h5", "/acts", "NaN", [=](const fs::path& p) { write_h5(p, {{"acts", {8, 8}, with_nan}}); }},
+      {"inf-f64.h5", "/acts", "Inf",
+       [=](const fs::path& p) { write_h5(p, {{"acts", {8, 8}, with_inf, H5T_IEEE_F64LE}}); }},
+      {"rank1.h5", "/x", "expected \\[tokens, dim\\]", [](const fs::path& p) { write_h5(p, {{"x", {64}, ramp(64)}}); }},
+      {"k-without-v.h5", "/v", "missing", [](const fs::path& p) { write_h5(p, {{"k", {8, 8}, ramp(64)}}); }},
+      {"kv-shapes-differ.h5", "/v", "shape differs",
+       [](const fs::path& p) { write_h5(p, {{"k", {8, 8}, ramp(64)}, {"v", {4, 16}, ramp(64)}}); }},
+      {"three-datasets.h5", "", "exactly one dataset",
+       [](const fs::path& p) { write_h5(p, {{"a", {8, 8}, ramp(64)}, {"b", {8, 8}, ramp(64)}, {"c", {8, 8}, ramp(64)}}); }},
+      {"huge-chunked.h5", "/x", "truncated or corrupt|too large",
+       [](const fs::path& p) { write_h5(p, {{"x", {1u << 20, 1u << 16}, {}, H5T_IEEE_F32LE, true}}); }},
+      {"truncated.h5", "", "truncated|corrupt|not an HDF5", [](const fs::path& p) {
+         write_h5(p, {{"k", {64, 64}, ramp(4096)}, {"v", {64, 64}, ramp(4096)}});
+         fs::resize_file(p, fs::file_size(p) / 2);
+       }},
+  };
+  return c;
+}
+
+class BadActivationFile : public ::testing::TestWithParam<BadActivation> {};
+
+TEST_P(BadActivationFile, CompressExitsTwoNamingFileAndExpectation) {
+  const BadActivation& c = GetParam();
+  const fs::path path = dir() / c.file;
+  c.make(path);
+  Limits limits;
+  limits.address_space_bytes = moss::reliability::hostile_input_address_space();
+  limits.cpu_seconds = 60;
+  const ProcessResult r = run_moss({"compress", "--activations", path.string(), "--method", "pca", "--rank", "2", "--device", "cpu"},
+                                   limits, dir() / ("scratch-" + c.file));
+  ASSERT_EQ(r.signal, 0) << "killed by signal " << r.signal << "\n" << r.err;
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  for (const char* bad : {"internal error", "AddressSanitizer", "runtime error:", "out of memory"}) {
+    EXPECT_EQ(r.err.find(bad), std::string::npos) << r.err;
+  }
+  const std::string head = "error: " + path.string() + ": " + (c.pointer.empty() ? "" : c.pointer + ": ");
+  const auto at = r.err.find(head);
+  ASSERT_NE(at, std::string::npos) << "no \"" << head << "\" in:\n" << r.err;
+  const std::string message = r.err.substr(at + head.size(), r.err.find('\n', at) - at - head.size());
+  EXPECT_TRUE(std::regex_search(message, std::regex(c.message))) << "/" << c.message << "/ vs " << message;
+  EXPECT_EQ(r.out.find("raw_bytes"), std::string::npos) << "a result was printed:\n" << r.out;
+}
+
+std::string case_name(const ::testing::TestParamInfo<BadActivation>& info) {
+  std::string name = info.param.file;
+  for (char& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Generated, BadActivationFile, ::testing::ValuesIn(cases()), case_name);
+
+// Positive control: a well-formed file loads and compresses under the same limits.
+TEST(BadActivationControl, ValidNpyAndH5PassUnderTheSameLimits) {
+  Limits limits;
+  limits.address_space_bytes = moss::reliability::hostile_input_address_space();
+  const fs::path n = dir() / "good.npy";
+  write_bytes(n, npy("<f4", "(64, 16)", bytes_of(ramp(1024))));
+  const fs::path h = dir() / "good.h5";
+  write_h5(h, {{"k", {64, 16}, ramp(1024)}, {"v", {64, 16}, ramp(1024)}});
+  for (const fs::path& p : {n, h}) {
+    const ProcessResult r = run_moss({"compress", "--activations", p.string(), "--method", "pca", "--rank", "2", "--device", "cpu", "--json"},
+                                     limits, dir() / "scratch-good");
+    EXPECT_EQ(r.exit_code, 0) << p << "\n" << r.err;
+    EXPECT_NE(r.out.find("raw_bytes"), std::string::npos) << r.out;
+  }
+}
+
+}  // namespace
