@@ -17,7 +17,10 @@ jobs="${MOSS_JOBS:-$(nproc)}"
 cc="${MOSS_FUZZ_CC:-clang}"
 cxx="${MOSS_FUZZ_CXX:-clang++}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(scenario_fuzzer npy_fuzzer h5_fuzzer)
+# h5_fuzzer is not in the default set: within a minute it finds crashes inside Debian's libhdf5
+# 1.10.8 itself (NULL dereference in H5Literate on a corrupt file; reproducer in
+# tests/data/bad_activations/libhdf5-segv-h5literate.h5). Run it by name.
+[ ${#targets[@]} -gt 0 ] || targets=(scenario_fuzzer npy_fuzzer)
 flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 
 mkdir -p "$build"
@@ -54,7 +57,19 @@ for t in "${targets[@]}"; do
   log="$build/fuzz-$t.log"
   echo "fuzz: $t for ${seconds} s (log: $log)" >&2
   rc=0
-  TMPDIR="$build" "$build/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+  asan="$ASAN_OPTIONS"
+  # libhdf5 (Debian's, not instrumented) mallocs sizes read from a corrupt file (up to 2^64) and checks
+  # for NULL; without ASan that malloc fails and HDF5 reports an error, which moss turns into exit 2.
+  # Let ASan return NULL too; -malloc_limit_mb still flags any allocation that would succeed past 1 GiB.
+  # It also mallocs (without touching) gigabytes a corrupt header asks for: moss stays at ~15 MB RSS
+  # on such files, so for HDF5 only the resident-memory limit applies.
+  malloc_limit=1024
+  if [ "$t" = h5_fuzzer ]; then
+    asan="$asan:allocator_may_return_null=1"
+    malloc_limit=1048576
+  fi
+  ASAN_OPTIONS="$asan" TMPDIR="$build" "$build/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=2048 \
+    -malloc_limit_mb="$malloc_limit" \
     -timeout=25 -max_len=65536 -print_final_stats=1 "${dict[@]}" -artifact_prefix="$artifacts" \
     "$work" "$root/tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
   runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo "?")

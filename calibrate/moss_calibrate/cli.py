@@ -54,9 +54,33 @@ def load_spec(path: Path, args) -> dict:
         spec["training"]["steps"] = args.steps
     if args.seeds:
         spec["seeds"] = [int(s) for s in args.seeds.split(",")]
+    check_spec(spec, path)
     if not any(m.get("method") == "none" for m in spec["methods"]):
         spec["methods"] = [{"method": "none"}] + spec["methods"]
     return spec
+
+
+def check_spec(spec: dict, path: Path) -> None:
+    """Raises ValueError naming the JSON pointer of the first problem in the model or the methods."""
+    from .codecs import make_codec
+    from .model import ModelConfig
+    from .train import TRAIN_DEFAULTS
+    try:
+        cfg = ModelConfig(**spec.get("model", {}))
+        cfg.check()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: /model: {e}")
+    unknown = set(spec["training"]) - set(TRAIN_DEFAULTS)
+    if unknown:
+        raise ValueError(f"{path}: /training: unknown keys {sorted(unknown)}; expected some of {sorted(TRAIN_DEFAULTS)}")
+    for i, m in enumerate(spec["methods"]):
+        try:
+            for is_v in (False, True):
+                make_codec(m, cfg.d_model, is_v)
+        except KeyError as e:
+            raise ValueError(f"{path}: /methods/{i} = {json.dumps(m)}: missing \"{e.args[0]}\"")
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: /methods/{i} = {json.dumps(m)}: {e}")
 
 
 def _worker(job):
@@ -106,7 +130,8 @@ def main(argv=None) -> int:
     from . import output
     corpus = Corpus(load_text(spec.get("data", {}), spec_path.parent))
     entropy = corpus.unigram_entropy_nats()
-    command = "moss calibrate " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--quiet", "--fresh")]  # same results
+    command = "moss calibrate " + " ".join(shlex.quote(a) for a in shown)
     done, jobs = {}, []
     for method in spec["methods"]:
         for seed in spec["seeds"]:

@@ -72,6 +72,8 @@ class Encoded:
     theta: Optional[torch.Tensor] = None   # mos: [..., rotations] fp32
     scales: Optional[torch.Tensor] = None  # quant: [..., C] bf16-exact
     packed_bits: int = 0                   # bits of indices / codes per chunk (bit-packed)
+    indices: Optional[torch.Tensor] = None # topk: [..., C, k] positions (travel in packed_bits)
+    codes: Optional[torch.Tensor] = None   # quant: [..., C, d] integer codes (travel in packed_bits)
 
     def wire_bytes(self) -> int:
         """Bytes of one chunk on the wire: values*2 + packed + 4*theta + 2*scales."""
@@ -141,20 +143,15 @@ class Subspace(Codec):
         self.cov += flat.T @ flat
 
     def fit(self) -> None:
-        """Ubar = top-r eigenvectors of the warm-up second moment; W_i the next blocks of r."""
+        """Ubar = top-r eigenvectors of the warm-up second moment; W_i = the next blocks of r
+        eigenvectors (orthonormal, orthogonal to Ubar), zero columns where the dimension runs out."""
         _, vecs = torch.linalg.eigh(self.cov)
         vecs = vecs.flip(1).float()  # descending eigenvalues
         self.ubar.copy_(vecs[:, :self.rank])
-        gen = torch.Generator().manual_seed(1234 + self.rank)
+        self.dirs.zero_()
         for i in range(self.rotations):
-            lo = (i + 1) * self.rank
-            if lo + self.rank <= self.dim:
-                w = vecs[:, lo:lo + self.rank]
-            else:  # not enough principal directions left: a random orthonormal complement
-                w = torch.randn(self.dim, self.rank, generator=gen).to(self.ubar.device)
-                w -= self.ubar @ (self.ubar.T @ w)
-                w = torch.linalg.qr(w).Q
-            self.dirs[i].copy_(w)
+            block = vecs[:, (i + 1) * self.rank:(i + 2) * self.rank]
+            self.dirs[i, :, :block.shape[1]] = block
         self.active = True
 
     def basis(self, theta: Optional[torch.Tensor]) -> torch.Tensor:
@@ -184,10 +181,8 @@ class TopK(Codec):
 
     def encode(self, x: torch.Tensor) -> Encoded:
         idx = x.detach().abs().topk(self.k, dim=-1).indices
-        e = Encoded(chunks=x[..., 0, 0].numel(), values=to_bf16(x.gather(-1, idx)),
-                    packed_bits=x.shape[-2] * self.k * index_bits(self.dim))
-        e.indices = idx
-        return e
+        return Encoded(chunks=x[..., 0, 0].numel(), values=to_bf16(x.gather(-1, idx)), indices=idx,
+                       packed_bits=x.shape[-2] * self.k * index_bits(self.dim))
 
     def decode(self, e: Encoded) -> torch.Tensor:
         out = torch.zeros(*e.values.shape[:-1], self.dim, dtype=e.values.dtype, device=e.values.device)
@@ -231,9 +226,8 @@ class Quant(Codec):
 
     def encode(self, x: torch.Tensor) -> Encoded:
         codes, scale = quantise(x.detach(), self.bits)
-        e = Encoded(chunks=x[..., 0, 0].numel(), scales=scale, packed_bits=x.shape[-2] * self.dim * self.bits)
-        e.codes = codes
-        return e
+        return Encoded(chunks=x[..., 0, 0].numel(), scales=scale, codes=codes,
+                       packed_bits=x.shape[-2] * self.dim * self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _QuantST.apply(x, self.bits)

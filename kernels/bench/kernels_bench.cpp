@@ -1,10 +1,19 @@
 // moss_kernels_bench: Google Benchmark of every method's CPU encode/decode at T = 4096,
-// d in {2048, 4096}, r in {16, 64, 256}, with an Eigen GEMM of the encode's shape (T x d times d x r)
-// in the same run as the baseline. Bytes processed = bf16 input bytes (2 T d), so the reported
-// bytes_per_second is directly comparable with the GEMM's.
+// d in {2048, 4096}, r in {16, 64, 256}. Every case times its baseline in the same iteration, on the
+// same data, interleaved with the codec (so machine noise hits both alike), by thread CPU time:
+//   pca, mos encode   an Eigen GEMM of the encode's shape (T x d times d x r)       counter x_gemm
+//   mos-k encode      the same, and K such GEMMs (the fair baseline: K projections) x_gemm, x_kgemm
+//   subspace decode   an Eigen GEMM of the decode's shape (T x r times r x d)       x_gemm
+//   none/topk/quant   a memcpy of the fp32 tensor the codec reads (encode) or writes (decode)  x_copy
+// The counters are median(codec) / median(baseline) over the iterations of a run; base_ms is the
+// baseline's median. Bytes processed = bf16 input bytes (2 T d) for every case.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Dense>
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <functional>
 #include <map>
 
 #include "moss/kernels/codec.h"
@@ -14,6 +23,9 @@ namespace mk = moss::kernels;
 
 namespace {
 constexpr std::int64_t kTokens = 4096;
+constexpr int kSubspaces = 4;
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMatrix>;
 
 const mk::Matrix& data(std::int64_t dim) {
   static std::map<std::int64_t, mk::Matrix> cache;
@@ -26,49 +38,136 @@ const mk::Matrix& data(std::int64_t dim) {
   return it->second;
 }
 
-mk::CodecState fitted(mk::Method m, std::int64_t dim, int rank) {
+mk::MatrixView chunk(std::int64_t dim) { return data(dim).view().slice_rows(kTokens, kTokens); }
+
+mk::CodecState fitted(mk::Method m, std::int64_t dim, int rank, int rotations) {
   mk::CodecConfig c;
-  c.method = m, c.rank = rank, c.rotations = 1, c.subspaces = 4, c.fraction = 0.1, c.bits = 8;
+  c.method = m, c.rank = rank, c.rotations = rotations, c.subspaces = kSubspaces, c.fraction = 0.1, c.bits = 8;
   return mk::fit_codec(c, data(dim).view().slice_rows(0, 1024), 1);
 }
 
-void encode_bench(benchmark::State& state, mk::Method m) {
+double thread_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+/// Runs `op` under the benchmark's timer and each baseline outside it, interleaved, and records the
+/// ratio counters `names[i]` = median(op) / median(baseline i).
+void run_against(benchmark::State& state, const std::function<void()>& op,
+                 const std::vector<std::pair<const char*, std::function<void()>>>& baselines) {
+  std::vector<double> op_ms;
+  std::vector<std::vector<double>> base_ms(baselines.size());
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (std::size_t i = 0; i < baselines.size(); ++i) {
+      const double t0 = thread_ms();
+      baselines[i].second();
+      base_ms[i].push_back(thread_ms() - t0);
+    }
+    state.ResumeTiming();
+    const double t0 = thread_ms();
+    op();
+    op_ms.push_back(thread_ms() - t0);
+  }
+  const double m = median(op_ms);
+  for (std::size_t i = 0; i < baselines.size(); ++i) {
+    const double b = median(base_ms[i]);
+    state.counters[baselines[i].first] = b > 0 ? m / b : 0;
+    if (i == 0) state.counters["base_ms"] = b;
+  }
+}
+
+/// Eigen GEMM z = a * b with b (k x n) random: the baseline a user would write instead.
+struct Gemm {
+  RowMatrix b, z;
+  ConstMap a;
+  Gemm(mk::MatrixView x, std::int64_t n) : b(RowMatrix::Random(x.cols, n)), z(x.rows, n), a(x.data, x.rows, x.cols) {}
+  void operator()() {
+    z.noalias() = a * b;
+    benchmark::DoNotOptimize(z.data());
+  }
+};
+
+void encode_bench(benchmark::State& state, mk::Method m, int rotations) {
   const std::int64_t d = state.range(0);
   const int r = static_cast<int>(state.range(1));
-  const mk::CodecState s = fitted(m, d, r);
-  const mk::MatrixView x = data(d).view().slice_rows(kTokens, kTokens);
-  for (auto _ : state) benchmark::DoNotOptimize(mk::encode(s, x));
+  const mk::CodecState s = fitted(m, d, r, rotations);
+  const mk::MatrixView x = chunk(d);
+  auto op = [&] { benchmark::DoNotOptimize(mk::encode(s, x)); };
+  if (m == mk::Method::pca || m == mk::Method::mos || m == mk::Method::mos_k) {
+    Gemm one(x, r);
+    std::vector<std::pair<const char*, std::function<void()>>> base{{"x_gemm", std::ref(one)}};
+    if (m == mk::Method::mos_k)
+      base.emplace_back("x_kgemm", [&] {
+        for (int k = 0; k < kSubspaces; ++k) one();
+      });
+    run_against(state, op, base);
+  } else {  // memory-bound: a copy of the fp32 tensor the encoder reads
+    std::vector<float> dst(static_cast<std::size_t>(x.size()));
+    run_against(state, op, {{"x_copy", [&] {
+                               std::memcpy(dst.data(), x.data, dst.size() * sizeof(float));
+                               benchmark::ClobberMemory();
+                             }}});
+  }
   state.SetBytesProcessed(state.iterations() * kTokens * d * 2);
 }
 
-void decode_bench(benchmark::State& state, mk::Method m) {
+void decode_bench(benchmark::State& state, mk::Method m, int rotations) {
   const std::int64_t d = state.range(0);
   const int r = static_cast<int>(state.range(1));
-  const mk::CodecState s = fitted(m, d, r);
-  const mk::Encoded e = mk::encode(s, data(d).view().slice_rows(kTokens, kTokens));
+  const mk::CodecState s = fitted(m, d, r, rotations);
+  const mk::Encoded e = mk::encode(s, chunk(d));
   std::vector<float> out(static_cast<std::size_t>(kTokens * d));
-  for (auto _ : state) {
+  auto op = [&] {
     mk::decode(s, e, out.data());
     benchmark::ClobberMemory();
+  };
+  if (m == mk::Method::pca || m == mk::Method::mos || m == mk::Method::mos_k) {
+    const RowMatrix z = RowMatrix::Random(kTokens, r);
+    Gemm g({z.data(), kTokens, r}, d);
+    run_against(state, op, {{"x_gemm", std::ref(g)}});
+  } else {  // a copy of the fp32 tensor the decoder writes
+    const mk::MatrixView x = chunk(d);
+    run_against(state, op, {{"x_copy", [&] {
+                               std::memcpy(out.data(), x.data, out.size() * sizeof(float));
+                               benchmark::ClobberMemory();
+                             }}});
   }
   state.SetBytesProcessed(state.iterations() * kTokens * d * 2);
 }
 
 void eigen_gemm(benchmark::State& state) {
   const std::int64_t d = state.range(0), r = state.range(1);
-  using M = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const M x = M::Random(kTokens, d), u = M::Random(d, r);
-  M z(kTokens, r);
-  for (auto _ : state) {
-    z.noalias() = x * u;
-    benchmark::DoNotOptimize(z.data());
-  }
+  Gemm g(chunk(d), r);
+  for (auto _ : state) g();
   state.SetBytesProcessed(state.iterations() * kTokens * d * 2);
+}
+
+void copy_fp32(benchmark::State& state) {
+  const mk::MatrixView x = chunk(state.range(0));
+  std::vector<float> dst(static_cast<std::size_t>(x.size()));
+  for (auto _ : state) {
+    std::memcpy(dst.data(), x.data, dst.size() * sizeof(float));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * x.size() * 2);
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
   for (int d : {2048, 4096})
     for (int r : {16, 64, 256}) b->Args({d, r});
+  b->Unit(benchmark::kMillisecond);
+}
+void small_ranks(benchmark::internal::Benchmark* b) {
+  for (int d : {2048, 4096})
+    for (int r : {16, 64}) b->Args({d, r});
   b->Unit(benchmark::kMillisecond);
 }
 void widths(benchmark::internal::Benchmark* b) {
@@ -78,15 +177,18 @@ void widths(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(eigen_gemm)->Apply(shapes);
-BENCHMARK_CAPTURE(encode_bench, pca, mk::Method::pca)->Apply(shapes);
-BENCHMARK_CAPTURE(decode_bench, pca, mk::Method::pca)->Apply(shapes);
-BENCHMARK_CAPTURE(encode_bench, mos, mk::Method::mos)->Apply(shapes);
-BENCHMARK_CAPTURE(decode_bench, mos, mk::Method::mos)->Apply(shapes);
-BENCHMARK_CAPTURE(encode_bench, mos_k, mk::Method::mos_k)->Apply(shapes);
-BENCHMARK_CAPTURE(decode_bench, mos_k, mk::Method::mos_k)->Apply(shapes);
-BENCHMARK_CAPTURE(encode_bench, none, mk::Method::none)->Apply(widths);
-BENCHMARK_CAPTURE(encode_bench, topk, mk::Method::topk)->Apply(widths);
-BENCHMARK_CAPTURE(decode_bench, topk, mk::Method::topk)->Apply(widths);
-BENCHMARK_CAPTURE(encode_bench, quant, mk::Method::quant)->Apply(widths);
-BENCHMARK_CAPTURE(decode_bench, quant, mk::Method::quant)->Apply(widths);
+BENCHMARK(copy_fp32)->Apply(widths);
+BENCHMARK_CAPTURE(encode_bench, pca, mk::Method::pca, 1)->Apply(shapes);
+BENCHMARK_CAPTURE(decode_bench, pca, mk::Method::pca, 1)->Apply(shapes);
+BENCHMARK_CAPTURE(encode_bench, mos, mk::Method::mos, 1)->Apply(shapes);
+BENCHMARK_CAPTURE(decode_bench, mos, mk::Method::mos, 1)->Apply(shapes);
+// Four generators: the general (non-diagonal) U(theta) path, O(d r^2) per block, r^3 per objective step.
+BENCHMARK_CAPTURE(encode_bench, mos_m4, mk::Method::mos, 4)->Apply(small_ranks);
+BENCHMARK_CAPTURE(encode_bench, mos_k, mk::Method::mos_k, 1)->Apply(shapes);
+BENCHMARK_CAPTURE(decode_bench, mos_k, mk::Method::mos_k, 1)->Apply(shapes);
+BENCHMARK_CAPTURE(encode_bench, none, mk::Method::none, 1)->Apply(widths);
+BENCHMARK_CAPTURE(encode_bench, topk, mk::Method::topk, 1)->Apply(widths);
+BENCHMARK_CAPTURE(decode_bench, topk, mk::Method::topk, 1)->Apply(widths);
+BENCHMARK_CAPTURE(encode_bench, quant, mk::Method::quant, 1)->Apply(widths);
+BENCHMARK_CAPTURE(decode_bench, quant, mk::Method::quant, 1)->Apply(widths);
 BENCHMARK_MAIN();

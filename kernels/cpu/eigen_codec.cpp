@@ -1,5 +1,5 @@
 // Encode/decode with Eigen (codec.h). The subspace methods are GEMMs; none/topk/quant have no linear
-// algebra, so their CPU implementation is the plain loop of reference_codec.cpp.
+// algebra: their single-pass loops are in elementwise_codec.cpp.
 #include <algorithm>
 #include <stdexcept>
 
@@ -26,56 +26,95 @@ void round_in_place(float* p, std::int64_t n, int value_bytes) {
 /// buffer instead of a full copy of X, so encode costs one GEMM plus a streaming pass.
 constexpr std::int64_t kPanelRows = 128;
 
-/// z (rows of x) = wire(x) * b, computed panel by panel.
-template <typename B>
-void project(MatrixView x, const B& b, float* z) {
-  const std::int64_t cols = b.cols();
-  RowMatrixF panel;
-  for (std::int64_t t0 = 0; t0 < x.rows; t0 += kPanelRows) {
-    const std::int64_t n = std::min(kPanelRows, x.rows - t0);
-    panel = cpu::map(x.slice_rows(t0, n));
-    round_bf16_finite(panel.data(), panel.size());
-    MapF(z + t0 * cols, n, cols).noalias() = panel * b;
+/// Calls f(first, panel) for consecutive panels of the rows x[0], x[stride], x[2 stride], ... as the
+/// wire carries them (bf16-rounded when value_bytes == 2); `first` counts taken rows. One buffer.
+template <typename F>
+void for_wire_panels(MatrixView x, std::int64_t stride, int value_bytes, F&& f) {
+  const std::int64_t rows = (x.rows + stride - 1) / stride;
+  RowMatrixF panel(std::min(kPanelRows, rows), x.cols);
+  for (std::int64_t i0 = 0; i0 < rows; i0 += kPanelRows) {
+    const std::int64_t n = std::min(kPanelRows, rows - i0);
+    for (std::int64_t i = 0; i < n; ++i)
+      std::copy(x.row((i0 + i) * stride), x.row((i0 + i) * stride) + x.cols, panel.row(i).data());
+    if (value_bytes == 2) round_bf16_finite(panel.data(), n * x.cols);
+    f(i0, panel.topRows(n));
   }
 }
 
+/// z (rows of x) = wire(x) * b, computed panel by panel.
 template <typename B>
 void project_wire(MatrixView x, const B& b, float* z, int value_bytes) {
-  if (value_bytes == 2) project(x, b, z);
-  else MapF(z, x.rows, b.cols()).noalias() = cpu::map(x) * b;
+  if (value_bytes != 2) {
+    MapF(z, x.rows, b.cols()).noalias() = cpu::map(x) * b;
+    return;
+  }
+  const std::int64_t cols = b.cols();
+  for_wire_panels(x, 1, value_bytes, [&](std::int64_t i0, const auto& panel) {
+    MapF(z + i0 * cols, panel.rows(), cols).noalias() = panel * b;
+  });
 }
 
 std::int64_t block_len(int block_tokens, std::int64_t tokens) {
   return block_tokens <= 0 ? std::max<std::int64_t>(tokens, 1) : block_tokens;
 }
 
-RowMatrixF mos_basis(const CodecState& s, const float* theta) {
-  RowMatrixF u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), theta, s.config.rotations,
-                                          s.dim, s.config.rank);
+Eigen::ArrayXd direction_eigenvalues(const CodecState& s) {
+  const std::int64_t r = s.config.rank;
+  Eigen::ArrayXd lambda(r);
+  for (std::int64_t p = 0; p < r; ++p) lambda(p) = s.direction_gram[static_cast<std::size_t>(p * r + p)];
+  return lambda;
+}
+
+/// U(theta) of one block as both ends use it (wire-rounded): the diagonal path when the state allows
+/// it (lambda = diag(W^T W)), else the general second-order formula with Newton-Schulz.
+void mos_basis(const CodecState& s, const float* theta, bool diagonal, const Eigen::ArrayXd& lambda, RowMatrixF& u) {
+  if (diagonal)
+    cpu::rotated_basis_diagonal(s.basis.data(), s.directions.data(), lambda, theta[0], s.dim, s.config.rank, u);
+  else
+    u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), theta, s.config.rotations, s.dim, s.config.rank);
   round_in_place(u.data(), u.size(), s.config.value_bytes);
-  return u;
+}
+
+/// Theta of one block from its evenly strided sample, P = S [Ubar W_1..W_m] projected panel by panel.
+std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool diagonal, const Eigen::ArrayXd& lambda) {
+  const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
+  const std::int64_t stride = std::max<std::int64_t>(1, block.rows / kThetaFitTokens);
+  const ConstMapF ubar = cpu::map(s.basis.data(), d, r);
+  if (diagonal) {  // only the column statistics of S Ubar and S W_1 are needed
+    const ConstMapF w = cpu::map(s.directions.data(), d, r);
+    cpu::ColumnStats stats(static_cast<int>(r));
+    RowMatrixF p0, p1;
+    for_wire_panels(block, stride, s.config.value_bytes, [&](std::int64_t, const auto& panel) {
+      p0.noalias() = panel * ubar;
+      p1.noalias() = panel * w;
+      stats.add(p0, p1);
+    });
+    return {cpu::fit_theta_diagonal(stats, lambda)};
+  }
+  const std::int64_t ns = (block.rows + stride - 1) / stride;
+  RowMatrixF p(ns, (m + 1) * r);
+  for_wire_panels(block, stride, s.config.value_bytes, [&](std::int64_t i0, const auto& panel) {
+    p.block(i0, 0, panel.rows(), r).noalias() = panel * ubar;
+    for (std::int64_t i = 0; i < m; ++i)
+      p.block(i0, (i + 1) * r, panel.rows(), r).noalias() = panel * cpu::map(s.directions.data() + i * d * r, d, r);
+  });
+  return cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r));
 }
 
 void encode_mos(const CodecState& s, MatrixView x, Encoded& e) {
   const CodecConfig& c = s.config;
-  const std::int64_t t = x.rows, d = s.dim, r = c.rank, m = c.rotations;
+  const std::int64_t t = x.rows, r = c.rank;
   const std::int64_t bl = block_len(c.theta_block_tokens, t);
-  // B = [Ubar W_1 .. W_m] as one dim x (m+1)r matrix: one GEMM gives every projection.
-  RowMatrixF b(d, (m + 1) * r);
-  b.leftCols(r) = cpu::map(s.basis.data(), d, r);
-  for (std::int64_t i = 0; i < m; ++i) b.middleCols((i + 1) * r, r) = cpu::map(s.directions.data() + i * d * r, d, r);
+  const bool diagonal = cpu::diagonal_rotation(s);
+  const Eigen::ArrayXd lambda = diagonal ? direction_eigenvalues(s) : Eigen::ArrayXd();
   e.values.resize(static_cast<std::size_t>(t * r));
+  RowMatrixF u;
   for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
     const std::int64_t n = std::min(bl, t - t0);
-    const std::int64_t stride = std::max<std::int64_t>(1, n / kThetaFitTokens);
-    const std::int64_t ns = (n + stride - 1) / stride;
-    RowMatrixF sample(ns, d);
-    for (std::int64_t i = 0; i < ns; ++i) sample.row(i) = cpu::map(x.slice_rows(t0 + i * stride, 1));
-    round_in_place(sample.data(), sample.size(), c.value_bytes);
-    const RowMatrixF p = sample * b;
-    const std::vector<float> theta = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r));
+    const std::vector<float> theta = mos_block_theta(s, x.slice_rows(t0, n), diagonal, lambda);
     e.theta.insert(e.theta.end(), theta.begin(), theta.end());
-    project_wire(x.slice_rows(t0, n), mos_basis(s, theta.data()), e.values.data() + t0 * r, c.value_bytes);
+    mos_basis(s, theta.data(), diagonal, lambda, u);
+    project_wire(x.slice_rows(t0, n), u, e.values.data() + t0 * r, c.value_bytes);
   }
 }
 
@@ -110,7 +149,7 @@ Encoded encode(const CodecState& s, MatrixView x) {
   const CodecConfig& c = s.config;
   if (x.cols != s.dim) throw std::invalid_argument("encode: feature width differs from the fitted codec");
   if (c.method == Method::none || c.method == Method::topk || c.method == Method::quant)
-    return reference::encode(s, x);
+    return cpu::encode_elementwise(s, x);
   Encoded e;
   e.tokens = x.rows;
   e.dim = x.cols;
@@ -130,7 +169,7 @@ Encoded encode(const CodecState& s, MatrixView x) {
 void decode(const CodecState& s, const Encoded& e, float* out) {
   const CodecConfig& c = s.config;
   if (c.method == Method::none || c.method == Method::topk || c.method == Method::quant) {
-    reference::decode(s, e, out);
+    cpu::decode_elementwise(s, e, out);
     return;
   }
   const std::int64_t t = e.tokens, d = e.dim, r = c.rank;
@@ -140,9 +179,13 @@ void decode(const CodecState& s, const Encoded& e, float* out) {
     xo.noalias() = z * cpu::map(s.basis.data(), d, r).transpose();
   } else if (c.method == Method::mos) {
     const std::int64_t bl = block_len(c.theta_block_tokens, t);
+    const bool diagonal = cpu::diagonal_rotation(s);
+    const Eigen::ArrayXd lambda = diagonal ? direction_eigenvalues(s) : Eigen::ArrayXd();
+    RowMatrixF u;
     for (std::int64_t t0 = 0, bi = 0; t0 < t; t0 += bl, ++bi) {
       const std::int64_t n = std::min(bl, t - t0);
-      xo.middleRows(t0, n).noalias() = z.middleRows(t0, n) * mos_basis(s, e.theta.data() + bi * c.rotations).transpose();
+      mos_basis(s, e.theta.data() + bi * c.rotations, diagonal, lambda, u);
+      xo.middleRows(t0, n).noalias() = z.middleRows(t0, n) * u.transpose();
     }
   } else {  // mos-k: gather the tokens of each basis, one GEMM per basis, scatter back
     const std::int64_t bl = block_len(c.route_block_tokens, t);

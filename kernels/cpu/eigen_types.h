@@ -3,9 +3,11 @@
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
+#include "moss/kernels/codec.h"
 #include "moss/kernels/matrix.h"
 
 namespace moss::kernels::cpu {
@@ -34,5 +36,49 @@ RowMatrixF rotated_basis_eigen(const float* ubar, const float* directions, const
 /// Theta of one block from the projections p = X_sample [Ubar W_1..W_m] (n x (m+1) rank).
 std::vector<float> fit_block_theta(const float* p, std::int64_t n, std::span<const double> dir_gram,
                                    int rotations, int rank);
+
+/// none, topk, quant on the CPU (elementwise_codec.cpp): the bytes of reference::encode, one pass.
+Encoded encode_elementwise(const CodecState& s, MatrixView x);
+/// Decodes none, topk, quant (elementwise_codec.cpp).
+void decode_elementwise(const CodecState& s, const Encoded& e, float* out);
+
+/// The line search of fit_theta (rotation.h) on any objective f of the m-vector theta.
+std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f, int m);
+
+// The diagonal MoS path (mos_rotation.cpp). fit_codec rotates Ubar and the W_i within their span so
+// that D = W_1^T W_1 is diagonal (eigenvalues lambda_p, descending). With one rotation every r x r
+// matrix of rotation.h is then diagonal: M = theta^2 diag(lambda), U^T U = diag(1 + theta^4 lambda^2/4),
+// so the Newton-Schulz steps are per-column scales and the theta objective needs only the column
+// statistics of P = X [Ubar W]: a block costs O(n r) to fit and O(d r) to rotate instead of O(n r^2 +
+// r^3 per objective evaluation) and O(d r^2).
+
+/// Relative size ||offdiag(D)||_F / ||D||_F below which the diagonal path is used. Neglecting it moves
+/// U(theta) by at most theta^2/2 ||offdiag(D)||_2 <= 0.29 tol ||D||_F <= 0.29 tol (tr D = ||W||_F^2 = 1)
+/// in Frobenius norm: with bf16 values (tol 2^-8: about 1.1e-3) that is below the bf16 rounding of U
+/// itself (2^-9 per entry, about 1.1e-3 sqrt(r/3)); bf16 rounding of the fitted W leaves about 2^-12.
+/// With fp32 values the fitted D is diagonal to float precision and tol is 1e-6.
+inline double diagonal_tolerance(int value_bytes) { return value_bytes == 2 ? 1.0 / 256 : 1e-6; }
+
+/// True when `s` is mos with one rotation and ||offdiag(D)||_F <= diagonal_tolerance ||D||_F.
+bool diagonal_rotation(const CodecState& s);
+
+/// Column statistics of P0 = S Ubar and P1 = S W (double): sum_t P0^2, sum_t P0 P1, sum_t P1^2.
+struct ColumnStats {
+  Eigen::ArrayXd g00, g01, g11;
+  explicit ColumnStats(int rank) : g00(Eigen::ArrayXd::Zero(rank)), g01(Eigen::ArrayXd::Zero(rank)), g11(Eigen::ArrayXd::Zero(rank)) {}
+  /// Adds the rows of p0, p1 (n x rank each).
+  void add(const RowMatrixF& p0, const RowMatrixF& p1);
+};
+
+/// Theta of one block on the diagonal path (the same objective and line search as fit_theta).
+float fit_theta_diagonal(const ColumnStats& stats, const Eigen::ArrayXd& lambda);
+
+/// U(theta) on the diagonal path into `u` (dim x rank): Ubar diag(a) + W diag(b), O(dim rank).
+void rotated_basis_diagonal(const float* ubar, const float* w, const Eigen::ArrayXd& lambda, float theta,
+                            std::int64_t dim, int rank, RowMatrixF& u);
+
+/// Rotates `ubar` and the `rotations` directions (dim x rank each) within their column span so that
+/// W_1^T W_1 becomes diagonal with descending eigenvalues (the subspaces are unchanged).
+void diagonalise_first_direction(RowMatrixF& ubar, std::vector<float>& directions, int rotations);
 
 }  // namespace moss::kernels::cpu

@@ -131,10 +131,13 @@ CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t
   const int r = config.rank;
   if (config.method == Method::pca || config.method == Method::mos) {
     if (warmup.rows < 1) throw std::invalid_argument("fit: the warm-up sample is empty");
-    const RowMatrixF ubar = cpu::top_subspace(w.view(), r, kPowerIterations, seed);
-    append(s.basis, ubar);
+    RowMatrixF ubar = cpu::top_subspace(w.view(), r, kPowerIterations, seed);
     if (config.method == Method::mos) {
       s.directions = fit_directions(w.view(), ubar, config.rotations, config.theta_block_tokens);
+      // A change of basis within span Ubar (and the same for every W_i) leaves every U(theta)
+      // subspace unchanged; this one makes W_1^T W_1 diagonal, so that encode and decode with one
+      // rotation take the O(d r) diagonal path (eigen_types.h).
+      cpu::diagonalise_first_direction(ubar, s.directions, config.rotations);
       if (config.value_bytes == 2)
         for (float& v : s.directions) v = round_bf16(v);
       const int m = config.rotations;
@@ -149,6 +152,7 @@ CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t
               s.direction_gram[static_cast<std::size_t>((i * r + p) * m * r + j * r + q)] = n(p, q);
         }
     }
+    append(s.basis, ubar);
   } else if (config.method == Method::mos_k) {
     if (warmup.rows < 1) throw std::invalid_argument("fit: the warm-up sample is empty");
     s.basis = fit_subspaces(w.view(), config.subspaces, r, config.route_block_tokens, seed);

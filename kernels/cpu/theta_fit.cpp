@@ -4,6 +4,7 @@
 // small Gram matrices of P = X [Ubar W_1..W_m]. U^T U = I + M^2/4 exactly (Ubar^T W_i = 0).
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "eigen_types.h"
 #include "moss/kernels/rotation.h"
@@ -46,9 +47,13 @@ double theta_objective(std::span<const double> gram, std::span<const double> dir
 }
 
 std::vector<float> fit_theta(std::span<const double> gram, std::span<const double> dir_gram, int m, int r) {
+  return cpu::maximise_theta([&](const std::vector<float>& t) { return theta_objective(gram, dir_gram, t, m, r); }, m);
+}
+
+namespace cpu {
+std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f, int m) {
   std::vector<float> theta(static_cast<std::size_t>(m), 0.0f);
   if (m == 0) return theta;
-  auto f = [&](const std::vector<float>& t) { return theta_objective(gram, dir_gram, t, m, r); };
   const double f0 = f(theta);
   double best = f0;
   float step = 0.25f;
@@ -85,13 +90,37 @@ std::vector<float> fit_theta(std::span<const double> gram, std::span<const doubl
   return theta;
 }
 
-namespace cpu {
 std::vector<float> fit_block_theta(const float* p, std::int64_t n, std::span<const double> dir_gram, int m,
                                    int r) {
   const ConstMapF pm = map(p, n, static_cast<std::int64_t>(m + 1) * r);
   const Eigen::MatrixXd pd = pm.cast<double>();
-  const RowMatrixD g = pd.transpose() * pd;
-  return fit_theta(std::span<const double>(g.data(), static_cast<std::size_t>(g.size())), dir_gram, m, r);
+  const Eigen::MatrixXd g = pd.transpose() * pd;  // symmetric: storage order does not matter
+  if (m == 0) return {};
+  // theta_objective with the blocks extracted once and the theta-weighted sums formed first:
+  // about 5 r^3 per evaluation for any m instead of (2m + 4) r^3 plus m^2 block copies.
+  const int nd = m * r;
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> dg(dir_gram.data(), nd, nd);
+  const Eigen::MatrixXd g00 = g.topLeftCorner(r, r);
+  const Eigen::MatrixXd id = Eigen::MatrixXd::Identity(r, r);
+  auto f = [&](const std::vector<float>& t) {
+    Eigen::MatrixXd mm = Eigen::MatrixXd::Zero(r, r), g0t = Eigen::MatrixXd::Zero(r, r), gtt = Eigen::MatrixXd::Zero(r, r);
+    for (int i = 0; i < m; ++i) {
+      if (t[static_cast<std::size_t>(i)] == 0.0f) continue;
+      g0t += t[static_cast<std::size_t>(i)] * g.block(0, (i + 1) * r, r, r);
+      for (int j = 0; j < m; ++j) {
+        const double tt = static_cast<double>(t[static_cast<std::size_t>(i)]) * t[static_cast<std::size_t>(j)];
+        if (tt == 0.0) continue;
+        mm += tt * dg.block(i * r, j * r, r, r);
+        gtt += tt * g.block((i + 1) * r, (j + 1) * r, r, r);
+      }
+    }
+    const Eigen::MatrixXd k0 = id - 0.5 * mm;
+    const Eigen::MatrixXd k0g = k0.transpose() * g0t;
+    const Eigen::MatrixXd a = k0.transpose() * g00 * k0 + k0g + k0g.transpose() + gtt;
+    const Eigen::MatrixXd utu = id + 0.25 * mm * mm;
+    return utu.llt().solve(a).trace();
+  };
+  return maximise_theta(f, m);
 }
 }  // namespace cpu
 

@@ -1,5 +1,6 @@
 #include "report_command.h"
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,13 +21,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs argv, inheriting stdout/stderr; returns the exit status (127 when it could not start).
-int spawn_and_wait(const std::vector<std::string>& args) {
+// Runs argv, inheriting stdout/stderr (or silencing both with `quiet`); returns the exit status
+// (127 when it could not start).
+int spawn_and_wait(const std::vector<std::string>& args, bool quiet = false) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (quiet) {
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  }
   pid_t pid = 0;
-  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return 127;
+  const int started = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (started != 0) return 127;
   int status = 0;
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return 127;
@@ -75,7 +85,7 @@ int run_report(const ReportOptions& o, std::ostream& out, std::ostream& err) {
   std::string python;
   int probe = 127;
   for (const auto& candidate : pythons) {
-    probe = spawn_and_wait({candidate, "-c", "import matplotlib, h5py, numpy"});
+    probe = spawn_and_wait({candidate, "-c", "import matplotlib, h5py, numpy"}, true);
     if (probe == 0) {
       python = candidate;
       break;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <ostream>
 
 #include <CLI/CLI.hpp>
@@ -81,10 +82,14 @@ int run_run(const RunOptions& o, std::ostream& out) {
   ensure_directory(dir);
   nlohmann::json summary = r.to_summary_json();
   summary["scenario_file"] = o.scenario;
-  write_file_atomic(dir + "/summary.json", summary.dump(2) + "\n");
+  // summary.json is the result: a stale one from an earlier run goes first, the new one comes last,
+  // so a run that fails half-way (full disk) never leaves a summary beside files it did not finish.
+  std::error_code ignored;
+  std::filesystem::remove(dir + "/summary.json", ignored);
   if (eo.trace) write_file_atomic(dir + "/trace.json", r.trace.dump() + "\n");
   write_file_atomic(dir + "/scenario.json", doc.dump(2) + "\n");
   sweep::write_run_h5(dir + "/results.h5", s, r, doc);
+  write_file_atomic(dir + "/summary.json", summary.dump(2) + "\n");
   if (o.json) {
     out << summary.dump(2) << '\n';
   } else {

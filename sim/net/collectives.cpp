@@ -54,9 +54,15 @@ CollectivePlan ring_shift(const std::vector<Group>& groups, double bytes) {
   return repeated_shift(groups, bytes, 1);
 }
 
-double run_collective(NetworkBackend& backend, const CollectivePlan& plan) {
+double run_collective(NetworkBackend& backend, const CollectivePlan& plan, bool every_transfer) {
   double total = 0;
-  for (const auto& step : plan.steps) total += backend.run_phase(step.phase).makespan_s * step.repeat;
+  for (const auto& step : plan.steps) {
+    if (!every_transfer) {
+      total += backend.run_phase(step.phase).makespan_s * step.repeat;
+      continue;
+    }
+    for (int i = 0; i < step.repeat; ++i) total += backend.run_phase(step.phase).makespan_s;
+  }
   return total;
 }
 

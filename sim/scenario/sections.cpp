@@ -215,7 +215,12 @@ void read_simulation(JsonReader& r, const json& doc, Scenario& s) {
   const json* j = section(r, doc, "simulation", false);
   if (!j) return;
   const std::string p = "/simulation";
-  r.allow_keys(*j, p, {"backend", "seed", "measure_compression"});
+  r.allow_keys(*j, p, {"backend", "seed", "measure_compression", "packet"});
+  if (const json* pk = r.member(*j, p, "packet", false); pk && r.expect_object(*pk, p + "/packet")) {
+    r.allow_keys(*pk, p + "/packet", {"memoise", "extrapolate"});
+    if (auto v = r.boolean(*pk, p + "/packet", "memoise", false)) s.simulation.packet_memoise = *v;
+    if (auto v = r.boolean(*pk, p + "/packet", "extrapolate", false)) s.simulation.packet_extrapolate = *v;
+  }
   if (auto v = r.boolean(*j, p, "measure_compression", false)) s.simulation.measure_compression = *v;
   if (auto v = r.choice(*j, p, "backend", {"analytic", "ns3"}, false)) s.simulation.backend = *v;
   if (auto v = r.integer(*j, p, "seed", 0, std::int64_t{1} << 53, false)) s.simulation.seed = static_cast<std::uint64_t>(*v);

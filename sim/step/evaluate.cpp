@@ -49,6 +49,8 @@ RunResult evaluate(const scenario::Scenario& s, const EvaluateOptions& options) 
   const std::string backend_name = options.backend.value_or(s.simulation.backend);
   net::PacketOptions packet;
   packet.seed = s.simulation.seed;
+  packet.memoise = s.simulation.packet_memoise;
+  packet.full = !s.simulation.packet_extrapolate;
   std::unique_ptr<net::NetworkBackend> backend = net::make_backend(backend_name, topology, scenario::transport_of(s), packet);
   net::ComparingBackend* comparing = nullptr;
   if (backend->name() != "analytic") {

@@ -53,7 +53,7 @@ void StepBuilder::count_channel_bytes(const net::CollectivePlan& plan, std::vect
 
 TaskId StepBuilder::collective(const std::string& name, const net::CollectivePlan& plan,
                                const std::vector<TaskId>& after, bool weight_sync) {
-  const double t = net::run_collective(backend_, plan);
+  const double t = net::run_collective(backend_, plan, !s_.simulation.packet_memoise);
   count_channel_bytes(plan, weight_sync ? sync_channel_bytes_ : cp_channel_bytes_);
   const TaskId id = graph_.add_task(name, TaskKind::kCommunication, network_, t, after);
   graph_.set_bytes(id, plan.bytes_sent_per_rank);
@@ -232,7 +232,7 @@ void StepBuilder::build(bool with_sync) {
     sync_s_ = graph_.tasks()[static_cast<std::size_t>(sync_task_)].duration_s;
     before_optimizer = {sync_task_};
   } else if (gpus > 1) {
-    sync_s_ = net::run_collective(backend_, sync_plan);
+    sync_s_ = net::run_collective(backend_, sync_plan, !s_.simulation.packet_memoise);
     count_channel_bytes(sync_plan, sync_channel_bytes_);
   }
   // Adam on this GPU's shard: read and write fp32 master, m, v; read the gradient, write bf16 weights.

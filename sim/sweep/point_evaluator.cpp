@@ -24,12 +24,28 @@ converge::CostBreakdown cost_of(const scenario::Scenario& s, const step::RunResu
   return converge::estimate_cost(s, r.convergence.time_to_target_s, s.cluster.gpus(), per_step * r.convergence.steps);
 }
 
-// Measured run times of the simulator itself differ run to run; leaving them out makes a resumed,
-// threaded or MPI sweep byte-identical to an uninterrupted serial one.
+// Measured run times of the simulator itself differ run to run, and the packet backend's phase
+// cache is process-wide, so how many phases a point simulated rather than reused (and the events
+// and extrapolations of those) depends on which points ran before it in the same process. Leaving
+// them out (keeping their sum, "phases") makes a resumed, threaded or MPI sweep byte-identical to
+// an uninterrupted serial one. `moss run` keeps them in its own summary.json.
 nlohmann::json deterministic_summary(const step::RunResult& r) {
   nlohmann::json s = r.to_summary_json();
-  if (auto it = s.find("network"); it != s.end() && it->is_object()) it->erase("backend_wall_s");
+  if (auto it = s.find("network"); it != s.end() && it->is_object()) {
+    auto& n = *it;
+    const auto count = [&](const char* k) { return n.contains(k) && n[k].is_number() ? n[k].get<double>() : 0.0; };
+    n["phases"] = count("phases_simulated") + count("phases_reused");
+    for (const char* k : {"backend_wall_s", "phases_simulated", "phases_reused", "phases_extrapolated", "events"})
+      n.erase(k);
+  }
   return s;
+}
+
+const step::LinkLoad* busiest_link(const step::RunResult& r) {
+  const step::LinkLoad* best = nullptr;
+  for (const auto& l : r.links)
+    if (!best || l.utilisation > best->utilisation) best = &l;
+  return best;
 }
 
 }  // namespace
@@ -86,6 +102,10 @@ PointRecord make_record(const scenario::Scenario& s, const step::RunResult& r, c
       {"fraction", s.compression.fraction},
       {"bits", static_cast<double>(s.compression.bits)},
       {"sync_every_steps", static_cast<double>(s.training.sync_every_steps)},
+      {"efficiency_gemm", s.cluster.gpu.efficiency.gemm},
+      {"efficiency_attention_fwd", s.cluster.gpu.efficiency.attention_fwd},
+      {"efficiency_attention_bwd", s.cluster.gpu.efficiency.attention_bwd},
+      {"efficiency_memory", s.cluster.gpu.efficiency.memory},
   };
   rec.metrics.insert(rec.metrics.end(), design.begin(), design.end());
   const std::vector<std::pair<std::string, std::string>> labels = {
@@ -104,6 +124,7 @@ PointRecord make_record(const scenario::Scenario& s, const step::RunResult& r, c
 PointRecord make_result_record(const step::RunResult& r, const nlohmann::json& doc) {
   PointRecord rec;
   const auto& c = r.convergence;
+  const step::LinkLoad* link = busiest_link(r);
   rec.metrics = {
       {"tokens_per_second", r.tokens_per_second},
       {"step_time_s", r.step_time_s},
@@ -121,6 +142,19 @@ PointRecord make_result_record(const step::RunResult& r, const nlohmann::json& d
       {"gpu_memory_bytes", r.gpu_memory_bytes},
       {"compression_ratio", r.compression.ratio},
       {"compression_relative_error", or_nan(r.compression.relative_error)},
+      {"compression_relative_error_k", or_nan(r.compression.relative_error_k)},
+      {"compression_relative_error_v", or_nan(r.compression.relative_error_v)},
+      {"compression_sent_bytes_per_token", r.compression.sent_bytes_per_token},
+      {"cp_comm_time_s", r.cp_comm_time_s},
+      {"memory_total_bytes", r.memory.total_bytes},
+      {"retransmissions", static_cast<double>(r.network.retransmissions)},
+      {"links_used", static_cast<double>(r.links.size())},
+      {"busiest_link_utilisation", link ? link->utilisation : kNaN},
+      {"busiest_link_wire_bytes_per_step", link ? link->wire_bytes_per_step : kNaN},
+      {"busiest_link_bandwidth_bps", link ? link->bandwidth_bps : kNaN},
+      {"vs_analytic_flows", r.vs_analytic ? static_cast<double>(r.vs_analytic->flows) : kNaN},
+      {"vs_analytic_mean_ratio", r.vs_analytic ? r.vs_analytic->mean_ratio : kNaN},
+      {"vs_analytic_worst_ratio", r.vs_analytic ? r.vs_analytic->worst_ratio : kNaN},
       {"eta", c.eta},
       {"eta_compression", c.eta_compression.value},
       {"eta_weight_sync", c.eta_weight_sync.value},
@@ -138,6 +172,7 @@ PointRecord make_result_record(const step::RunResult& r, const nlohmann::json& d
       {"eta_weight_sync_source", c.eta_weight_sync.describe()},
       {"compression_source", r.compression.source},
       {"compression_timing_source", r.compression.timing_source},
+      {"busiest_link", link ? link->from + "->" + link->to : std::string()},
   };
   for (const auto& p : c.curve) {
     rec.curve_tokens.push_back(p.tokens);

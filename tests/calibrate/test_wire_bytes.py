@@ -87,5 +87,30 @@ class WireBytesTest(unittest.TestCase):
                 self.assertEqual(report["raw_bytes"], 2 * 2 * LAYERS * (TOKENS - TOKENS // 2) * DIM, method)
 
 
+class ReconstructionTest(unittest.TestCase):
+    def test_full_rank_is_lossless_and_topk_keeps_largest(self):
+        x = low_rank(torch.Generator().manual_seed(3), 64, DIM)
+        for method in ({"method": "pca", "rank_k": DIM, "rank_v": DIM},
+                       {"method": "mos", "rank_k": DIM, "rank_v": DIM, "rotations": 1},
+                       {"method": "topk", "fraction": 1.0}, {"method": "quant", "bits": 8}):
+            codec = make_codec(method, DIM, False)
+            if hasattr(codec, "observe"):
+                codec.observe(x)
+                codec.fit()
+            err = float((codec(x.view(4, 16, DIM)).reshape(64, DIM) - x).norm() / x.norm())
+            self.assertLess(err, 0.01, method)  # bf16 / int8 rounding only
+
+    def test_lower_rank_larger_error(self):
+        x = low_rank(torch.Generator().manual_seed(4), 256, DIM)
+        errs = []
+        for r in (32, 16, 4):
+            codec = make_codec({"method": "pca", "rank_k": r, "rank_v": r}, DIM, False)
+            codec.observe(x)
+            codec.fit()
+            errs.append(float((codec(x.view(8, 32, DIM)).reshape(256, DIM) - x).norm()))
+        self.assertLess(errs[0], errs[1])
+        self.assertLess(errs[1], errs[2])
+
+
 if __name__ == "__main__":
     calib_common.main()

@@ -32,7 +32,10 @@ BASE = {
 EXPLICIT_MODEL = {"layers": 8, "d_model": 2048, "heads": 8, "kv_heads": 8, "ffn_hidden": 8192,
                   "vocab": 128256, "tied_embeddings": True}
 
-CASES = []  # (file stem, content (dict or raw str/bytes), pointer, message regex, why)
+CASES = []  # (file stem, content (dict or raw str/bytes), pointer, message regex, why, options)
+# options: "run_only" (the problem is found when the run loads data, not by `moss validate`),
+# "problem_file" (the file the message names, relative to bad_scenarios/, when not the scenario),
+# "known_bug" (why `moss validate` wrongly accepts it; the validate check is skipped until fixed).
 
 
 def at(doc, dotted):
@@ -44,7 +47,7 @@ def at(doc, dotted):
     return cur, keys[-1]
 
 
-def mutate(stem, pointer, regex, why, set_=None, delete=None, base=None):
+def mutate(stem, pointer, regex, why, set_=None, delete=None, base=None, **options):
     """A case from BASE: `set_` maps slash paths ("cluster/nodes") to values; `delete` lists paths."""
     doc = copy.deepcopy(base if base is not None else BASE)
     for path, value in (set_ or {}).items():
@@ -53,11 +56,11 @@ def mutate(stem, pointer, regex, why, set_=None, delete=None, base=None):
     for path in delete or []:
         parent, key = at(doc, path)
         del parent[key]
-    CASES.append((stem, doc, pointer, regex, why))
+    CASES.append((stem, doc, pointer, regex, why, options))
 
 
-def raw(stem, text, pointer, regex, why):
-    CASES.append((stem, text, pointer, regex, why))
+def raw(stem, text, pointer, regex, why, **options):
+    CASES.append((stem, text, pointer, regex, why, options))
 
 
 def explicit(**fields):
@@ -273,11 +276,57 @@ mutate("huge-rank", "/compression/rank_v", r"expected an integer", "rank 2^40",
        {"compression/rank_v": 2**40})
 
 
+# --- activation files named by a scenario (fixtures in tests/data/bad_activations/) --------------------
+MOS = {"method": "mos", "rank_k": 40, "rank_v": 100}
+mutate("activations-missing-file", "/compression/activations", r"existing .npy/.h5 file", "no such activation file",
+       {"compression": dict(MOS, activations="no-such-file.npy")})
+mutate("activations-nan", "", r"NaN at K layer 0, token 3, feature 5", "K/V pair with a NaN",
+       {"compression": dict(MOS, activations="../bad_activations/nan-pair.npy")},
+       run_only=True, problem_file="../bad_activations/nan-pair.npy")
+mutate("activations-truncated", "", r"truncated", "K/V pair cut short",
+       {"compression": dict(MOS, activations="../bad_activations/truncated-pair.npy")},
+       run_only=True, problem_file="../bad_activations/truncated-pair.npy")
+mutate("activations-one-tensor", "", r"expected K and V", "one tensor where a K/V pair is needed",
+       {"compression": dict(MOS, activations="../bad_activations/one-tensor.npy")},
+       run_only=True, problem_file="../bad_activations/one-tensor.npy")
+mutate("activations-synthetic-unknown-key", "/compression", r"unknown key \"bogus\"", "bad synthetic spec",
+       {"compression": dict(MOS, activations="synthetic:bogus=1")},
+       known_bug="moss validate accepts it; only moss run parses the synthetic spec")
+
+
+def write_activation_fixtures():
+    """Small malformed .npy files a scenario can name (tests/data/bad_activations/)."""
+    import math
+    import struct
+    out = os.path.join(ROOT, "tests", "data", "bad_activations")
+    os.makedirs(out, exist_ok=True)
+
+    def npy(descr, shape, payload):
+        h = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+        while (10 + len(h) + 1) % 64:
+            h += " "
+        h += "\n"
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + payload
+
+    vals = [math.sin(0.3 * i) for i in range(128)]
+    with_nan = list(vals)
+    with_nan[3 * 8 + 5] = float("nan")
+    files = {
+        "nan-pair.npy": npy("<f4", "(2, 8, 8)", struct.pack("<128f", *with_nan)),
+        "truncated-pair.npy": npy("<f4", "(2, 8, 8)", struct.pack("<100f", *vals[:100])),
+        "one-tensor.npy": npy("<f4", "(16, 8)", struct.pack("<128f", *vals)),
+    }
+    for name, data in files.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+
+
 def main():
+    write_activation_fixtures()
     os.makedirs(OUT, exist_ok=True)
     manifest = []
     stems = set()
-    for stem, content, pointer, regex, why in CASES:
+    for stem, content, pointer, regex, why, options in CASES:
         assert stem not in stems, stem
         stems.add(stem)
         name = stem + ".json"
@@ -290,7 +339,9 @@ def main():
             data = content
         with open(path, "wb") as f:
             f.write(data)
-        manifest.append({"file": name, "pointer": pointer, "message": regex, "why": why})
+        entry = {"file": name, "pointer": pointer, "message": regex, "why": why}
+        entry.update(options)
+        manifest.append(entry)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"about": "Malformed scenarios: each must make `moss validate` and `moss run` exit 2 "
                             "with a message naming the file, this JSON pointer and matching this regex. "

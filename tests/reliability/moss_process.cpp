@@ -1,6 +1,7 @@
 #include "moss_process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -27,25 +28,59 @@ std::uint64_t hostile_input_address_space() {
 #endif
 }
 
+namespace {
+
+// Reads both pipes until the child closes them (poll, so neither pipe can fill up and block it).
+void drain(int out_fd, int err_fd, std::string& out, std::string& err) {
+  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  std::string* sinks[2] = {&out, &err};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// Pipes, not files, carry stdout and stderr: RLIMIT_FSIZE limits regular files only, so the child's
+// messages survive a "full disk".
 ProcessResult run_process(const std::vector<std::string>& args, const Limits& limits, const fs::path& scratch) {
   fs::create_directories(scratch);
-  const std::string out_path = (scratch / "stdout.txt").string();
-  const std::string err_path = (scratch / "stderr.txt").string();
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  int out_pipe[2], err_pipe[2];
+  ProcessResult r;
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return r;
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    return r;
+  }
   const pid_t pid = ::fork();
   if (pid == 0) {
     // Child: only async-signal-safe calls until execv.
-    const int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (o < 0 || e < 0) ::_exit(126);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
     const auto limit = [](int resource, std::uint64_t value) {
       if (value == 0) return;
-      const rlimit r{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
-      ::setrlimit(resource, &r);
+      const rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
+      ::setrlimit(resource, &rl);
     };
     limit(RLIMIT_AS, limits.address_space_bytes);
     limit(RLIMIT_CPU, limits.cpu_seconds);
@@ -57,15 +92,22 @@ ProcessResult run_process(const std::vector<std::string>& args, const Limits& li
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
-  ProcessResult r;
-  if (pid < 0) return r;
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (pid < 0) {
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    return r;
+  }
+  drain(out_pipe[0], err_pipe[0], r.out, r.err);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
+  // Kept for looking at a failure after the fact.
+  std::ofstream(scratch / "stdout.txt", std::ios::binary) << r.out;
+  std::ofstream(scratch / "stderr.txt", std::ios::binary) << r.err;
   return r;
 }
 

@@ -86,13 +86,16 @@ TEST(Report, SweepReportHasEveryPlotAndTable) {
       << slurp(d + "/err.txt");
   const std::string md = slurp(d + "/sweep/report.md");
   for (const char* section : {"## Break-even bandwidth", "## Time and cost to target", "## Recommendation",
-                              "## Assumptions", "ASSUMED", "mos k40/v100"})
+                              "## Assumptions", "## Network", "ASSUMED", "mos k40/v100", "time to loss",
+                              "eta included", "compression error", "(K 0.", "busiest links", "exposed comm",
+                              "Roofline efficiency factors"})
     EXPECT_NE(md.find(section), std::string::npos) << section;
   const std::string html = slurp(d + "/sweep/report.html");
-  for (const char* plot : {"loss-vs-wallclock", "tokens-vs-bandwidth", "exposed-comm", "time-to-target", "cost-to-target"})
+  for (const char* plot : {"loss-vs-wallclock", "tokens-vs-bandwidth", "exposed-comm", "time-to-target", "cost-to-target",
+                           "busiest-link", "link-utilisation"})
     EXPECT_NE(html.find(std::string("data-plot=\"") + plot + "\""), std::string::npos) << plot;
   EXPECT_EQ(html.find("src=\"http"), std::string::npos) << "the report must be self-contained";
-  expect_renders(d + "/sweep/report.html", 5);
+  expect_renders(d + "/sweep/report.html", 7);
 }
 
 TEST(Report, RunDirectoryReport) {
@@ -101,8 +104,29 @@ TEST(Report, RunDirectoryReport) {
                  d + "/run"}),
             0);
   ASSERT_EQ(run({MOSS_BINARY, "report", d + "/run"}), 0);
-  EXPECT_NE(slurp(d + "/run/report.md").find("## Assumptions"), std::string::npos);
-  expect_renders(d + "/run/report.html", 1);
+  const std::string md = slurp(d + "/run/report.md");
+  for (const char* section : {"## Summary", "## Time and cost to target", "## Network", "## Assumptions", "tokens/s",
+                              "compression error (kernels)", "node0->node1", "memory per GPU"})
+    EXPECT_NE(md.find(section), std::string::npos) << section;
+  const std::string html = slurp(d + "/run/report.html");
+  for (const char* plot : {"loss-vs-wallclock", "link-utilisation", "memory"})
+    EXPECT_NE(html.find(std::string("data-plot=\"") + plot + "\""), std::string::npos) << plot;
+  expect_renders(d + "/run/report.html", 3);
+}
+
+// A sweep whose block switches simulation.backend to ns3: the report's packet-level table.
+TEST(Report, Ns3BackendSweepHasPacketLevelTable) {
+  const std::string d = temp_dir("ns3");
+  ASSERT_EQ(run({MOSS_BINARY, "sweep", std::string(MOSS_SOURCE_DIR) + "/tests/sweep/ns3-backend-sweep.json", "--out",
+                 d + "/sweep", "--progress", "none"}),
+            0);
+  if (slurp(d + "/sweep/summary.jsonl").find("\"backend\":\"ns3\"") == std::string::npos)
+    GTEST_SKIP() << "moss built without ns-3";
+  ASSERT_EQ(run({MOSS_BINARY, "report", d + "/sweep"}, d + "/out.txt", d + "/err.txt"), 0) << slurp(d + "/err.txt");
+  const std::string md = slurp(d + "/sweep/report.md");
+  for (const char* text : {"Packet-level (ns-3) points", "mean ns-3 / analytic", "retransmissions / step", "backend=ns3"})
+    EXPECT_NE(md.find(text), std::string::npos) << text;
+  expect_renders(d + "/sweep/report.html", 4);
 }
 
 TEST(Report, MissingDirectoryIsInputError) {

@@ -9,7 +9,6 @@
 #include <string>
 #include <unordered_map>
 
-#include "fluid_share.h"
 #include "moss/core/error.h"
 #include "packet_phase.h"
 #include "phase_key.h"
@@ -181,8 +180,6 @@ class Ns3Backend final : public NetworkBackend {
   }
 
   SimulatedPhase simulate(const Phase& flows) const;
-  void extrapolate(const Phase& packet_flows, const std::vector<std::size_t>& index,
-                   const PacketPhaseOutcome& out, SimulatedPhase& sim) const;
 
   const Topology& topology_;
   TransportConfig transport_;
@@ -215,87 +212,21 @@ SimulatedPhase Ns3Backend::simulate(const Phase& flows) const {
     const PacketPhaseOutcome out = simulate_packet_phase(topology_, transport_, packet_flows, plan);
     sim.events = out.events;
     sim.channel_wire_bytes = out.channel_wire_bytes;
+    r.extrapolated = out.fast_forwards > 0;
     for (std::size_t k = 0; k < packet_flows.size(); ++k) {
       const Flow& f = packet_flows[k];
       const PacketFlowOutcome& o = out.flows[k];
+      if (!o.finished) throw InternalError("ns3 backend: a flow did not finish (ns-3 ran out of events)");
       sim.packet_payload_bytes += o.delivered_bytes;
+      sim.extrapolated_payload_bytes += o.skipped_bytes;
       r.flow_retransmissions[index[k]] = o.retransmissions;
       r.retransmissions += o.retransmissions;
-      if (o.finished) {
-        r.finish_s[index[k]] =
-            o.finish_s + topology_.path_latency_s(f.src, f.dst) - simulated_latency_s(f.src, f.dst);
-      }
+      r.finish_s[index[k]] =
+          o.finish_s + topology_.path_latency_s(f.src, f.dst) - simulated_latency_s(f.src, f.dst);
     }
-    if (out.stopped_early) extrapolate(packet_flows, index, out, sim);
   }
   for (double t : r.finish_s) r.makespan_s = std::max(r.makespan_s, t);
   return sim;
-}
-
-// Continues the flows still running when the packet simulation stopped at a steady state: each
-// keeps its measured rate until the fluid model says its share changes (a flow ends), then moves
-// at kappa x its new max-min share, kappa being the measured fraction of the fluid rates TCP got.
-void Ns3Backend::extrapolate(const Phase& packet_flows, const std::vector<std::size_t>& index,
-                             const PacketPhaseOutcome& out, SimulatedPhase& sim) const {
-  PhaseResult& r = sim.result;
-  r.extrapolated = true;
-  std::vector<std::size_t> active;
-  std::vector<double> left_bytes(packet_flows.size(), 0.0);
-  std::vector<double> rate_Bps(packet_flows.size(), 0.0);
-  std::vector<FluidFlowRoute> routes(packet_flows.size());
-  for (std::size_t k = 0; k < packet_flows.size(); ++k) {
-    const Flow& f = packet_flows[k];
-    routes[k].route = &topology_.route(f.src, f.dst);
-    routes[k].wire_per_payload = 1 / payload_efficiency(topology_.path_mtu_bytes(f.src, f.dst), transport_);
-    if (out.flows[k].finished) continue;
-    active.push_back(k);
-    left_bytes[k] = std::max(0.0, std::ceil(f.bytes) - out.flows[k].delivered_bytes);
-    rate_Bps[k] = out.flows[k].rate_Bps;
-    sim.extrapolated_payload_bytes += left_bytes[k];
-    for (ChannelId c : *routes[k].route) {
-      sim.channel_wire_bytes[static_cast<std::size_t>(c)] += left_bytes[k] * routes[k].wire_per_payload;
-    }
-  }
-  auto fluid_of = [&](const std::vector<std::size_t>& set) {
-    std::vector<FluidFlowRoute> sub;
-    for (std::size_t k : set) sub.push_back(routes[k]);
-    return max_min_payload_rates_Bps(topology_, sub);
-  };
-  std::vector<double> fluid = fluid_of(active);
-  double measured = 0, ideal = 0;
-  for (std::size_t j = 0; j < active.size(); ++j) {
-    measured += rate_Bps[active[j]];
-    ideal += fluid[j];
-  }
-  const double kappa = ideal > 0 ? std::min(1.0, measured / ideal) : 1.0;
-  for (std::size_t j = 0; j < active.size(); ++j) {
-    if (!(rate_Bps[active[j]] > 0)) rate_Bps[active[j]] = kappa * fluid[j];
-  }
-  double now_s = out.stop_s;
-  while (!active.empty()) {
-    double dt = std::numeric_limits<double>::infinity();
-    for (std::size_t k : active) dt = std::min(dt, left_bytes[k] / rate_Bps[k]);
-    now_s += dt;
-    std::vector<std::size_t> still;
-    std::vector<double> still_fluid;
-    for (std::size_t j = 0; j < active.size(); ++j) {
-      const std::size_t k = active[j];
-      left_bytes[k] -= rate_Bps[k] * dt;
-      if (left_bytes[k] <= 1e-9 * std::max(1.0, packet_flows[k].bytes) || left_bytes[k] / rate_Bps[k] <= 1e-15) {
-        const Flow& f = packet_flows[k];
-        r.finish_s[index[k]] = now_s + topology_.path_latency_s(f.src, f.dst) - simulated_latency_s(f.src, f.dst);
-      } else {
-        still.push_back(k);
-        still_fluid.push_back(fluid[j]);
-      }
-    }
-    const std::vector<double> next = fluid_of(still);
-    for (std::size_t j = 0; j < still.size(); ++j) {
-      if (std::abs(next[j] - still_fluid[j]) > 1e-9 * still_fluid[j]) rate_Bps[still[j]] = kappa * next[j];
-    }
-    active = std::move(still);
-    fluid = next;
-  }
 }
 
 }  // namespace

@@ -1,9 +1,16 @@
-// moss_ns3_bench: what the ns-3 backend costs on the phases moss hands it most. Prints simulated
-// bytes per wall second and events per second. Not a test.
-//   moss_ns3_bench            steady-state mode (the default backend settings)
-//   moss_ns3_bench --full     also runs the uncompressed phase packet by packet (~30 s)
+// moss_ns3_bench: what the ns-3 backend costs on the phases moss hands it most, and how far its
+// shortcuts (steady-state fast-forward) are from running every packet. Prints simulated bytes
+// per wall second and events per second. Not a test. The README's tables come from these:
+//   moss_ns3_bench                 ring steps of the 800M model (steady mode)
+//   moss_ns3_bench --full          also the uncompressed ring step packet by packet (~40 s)
+//   moss_ns3_bench two-flows       two flows sharing a 300 Mbps / 10 ms link (full run)
+//   moss_ns3_bench ack-share       star, one flow's ACKs queue behind another flow's data
+//   moss_ns3_bench unequal         multi-flow phases of unequal sizes: fast-forward vs full
+//   moss_ns3_bench allreduce       a weight-sync ring step (200 MB/flow, 8 GPUs): fast-forward vs full
+//   moss_ns3_bench lossy [MB] [p]  one lossy 300 Mbps / 10 ms flow: fast-forward vs full
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -14,23 +21,81 @@
 namespace {
 
 using moss::net::Phase;
+using moss::net::PhaseResult;
 
 // DESIGN.md: 800M model, 8 layers, kv_dim 2048, 132K context over 8 GPUs (T_chunk 16384), bf16.
 constexpr double kChunkKvBytes = 16384.0 * 2048 * 2 /*K+V*/ * 2 /*bf16*/;
 constexpr int kGpus = 8;
 constexpr int kLayers = 8;
 
-moss::net::Topology ring_300mbps() {
-  const moss::net::Channel c{300e6, 5e-3, 1500, 0};
+moss::net::Topology ring(double bps, double latency_s, int mtu) {
+  const moss::net::Channel c{bps, latency_s, mtu, 0};
   std::vector<moss::net::Link> links;
   for (int i = 0; i < kGpus; ++i) links.push_back({i, (i + 1) % kGpus, c, c, false});
   return moss::net::Topology(kGpus, kGpus, links, {});
+}
+
+moss::net::Topology one_link(double bps, double latency_s, int mtu, double loss = 0) {
+  const moss::net::Channel c{bps, latency_s, mtu, loss};
+  return moss::net::Topology(2, 2, {moss::net::Link{0, 1, c, c, false}}, {"a", "b"});
+}
+
+moss::net::Topology star(int gpus, double bps, double latency_s, int mtu) {
+  const moss::net::Channel c{bps, latency_s, mtu, 0};
+  std::vector<moss::net::Link> links;
+  for (int g = 0; g < gpus; ++g) links.push_back({g, gpus, c, c, false});
+  return moss::net::Topology(gpus, gpus + 1, links, {});
 }
 
 Phase ring_step(double bytes) {
   Phase p;
   for (int g = 0; g < kGpus; ++g) p.push_back({g, (g + 1) % kGpus, bytes, 0});
   return p;
+}
+
+struct Run {
+  PhaseResult result;
+  double wall_s = 0;
+  unsigned long long events = 0;
+  double packet_bytes = 0;
+};
+
+Run run(const moss::net::Topology& topo, const Phase& phase, bool full, std::uint64_t seed = 1) {
+  moss::net::PacketOptions opt;
+  opt.full = full;
+  opt.memoise = false;
+  opt.seed = seed;
+  auto ns3 = moss::net::make_ns3_backend(topo, {}, opt);
+  const auto t0 = std::chrono::steady_clock::now();
+  Run r;
+  r.result = ns3->run_phase(phase);
+  r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.events = ns3->stats().events;
+  r.packet_bytes = ns3->stats().packet_payload_bytes;
+  return r;
+}
+
+// The phase with fast-forward and packet by packet; every flow's finish time side by side.
+void compare(const char* name, const moss::net::Topology& topo, const Phase& phase) {
+  moss::net::AnalyticBackend analytic(topo, {});
+  const PhaseResult a = analytic.run_phase(phase);
+  const Run s = run(topo, phase, false);
+  const Run f = run(topo, phase, true);
+  double worst = 0;
+  for (std::size_t i = 0; i < phase.size(); ++i) {
+    const double e = (s.result.finish_s[i] - phase[i].start_s) / (f.result.finish_s[i] - phase[i].start_s) - 1;
+    if (std::abs(e) > std::abs(worst)) worst = e;
+    std::printf("  %-24s flow %zu (%d->%d, %.4g B, start %.3g s): fast-forward %.6f s, full %.6f s "
+                "(%+.3f %%), analytic %.6f s\n",
+                name, i, phase[i].src, phase[i].dst, phase[i].bytes, phase[i].start_s,
+                s.result.finish_s[i], f.result.finish_s[i], 100 * e, a.finish_s[i]);
+  }
+  std::printf("%-26s makespan fast-forward %.6f s, full %.6f s (%+.3f %%), worst flow %+.3f %%, "
+              "analytic %.6f s; wall %.2f s / %.2f s, events %llu / %llu, retransmissions %llu / %llu\n",
+              name, s.result.makespan_s, f.result.makespan_s,
+              100 * (s.result.makespan_s / f.result.makespan_s - 1), 100 * worst, a.makespan_s, s.wall_s,
+              f.wall_s, s.events, f.events, static_cast<unsigned long long>(s.result.retransmissions),
+              static_cast<unsigned long long>(f.result.retransmissions));
 }
 
 void bench(const char* name, const moss::net::Topology& topo, double bytes, bool full) {
@@ -65,11 +130,72 @@ void bench(const char* name, const moss::net::Topology& topo, double bytes, bool
               static_cast<unsigned long long>(s.phases_reused), step_comm_s, step_wall);
 }
 
+void two_flows(double bytes) {
+  const auto topo = one_link(300e6, 10e-3, 1500);
+  const Phase phase{{0, 1, bytes, 0}, {0, 1, bytes, 0}};
+  moss::net::AnalyticBackend analytic(topo, {});
+  const Run f = run(topo, phase, true);
+  const double link_Bps = 300e6 / 8 * moss::net::payload_efficiency(1500, {});
+  const double first = std::min(f.result.finish_s[0], f.result.finish_s[1]);
+  std::printf("two flows x %.3g B, 300 Mbps / 10 ms: finish %.4f / %.4f s, analytic %.4f s, "
+              "first flow's share %.3f, makespan / analytic %.4f, retransmissions %llu / %llu, "
+              "wall %.2f s, events %llu\n",
+              bytes, f.result.finish_s[0], f.result.finish_s[1], analytic.run_phase(phase).makespan_s,
+              bytes / first / link_Bps, f.result.makespan_s / analytic.run_phase(phase).makespan_s,
+              static_cast<unsigned long long>(f.result.flow_retransmissions[0]),
+              static_cast<unsigned long long>(f.result.flow_retransmissions[1]), f.wall_s, f.events);
+}
+
+void ack_share() {
+  // 1 Gbps star, 50 us per hop: 3 -> 0's ACKs (0 -> switch -> 3) queue behind 0 -> 1's data.
+  const auto topo = star(4, 1e9, 50e-6, 1500);
+  const Phase phase{{0, 1, 20e6, 0}, {2, 3, 20e6, 0}, {3, 0, 20e6, 0}};
+  moss::net::AnalyticBackend analytic(topo, {});
+  const PhaseResult a = analytic.run_phase(phase);
+  const Run f = run(topo, phase, true);
+  for (std::size_t i = 0; i < phase.size(); ++i) {
+    std::printf("ack-share flow %d->%d: ns3 %.5f s, analytic %.5f s, ratio %.4f, retransmissions %llu\n",
+                phase[i].src, phase[i].dst, f.result.finish_s[i], a.finish_s[i],
+                f.result.finish_s[i] / a.finish_s[i],
+                static_cast<unsigned long long>(f.result.flow_retransmissions[i]));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool full = argc > 1 && std::strcmp(argv[1], "--full") == 0;
-  const auto topo = ring_300mbps();
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "two-flows") {
+    two_flows(argc > 2 ? std::atof(argv[2]) * 1e6 : 40e6);
+    return 0;
+  }
+  if (mode == "ack-share") {
+    ack_share();
+    return 0;
+  }
+  if (mode == "unequal") {
+    const auto link = one_link(300e6, 10e-3, 1500);
+    compare("2 flows 40+120 MB", link, {{0, 1, 40e6, 0}, {0, 1, 120e6, 0}});
+    compare("3 flows 30/60/120 MB", link, {{0, 1, 30e6, 0}, {0, 1, 60e6, 0}, {0, 1, 120e6, 0}});
+    compare("2 flows, 2nd at 1 s", link, {{0, 1, 100e6, 0}, {0, 1, 50e6, 1.0}});
+    const auto st = star(4, 1e9, 50e-6, 1500);
+    compare("star 1G 3 flows unequal", st, {{0, 1, 100e6, 0}, {2, 1, 300e6, 0}, {3, 2, 200e6, 0}});
+    return 0;
+  }
+  if (mode == "allreduce") {
+    // ring all-reduce of the 800M model's bf16 gradients: 1.6 GB / 8 = 200 MB per flow per step.
+    const double bytes = 2.0 * 800e6 / kGpus;
+    compare("allreduce step 300M/5ms", ring(300e6, 5e-3, 1500), ring_step(bytes));
+    return 0;
+  }
+  if (mode == "lossy") {
+    const double mb = argc > 2 ? std::atof(argv[2]) : 300;
+    const double p = argc > 3 ? std::atof(argv[3]) : 1e-4;
+    compare("lossy 300M/10ms", one_link(300e6, 10e-3, 1500, p), {{0, 1, mb * 1e6, 0}});
+    return 0;
+  }
+  const bool full = mode == "--full";
+  const auto topo = ring(300e6, 5e-3, 1500);
   std::printf("8-GPU ring, 300 Mbps / 5 ms per link, MTU 1500, Cubic; one all-gather ring step\n");
   bench("mos-800m K/V compressed", topo, 0.035 * kChunkKvBytes, false);
   bench("mos-800m K/V compressed", topo, 0.035 * kChunkKvBytes, true);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <mutex>
 
@@ -36,7 +37,7 @@ double socket_buffer_bytes(const Topology& topology, const TransportConfig& tran
   if (transport.socket_buffer_bytes > 0) return transport.socket_buffer_bytes;
   const double rtt_s = topology.path_latency_s(src, dst) + topology.path_latency_s(dst, src);
   const double bdp_bytes = topology.path_bandwidth_bps(src, dst) / 8 * rtt_s;
-  return 2 * bdp_bytes + 16.0 * topology.path_mtu_bytes(src, dst);
+  return bdp_bytes + 8.0 * topology.path_mtu_bytes(src, dst);
 }
 
 namespace {
@@ -61,7 +62,8 @@ class PhaseWorld {
   void install_routes();
   void install_flows();
   void sample();
-  void stop_with(bool forced);
+  void try_fast_forward(double phase_now_s);
+  void skip(double dt_s, FlowHook& h, double rate_Bps, double retransmissions_per_byte);
 
   const Topology& topo_;
   const TransportConfig& transport_;
@@ -77,6 +79,8 @@ class PhaseWorld {
   std::vector<std::unique_ptr<FlowHook>> hooks_;
   std::vector<double> channel_wire_bytes_;
   double t0_s_ = 0;        // absolute time at which the phase's data may start
+  double skipped_s_ = 0;   // simulated time fast-forwarded so far (phase time = sim time + this)
+  std::uint64_t budget_mark_ = 0;  // event count after which a fast-forward may use mean rates
   double interval_s_ = 0;  // sampling interval of the steady-state detector
   std::size_t started_ = 0;
   bool share_changed_ = false;
@@ -96,9 +100,15 @@ struct FlowHook {
   ns3::SequenceNumber32 high_tx;
   std::uint64_t retransmissions = 0;
   bool finished = false;
-  double finish_abs_s = 0;
+  double finish_abs_s = 0;  // absolute, fast-forwards included
   RateTracker tracker;
   ns3::Ptr<ns3::Socket> sender;
+  // Fast-forward bookkeeping.
+  double syn_abs_s = 0;      // simulator time of the SYN (moves earlier with each fast-forward)
+  bool syn_sent = false;
+  ns3::EventId start_event;
+  std::uint64_t skipped_bytes = 0;
+  double skipped_retransmissions = 0;
 };
 
 void on_phy_tx(double* bytes, ns3::Ptr<const ns3::Packet> p) { *bytes += p->GetSize(); }
@@ -140,9 +150,13 @@ void on_accept(FlowHook* h, ns3::Ptr<ns3::Socket> s, const ns3::Address&) {
 
 void configure_socket(const ns3::Ptr<ns3::Socket>& s, const FlowHook& h) {
   s->SetAttribute("SegmentSize", ns3::UintegerValue(h.segment_bytes));
-  const auto buffer = static_cast<std::uint32_t>(std::min(h.buffer_bytes, 4.0e9));
-  s->SetAttribute("SndBufSize", ns3::UintegerValue(buffer));
-  s->SetAttribute("RcvBufSize", ns3::UintegerValue(buffer));
+  // The send buffer caps the window (the sender never has more than it unacknowledged). The
+  // receive buffer is twice as large so the advertised window never binds: when ns-3 3.37 is
+  // limited by the peer's window during SACK recovery it can cut a zero-byte segment and crash
+  // (segfault in TcpRateLinux::SkbSent; README).
+  const double buffer = std::min(h.buffer_bytes, 2.0e9);
+  s->SetAttribute("SndBufSize", ns3::UintegerValue(static_cast<std::uint32_t>(buffer)));
+  s->SetAttribute("RcvBufSize", ns3::UintegerValue(static_cast<std::uint32_t>(2 * buffer)));
   s->SetAttribute("InitialCwnd", ns3::UintegerValue(10));  // RFC 6928, Linux default
   s->SetAttribute("DelAckCount", ns3::UintegerValue(2));
   s->SetAttribute("DelAckTimeout", ns3::TimeValue(ns3::MilliSeconds(40)));  // Linux minimum
@@ -150,6 +164,7 @@ void configure_socket(const ns3::Ptr<ns3::Socket>& s, const FlowHook& h) {
 }
 
 void start_sender(FlowHook* h, ns3::Ptr<ns3::Node> node, ns3::Address peer) {
+  h->syn_sent = true;
   h->sender = ns3::Socket::CreateSocket(node, ns3::TcpSocketFactory::GetTypeId());
   configure_socket(h->sender, *h);
   h->sender->TraceConnectWithoutContext("Tx", ns3::MakeBoundCallback(&on_tcp_tx, h));
@@ -297,8 +312,9 @@ void PhaseWorld::install_flows() {
         ns3::MakeBoundCallback(&on_accept, h));
     const ns3::Ipv4Address dst_addr = ns3::Ipv4Address(
         nodes_.Get(f.dst)->GetObject<ns3::Ipv4>()->GetAddress(1, 0).GetLocal());
-    ns3::Simulator::Schedule(ns3::Seconds(t0_s_ + f.start_s - handshake_s[i]), &start_sender, h,
-                             nodes_.Get(f.src), ns3::Address(ns3::InetSocketAddress(dst_addr, port)));
+    h->syn_abs_s = t0_s_ + f.start_s - handshake_s[i];
+    h->start_event = ns3::Simulator::Schedule(ns3::Seconds(h->syn_abs_s), &start_sender, h, nodes_.Get(f.src),
+                                              ns3::Address(ns3::InetSocketAddress(dst_addr, port)));
   }
   unfinished_ = flows_.size();
 }
@@ -307,50 +323,106 @@ void PhaseWorld::on_received(FlowHook& h, std::uint32_t bytes) {
   h.received_bytes += bytes;
   if (h.finished || h.received_bytes < h.total_bytes) return;
   h.finished = true;
-  h.finish_abs_s = ns3::Simulator::Now().GetSeconds();
+  h.finish_abs_s = ns3::Simulator::Now().GetSeconds() + skipped_s_;
   share_changed_ = true;
   if (--unfinished_ == 0) ns3::Simulator::Stop();
 }
 
 void PhaseWorld::sample() {
-  const double now_rel = ns3::Simulator::Now().GetSeconds() - t0_s_;
+  const double now_sim = ns3::Simulator::Now().GetSeconds() - t0_s_;
+  const double phase_now = now_sim + skipped_s_;
   std::size_t begun = 0;
-  for (const Flow& f : flows_) begun += f.start_s <= now_rel ? 1 : 0;
+  for (const Flow& f : flows_) begun += f.start_s <= phase_now ? 1 : 0;
   if (begun != started_) share_changed_ = true;
   started_ = begun;
   for (auto& h : hooks_) {
     if (h->finished) continue;
     if (share_changed_) h->tracker.restart();
-    if (flows_[h->index].start_s <= now_rel) h->tracker.record(now_rel, double(h->received_bytes), h->retransmissions);
+    // Simulator time and simulated bytes: both continue smoothly across a fast-forward.
+    if (flows_[h->index].start_s <= phase_now) h->tracker.record(now_sim, double(h->received_bytes), h->retransmissions);
   }
   share_changed_ = false;
-  if (started_ == flows_.size()) {
-    bool steady = true;
-    double packets_left = 0;
-    for (auto& h : hooks_) {
-      if (h->finished) continue;
-      steady = steady && h->tracker.steady_rate_Bps().has_value();
-      packets_left += double(h->total_bytes - h->received_bytes) / h->segment_bytes;
-    }
-    if (steady && packets_left >= double(plan_.min_packets_to_extrapolate)) return stop_with(false);
-    if (ns3::Simulator::GetEventCount() > plan_.event_budget) {
-      bool measurable = true;
-      for (auto& h : hooks_) measurable = measurable && (h->finished || h->tracker.mean_rate_Bps() > 0);
-      if (measurable) return stop_with(true);
-    }
-  }
+  try_fast_forward(phase_now);
   ns3::Simulator::Schedule(ns3::Seconds(interval_s_), &PhaseWorld::sample, this);
 }
 
-void PhaseWorld::stop_with(bool forced) {
-  out_.stopped_early = true;
-  out_.forced = forced;
+// When every running flow delivers at a steady rate, jump ahead: each running flow is credited
+// the bytes its steady rate moves in dt, its remaining total shrinks by as much, and the clock
+// of the phase advances by dt. TCP's state (windows, queues, timers) is the steady one, so the
+// simulation then goes on packet by packet as if dt had passed. dt ends before any flow's last
+// few windows and before the next flow starts, so every change of share (a flow ending or
+// starting) and the transient after it are simulated, not extrapolated.
+void PhaseWorld::try_fast_forward(double phase_now_s) {
+  const double now_abs = ns3::Simulator::Now().GetSeconds();
+  double dt = std::numeric_limits<double>::infinity();
   for (auto& h : hooks_) {
-    if (h->finished) continue;
-    const auto steady = h->tracker.steady_rate_Bps();
-    out_.flows[h->index].rate_Bps = steady ? *steady : h->tracker.mean_rate_Bps();
+    if (h->syn_sent && flows_[h->index].start_s > phase_now_s) return;  // a flow is connecting
+    if (!h->syn_sent) dt = std::min(dt, h->syn_abs_s - now_abs);
   }
-  ns3::Simulator::Stop();
+  const bool over_budget = ns3::Simulator::GetEventCount() > budget_mark_;
+  struct Running {
+    FlowHook* h;
+    double rate_Bps;
+    double retransmissions_per_byte;
+  };
+  std::vector<Running> running;
+  bool used_mean = false;
+  for (auto& h : hooks_) {
+    if (h->finished || flows_[h->index].start_s > phase_now_s) continue;
+    if (const auto steady = h->tracker.steady()) {
+      running.push_back({h.get(), steady->rate_Bps, steady->retransmissions_per_byte});
+    } else if (over_budget && h->tracker.mean_rate_Bps() > 0) {
+      running.push_back({h.get(), h->tracker.mean_rate_Bps(), h->tracker.mean_retransmissions_per_byte()});
+      used_mean = true;
+    } else {
+      return;
+    }
+  }
+  if (running.empty()) return;
+  for (const Running& r : running) {
+    // Keep what TCP already holds plus two windows and 64 segments to simulate the flow's end.
+    const double keep = double(r.h->sent_bytes - r.h->received_bytes) + 2 * r.h->buffer_bytes +
+                        64.0 * r.h->segment_bytes;
+    dt = std::min(dt, (double(r.h->total_bytes - r.h->received_bytes) - keep) / r.rate_Bps);
+  }
+  if (!(dt > 0)) return;
+  double packets = 0;
+  for (const Running& r : running) packets += r.rate_Bps * dt / r.h->segment_bytes;
+  if (packets < double(plan_.min_packets_to_extrapolate)) return;
+  for (const Running& r : running) skip(dt, *r.h, r.rate_Bps, r.retransmissions_per_byte);
+  skipped_s_ += dt;
+  ++out_.fast_forwards;
+  out_.forced = out_.forced || used_mean;
+  if (over_budget) budget_mark_ = ns3::Simulator::GetEventCount() + plan_.event_budget;
+  for (auto& h : hooks_) {  // flows yet to connect start dt earlier in simulator time
+    if (h->syn_sent) continue;
+    ns3::Simulator::Cancel(h->start_event);
+    h->syn_abs_s -= dt;
+    const Flow& f = flows_[h->index];
+    const ns3::Ipv4Address dst_addr = ns3::Ipv4Address(
+        nodes_.Get(f.dst)->GetObject<ns3::Ipv4>()->GetAddress(1, 0).GetLocal());
+    h->start_event = ns3::Simulator::Schedule(
+        ns3::Seconds(std::max(0.0, h->syn_abs_s - now_abs)), &start_sender, h.get(), nodes_.Get(f.src),
+        ns3::Address(ns3::InetSocketAddress(dst_addr, static_cast<std::uint16_t>(kFirstPort + h->index))));
+  }
+}
+
+void PhaseWorld::skip(double dt_s, FlowHook& h, double rate_Bps, double retransmissions_per_byte) {
+  const auto bytes = static_cast<std::uint64_t>(rate_Bps * dt_s);
+  h.total_bytes -= bytes;
+  h.skipped_bytes += bytes;
+  h.skipped_retransmissions += retransmissions_per_byte * double(bytes);
+  // Wire bytes the skipped stretch would have put on each channel: full segments with headers
+  // and framing on the path, one ACK per two segments (delayed ACKs) on the way back.
+  const Flow& f = flows_[h.index];
+  const double segments = double(bytes) / h.segment_bytes;
+  const double overhead = transport_.ip_tcp_header_bytes + transport_.link_header_bytes;
+  for (ChannelId c : topo_.route(f.src, f.dst)) {
+    channel_wire_bytes_[static_cast<std::size_t>(c)] += double(bytes) + segments * overhead;
+  }
+  for (ChannelId c : topo_.route(f.dst, f.src)) {
+    channel_wire_bytes_[static_cast<std::size_t>(c)] += segments / 2 * overhead;
+  }
 }
 
 PacketPhaseOutcome PhaseWorld::run() {
@@ -388,16 +460,18 @@ PacketPhaseOutcome PhaseWorld::run() {
     for (ChannelId c : topo_.route(f.src, f.dst)) lossy = lossy || topo_.channel(c).loss > 0;
     h->tracker = RateTracker(plan_.steady_tolerance, lossy ? SIZE_MAX : 4, lossy);
   }
+  budget_mark_ = plan_.event_budget;
   if (plan_.stop_when_steady) ns3::Simulator::Schedule(ns3::Seconds(t0_s_), &PhaseWorld::sample, this);
   ns3::Simulator::Run();
-  out_.stop_s = ns3::Simulator::Now().GetSeconds() - t0_s_;
+  out_.skipped_s = skipped_s_;
   out_.events = ns3::Simulator::GetEventCount();
   for (auto& h : hooks_) {
     PacketFlowOutcome& o = out_.flows[h->index];
     o.finished = h->finished;
     o.finish_s = h->finished ? h->finish_abs_s - t0_s_ : 0;
     o.delivered_bytes = double(h->received_bytes);
-    o.retransmissions = h->retransmissions;
+    o.skipped_bytes = double(h->skipped_bytes);
+    o.retransmissions = h->retransmissions + static_cast<std::uint64_t>(std::llround(h->skipped_retransmissions));
   }
   out_.channel_wire_bytes = channel_wire_bytes_;
   ns3::Simulator::Destroy();  // while the hooks the callbacks point to still exist

@@ -10,13 +10,14 @@ namespace moss::net {
 
 /// How far to run one packet-level phase.
 struct PacketPhasePlan {
-  /// Stop once every unfinished flow delivers at a steady rate (false: run every byte).
+  /// Fast-forward over steady stretches (false: simulate every byte).
   bool stop_when_steady = true;
   /// Relative spread of window rates that counts as steady (see RateTracker).
   double steady_tolerance = 0.02;
-  /// Below this many packets left in the phase, finish it exactly rather than extrapolate.
+  /// Fast-forward only over at least this many packets (all flows together).
   std::uint64_t min_packets_to_extrapolate = 4000;
-  /// After this many simulator events, stop with mean rates even if no flow looks steady.
+  /// After this many simulator events (since the last forced fast-forward), fast-forward at the
+  /// mean rates since the last change even if no flow looks steady.
   std::uint64_t event_budget = 6'000'000;
   /// Seed of ns-3's random streams (loss).
   std::uint64_t seed = 1;
@@ -25,20 +26,20 @@ struct PacketPhasePlan {
 /// What the packet simulation measured for one flow.
 struct PacketFlowOutcome {
   bool finished = false;
-  double finish_s = 0;               ///< phase-relative arrival of the last byte (when finished)
-  double delivered_bytes = 0;        ///< payload bytes at the sink when the run stopped
-  double rate_Bps = 0;               ///< payload delivery rate at the stop (unfinished flows)
-  std::uint64_t retransmissions = 0; ///< segments sent again (sequence below the highest sent)
+  double finish_s = 0;               ///< phase-relative arrival of the last byte (fast-forwards included)
+  double delivered_bytes = 0;        ///< payload bytes delivered packet by packet
+  double skipped_bytes = 0;          ///< payload bytes fast-forwarded at a measured steady rate
+  std::uint64_t retransmissions = 0; ///< segments sent again (+ the steady rate's share of skipped bytes)
 };
 
 /// What the packet simulation measured for one phase.
 struct PacketPhaseOutcome {
   std::vector<PacketFlowOutcome> flows;
-  double stop_s = 0;           ///< phase-relative simulated time at which the run ended
-  bool stopped_early = false;  ///< unfinished flows remain: their ends must be extrapolated
-  bool forced = false;         ///< stopped by the event budget with mean, not steady, rates
-  std::uint64_t events = 0;    ///< ns-3 events executed
-  std::vector<double> channel_wire_bytes;  ///< per directed channel, bytes incl. framing
+  double skipped_s = 0;          ///< simulated time fast-forwarded
+  std::uint64_t fast_forwards = 0;
+  bool forced = false;           ///< a fast-forward used mean, not steady, rates (event budget)
+  std::uint64_t events = 0;      ///< ns-3 events executed
+  std::vector<double> channel_wire_bytes;  ///< per directed channel, bytes incl. framing and ACKs
 };
 
 /// Runs the flows of one phase on ns-3 (TCP over point-to-point links built from the topology).
@@ -54,8 +55,9 @@ struct PacketPhaseOutcome {
 /// The ns-3 TypeId name of a TCP variant ("cubic" -> "ns3::TcpCubic"), "" when unknown.
 [[nodiscard]] const char* ns3_tcp_type_name(const std::string& variant);
 
-/// Socket buffer (send and receive) for a flow: the configured size, or twice the path's
-/// bandwidth-delay product (one BDP in flight, one standing in the bottleneck queue) + 16 MTU.
+/// Send buffer of a flow, which caps its window: the configured size, or the path's
+/// bandwidth-delay product + 8 MTU (the pipe full, a few packets of slack for delayed ACKs and
+/// queueing). The receive buffer is twice this so that the advertised window never binds.
 [[nodiscard]] double socket_buffer_bytes(const Topology& topology,
                                          const TransportConfig& transport, int src, int dst);
 

@@ -21,6 +21,17 @@ void RateTracker::restart() {
 }
 
 std::optional<double> RateTracker::steady_rate_Bps() const {
+  const auto s = steady();
+  return s ? std::optional<double>(s->rate_Bps) : std::nullopt;
+}
+
+double RateTracker::mean_retransmissions_per_byte() const {
+  const std::size_t n = t_s_.size();
+  if (n < 2 || bytes_[n - 1] <= bytes_[0]) return 0;
+  return double(retransmissions_[n - 1] - retransmissions_[0]) / (bytes_[n - 1] - bytes_[0]);
+}
+
+std::optional<RateTracker::Steady> RateTracker::steady() const {
   const std::size_t n = t_s_.size();
   // Shortest window first: a clean flow is declared steady as early as possible; the longer
   // windows average over loss recoveries and Cubic epochs.
@@ -42,7 +53,9 @@ std::optional<double> RateTracker::steady_rate_Bps() const {
     const std::size_t lo = n - 1 - 3 * k;
     const bool recovering = !lossy_ && k < 64 && retransmissions_[n - 1] != retransmissions_[lo];
     if (mean > 0 && (*mx - *mn) <= tolerance_ * mean && !rising && !recovering) {
-      return (bytes_[n - 1] - bytes_[lo]) / (t_s_[n - 1] - t_s_[lo]);
+      const double bytes = bytes_[n - 1] - bytes_[lo];
+      return Steady{bytes / (t_s_[n - 1] - t_s_[lo]),
+                    double(retransmissions_[n - 1] - retransmissions_[lo]) / bytes};
     }
   }
   return std::nullopt;

@@ -26,8 +26,18 @@ class RateTracker {
   void record(double t_s, double delivered_bytes, std::uint64_t retransmissions = 0);
   /// Forgets the history: the flow's share of the network changed (a flow started or ended).
   void restart();
+  /// A steady state: delivery rate and retransmitted segments per delivered byte, both over
+  /// the three agreeing windows.
+  struct Steady {
+    double rate_Bps = 0;
+    double retransmissions_per_byte = 0;
+  };
+  /// The steady state over the three agreeing windows, if there are any.
+  [[nodiscard]] std::optional<Steady> steady() const;
   /// Steady delivery rate in bytes/s over the three agreeing windows, if there are any.
   [[nodiscard]] std::optional<double> steady_rate_Bps() const;
+  /// Retransmitted segments per delivered byte since the last restart.
+  [[nodiscard]] double mean_retransmissions_per_byte() const;
   /// Mean delivery rate in bytes/s since the last restart (0 with fewer than two samples).
   [[nodiscard]] double mean_rate_Bps() const;
   /// Samples recorded since the last restart.

@@ -70,6 +70,8 @@ struct CodecState {
   CodecConfig config;
   std::int64_t dim = 0;
   /// pca, mos (Ubar): dim x rank row-major; mos-k: `subspaces` such blocks one after the other.
+  /// mos: the columns of Ubar (and of every W_i alike) are the basis of the pca subspace in which
+  /// W_1^T W_1 is diagonal, so that one rotation costs O(dim rank) per block (kernels/cpu/eigen_types.h).
   /// Rounded to bf16 when value_bytes == 2 (that is what the exchange carries and what kernels read).
   std::vector<float> basis;
   /// mos: `rotations` tangent directions W_i (dim x rank each, Ubar^T W_i = 0). The generators are
@@ -104,8 +106,9 @@ int index_bits(std::int64_t choices);
 std::int64_t topk_count(double fraction, std::int64_t dim);
 
 /// Fits the codec on `warmup` (tokens x dim) with the Eigen CPU implementation. Deterministic in
-/// `seed`. pca: top-r principal subspace (randomised subspace iteration); mos: Ubar = pca basis and
-/// generators from the principal tangent directions of warm-up blocks; mos-k: k-subspaces clustering.
+/// `seed`. pca: top-r principal subspace (randomised subspace iteration); mos: Ubar spans the pca
+/// subspace, generators from the principal tangent directions of warm-up blocks, both expressed in
+/// the basis that diagonalises W_1^T W_1; mos-k: k-subspaces clustering.
 CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t seed);
 
 /// Encodes one chunk with the Eigen CPU implementation.

@@ -33,7 +33,8 @@ using Group = std::vector<int>;
 /// One ring step: every rank sends `bytes` to the next rank (Ring Attention's K/V rotation).
 [[nodiscard]] CollectivePlan ring_shift(const std::vector<Group>& groups, double bytes);
 
-/// Time of a collective: the sum of its phases' makespans (each phase simulated once).
-[[nodiscard]] double run_collective(NetworkBackend& backend, const CollectivePlan& plan);
+/// Time of a collective: the sum of its phases' makespans. A repeated phase is handed to the
+/// backend once, or `repeat` times with `every_transfer` (to measure what memoisation hides).
+[[nodiscard]] double run_collective(NetworkBackend& backend, const CollectivePlan& plan, bool every_transfer = false);
 
 }  // namespace moss::net

@@ -114,6 +114,8 @@ struct SimulationSpec {
   std::string backend = "analytic";
   std::uint64_t seed = 1;
   bool measure_compression = true;  ///< run the kernels for bytes and errors (false: byte formula)
+  bool packet_memoise = true;       ///< ns3: simulate identical phases once (false: every transfer)
+  bool packet_extrapolate = true;   ///< ns3: extrapolate steady flows (false: every packet)
 };
 
 /// A fully validated scenario: every field set, units resolved to SI (seconds, bytes, bits/s).

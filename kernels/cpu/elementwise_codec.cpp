@@ -1,0 +1,212 @@
+// none, topk and quant on the CPU (eigen_types.h): one streaming pass per token, no Eigen needed.
+// Bytes identical to reference_codec.cpp (tested): the same bf16 input rounding, the same topk
+// threshold and tie rule (first ties in index order), the same quant codes and LSB-first bit packing.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <span>
+
+#include "eigen_types.h"
+#include "moss/kernels/bf16.h"
+#include "moss/kernels/reference.h"
+
+namespace moss::kernels::cpu {
+
+namespace {
+/// Appends fields of `bits` bits to an LSB-first stream (reference::pack_bits, sequentially).
+class BitWriter {
+ public:
+  explicit BitWriter(std::vector<std::uint8_t>& out) : out_(out) {}
+  void put(std::uint32_t value, int bits) {
+    acc_ |= static_cast<std::uint64_t>(value & ((std::uint64_t{1} << bits) - 1)) << used_;
+    used_ += bits;
+    while (used_ >= 8) {
+      out_[pos_++] = static_cast<std::uint8_t>(acc_);
+      acc_ >>= 8;
+      used_ -= 8;
+    }
+  }
+  void flush() {
+    if (used_ > 0) out_[pos_] = static_cast<std::uint8_t>(acc_);
+  }
+
+ private:
+  std::vector<std::uint8_t>& out_;
+  std::uint64_t acc_ = 0;
+  int used_ = 0;
+  std::size_t pos_ = 0;
+};
+
+/// dst = src as the wire carries it: one pass (bf16 round-to-nearest-even when value_bytes == 2).
+void wire_row(const float* src, float* dst, std::int64_t n, int value_bytes) {
+  if (value_bytes != 2) {
+    std::copy(src, src + n, dst);
+    return;
+  }
+  for (std::int64_t i = 0; i < n; ++i) {  // round_bf16_finite, fused with the copy so that it vectorises
+    std::uint32_t u = 0;
+    std::memcpy(&u, src + i, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    std::memcpy(dst + i, &u, sizeof u);
+  }
+}
+
+/// Magnitude key of a finite float: monotone in |x| (bit pattern without the sign).
+inline std::uint32_t mag_key(float x) {
+  std::uint32_t u = 0;
+  std::memcpy(&u, &x, sizeof u);
+  return u & 0x7fffffffu;
+}
+
+/// Key of the k-th largest magnitude of row (1 <= k <= n), by radix select on the 31-bit magnitude
+/// key, 8 bits per level from the top: O(n) per level, exact. bf16 keys have 16 zero low bits, so
+/// two levels (bits 30..23, 22..16) decide them.
+std::uint32_t kth_largest_key(const float* row, std::int64_t n, std::int64_t k, int value_bytes,
+                              std::vector<std::uint32_t>& keys) {
+  keys.resize(static_cast<std::size_t>(n));
+  for (std::int64_t j = 0; j < n; ++j) keys[static_cast<std::size_t>(j)] = mag_key(row[j]);
+  struct Level {
+    int shift, bits;
+  };
+  constexpr std::array<Level, 4> kFp32{{{23, 8}, {15, 8}, {7, 8}, {0, 7}}};
+  constexpr std::array<Level, 2> kBf16{{{23, 8}, {16, 7}}};
+  const std::span<const Level> levels = value_bytes == 2 ? std::span<const Level>(kBf16) : std::span<const Level>(kFp32);
+  std::uint32_t prefix = 0, prefix_mask = 0;
+  // Four interleaved histograms: neighbouring keys mostly share an exponent, and increments of one
+  // counter would otherwise serialise on its store-to-load latency.
+  std::array<std::array<std::int32_t, 256>, 4> parts{};
+  std::array<std::int64_t, 256> hist{};
+  for (const Level& level : levels) {
+    const std::uint32_t bins = 1u << level.bits;
+    for (auto& part : parts) std::fill(part.begin(), part.end(), 0);
+    const std::int64_t n4 = n / 4 * 4;
+    for (std::int64_t j = 0; j < n4; j += 4)
+      for (int l = 0; l < 4; ++l) {
+        const std::uint32_t key = keys[static_cast<std::size_t>(j + l)];
+        parts[l][(key >> level.shift) & (bins - 1)] += (key & prefix_mask) == prefix;
+      }
+    for (std::int64_t j = n4; j < n; ++j) {
+      const std::uint32_t key = keys[static_cast<std::size_t>(j)];
+      parts[0][(key >> level.shift) & (bins - 1)] += (key & prefix_mask) == prefix;
+    }
+    for (std::uint32_t b = 0; b < bins; ++b) hist[b] = parts[0][b] + parts[1][b] + parts[2][b] + parts[3][b];
+    std::uint32_t b = bins;
+    while (b-- > 0) {  // from the largest bin down until k is reached
+      if (hist[b] >= k) break;
+      k -= hist[b];
+    }
+    prefix |= b << level.shift;
+    prefix_mask |= (bins - 1) << level.shift;
+  }
+  return prefix;
+}
+
+void encode_topk(const CodecState& s, MatrixView x, Encoded& e) {
+  const std::int64_t t = x.rows, d = x.cols, k = topk_count(s.config.fraction, d);
+  const int ib = index_bits(d);
+  e.values.resize(static_cast<std::size_t>(t * k));
+  e.packed.assign(static_cast<std::size_t>((t * k * ib + 7) / 8), 0);
+  BitWriter bits(e.packed);
+  std::vector<float> row(static_cast<std::size_t>(d));
+  std::vector<std::uint32_t> keys, kept_index(static_cast<std::size_t>(d + 1));
+  std::vector<float> kept_values(static_cast<std::size_t>(d + 1));
+  float* out = e.values.data();
+  for (std::int64_t i = 0; i < t; ++i) {
+    wire_row(x.row(i), row.data(), d, s.config.value_bytes);
+    const std::uint32_t tau = kth_largest_key(row.data(), d, k, s.config.value_bytes, keys);
+    std::int64_t above = 0;
+    for (const std::uint32_t key : keys) above += key > tau;
+    // Branch-free compaction (which entries are kept is data-dependent and unpredictable); exactly k
+    // are kept: all above tau, then the first k - above ties in index order.
+    std::int64_t ties_left = k - above, taken = 0;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const std::uint32_t key = keys[static_cast<std::size_t>(j)];
+      const bool tie = key == tau && ties_left > 0;
+      const bool take = key > tau || tie;
+      ties_left -= tie;
+      kept_values[static_cast<std::size_t>(taken)] = row[static_cast<std::size_t>(j)];
+      kept_index[static_cast<std::size_t>(taken)] = static_cast<std::uint32_t>(j);
+      taken += take;
+    }
+    std::copy(kept_values.begin(), kept_values.begin() + k, out);
+    out += k;
+    for (std::int64_t q = 0; q < k; ++q) bits.put(kept_index[static_cast<std::size_t>(q)], ib);
+  }
+  bits.flush();
+}
+
+void encode_quant(const CodecState& s, MatrixView x, Encoded& e) {
+  const std::int64_t t = x.rows, d = x.cols;
+  const int nbits = s.config.bits, qmax = nbits == 8 ? 127 : 7;
+  e.packed.assign(static_cast<std::size_t>((t * d * nbits + 7) / 8), 0);
+  e.scales.resize(static_cast<std::size_t>(t));
+  std::vector<float> row(static_cast<std::size_t>(d));
+  std::vector<std::int8_t> q(static_cast<std::size_t>(d));
+  BitWriter bits(e.packed);
+  for (std::int64_t i = 0; i < t; ++i) {
+    wire_row(x.row(i), row.data(), d, s.config.value_bytes);
+    float amax = 0.0f;
+    for (const float v : row) amax = std::max(amax, std::fabs(v));
+    const float scale = round_bf16(amax / static_cast<float>(qmax));
+    e.scales[static_cast<std::size_t>(i)] = scale;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const float v = scale > 0.0f ? std::nearbyint(row[static_cast<std::size_t>(j)] / scale) : 0.0f;
+      q[static_cast<std::size_t>(j)] = static_cast<std::int8_t>(std::clamp(v, static_cast<float>(-qmax), static_cast<float>(qmax)));
+    }
+    if (nbits == 8) {
+      std::memcpy(e.packed.data() + i * d, q.data(), static_cast<std::size_t>(d));
+    } else if (d % 2 == 0) {  // whole bytes per row: two codes per byte, the first in the low nibble
+      std::uint8_t* dst = e.packed.data() + i * d / 2;
+      for (std::int64_t j = 0; j < d / 2; ++j)
+        dst[j] = static_cast<std::uint8_t>((q[2 * j] & 0xf) | ((q[2 * j + 1] & 0xf) << 4));
+    } else {
+      for (const std::int8_t c : q) bits.put(static_cast<std::uint32_t>(c), 4);
+    }
+  }
+  if (nbits == 4 && d % 2 != 0) bits.flush();
+}
+
+void decode_quant(const CodecState& s, const Encoded& e, float* out) {
+  const std::int64_t t = e.tokens, d = e.dim;
+  const int nbits = s.config.bits;
+  for (std::int64_t i = 0; i < t; ++i) {
+    const float scale = e.scales[static_cast<std::size_t>(i)];
+    float* o = out + i * d;
+    if (nbits == 8) {
+      const auto* src = reinterpret_cast<const std::int8_t*>(e.packed.data() + i * d);
+      for (std::int64_t j = 0; j < d; ++j) o[j] = static_cast<float>(src[j]) * scale;
+    } else {
+      for (std::int64_t j = 0; j < d; ++j) {
+        const std::uint64_t g = static_cast<std::uint64_t>(i * d + j);
+        const int nib = (e.packed[g / 2] >> (4 * (g & 1))) & 0xf;
+        o[j] = static_cast<float>(nib >= 8 ? nib - 16 : nib) * scale;
+      }
+    }
+    if (s.config.value_bytes == 2) round_bf16_finite(o, d);
+  }
+}
+}  // namespace
+
+Encoded encode_elementwise(const CodecState& s, MatrixView x) {
+  Encoded e;
+  e.tokens = x.rows;
+  e.dim = x.cols;
+  e.value_bytes = s.config.value_bytes;
+  if (s.config.method == Method::none) {
+    e.values.resize(static_cast<std::size_t>(x.size()));
+    wire_row(x.data, e.values.data(), x.size(), s.config.value_bytes);
+  } else if (s.config.method == Method::topk) {
+    encode_topk(s, x, e);
+  } else {
+    encode_quant(s, x, e);
+  }
+  return e;
+}
+
+void decode_elementwise(const CodecState& s, const Encoded& e, float* out) {
+  if (s.config.method == Method::quant) decode_quant(s, e, out);
+  else reference::decode(s, e, out);  // none: a copy; topk: zero fill + scatter (memory-bound already)
+}
+
+}  // namespace moss::kernels::cpu

@@ -1,0 +1,261 @@
+// The optimised CPU paths (kernels/cpu: diagonal MoS rotation, general theta fit, single-pass
+// none/topk/quant) against the plain ones they replace: same theta, coefficients, bytes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "moss/kernels/bf16.h"
+#include "moss/kernels/codec.h"
+#include "moss/kernels/metrics.h"
+#include "moss/kernels/reference.h"
+#include "moss/kernels/rotation.h"
+#include "moss/kernels/synthetic.h"
+
+namespace mk = moss::kernels;
+
+namespace {
+mk::Matrix gaussian(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n;
+  mk::Matrix m(rows, cols);
+  for (float& v : m.data) v = n(rng);
+  return m;
+}
+
+mk::Matrix product(const mk::Matrix& a, const mk::Matrix& b) {
+  mk::Matrix c(a.rows, b.cols);
+  mk::reference::gemm(a.data.data(), b.data.data(), c.data.data(), a.rows, a.cols, b.cols);
+  return c;
+}
+
+mk::CodecConfig config(mk::Method m, int rank) {
+  mk::CodecConfig c;
+  c.method = m;
+  c.rank = rank;
+  return c;
+}
+
+mk::Matrix mixture(std::int64_t tokens, std::int64_t dim, int subspaces, int rank, double spread,
+                   std::int64_t segment, std::uint64_t seed) {
+  mk::SyntheticSpec s;
+  s.tokens = tokens, s.dim = dim, s.subspaces = subspaces, s.rank = rank, s.decay = 0.5;
+  s.noise = 0.01, s.spread = spread, s.segment = segment, s.seed = seed;
+  return mk::generate_synthetic(s, false);
+}
+
+// `s` with Ubar and every W_i right-multiplied by the orthogonal r x r `q` (the same subspaces), and
+// the direction Gram matrices transformed to match: D_ij -> q^T D_ij q.
+mk::CodecState rotate_state(const mk::CodecState& s, const std::vector<double>& q) {
+  const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
+  auto times_q = [&](const float* a, float* out) {
+    for (std::int64_t i = 0; i < d; ++i)
+      for (std::int64_t c = 0; c < r; ++c) {
+        double acc = 0;
+        for (std::int64_t p = 0; p < r; ++p) acc += static_cast<double>(a[i * r + p]) * q[p * r + c];
+        out[i * r + c] = static_cast<float>(acc);
+      }
+  };
+  mk::CodecState o = s;
+  times_q(s.basis.data(), o.basis.data());
+  for (std::int64_t i = 0; i < m; ++i) times_q(s.directions.data() + i * d * r, o.directions.data() + i * d * r);
+  const std::int64_t n = m * r;
+  for (std::int64_t bi = 0; bi < m; ++bi)
+    for (std::int64_t bj = 0; bj < m; ++bj)
+      for (std::int64_t a = 0; a < r; ++a)
+        for (std::int64_t b = 0; b < r; ++b) {
+          double acc = 0;
+          for (std::int64_t p = 0; p < r; ++p)
+            for (std::int64_t c = 0; c < r; ++c)
+              acc += q[p * r + a] * s.direction_gram[(bi * r + p) * n + bj * r + c] * q[c * r + b];
+          o.direction_gram[(bi * r + a) * n + bj * r + b] = acc;
+        }
+  return o;
+}
+
+// A random orthogonal matrix (Gram-Schmidt of a Gaussian one), row-major.
+std::vector<double> random_orthogonal(int r, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> n;
+  std::vector<double> q(static_cast<std::size_t>(r * r));
+  for (double& v : q) v = n(rng);
+  for (int c = 0; c < r; ++c) {
+    for (int p = 0; p < c; ++p) {
+      double dot = 0;
+      for (int i = 0; i < r; ++i) dot += q[i * r + c] * q[i * r + p];
+      for (int i = 0; i < r; ++i) q[i * r + c] -= dot * q[i * r + p];
+    }
+    double norm = 0;
+    for (int i = 0; i < r; ++i) norm += q[i * r + c] * q[i * r + c];
+    for (int i = 0; i < r; ++i) q[i * r + c] /= std::sqrt(norm);
+  }
+  return q;
+}
+
+double off_diagonal_ratio(const mk::CodecState& s) {
+  const std::int64_t r = s.config.rank;
+  double diag = 0, off = 0;
+  for (std::int64_t p = 0; p < r; ++p)
+    for (std::int64_t q = 0; q < r; ++q) (p == q ? diag : off) += std::pow(s.direction_gram[p * r + q], 2);
+  return std::sqrt(off / diag);
+}
+}  // namespace
+
+TEST(MosDiagonalPath, FittedStatesQualifyForTheDiagonalPath) {
+  // fit_codec makes W_1^T W_1 diagonal; encode takes the diagonal path when the off-diagonal part is
+  // below 2^-8 of it with bf16 values, 1e-6 with fp32 (eigen_types.h diagonal_tolerance). The bf16
+  // rounding of W must leave a wide margin.
+  mk::SyntheticSpec spec = mk::parse_synthetic_spec("llama,dim=512");
+  spec.tokens = 2048;
+  const mk::Matrix warm = mk::generate_synthetic(spec, false);
+  for (int vb : {2, 4})
+    for (int r : {16, 64}) {
+      mk::CodecConfig c = config(mk::Method::mos, r);
+      c.value_bytes = vb;
+      const mk::CodecState s = mk::fit_codec(c, warm.view(), 3);
+      EXPECT_LT(off_diagonal_ratio(s), vb == 2 ? 1.0 / 1024 : 1e-7) << "value_bytes " << vb << " rank " << r;
+      for (int p = 1; p < r; ++p)  // descending eigenvalues
+        EXPECT_GE(s.direction_gram[(p - 1) * r + p - 1], s.direction_gram[p * r + p] * (1 - 1e-6));
+    }
+}
+
+class MosDiagonalVsPlain : public ::testing::TestWithParam<int> {};
+
+TEST_P(MosDiagonalVsPlain, SameThetaCoefficientsAndReconstruction) {
+  // The diagonal path (O(d r) rotation, column-statistics theta fit) on the fitted state against the
+  // general path (full Gram theta fit, Newton-Schulz on the actual U^T U) on the same state rotated by
+  // a random orthogonal Q: that state is not diagonal, so encode takes the previous plain path. The
+  // coefficients must agree up to Q: Z_plain = Z_diag Q.
+  const int vb = GetParam();
+  const mk::Matrix all = mixture(3548, 128, 4, 8, 0.6, 256, 51);  // one draw: warm-up, then test tokens
+  const mk::MatrixView warm = all.view().slice_rows(0, 2048);
+  mk::Matrix x(1500, 128);
+  std::copy(all.row(2048), all.row(2048) + 1500 * 128, x.data.begin());
+  mk::CodecConfig c = config(mk::Method::mos, 8);
+  c.theta_block_tokens = 256;  // 6 blocks, the last one partial
+  c.value_bytes = vb;
+  const mk::CodecState fast = mk::fit_codec(c, warm, 4);
+  ASSERT_LT(off_diagonal_ratio(fast), vb == 2 ? 1.0 / 1024 : 1e-7);
+  const std::vector<double> q = random_orthogonal(8, 99);
+  mk::CodecState plain = rotate_state(fast, q);
+  ASSERT_GT(off_diagonal_ratio(plain), 1e-2);  // really the general path
+  if (vb == 2) {
+    for (float& v : plain.basis) v = mk::round_bf16(v);
+    for (float& v : plain.directions) v = mk::round_bf16(v);
+  }
+  const mk::Encoded ef = mk::encode(fast, x.view()), ep = mk::encode(plain, x.view());
+  ASSERT_EQ(ef.theta.size(), ep.theta.size());
+  EXPECT_EQ(ef.wire_bytes(), ep.wire_bytes());
+  int nonzero = 0;
+  for (std::size_t b = 0; b < ef.theta.size(); ++b) {
+    EXPECT_NEAR(ef.theta[b], ep.theta[b], vb == 4 ? 2e-3 : 2e-2) << "block " << b;
+    nonzero += ef.theta[b] != 0.0f;
+  }
+  EXPECT_GT(nonzero, 0) << "the test data must make theta move";
+  double num = 0, den = 0;
+  const std::int64_t r = 8;
+  for (std::int64_t t = 0; t < x.rows; ++t)
+    for (std::int64_t b = 0; b < r; ++b) {
+      double zq = 0;
+      for (std::int64_t p = 0; p < r; ++p) zq += ef.values[t * r + p] * q[p * r + b];
+      num += std::pow(zq - ep.values[t * r + b], 2);
+      den += std::pow(ep.values[t * r + b], 2);
+    }
+  EXPECT_LT(std::sqrt(num / den), vb == 4 ? 1e-4 : 1e-2) << "relative coefficient difference";
+  mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
+  mk::decode(fast, ef, a.data.data());
+  mk::decode(plain, ep, b.data.data());
+  const double err_fast = mk::reconstruction_error(x.view(), a.view()).relative;
+  const double err_plain = mk::reconstruction_error(x.view(), b.view()).relative;
+  EXPECT_NEAR(err_fast, err_plain, vb == 4 ? 1e-5 : 2e-3 + 0.01 * err_plain);
+  std::cout << "value_bytes " << vb << ": error diagonal " << err_fast << " plain " << err_plain << '\n';
+}
+
+INSTANTIATE_TEST_SUITE_P(WireTypes, MosDiagonalVsPlain, ::testing::Values(2, 4));
+
+TEST(MosDiagonalPath, MatchesTheReferenceCodec) {
+  // The plain C++ reference (rotation.cpp: U^T U from the actual U) with the encoder's theta.
+  const mk::Matrix warm = mixture(1024, 72, 3, 6, 0.8, 100, 61);
+  const mk::Matrix x = mixture(333, 72, 3, 6, 0.8, 100, 62);
+  mk::CodecConfig c = config(mk::Method::mos, 6);
+  c.theta_block_tokens = 100;
+  for (int vb : {2, 4}) {
+    c.value_bytes = vb;
+    const mk::CodecState s = mk::fit_codec(c, warm.view(), 2);
+    const mk::Encoded e = mk::encode(s, x.view());
+    const mk::Encoded ref = mk::reference::encode(s, x.view(), e.theta);
+    double num = 0, den = 0;  // norm-wise: single coefficients near 0 differ by bf16 ulps of U
+    for (std::size_t i = 0; i < e.values.size(); ++i)
+      num += std::pow(e.values[i] - ref.values[i], 2), den += std::pow(ref.values[i], 2);
+    std::cout << "value_bytes " << vb << " relative coefficient difference " << std::sqrt(num / den) << '\n';
+    EXPECT_LT(std::sqrt(num / den), vb == 4 ? 1e-5 : 4e-3) << "value_bytes " << vb;
+    mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
+    mk::decode(s, e, a.data.data());
+    mk::reference::decode(s, e, b.data.data());
+    EXPECT_LT(mk::reconstruction_error(b.view(), a.view()).relative, vb == 4 ? 1e-5 : 1e-2);
+  }
+}
+
+TEST(ElementwisePaths, SameBytesAsTheReferenceIncludingTiesAndOddWidths) {
+  // topk/quant CPU loops (radix select, byte packing) against reference_codec.cpp, byte for byte:
+  // odd widths (4-bit codes straddle rows), repeated magnitudes (topk ties), zero rows (scale 0).
+  for (std::int64_t d : {7, 100, 257, 1024}) {
+    mk::Matrix x = gaussian(37, d, static_cast<std::uint64_t>(d));
+    for (std::int64_t j = 0; j < d; j += 3) x(5, j) = (j % 2 ? -1.0f : 1.0f) * 0.5f;  // ties
+    for (std::int64_t j = 0; j < d; ++j) x(9, j) = 0.0f;
+    for (int vb : {2, 4})
+      for (const auto& [method, param] : {std::pair{mk::Method::topk, 0.1}, std::pair{mk::Method::topk, 0.5},
+                                          std::pair{mk::Method::quant, 4.0}, std::pair{mk::Method::quant, 8.0},
+                                          std::pair{mk::Method::none, 0.0}}) {
+        mk::CodecConfig c = config(method, 0);
+        c.value_bytes = vb;
+        if (method == mk::Method::topk) c.fraction = param;
+        if (method == mk::Method::quant) c.bits = static_cast<int>(param);
+        const mk::CodecState s = mk::fit_codec(c, x.view(), 1);
+        const mk::Encoded e = mk::encode(s, x.view()), ref = mk::reference::encode(s, x.view());
+        const std::string what = std::string(mk::method_name(method)) + " d=" + std::to_string(d) +
+                                 " vb=" + std::to_string(vb) + " p=" + std::to_string(param);
+        EXPECT_EQ(e.values, ref.values) << what;
+        EXPECT_EQ(e.packed, ref.packed) << what;
+        EXPECT_EQ(e.scales, ref.scales) << what;
+        mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
+        mk::decode(s, e, a.data.data());
+        mk::reference::decode(s, e, b.data.data());
+        EXPECT_EQ(a.data, b.data) << what;
+      }
+  }
+}
+
+TEST(MosGeneralPath, EncoderThetaIsFitThetaOfTheChunk) {
+  // Several generators (the general, non-diagonal path): the encoder's theta fit (blocks extracted
+  // once, theta-weighted sums first) against rotation.h's fit_theta on the Gram matrix of
+  // P = X [Ubar W_1..W_m] computed here. The chunk has <= 512 tokens, so the encoder samples all.
+  const mk::Matrix all = mixture(2400, 96, 4, 6, 0.8, 200, 71);
+  const mk::MatrixView warm = all.view().slice_rows(0, 2000);
+  mk::Matrix x(400, 96);
+  std::copy(all.row(2000), all.row(2000) + 400 * 96, x.data.begin());
+  mk::CodecConfig c = config(mk::Method::mos, 6);
+  c.rotations = 3;
+  c.value_bytes = 4;
+  const mk::CodecState s = mk::fit_codec(c, warm, 8);
+  const std::int64_t d = 96, r = 6, m = 3, n = (m + 1) * r;
+  mk::Matrix b(d, n);  // [Ubar W_1 W_2 W_3]
+  for (std::int64_t i = 0; i < d; ++i)
+    for (std::int64_t blk = 0; blk <= m; ++blk)
+      for (std::int64_t q = 0; q < r; ++q)
+        b(i, blk * r + q) = blk == 0 ? s.basis[i * r + q] : s.directions[(blk - 1) * d * r + i * r + q];
+  const mk::Matrix p = product(x, b);
+  std::vector<double> gram(static_cast<std::size_t>(n * n), 0.0);
+  for (std::int64_t t = 0; t < x.rows; ++t)
+    for (std::int64_t a = 0; a < n; ++a)
+      for (std::int64_t e = 0; e < n; ++e) gram[a * n + e] += static_cast<double>(p(t, a)) * p(t, e);
+  const std::vector<float> expect = mk::fit_theta(gram, s.direction_gram, 3, 6);
+  const mk::Encoded enc = mk::encode(s, x.view());
+  ASSERT_EQ(enc.theta.size(), 3u);
+  bool moved = false;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(enc.theta[i], expect[i], 1e-3) << "theta " << i;
+    moved = moved || expect[i] != 0.0f;
+  }
+  EXPECT_TRUE(moved);
+}
