@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "calibrate_command.h"
 #include "compress_command.h"
 #include "moss/core/error.h"
 #include "report_command.h"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   moss::app::ReportOptions report;
   moss::app::CompressOptions compress;
   moss::app::ValidateOptions validate;
+  moss::app::CalibrateOptions calibrate;
   auto* run_cmd = app.add_subcommand("run", "simulate one scenario");
   moss::app::add_run_options(*run_cmd, run);
   auto* sweep_cmd = app.add_subcommand("sweep", "simulate every point of a scenario's sweep block");
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
   moss::app::add_compress_options(*compress_cmd, compress);
   auto* validate_cmd = app.add_subcommand("validate", "check a scenario and print every problem");
   moss::app::add_validate_options(*validate_cmd, validate);
+  auto* calibrate_cmd = app.add_subcommand("calibrate", "train small models to measure statistical efficiency");
+  moss::app::add_calibrate_options(*calibrate_cmd, calibrate);
 
   try {
     app.parse(argc, argv);
@@ -53,6 +57,7 @@ int main(int argc, char** argv) {
     if (*report_cmd) return moss::app::run_report(report, std::cout, std::cerr);
     if (*compress_cmd) return moss::app::run_compress(compress, std::cout);
     if (*validate_cmd) return moss::app::run_validate(validate, std::cout, std::cerr);
+    if (*calibrate_cmd) return moss::app::run_calibrate(calibrate);
   } catch (const moss::InputError& e) {
     for (const auto& p : e.problems()) std::cerr << "error: " << p.to_string() << '\n';
     return kExitInvalidInput;
