@@ -6,14 +6,7 @@
 
 namespace moss::net {
 
-namespace {
-TransportConfig no_overhead() {
-  TransportConfig t;
-  t.ip_tcp_header_bytes = 0;
-  t.link_header_bytes = 0;
-  return t;
-}
-}  // namespace
+using testing::no_overhead;
 
 TEST(AnalyticBackend, SingleFlowIsLatencyPlusBytesOverBandwidth) {
   const Topology topo = testing::ring(2, 1e9, 5e-3);

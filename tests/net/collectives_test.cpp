@@ -7,14 +7,7 @@
 
 namespace moss::net {
 
-namespace {
-TransportConfig no_overhead() {
-  TransportConfig t;
-  t.ip_tcp_header_bytes = 0;
-  t.link_header_bytes = 0;
-  return t;
-}
-}  // namespace
+using testing::no_overhead;
 
 class RingAllGather : public ::testing::TestWithParam<int> {};
 

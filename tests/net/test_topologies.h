@@ -2,9 +2,18 @@
 
 #include <vector>
 
+#include "moss/net/backend.h"
 #include "moss/net/topology.h"
 
 namespace moss::net::testing {
+
+/// Transport without header overhead, so times are exactly latency + bytes / bandwidth.
+inline TransportConfig no_overhead() {
+  TransportConfig t;
+  t.ip_tcp_header_bytes = 0;
+  t.link_header_bytes = 0;
+  return t;
+}
 
 /// n GPUs on a ring of identical duplex links.
 inline Topology ring(int n, double bps, double latency_s, int mtu = 1500) {

@@ -11,25 +11,17 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/test_files.h"
+
 extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("moss-report-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
+std::string temp_dir(const std::string& name) { return moss::testing::fresh_temp_dir("moss-report", name, true); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using moss::testing::slurp;
 
 // Runs args with stdout/stderr sent to files; returns the exit status.
 int run(const std::vector<std::string>& args, const std::string& out = "/dev/null", const std::string& err = "/dev/null") {

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/test_files.h"
+
 #include "moss/core/error.h"
 #include "moss/sweep/journal.h"
 
@@ -17,18 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("moss-runner-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
+std::string fresh_dir(const std::string& name) { return moss::testing::fresh_temp_dir("moss-runner", name); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using moss::testing::slurp;
 
 SweepPlan plan() {
   return SweepPlan::from_json({{"cluster.network.bandwidth", "1Gbps..100Gbps x5 log"}, {"compression.rank_k", {8, 16, 32}}},

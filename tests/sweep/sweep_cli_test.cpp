@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/test_files.h"
+
 #include "moss/sweep/communicator.h"
 
 extern char** environ;
@@ -23,18 +25,9 @@ namespace fs = std::filesystem;
 const std::string kScenario = std::string(MOSS_TEST_DATA_DIR) + "/sweep/cli-sweep.json";
 constexpr std::size_t kPoints = 600;
 
-std::string dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("moss-sweep-cli-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
+std::string dir(const std::string& name) { return moss::testing::fresh_temp_dir("moss-sweep-cli", name); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using moss::testing::slurp;
 
 pid_t spawn(const std::vector<std::string>& args) {
   std::vector<char*> argv;
