@@ -156,7 +156,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"negative_seq", SCN("{\"seq_len\": -5}", GOOD_CLUSTER, ""), "/training/seq_len"},
         BadFile{"too_big_model", "{\"model\": {\"preset\": \"llama3-70b\"}, \"training\": " GOOD_TRAINING ", \"cluster\": " GOOD_CLUSTER "}",
                 "/cluster/gpu.*needs"},
-        BadFile{"bad_backend", SCN(GOOD_TRAINING, GOOD_CLUSTER, ", \"simulation\": {\"backend\": \"omnet\"}"), "/simulation/backend"}));
+        BadFile{"bad_backend", SCN(GOOD_TRAINING, GOOD_CLUSTER, ", \"simulation\": {\"backend\": \"omnet\"}"), "/simulation/backend"}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Cli, MissingFileIsInvalidInput) {
   const Result r = run("run /nonexistent/scenario.json");

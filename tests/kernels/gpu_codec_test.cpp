@@ -1,6 +1,9 @@
 // GPU codec of moss::kernels against the CPU implementation (label gpu; skips without a device).
 #include <gtest/gtest.h>
 
+#include <string>
+#include <tuple>
+
 #include "moss/kernels/codec.h"
 #include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/metrics.h"
@@ -37,4 +40,9 @@ TEST_P(GpuVsCpu, SameReconstructionWithinBf16Tolerance) {
 INSTANTIATE_TEST_SUITE_P(Methods, GpuVsCpu,
                          ::testing::Combine(::testing::Values(mk::Method::none, mk::Method::pca, mk::Method::mos,
                                                               mk::Method::mos_k, mk::Method::topk, mk::Method::quant),
-                                            ::testing::Values(std::int64_t{64}, std::int64_t{333}, std::int64_t{1000})));
+                                            ::testing::Values(std::int64_t{64}, std::int64_t{333}, std::int64_t{1000})),
+                         [](const auto& info) {
+                           std::string n(mk::method_name(std::get<0>(info.param)));
+                           for (char& ch : n) if (ch == '-') ch = '_';
+                           return n + "_T" + std::to_string(std::get<1>(info.param));
+                         });

@@ -97,7 +97,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"tokens_and_loss", "training.target_loss", "3.0", "/training/target_loss"},
         BadCase{"unreachable_loss", "training", "{\"seq_len\": 131072, \"target_loss\": 1.0}", "/training/target_loss"},
         BadCase{"model_not_object", "model", "\"mos-800m\"", "/model"},
-        BadCase{"backend", "simulation.backend", "\"omnet\"", "/simulation/backend"}));
+        BadCase{"backend", "simulation.backend", "\"omnet\"", "/simulation/backend"}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Loader, ReportsEveryProblemAtOnce) {
   json doc = minimal();
