@@ -25,15 +25,12 @@ flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefin
 
 mkdir -p "$build"
 if [ ! -f "$build/CMakeCache.txt" ]; then
-  hook=()
-  # Until the top-level CMakeLists.txt knows MOSS_BUILD_FUZZ, add tests/fuzz through a deferred call.
-  grep -q MOSS_BUILD_FUZZ "$root/CMakeLists.txt" || hook=(-DCMAKE_PROJECT_moss_INCLUDE="$root/tests/fuzz/defer_hook.cmake")
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
     -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
     -DMOSS_BUILD_FUZZ=ON -DMOSS_BUILD_TESTS=OFF -DMOSS_BUILD_BENCH=OFF \
-    -DMOSS_WITH_CUDA=OFF -DMOSS_WITH_NS3=OFF -DMOSS_WITH_MPI=OFF "${hook[@]}" >"$build/configure.log" 2>&1 \
+    -DMOSS_WITH_CUDA=OFF -DMOSS_WITH_NS3=OFF -DMOSS_WITH_MPI=OFF >"$build/configure.log" 2>&1 \
     || { cat "$build/configure.log" >&2; exit 1; }
 fi
 echo "fuzz: building ${targets[*]} in $build" >&2

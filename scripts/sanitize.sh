@@ -28,11 +28,7 @@ logs="$build/sanitizer-logs"
 start=$(date +%s)
 mkdir -p "$build"
 if [ ! -f "$build/CMakeCache.txt" ]; then
-  hook=()
-  # Until tests/CMakeLists.txt adds tests/reliability, add it through a deferred include.
-  grep -q 'add_subdirectory(reliability)' "$root/tests/CMakeLists.txt" \
-    || hook=(-DCMAKE_PROJECT_moss_INCLUDE="$root/tests/reliability/defer_hook.cmake")
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug "${hook[@]}" \
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
     -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \

@@ -99,7 +99,8 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
 
   const auto comm = sweep::make_world_communicator();
   sweep::RunnerOptions ro;
-  ro.out_dir = o.out.empty() ? "results/sweeps/" + safe_name(doc.value("name", "sweep")) : o.out;
+  const std::string name = doc.contains("name") && doc["name"].is_string() ? doc["name"].get<std::string>() : "";
+  ro.out_dir = o.out.empty() ? "results/sweeps/" + safe_name(name.empty() ? "sweep" : name) : o.out;
   ro.resume = o.resume;
   ro.sync = !o.no_fsync;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -111,7 +112,7 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
   }
   sweep::ResultsHeader header;
   header.moss_version = sweep::moss_version();
-  header.scenario_name = doc.value("name", "");
+  header.scenario_name = name;
   header.scenario_file = o.scenario;
   header.sweep = doc["sweep"];
   const nlohmann::json identity = {{"scenario", doc}, {"backend", o.backend}};

@@ -1,7 +1,6 @@
 #include "moss/core/scheduler.h"
 
 #include <algorithm>
-#include <queue>
 #include <utility>
 
 #include "moss/core/error.h"
@@ -45,15 +44,22 @@ void TaskGraph::set_bytes(TaskId task, double bytes) {
 }
 
 Schedule TaskGraph::run(bool free_communication) const {
+  // Resources are in-order queues, as CUDA streams are: each runs its tasks in the order they were
+  // added, a task starting when its predecessor on the resource and its dependencies are done.
+  // Start times are then a max-plus function of the durations, so a shorter task never delays
+  // anything (no list-scheduling anomalies: more bandwidth never makes a step slower).
   const std::size_t n = tasks_.size();
   Schedule s;
   s.start_s.assign(n, 0.0);
   s.end_s.assign(n, 0.0);
   std::vector<int> waiting(n);
   std::vector<double> ready_at(n, 0.0);
-  // Ready tasks per resource, earliest ready first, then creation order.
-  using Ready = std::pair<double, TaskId>;
-  std::vector<std::priority_queue<Ready, std::vector<Ready>, std::greater<>>> queues(resources_.size());
+  std::vector<std::vector<TaskId>> order(resources_.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    waiting[i] = tasks_[i].dependencies;
+    order[static_cast<std::size_t>(tasks_[i].resource)].push_back(static_cast<TaskId>(i));
+  }
+  std::vector<std::size_t> next(resources_.size(), 0);
   std::vector<char> busy(resources_.size(), 0);
   EventQueue events;
 
@@ -61,43 +67,34 @@ Schedule TaskGraph::run(bool free_communication) const {
     return free_communication && t.kind == TaskKind::kCommunication ? 0.0 : t.duration_s;
   };
   auto try_start = [&](ResourceId r, double now) {
-    auto& q = queues[static_cast<std::size_t>(r)];
-    if (busy[static_cast<std::size_t>(r)] || q.empty()) return;
-    const TaskId id = q.top().second;
-    q.pop();
-    busy[static_cast<std::size_t>(r)] = 1;
+    const auto ri = static_cast<std::size_t>(r);
+    if (busy[ri] || next[ri] >= order[ri].size()) return;
+    const TaskId id = order[ri][next[ri]];
     const auto i = static_cast<std::size_t>(id);
+    if (waiting[i] != 0) return;
+    ++next[ri];
+    busy[ri] = 1;
     s.start_s[i] = std::max(now, ready_at[i]);
     s.end_s[i] = s.start_s[i] + duration(tasks_[i]);
     events.push(s.end_s[i], id);
   };
 
-  for (std::size_t i = 0; i < n; ++i) {
-    waiting[i] = tasks_[i].dependencies;
-    if (waiting[i] == 0) queues[static_cast<std::size_t>(tasks_[i].resource)].push({0.0, static_cast<TaskId>(i)});
-  }
   for (ResourceId r = 0; r < static_cast<ResourceId>(resources_.size()); ++r) try_start(r, 0.0);
-
   std::size_t finished = 0;
-  std::vector<ResourceId> touched;
   while (!events.empty()) {
     const auto [now, id] = events.pop();
     ++finished;
     const Task& t = tasks_[static_cast<std::size_t>(id)];
     busy[static_cast<std::size_t>(t.resource)] = 0;
-    touched.assign(1, t.resource);
-    for (TaskId next : t.successors) {
-      const auto j = static_cast<std::size_t>(next);
+    for (TaskId succ : t.successors) {
+      const auto j = static_cast<std::size_t>(succ);
       ready_at[j] = std::max(ready_at[j], now);
-      if (--waiting[j] == 0) {
-        queues[static_cast<std::size_t>(tasks_[j].resource)].push({ready_at[j], next});
-        touched.push_back(tasks_[j].resource);
-      }
+      if (--waiting[j] == 0) try_start(tasks_[j].resource, now);
     }
-    for (ResourceId r : touched) try_start(r, now);
+    try_start(t.resource, now);
     s.makespan_s = std::max(s.makespan_s, now);
   }
-  MOSS_CHECK(finished == n, "the task graph has a cycle or an unreachable task");
+  MOSS_CHECK(finished == n, "the task graph has a cycle or a resource order that contradicts it");
   return s;
 }
 

@@ -84,6 +84,16 @@ void check_semantics(JsonReader& r, const Scenario& s) {
     r.problem("/compression/rank_v", "= " + std::to_string(s.compression.rank_v) +
                                          ": exceeds the width of V (kv_heads x head_dim = " + std::to_string(kv) + ")");
   }
+  if (s.compression.method == "topk") {
+    // Values (bf16) + indices of ceil(log2 kv) bits: past about 60 % kept it outweighs bf16 rows.
+    const double k = std::ceil(s.compression.fraction * kv);
+    const double sent = 2 * k + std::ceil(k * std::ceil(std::log2(static_cast<double>(kv))) / 8);
+    if (sent >= 2.0 * kv) {
+      r.problem("/compression/fraction", "= " + num(s.compression.fraction) + ": top-k would send " + num(sent) +
+                                             " bytes per row, more than the " + num(2.0 * kv) +
+                                             " of uncompressed bf16; use a smaller fraction or \"method\": \"none\"");
+    }
+  }
   if (s.training.target_loss) {
     const LossLaw& law = s.convergence.law;
     const double floor = law.e + law.a / std::pow(model::parameter_count(s.model), law.alpha);

@@ -184,6 +184,14 @@ void StepBuilder::backward_layer_ring(int layer) {
   TaskId kv_shift = -1;
   TaskId dkv_shift = -1;
   for (int k = 1; k <= ranks_; ++k) {
+    // Streams run in the order tasks are added: the K/V prefetch for block k goes on the network
+    // before the accumulators of block k - 1, so it overlaps that block's compute.
+    if (k < ranks_) {
+      kv_shift = collective(layer_name(layer, false, ("bwd K/V step " + std::to_string(k)).c_str()), plan,
+                            kv_shift >= 0 ? std::vector<TaskId>{kv_shift} : block);
+      network_busy_s_ += graph_.tasks()[static_cast<std::size_t>(kv_shift)].duration_s;
+      cp_bytes_ += plan.bytes_sent_per_rank;
+    }
     std::vector<TaskId> dkv_after = block;
     if (dkv_shift >= 0) dkv_after.push_back(dkv_shift);
     for (int r = 0; r < ranks_ && z; ++r) {
@@ -193,10 +201,6 @@ void StepBuilder::backward_layer_ring(int layer) {
     network_busy_s_ += graph_.tasks()[static_cast<std::size_t>(dkv_shift)].duration_s;
     cp_bytes_ += plan.bytes_sent_per_rank;
     if (k == ranks_) break;
-    kv_shift = collective(layer_name(layer, false, ("bwd K/V step " + std::to_string(k)).c_str()), plan,
-                          kv_shift >= 0 ? std::vector<TaskId>{kv_shift} : block);
-    network_busy_s_ += graph_.tasks()[static_cast<std::size_t>(kv_shift)].duration_s;
-    cp_bytes_ += plan.bytes_sent_per_rank;
     for (int r = 0; r < ranks_; ++r) {
       const int src = (r - k + ranks_) % ranks_;
       const TaskId ready = z ? codec(r, layer_name(layer, false, "decode K/V"), 2 * ct.decode_s, {kv_shift, dkv_shift}) : kv_shift;

@@ -13,8 +13,8 @@ using ResourceId = int;
 /// trace.
 enum class TaskKind { kCompute, kCompression, kCommunication, kOptimizer };
 
-/// A serial resource (a GPU stream, a NIC, the network) that runs one task at a time in the order
-/// tasks became ready.
+/// A serial resource (a GPU stream, the network) that runs one task at a time, in the order the
+/// tasks were added (like a CUDA stream).
 struct Resource {
   std::string name;  ///< track name in the trace ("compute", "nic send", ...)
   int device = 0;    ///< trace process: the GPU it belongs to (-1: the whole cluster)
@@ -38,8 +38,8 @@ struct Schedule {
   double makespan_s = 0;
 };
 
-/// A DAG of tasks on serial resources. Built once per step, run with list scheduling driven by
-/// an event queue: a task starts when its dependencies are done and its resource is free.
+/// A DAG of tasks on in-order serial resources, run by an event queue: a task starts when its
+/// dependencies are done and the task added before it on the same resource has finished.
 class TaskGraph {
  public:
   ResourceId add_resource(std::string name, int device);
