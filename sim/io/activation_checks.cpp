@@ -33,7 +33,10 @@ Layout layout_of(const std::string& file, const std::string& dataset, const std:
   }
   if (l.layers < 1 || l.tokens < 1 || l.dim < 1)
     throw InputError(file, dataset, "shape " + shape_text(shape) + " has an empty dimension: " + expected);
-  if (l.count() > (std::uint64_t{1} << 36))
+  // Compare in floating point: the product of hostile dimensions overflows 64-bit integers.
+  const double values = static_cast<double>(l.tensors) * static_cast<double>(l.layers) *
+                        static_cast<double>(l.tokens) * static_cast<double>(l.dim);
+  if (values > static_cast<double>(std::uint64_t{1} << 36))
     throw InputError(file, dataset, "shape " + shape_text(shape) + " is too large (more than 2^36 values)");
   return l;
 }

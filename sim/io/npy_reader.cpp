@@ -34,11 +34,23 @@ std::vector<std::int64_t> parse_shape(const std::string& path, const std::string
     fail(path, "npy header has no 'shape'");
   std::vector<std::int64_t> shape;
   const std::string body = m[1];
-  const std::regex num(R"(\d+)");
-  for (auto it = std::sregex_iterator(body.begin(), body.end(), num); it != std::sregex_iterator(); ++it) {
-    const std::string s = it->str();
-    if (s.size() > 15) fail(path, "shape entry " + s + " is too large");
-    shape.push_back(std::stoll(s));
+  // Comma-separated non-negative integers, an optional trailing comma ("(8,)"); anything else
+  // (signs, expressions) is a corrupt header.
+  std::size_t begin = 0;
+  while (begin <= body.size()) {
+    std::size_t end = body.find(',', begin);
+    if (end == std::string::npos) end = body.size();
+    std::string item = body.substr(begin, end - begin);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) {
+      if (item.find_first_not_of("0123456789") != std::string::npos) fail(path, "shape entry '" + item + "' is not a size");
+      if (item.size() > 15) fail(path, "shape entry " + item + " is too large");
+      shape.push_back(std::stoll(item));
+    } else if (end != body.size()) {
+      fail(path, "npy header has an empty shape entry");
+    }
+    begin = end + 1;
   }
   return shape;
 }
