@@ -13,6 +13,7 @@ namespace {
 
 constexpr int kMaxGpus = 16384;        // beyond this a scenario is certainly a typo
 constexpr int kMaxFullMeshNodes = 1024;  // n (n - 1) / 2 links
+constexpr int kMaxContext = 256;         // the step graph grows with context^2 (ring steps x ranks)
 
 std::string num(double v) {
   std::ostringstream os;
@@ -56,6 +57,11 @@ void check_semantics(JsonReader& r, const Scenario& s) {
   if (c.network.topology == TopologyKind::kFullMesh && c.nodes > kMaxFullMeshNodes) {
     r.problem("/cluster/network/topology", "a full mesh of " + std::to_string(c.nodes) +
                                                " nodes is too large; at most " + std::to_string(kMaxFullMeshNodes));
+    return;
+  }
+  if (p.context > kMaxContext) {
+    r.problem("/parallelism/context", "= " + std::to_string(p.context) + ": moss simulates context degrees up to " +
+                                          std::to_string(kMaxContext) + " (the step graph grows with its square)");
     return;
   }
   if (static_cast<double>(p.context) * p.data != gpus) {
