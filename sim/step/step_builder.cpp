@@ -55,6 +55,10 @@ TaskId StepBuilder::collective(const std::string& name, const net::CollectivePla
                                const std::vector<TaskId>& after, bool weight_sync) {
   const double t = net::run_collective(backend_, plan, !s_.simulation.packet_memoise);
   count_channel_bytes(plan, weight_sync ? sync_channel_bytes_ : cp_channel_bytes_);
+  if (!weight_sync) {
+    network_busy_s_ += t;
+    cp_bytes_ += plan.bytes_sent_per_rank;
+  }
   const TaskId id = graph_.add_task(name, TaskKind::kCommunication, network_, t, after);
   graph_.set_bytes(id, plan.bytes_sent_per_rank);
   for (const Device& d : devices_) {
@@ -92,8 +96,6 @@ void StepBuilder::forward_layer_allgather(int layer, bool recompute) {
   if (ranks_ > 1) {
     const auto plan = net::ring_allgather(groups_, chunk_bytes_);
     gathered = collective(layer_name(layer, recompute, "all-gather K/V"), plan, enc);
-    network_busy_s_ += graph_.tasks()[static_cast<std::size_t>(gathered)].duration_s;
-    cp_bytes_ += plan.bytes_sent_per_rank;
   }
   for (int r = 0; r < ranks_; ++r) {
     auto& d = devices_[static_cast<std::size_t>(r)];
@@ -126,8 +128,6 @@ void StepBuilder::backward_layer_allgather(int layer) {
   if (ranks_ > 1) {
     const auto plan = net::ring_reduce_scatter(groups_, chunk_bytes_);
     reduced = collective(layer_name(layer, false, "reduce-scatter dK/dV"), plan, enc);
-    network_busy_s_ += graph_.tasks()[static_cast<std::size_t>(reduced)].duration_s;
-    cp_bytes_ += plan.bytes_sent_per_rank;
   }
   for (int r = 0; r < ranks_; ++r) {
     auto& d = devices_[static_cast<std::size_t>(r)];
@@ -154,8 +154,6 @@ void StepBuilder::forward_layer_ring(int layer, bool recompute) {
   for (int k = 1; k < ranks_; ++k) {
     shift = collective(layer_name(layer, recompute, ("ring step " + std::to_string(k)).c_str()), plan,
                        k == 1 ? enc : std::vector<TaskId>{shift});
-    network_busy_s_ += graph_.tasks()[static_cast<std::size_t>(shift)].duration_s;
-    cp_bytes_ += plan.bytes_sent_per_rank;
     for (int r = 0; r < ranks_; ++r) {
       const int src = (r - k + ranks_) % ranks_;
       const TaskId ready = z ? codec(r, layer_name(layer, recompute, "decode K/V"), ct.decode_s, {shift}) : shift;
@@ -189,8 +187,6 @@ void StepBuilder::backward_layer_ring(int layer) {
     if (k < ranks_) {
       kv_shift = collective(layer_name(layer, false, ("bwd K/V step " + std::to_string(k)).c_str()), plan,
                             kv_shift >= 0 ? std::vector<TaskId>{kv_shift} : block);
-      network_busy_s_ += graph_.tasks()[static_cast<std::size_t>(kv_shift)].duration_s;
-      cp_bytes_ += plan.bytes_sent_per_rank;
     }
     std::vector<TaskId> dkv_after = block;
     if (dkv_shift >= 0) dkv_after.push_back(dkv_shift);
@@ -198,8 +194,6 @@ void StepBuilder::backward_layer_ring(int layer) {
       dkv_after[r] = codec(r, layer_name(layer, false, "encode dK/dV"), ct.encode_s, {block[r]});
     }
     dkv_shift = collective(layer_name(layer, false, ("bwd dK/dV step " + std::to_string(k)).c_str()), plan, dkv_after);
-    network_busy_s_ += graph_.tasks()[static_cast<std::size_t>(dkv_shift)].duration_s;
-    cp_bytes_ += plan.bytes_sent_per_rank;
     if (k == ranks_) break;
     for (int r = 0; r < ranks_; ++r) {
       const int src = (r - k + ranks_) % ranks_;
