@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "activation_checks.h"
+#include "isolated_load.h"
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
 
@@ -65,7 +66,7 @@ Activations read_dataset(const std::string& path, hid_t file, const std::string&
 }
 }  // namespace
 
-Activations load_hdf5(const std::string& path) {
+Activations load_hdf5_unisolated(const std::string& path) {
   std::error_code ec;
   const auto file_bytes = std::filesystem::file_size(path, ec);
   if (ec) throw InputError(path, "", "cannot open the file");
@@ -91,6 +92,12 @@ Activations load_hdf5(const std::string& path) {
     throw InputError(path, "", "found " + std::to_string(names.size()) +
                                    " top-level objects: expected datasets \"k\" and \"v\", or exactly one dataset");
   return read_dataset(path, file.get(), names[0], file_bytes);
+}
+
+Activations load_hdf5(const std::string& path) {
+  // libhdf5 1.10 can crash on corrupt files (tests/data/bad_activations/libhdf5-segv-h5literate.h5):
+  // it runs in a child process so that such a file is an input error, not a crash of moss.
+  return detail::load_in_child(path, &load_hdf5_unisolated, "libhdf5", "HDF5");
 }
 
 Activations load_activations(const std::string& path) {

@@ -1,6 +1,9 @@
 // Reading the scenario sections other than the cluster (see cluster_section.cpp).
 #include <filesystem>
+#include <stdexcept>
+#include <string_view>
 
+#include "moss/kernels/synthetic.h"
 #include "moss/scenario/catalog.h"
 #include "sections.h"
 
@@ -117,6 +120,13 @@ void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::st
   if (auto a = r.string(*j, p, "activations", false)) {
     if (a->rfind("synthetic:", 0) == 0) {
       c.activations = *a;
+      try {
+        // The generator's own parser: what validates here is what runs (tokens and dim come from the
+        // scenario's shapes at run time).
+        (void)kernels::parse_synthetic_spec(std::string_view(*a).substr(std::string_view("synthetic:").size()));
+      } catch (const std::invalid_argument& e) {
+        r.problem(p + "/activations", "= \"" + *a + "\": " + e.what());
+      }
     } else {
       const std::filesystem::path path = std::filesystem::path(*a).is_absolute() ? std::filesystem::path(*a)
                                                                                   : std::filesystem::path(base_dir) / *a;

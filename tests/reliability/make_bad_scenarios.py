@@ -289,9 +289,10 @@ mutate("activations-truncated", "", r"truncated", "K/V pair cut short",
 mutate("activations-one-tensor", "", r"expected K and V", "one tensor where a K/V pair is needed",
        {"compression": dict(MOS, activations="../bad_activations/one-tensor.npy")},
        run_only=True, problem_file="../bad_activations/one-tensor.npy")
-mutate("activations-synthetic-unknown-key", "/compression", r"unknown key \"bogus\"", "bad synthetic spec",
-       {"compression": dict(MOS, activations="synthetic:bogus=1")},
-       known_bug="moss validate accepts it; only moss run parses the synthetic spec")
+mutate("activations-synthetic-unknown-key", "/compression/activations", r"unknown key \"bogus\"", "bad synthetic spec",
+       {"compression": dict(MOS, activations="synthetic:bogus=1")})
+mutate("activations-synthetic-bad-value", "/compression/activations", r"noise", "synthetic spec with a negative noise",
+       {"compression": dict(MOS, activations="synthetic:noise=-1")})
 
 
 def write_activation_fixtures():

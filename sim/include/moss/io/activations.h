@@ -43,7 +43,11 @@ struct Activations {
 Activations load_activations(const std::string& path);
 /// Loads a .npy file.
 Activations load_npy(const std::string& path);
-/// Loads an HDF5 file.
+/// Loads an HDF5 file. libhdf5 runs in a forked child process: a file that crashes it is reported as
+/// InputError ("libhdf5 crashed reading this file ..."), and moss carries on.
 Activations load_hdf5(const std::string& path);
+/// Loads an HDF5 file in this process. A corrupt file can crash libhdf5 and the process with it; only
+/// the fuzzer calls this directly (so that its coverage of moss's reader is measured).
+Activations load_hdf5_unisolated(const std::string& path);
 
 }  // namespace moss::io
