@@ -187,15 +187,19 @@ std::vector<BadActivation> shape_cases() {
   };
 }
 
-// Found by h5_fuzzer: Debian's libhdf5 1.10.8 dereferences NULL in H5Literate on this 2.5 KB file.
-// moss reads HDF5 in a child process, so the crash becomes exit 2 naming the file.
+// Found by h5_fuzzer: Debian's libhdf5 1.10.8 dereferences NULL in H5Literate, and copies from NULL in
+// H5F__accum_read, on these 2.5 KB files. moss reads HDF5 in a child process, so each crash becomes
+// exit 2 naming the file.
 std::vector<BadActivation> library_crash_cases() {
-  return {
-      {"libhdf5-segv.h5", "", "libhdf5 crashed reading this file \\(killed by signal 11 \\(SIGSEGV\\)\\): expected a valid HDF5 file", [](const fs::path& p) {
-         fs::copy_file(fs::path(MOSS_TEST_DATA_DIR) / "bad_activations" / "libhdf5-segv-h5literate.h5", p,
-                       fs::copy_options::overwrite_existing);
-       }},
-  };
+  std::vector<BadActivation> out;
+  for (const char* fixture : {"libhdf5-segv-h5literate.h5", "libhdf5-segv-accum-read.h5"}) {
+    out.push_back({fixture, "", "libhdf5 crashed reading this file \\(killed by signal 11 \\(SIGSEGV\\)\\): expected a valid HDF5 file",
+                   [fixture](const fs::path& p) {
+                     fs::copy_file(fs::path(MOSS_TEST_DATA_DIR) / "bad_activations" / fixture, p,
+                                   fs::copy_options::overwrite_existing);
+                   }});
+  }
+  return out;
 }
 
 class BadActivationFile : public ::testing::TestWithParam<BadActivation> {};

@@ -27,8 +27,8 @@ using nlohmann::json;
 constexpr std::uint64_t kSeed = 20261126;
 constexpr int kScenarios = 60;
 constexpr double kRelTol = 1e-9;
-// Top-k above about half the entries sends more than bf16 (values + indices): see
-// DISABLED_TopkNeverSendsMoreThanUncompressed below, a known bug.
+// Top-k above about half the entries would send more than bf16 (values + indices); validation refuses
+// such fractions (TopkNeverSendsMoreThanUncompressed below), so the random scenarios stay under it.
 constexpr double kTopkMaxFraction = 0.5;
 
 std::string rate(double bps) {
