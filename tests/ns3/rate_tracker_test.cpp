@@ -68,3 +68,88 @@ TEST(RateTracker, NoisyRateNeedsLongerWindows) {
 
 }  // namespace
 }  // namespace moss::net
+
+namespace moss::net {
+namespace {
+
+// A loss sawtooth: every `period` samples a loss episode starts, the rate drops to half of
+// `peak` and climbs back linearly. `decay` shrinks each epoch's peak (a drifting mean).
+void sawtooth(RateTracker& t, int epochs, int period, double peak, double decay = 1.0) {
+  double bytes = 0;
+  std::uint64_t episodes = 0;
+  int i = 0;
+  for (int e = 0; e < epochs; ++e) {
+    ++episodes;
+    for (int k = 0; k < period; ++k, ++i) {
+      t.record(i * 0.02, bytes, episodes, episodes);
+      bytes += peak * (0.5 + 0.5 * k / period) * 0.02;
+    }
+    peak *= decay;
+  }
+}
+
+TEST(RateTracker, LossySawtoothIsSteadyOverWholeEpochs) {
+  const LossyWindows windows{0.15, 16, 16};  // 16 episodes per window, 16 samples at least
+  RateTracker t(windows);
+  // 49 episode starts: the oldest window would open with the first one, whose start was not
+  // seen (it began before the restart).
+  sawtooth(t, 3 * 16 + 1, 20, 1e6);
+  EXPECT_FALSE(t.steady().has_value());
+  RateTracker u(windows);
+  sawtooth(u, 3 * 16 + 2, 20, 1e6);
+  const auto s = u.steady();
+  ASSERT_TRUE(s.has_value());
+  // Mean of the sawtooth (0.5 .. 1.0 of the peak, one sample's lag): ~0.74 of the peak,
+  // exactly what whole epochs average to.
+  EXPECT_NEAR(s->rate_Bps, 0.7375e6, 0.01e6);
+  EXPECT_EQ(s->loss_episodes, 48u);
+}
+
+TEST(RateTracker, LossyDriftingMeanIsNotSteady) {
+  RateTracker t(LossyWindows{0.15, 16, 16});
+  sawtooth(t, 200, 20, 1e6, 0.995);  // each window of 16 epochs ~8 % below the one before
+  EXPECT_FALSE(t.steady().has_value());
+}
+
+TEST(RateTracker, LossyWindowsMustSpanEnoughSamples) {
+  RateTracker t(LossyWindows{0.15, 16, 32});
+  sawtooth(t, 60, 1, 1e6);  // an episode every sample: 16 of them span 16 samples, not 32
+  EXPECT_FALSE(t.steady().has_value());
+}
+
+// Epoch sizes that happen to average 20 % below their known mean (as a few dozen geometric draws
+// easily do), each epoch lasting 0.5 s + its bytes at 2 MB/s: the rate over the sample is that
+// of smaller epochs; regressed to the known mean it is the flow's long-run rate.
+TEST(RateTracker, LossyRateUsesTheKnownMeanEpochSize) {
+  const double mu = 1e6;
+  const double sizes[] = {0.2e6, 0.5e6, 0.8e6, 1.1e6, 1.4e6, 0.6e6, 0.3e6, 1.5e6};  // mean 0.8e6
+  const auto run = [&](double bytes_per_episode) {
+    RateTracker t(LossyWindows{0.5, 8, 4, bytes_per_episode});
+    double now = 0;
+    double bytes = 0;
+    std::uint64_t episodes = 0;
+    for (int e = 0; e < 3 * 8 + 2; ++e) {
+      ++episodes;
+      const double b = sizes[e % 8];
+      const double dt = 0.5 + b / 2e6;
+      const int steps = static_cast<int>(dt / 0.01 + 0.5);
+      for (int k = 0; k < steps; ++k) {
+        t.record(now, bytes, 0, episodes);
+        now += dt / steps;
+        bytes += b / steps;
+      }
+    }
+    t.record(now, bytes, 0, episodes + 1);
+    return t.steady();
+  };
+  const auto plain = run(0);
+  const auto regressed = run(mu);
+  ASSERT_TRUE(plain.has_value());
+  ASSERT_TRUE(regressed.has_value());
+  const double truth = mu / (0.5 + mu / 2e6);  // 1 MB/s
+  EXPECT_NEAR(plain->rate_Bps, 0.8e6 / (0.5 + 0.8e6 / 2e6), 0.01e6);  // 0.889 MB/s
+  EXPECT_NEAR(regressed->rate_Bps, truth, 0.01e6);
+}
+
+}  // namespace
+}  // namespace moss::net

@@ -7,8 +7,14 @@
 //   moss_ns3_bench ack-share       star, one flow's ACKs queue behind another flow's data
 //   moss_ns3_bench unequal         multi-flow phases of unequal sizes: fast-forward vs full
 //   moss_ns3_bench allreduce       a weight-sync ring step (200 MB/flow, 8 GPUs): fast-forward vs full
-//   moss_ns3_bench lossy [MB] [p]  one lossy 300 Mbps / 10 ms flow: fast-forward vs full
+//   moss_ns3_bench lossy [MB] [p] [flows] [seeds] [Mbps] [ms] [episodes] [tolerance] [full]
+//                        [socket buffer B] [control variate 0/1] [tcp variant]
+//                                  flows sharing one lossy link (default 300 MB, 1e-4, 1 flow,
+//                                  1 seed, 300 Mbps / 10 ms, 32 episodes, 15 %, full run too):
+//                                  fast-forward vs full per seed, loss counters, the Mathis and
+//                                  Cubic response-function estimates
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +23,7 @@
 
 #include "moss/net/analytic_backend.h"
 #include "moss/net/ns3_backend.h"
+#include "packet_phase.h"
 
 namespace {
 
@@ -161,6 +168,84 @@ void ack_share() {
   }
 }
 
+// One packet-level run of a phase, straight through simulate_packet_phase (the backend does
+// not report loss counters); returns the makespan.
+double lossy_run(const moss::net::Topology& topo, const moss::net::TransportConfig& transport,
+                 const Phase& phase, moss::net::PacketPhasePlan plan, const char* label) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto out = moss::net::simulate_packet_phase(topo, transport, phase, plan);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double makespan = 0;
+  double simulated = 0;
+  double skipped = 0;
+  unsigned long long rtx = 0, episodes = 0, timeouts = 0;
+  std::printf("  %-5s seed %llu:", label, static_cast<unsigned long long>(plan.seed));
+  for (const auto& f : out.flows) {
+    makespan = std::max(makespan, f.finish_s);
+    simulated += f.delivered_bytes;
+    skipped += f.skipped_bytes;
+    rtx += f.retransmissions;
+    episodes += f.loss_episodes;
+    timeouts += f.timeouts;
+    std::printf(" %.4f s", f.finish_s);
+  }
+  std::printf("  | events %llu  wall %.2f s  packet-simulated %.1f MB, skipped %.1f MB (%llu jumps)  "
+              "retransmissions %llu  loss episodes %llu  timeouts %llu  error-model drops %llu "
+              "(data %llu)\n",
+              static_cast<unsigned long long>(out.events), wall, simulated / 1e6, skipped / 1e6,
+              static_cast<unsigned long long>(out.fast_forwards), rtx, episodes, timeouts,
+              static_cast<unsigned long long>(out.dropped_packets),
+              static_cast<unsigned long long>(out.dropped_data_packets));
+  std::fflush(stdout);
+  return makespan;
+}
+
+void lossy(int argc, char** argv) {
+  const auto arg = [&](int i, double d) { return argc > i ? std::atof(argv[i]) : d; };
+  const double mb = arg(2, 300);
+  const double p = arg(3, 1e-4);
+  const int flows = static_cast<int>(arg(4, 1));
+  const int seeds = static_cast<int>(arg(5, 1));
+  const double bps = arg(6, 300) * 1e6;
+  const double latency_s = arg(7, 10) * 1e-3;
+  moss::net::PacketPhasePlan plan;
+  plan.lossy_episodes = static_cast<std::size_t>(arg(8, 32));
+  plan.lossy_tolerance = arg(9, 0.15);
+  const bool full = arg(10, 1) != 0;
+  moss::net::TransportConfig transport;
+  transport.socket_buffer_bytes = arg(11, 0);
+  plan.lossy_control_variate = arg(12, 1) != 0;
+  if (argc > 13) transport.tcp_variant = argv[13];
+  const auto topo = one_link(bps, latency_s, 1500, p);
+  Phase phase;
+  for (int i = 0; i < flows; ++i) phase.push_back({0, 1, mb * 1e6, 0});
+  // Loss-limited rates of one flow: Mathis et al. (Reno, no delayed ACKs) and Cubic's response
+  // function (RFC 8312 4.6 without the TCP-friendly region, which ns-3 3.37's TcpCubic lacks).
+  const double mss = 1500 - 52;
+  const double rtt = 2 * latency_s;
+  const double mathis_Bps = mss / rtt * 1.22 / std::sqrt(p);
+  const double cubic_w = std::pow(0.4 * 3.7 / (4 * 0.3), 0.25) * std::pow(rtt, 0.75) / std::pow(p, 0.75);
+  const double cubic_Bps = cubic_w * mss / rtt;
+  const double link_Bps = bps / 8 * moss::net::payload_efficiency(1500, {});
+  const double share_Bps = link_Bps / flows;
+  std::printf("lossy (%s): %d x %.0f MB, %.0f Mbps / %.0f ms, loss %.0e, episodes %zu, tolerance %.2f; "
+              "per flow: link share %.0f s, Mathis %.2f MB/s (%.1f s), Cubic %.1f segments = %.2f MB/s "
+              "(%.1f s)\n",
+              transport.tcp_variant.c_str(), flows, mb, bps / 1e6, latency_s * 1e3, p, plan.lossy_episodes, plan.lossy_tolerance,
+              mb * 1e6 / share_Bps, mathis_Bps / 1e6, mb * 1e6 / std::min(mathis_Bps, share_Bps), cubic_w,
+              cubic_Bps / 1e6, mb * 1e6 / std::min(cubic_Bps, share_Bps));
+  for (int seed = 1; seed <= seeds; ++seed) {
+    plan.seed = static_cast<std::uint64_t>(seed);
+    plan.stop_when_steady = true;
+    const double s = lossy_run(topo, transport, phase, plan, "ff");
+    if (!full) continue;
+    plan.stop_when_steady = false;
+    const double f = lossy_run(topo, transport, phase, plan, "full");
+    std::printf("  seed %d: makespan fast-forward %.4f s, full %.4f s (%+.2f %%)\n", seed, s, f,
+                100 * (s / f - 1));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -189,9 +274,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "lossy") {
-    const double mb = argc > 2 ? std::atof(argv[2]) : 300;
-    const double p = argc > 3 ? std::atof(argv[3]) : 1e-4;
-    compare("lossy 300M/10ms", one_link(300e6, 10e-3, 1500, p), {{0, 1, mb * 1e6, 0}});
+    lossy(argc, argv);
     return 0;
   }
   const bool full = mode == "--full";

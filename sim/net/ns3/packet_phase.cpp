@@ -12,6 +12,7 @@
 #include "ns3/network-module.h"
 #include "ns3/point-to-point-module.h"
 #include "ns3/traffic-control-module.h"
+#include "capped_congestion_ops.h"
 #include "rate_tracker.h"
 
 namespace moss::net {
@@ -56,6 +57,7 @@ class PhaseWorld {
   PacketPhaseOutcome run();
 
   void on_received(FlowHook& hook, std::uint32_t bytes);
+  [[nodiscard]] const std::string& tcp_variant() const { return transport_.tcp_variant; }
 
  private:
   void build_links();
@@ -95,10 +97,13 @@ struct FlowHook {
   std::uint64_t sent_bytes = 0;
   std::uint64_t received_bytes = 0;
   std::uint32_t segment_bytes = 0;
-  double buffer_bytes = 0;
+  double buffer_bytes = 0;  // the window's cap (socket_buffer_bytes)
+  bool lossy = false;       // the data path drops packets at random
   bool any_tx = false;
   ns3::SequenceNumber32 high_tx;
   std::uint64_t retransmissions = 0;
+  std::uint64_t loss_episodes = 0;  // entries into fast recovery or timeout recovery
+  std::uint64_t timeouts = 0;
   bool finished = false;
   double finish_abs_s = 0;  // absolute, fast-forwards included
   RateTracker tracker;
@@ -112,6 +117,17 @@ struct FlowHook {
 };
 
 void on_phy_tx(double* bytes, ns3::Ptr<const ns3::Packet> p) { *bytes += p->GetSize(); }
+
+// Error-model drops; a pure ACK is at most ~100 bytes on the wire (headers, options, SACK blocks).
+void on_phy_rx_drop(PacketPhaseOutcome* out, ns3::Ptr<const ns3::Packet> p) {
+  ++out->dropped_packets;
+  if (p->GetSize() > 128) ++out->dropped_data_packets;
+}
+
+// A loss episode starts when the sender enters fast recovery or timeout recovery (a timeout in
+// the middle of a fast recovery is a new episode: the window collapses again).
+void on_cong_state(FlowHook* h, ns3::TcpSocketState::TcpCongState_t before,
+                   ns3::TcpSocketState::TcpCongState_t now);
 
 void on_tcp_tx(FlowHook* h, ns3::Ptr<const ns3::Packet> p, const ns3::TcpHeader& header,
                ns3::Ptr<const ns3::TcpSocketBase>) {
@@ -150,11 +166,14 @@ void on_accept(FlowHook* h, ns3::Ptr<ns3::Socket> s, const ns3::Address&) {
 
 void configure_socket(const ns3::Ptr<ns3::Socket>& s, const FlowHook& h) {
   s->SetAttribute("SegmentSize", ns3::UintegerValue(h.segment_bytes));
-  // The send buffer caps the window (the sender never has more than it unacknowledged). The
-  // receive buffer is twice as large so the advertised window never binds: when ns-3 3.37 is
-  // limited by the peer's window during SACK recovery it can cut a zero-byte segment and crash
-  // (segfault in TcpRateLinux::SkbSent; README).
-  const double buffer = std::min(h.buffer_bytes, 2.0e9);
+  // Clean paths: the send buffer caps the window (the sender never has more than it
+  // unacknowledged). Lossy paths: a clamp on the congestion window caps it (start_sender) and
+  // the send buffer is twice the cap, so a loss recovery always finds unsent data to send:
+  // with the buffer full of the window, ns-3 3.37's NextSeg rule 3 resent ~200 segments that
+  // were not lost per loss (README). The receive buffer is twice the send buffer so the
+  // advertised window never binds: when ns-3 3.37 is limited by the peer's window during SACK
+  // recovery it can cut a zero-byte segment and crash (segfault in TcpRateLinux::SkbSent).
+  const double buffer = h.lossy ? 2 * std::min(h.buffer_bytes, 1.0e9) : std::min(h.buffer_bytes, 2.0e9);
   s->SetAttribute("SndBufSize", ns3::UintegerValue(static_cast<std::uint32_t>(buffer)));
   s->SetAttribute("RcvBufSize", ns3::UintegerValue(static_cast<std::uint32_t>(2 * buffer)));
   s->SetAttribute("InitialCwnd", ns3::UintegerValue(10));  // RFC 6928, Linux default
@@ -163,11 +182,30 @@ void configure_socket(const ns3::Ptr<ns3::Socket>& s, const FlowHook& h) {
   s->SetAttribute("MinRto", ns3::TimeValue(ns3::MilliSeconds(200)));         // Linux
 }
 
+void on_cong_state(FlowHook* h, ns3::TcpSocketState::TcpCongState_t before,
+                   ns3::TcpSocketState::TcpCongState_t now) {
+  using S = ns3::TcpSocketState;
+  if (now == S::CA_LOSS && before != S::CA_LOSS) {
+    ++h->timeouts;
+    ++h->loss_episodes;
+  } else if (now == S::CA_RECOVERY && before != S::CA_RECOVERY && before != S::CA_LOSS) {
+    ++h->loss_episodes;
+  }
+}
+
 void start_sender(FlowHook* h, ns3::Ptr<ns3::Node> node, ns3::Address peer) {
   h->syn_sent = true;
   h->sender = ns3::Socket::CreateSocket(node, ns3::TcpSocketFactory::GetTypeId());
   configure_socket(h->sender, *h);
+  if (h->lossy) {
+    ns3::ObjectFactory variant;
+    variant.SetTypeId(ns3::TypeId::LookupByName(ns3_tcp_type_name(h->world->tcp_variant())));
+    const auto cap = static_cast<std::uint32_t>(std::min(h->buffer_bytes, 1.0e9));
+    ns3::DynamicCast<ns3::TcpSocketBase>(h->sender)->SetCongestionControlAlgorithm(
+        ns3::CreateObject<CappedCongestionOps>(variant.Create<ns3::TcpCongestionOps>(), cap));
+  }
   h->sender->TraceConnectWithoutContext("Tx", ns3::MakeBoundCallback(&on_tcp_tx, h));
+  h->sender->TraceConnectWithoutContext("CongState", ns3::MakeBoundCallback(&on_cong_state, h));
   h->sender->Bind();
   h->sender->SetConnectCallback(ns3::MakeBoundCallback(&on_connected, h),
                                 ns3::MakeNullCallback<void, ns3::Ptr<ns3::Socket>>());
@@ -223,6 +261,7 @@ void PhaseWorld::build_links() {
         em->SetRate(rx.loss);
         em->AssignStreams(static_cast<std::int64_t>(2 * l + 1 - side));  // same draws every phase
         dev->SetReceiveErrorModel(em);
+        dev->TraceConnectWithoutContext("PhyRxDrop", ns3::MakeBoundCallback(&on_phy_rx_drop, &out_));
       }
       dev->TraceConnectWithoutContext(
           "PhyTxEnd", ns3::MakeBoundCallback(&on_phy_tx, &channel_wire_bytes_[2 * l + side]));
@@ -283,6 +322,7 @@ void PhaseWorld::install_flows() {
     h->segment_bytes =
         static_cast<std::uint32_t>(topo_.path_mtu_bytes(f.src, f.dst) - transport_.ip_tcp_header_bytes);
     h->buffer_bytes = socket_buffer_bytes(topo_, transport_, f.src, f.dst);
+    for (ChannelId c : topo_.route(f.src, f.dst)) h->lossy = h->lossy || topo_.channel(c).loss > 0;
     hooks_.push_back(std::move(h));
   }
   // Connections are set up before the phase (collective libraries keep them open): each SYN
@@ -339,7 +379,9 @@ void PhaseWorld::sample() {
     if (h->finished) continue;
     if (share_changed_) h->tracker.restart();
     // Simulator time and simulated bytes: both continue smoothly across a fast-forward.
-    if (flows_[h->index].start_s <= phase_now) h->tracker.record(now_sim, double(h->received_bytes), h->retransmissions);
+    if (flows_[h->index].start_s <= phase_now) {
+      h->tracker.record(now_sim, double(h->received_bytes), h->retransmissions, h->loss_episodes);
+    }
   }
   share_changed_ = false;
   try_fast_forward(phase_now);
@@ -450,15 +492,21 @@ PacketPhaseOutcome PhaseWorld::run() {
     const double pkt = (topo_.path_mtu_bytes(f.src, f.dst) + 2) * 8.0 / topo_.path_bandwidth_bps(f.src, f.dst);
     interval_s_ = std::max({interval_s_, rtt, 32 * pkt});
   }
-  // Random loss makes Cubic's rate drift for tens of seconds (each loss costs a regrowth epoch
-  // that lengthens as the window grows), and windows of hundreds of RTTs still mispredicted a
-  // full run by 40 % (README): a lossy path is never declared steady, only the event budget
-  // stops it (with its mean rate).
+  // Under random loss the rate is a sawtooth whose mean drifts for tens of seconds after slow
+  // start (Cubic's window sinks from the buffer cap towards the loss-limited mean): a lossy
+  // flow is steady only when windows of several whole loss epochs agree (RateTracker).
   for (auto& h : hooks_) {
+    if (!h->lossy) {
+      h->tracker = RateTracker(plan_.steady_tolerance, 4);
+      continue;
+    }
+    // Payload between loss episodes: one segment in 1/p is dropped on the data path.
     const Flow& f = flows_[h->index];
-    bool lossy = false;
-    for (ChannelId c : topo_.route(f.src, f.dst)) lossy = lossy || topo_.channel(c).loss > 0;
-    h->tracker = RateTracker(plan_.steady_tolerance, lossy ? SIZE_MAX : 4, lossy);
+    double delivered = 1;
+    for (ChannelId c : topo_.route(f.src, f.dst)) delivered *= 1 - topo_.channel(c).loss;
+    const double bytes_per_episode = plan_.lossy_control_variate ? h->segment_bytes / (1 - delivered) : 0.0;
+    h->tracker = RateTracker(
+        LossyWindows{plan_.lossy_tolerance, plan_.lossy_episodes, plan_.lossy_min_samples, bytes_per_episode});
   }
   budget_mark_ = plan_.event_budget;
   if (plan_.stop_when_steady) ns3::Simulator::Schedule(ns3::Seconds(t0_s_), &PhaseWorld::sample, this);
@@ -472,6 +520,8 @@ PacketPhaseOutcome PhaseWorld::run() {
     o.delivered_bytes = double(h->received_bytes);
     o.skipped_bytes = double(h->skipped_bytes);
     o.retransmissions = h->retransmissions + static_cast<std::uint64_t>(std::llround(h->skipped_retransmissions));
+    o.loss_episodes = h->loss_episodes;
+    o.timeouts = h->timeouts;
   }
   out_.channel_wire_bytes = channel_wire_bytes_;
   ns3::Simulator::Destroy();  // while the hooks the callbacks point to still exist

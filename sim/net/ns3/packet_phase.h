@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,6 +22,14 @@ struct PacketPhasePlan {
   std::uint64_t event_budget = 6'000'000;
   /// Seed of ns-3's random streams (loss).
   std::uint64_t seed = 1;
+  /// Flows on lossy paths: steady when three windows of this many loss episodes (entries into
+  /// fast or timeout recovery) agree on their mean rate within lossy_tolerance (RateTracker).
+  std::size_t lossy_episodes = 32;
+  double lossy_tolerance = 0.15;
+  /// ... and each window spans at least this many sampling intervals (RTTs).
+  std::size_t lossy_min_samples = 16;
+  /// Estimate a lossy flow's rate with the known mean epoch size as a control variate.
+  bool lossy_control_variate = true;
 };
 
 /// What the packet simulation measured for one flow.
@@ -30,6 +39,8 @@ struct PacketFlowOutcome {
   double delivered_bytes = 0;        ///< payload bytes delivered packet by packet
   double skipped_bytes = 0;          ///< payload bytes fast-forwarded at a measured steady rate
   std::uint64_t retransmissions = 0; ///< segments sent again (+ the steady rate's share of skipped bytes)
+  std::uint64_t loss_episodes = 0;   ///< entries into fast recovery or timeout recovery (simulated only)
+  std::uint64_t timeouts = 0;        ///< retransmission timeouts (simulated only)
 };
 
 /// What the packet simulation measured for one phase.
@@ -39,6 +50,8 @@ struct PacketPhaseOutcome {
   std::uint64_t fast_forwards = 0;
   bool forced = false;           ///< a fast-forward used mean, not steady, rates (event budget)
   std::uint64_t events = 0;      ///< ns-3 events executed
+  std::uint64_t dropped_packets = 0;       ///< packets the links' error models dropped (all channels)
+  std::uint64_t dropped_data_packets = 0;  ///< ... of them carrying payload (not pure ACKs)
   std::vector<double> channel_wire_bytes;  ///< per directed channel, bytes incl. framing and ACKs
 };
 
