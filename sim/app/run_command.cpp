@@ -1,5 +1,6 @@
 #include "run_command.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -57,6 +58,16 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
     row("network (packet level)", std::to_string(r.network.phases_simulated) + " phases simulated, " +
                                       std::to_string(r.network.phases_reused) + " reused, " +
                                       std::to_string(r.network.retransmissions) + " retransmissions");
+    // The simulator's own speed (wall clock: printed, never written to summary.json, which must not
+    // change from run to run).
+    const net::BackendStats& n = r.network;
+    const double wall = std::max(n.wall_s, 1e-9);
+    row("packet simulation speed",
+        std::to_string(n.events) + " events in " + fixed(n.wall_s, 2) + " s wall (" +
+            fixed(static_cast<double>(n.events) / wall / 1e3, 0) + " k events/s); the simulated phases moved " +
+            format_bytes(n.packet_payload_bytes) + " packet by packet (" +
+            format_bytes(n.packet_payload_bytes / wall) + " per wall second) + " +
+            format_bytes(n.extrapolated_payload_bytes) + " extrapolated");
     row("flow time vs analytic", "mean x" + fixed(r.vs_analytic->mean_ratio, 3) + ", worst x" +
                                      fixed(r.vs_analytic->worst_ratio, 3));
   }

@@ -165,6 +165,8 @@ nlohmann::json RunResult::to_summary_json() const {
                   {"phases_extrapolated", network.phases_extrapolated},
                   {"retransmissions", network.retransmissions},
                   {"events", network.events},
+                  {"packet_payload_bytes", network.packet_payload_bytes},
+                  {"extrapolated_payload_bytes", network.extrapolated_payload_bytes},
                   {"links", std::move(links_json)}};
   if (vs_analytic) {
     j["network"]["vs_analytic"] = {{"flows", vs_analytic->flows},

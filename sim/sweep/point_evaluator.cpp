@@ -35,7 +35,8 @@ nlohmann::json deterministic_summary(const step::RunResult& r) {
     auto& n = *it;
     const auto count = [&](const char* k) { return n.contains(k) && n[k].is_number() ? n[k].get<double>() : 0.0; };
     n["phases"] = count("phases_simulated") + count("phases_reused");
-    for (const char* k : {"backend_wall_s", "phases_simulated", "phases_reused", "phases_extrapolated", "events"})
+    for (const char* k : {"backend_wall_s", "phases_simulated", "phases_reused", "phases_extrapolated", "events",
+                          "packet_payload_bytes", "extrapolated_payload_bytes"})
       n.erase(k);
   }
   return s;

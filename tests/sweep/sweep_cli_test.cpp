@@ -23,6 +23,17 @@ namespace {
 
 namespace fs = std::filesystem;
 const std::string kScenario = std::string(MOSS_TEST_DATA_DIR) + "/sweep/cli-sweep.json";
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
 constexpr std::size_t kPoints = 600;
 
 std::string dir(const std::string& name) { return moss::testing::fresh_temp_dir("moss-sweep-cli", name); }
@@ -98,6 +109,14 @@ TEST(SweepCli, MpiTwoRanksMatchThreadedRun) {
   const std::string d = dir("mpi");
   std::vector<std::string> args = {"mpirun", "-n", "2", "--oversubscribe"};
   if (::geteuid() == 0) args.emplace_back("--allow-run-as-root");
+  if (kAddressSanitizer) {
+    // OpenMPI 4.1 unloads its components at MPI_Finalize, so LeakSanitizer can neither attribute nor
+    // suppress what they keep: leaks stay off for the ranks (the other sweep tests check the same code
+    // for leaks); memory errors and undefined behaviour are still reported.
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    args.emplace_back("-x");
+    args.push_back(std::string("ASAN_OPTIONS=") + (asan ? asan : "") + ":detect_leaks=0");
+  }
   for (const std::string a : {MOSS_BINARY, "sweep", kScenario.c_str(), "--out", d.c_str(), "--jobs", "1", "--progress", "none"})
     args.push_back(a);
   ASSERT_EQ(run(args), 0);
