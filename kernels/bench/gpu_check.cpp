@@ -4,7 +4,7 @@
 //   1. parity: every method on the GPU against reference::encode/decode on the same data and bases,
 //      sizes that are not multiples of the 64-token tile; tolerance |gpu - ref| <= atol + rtol |ref|
 //      with atol = 1e-2 x rms(ref), rtol = 2e-2 (bf16 outputs, fp32 accumulation in another order);
-//      mos-k also needs >= 99 % of tokens routed alike.
+//      mos-k (exhaustive and sketch routing) also needs >= 99 % of tokens routed alike.
 //   2. bench: encode/decode GB/s of bf16 input at T = 8192, d in {2048, 4096}, r in {16, 64, 256},
 //      the device-to-device copy bandwidth measured in the same run, their ratio, and cuBLAS
 //      cublasGemmEx (bf16 in, fp32 compute) on the same shapes.
@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "codec_launch.h"
@@ -136,7 +137,8 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
       dw.put(bits(wide));
       db.put(bits(s.basis));
       cu::launch_gemm_bf16(dx.p, d, dw.p, k * r, false, dp.p, nullptr, k * r, t, static_cast<int>(k * r), static_cast<int>(d), nullptr);
-      cu::launch_route_select(dp.p, t, static_cast<int>(r), k, 1, dz.p, droute.p, nullptr);
+      cu::launch_route_select(dp.p, t, static_cast<int>(r), k, c.routing == mk::Routing::sketch ? mk::route_sketch_columns(c.rank) : c.rank, 1,
+                              dz.p, droute.p, nullptr);
       cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), static_cast<int>(r), 1, dout.p, nullptr);
       const auto route = droute.get();
       std::size_t same = 0;
@@ -169,9 +171,15 @@ bool parity(std::int64_t t, std::int64_t d, int r) {
   spec.tokens = t, spec.dim = d, spec.rank = std::max(4, r / 2), spec.seed = 5;
   const mk::Matrix x = mk::generate_synthetic(spec, false);
   bool all_ok = true;
-  for (mk::Method m : {mk::Method::none, mk::Method::pca, mk::Method::mos, mk::Method::mos_k, mk::Method::topk, mk::Method::quant}) {
+  const std::pair<mk::Method, mk::Routing> cases[] = {
+      {mk::Method::none, mk::Routing::exhaustive}, {mk::Method::pca, mk::Routing::exhaustive},
+      {mk::Method::mos, mk::Routing::exhaustive},  {mk::Method::mos_k, mk::Routing::exhaustive},
+      {mk::Method::mos_k, mk::Routing::sketch},    {mk::Method::topk, mk::Routing::exhaustive},
+      {mk::Method::quant, mk::Routing::exhaustive}};
+  for (const auto& [m, routing] : cases) {
     mk::CodecState s;
     s.config.method = m, s.config.rank = r, s.config.rotations = 2, s.config.subspaces = 3, s.config.bits = 4;
+    s.config.routing = routing;
     s.config.fraction = 0.1;
     s.dim = d;
     std::vector<float> theta;
@@ -198,8 +206,8 @@ bool parity(std::int64_t t, std::int64_t d, int r) {
     const std::vector<float> gpu = gpu_roundtrip(s, x, theta, agreement, e);
     Compare cmp = compare(gpu, ref);
     if (m == mk::Method::mos_k) cmp.ok = agreement >= 0.99 && (agreement < 1.0 || cmp.ok);
-    std::printf("parity %-6s T=%-5lld d=%-5lld r=%-4d worst |gpu-ref| %.3g at %zu (%.2f of tolerance)%s  %s\n",
-                std::string(mk::method_name(m)).c_str(), static_cast<long long>(t), static_cast<long long>(d), r,
+    std::printf("parity %-13s T=%-5lld d=%-5lld r=%-4d worst |gpu-ref| %.3g at %zu (%.2f of tolerance)%s  %s\n",
+                (std::string(mk::method_name(m)) + (routing == mk::Routing::sketch ? "/sketch" : "")).c_str(), static_cast<long long>(t), static_cast<long long>(d), r,
                 cmp.worst_abs, cmp.worst_index, cmp.worst_excess,
                 m == mk::Method::mos_k ? (" routes alike " + std::to_string(agreement)).c_str() : "", cmp.ok ? "ok" : "FAIL");
     all_ok = all_ok && cmp.ok;

@@ -2,7 +2,7 @@
 // d in {2048, 4096}, r in {16, 64, 256}. Every case times its baseline in the same iteration, on the
 // same data, interleaved with the codec (so machine noise hits both alike), by thread CPU time:
 //   pca, mos encode   an Eigen GEMM of the encode's shape (T x d times d x r)       counter x_gemm
-//   mos-k encode      the same, and K such GEMMs (the fair baseline: K projections) x_gemm, x_kgemm
+//   mos-k encode      the same, and K such GEMMs (exhaustive routing projects on K bases) x_gemm, x_kgemm
 //   subspace decode   an Eigen GEMM of the decode's shape (T x r times r x d)       x_gemm
 //   none/topk/quant   a memcpy of the fp32 tensor the codec reads (encode) or writes (decode)  x_copy
 // The counters are median(codec) / median(baseline) over the iterations of a run; base_ms is the
@@ -40,9 +40,10 @@ const mk::Matrix& data(std::int64_t dim) {
 
 mk::MatrixView chunk(std::int64_t dim) { return data(dim).view().slice_rows(kTokens, kTokens); }
 
-mk::CodecState fitted(mk::Method m, std::int64_t dim, int rank, int rotations) {
+mk::CodecState fitted(mk::Method m, std::int64_t dim, int rank, int rotations, mk::Routing routing) {
   mk::CodecConfig c;
   c.method = m, c.rank = rank, c.rotations = rotations, c.subspaces = kSubspaces, c.fraction = 0.1, c.bits = 8;
+  c.routing = routing;
   return mk::fit_codec(c, data(dim).view().slice_rows(0, 1024), 1);
 }
 
@@ -95,10 +96,10 @@ struct Gemm {
   }
 };
 
-void encode_bench(benchmark::State& state, mk::Method m, int rotations) {
+void encode_bench(benchmark::State& state, mk::Method m, int rotations, mk::Routing routing = mk::Routing::exhaustive) {
   const std::int64_t d = state.range(0);
   const int r = static_cast<int>(state.range(1));
-  const mk::CodecState s = fitted(m, d, r, rotations);
+  const mk::CodecState s = fitted(m, d, r, rotations, routing);
   const mk::MatrixView x = chunk(d);
   auto op = [&] { benchmark::DoNotOptimize(mk::encode(s, x)); };
   if (m == mk::Method::pca || m == mk::Method::mos || m == mk::Method::mos_k) {
@@ -122,7 +123,7 @@ void encode_bench(benchmark::State& state, mk::Method m, int rotations) {
 void decode_bench(benchmark::State& state, mk::Method m, int rotations) {
   const std::int64_t d = state.range(0);
   const int r = static_cast<int>(state.range(1));
-  const mk::CodecState s = fitted(m, d, r, rotations);
+  const mk::CodecState s = fitted(m, d, r, rotations, mk::Routing::exhaustive);
   const mk::Encoded e = mk::encode(s, chunk(d));
   std::vector<float> out(static_cast<std::size_t>(kTokens * d));
   auto op = [&] {
@@ -165,11 +166,6 @@ void shapes(benchmark::internal::Benchmark* b) {
     for (int r : {16, 64, 256}) b->Args({d, r});
   b->Unit(benchmark::kMillisecond);
 }
-void small_ranks(benchmark::internal::Benchmark* b) {
-  for (int d : {2048, 4096})
-    for (int r : {16, 64}) b->Args({d, r});
-  b->Unit(benchmark::kMillisecond);
-}
 void widths(benchmark::internal::Benchmark* b) {
   for (int d : {2048, 4096}) b->Args({d, 0});
   b->Unit(benchmark::kMillisecond);
@@ -182,9 +178,14 @@ BENCHMARK_CAPTURE(encode_bench, pca, mk::Method::pca, 1)->Apply(shapes);
 BENCHMARK_CAPTURE(decode_bench, pca, mk::Method::pca, 1)->Apply(shapes);
 BENCHMARK_CAPTURE(encode_bench, mos, mk::Method::mos, 1)->Apply(shapes);
 BENCHMARK_CAPTURE(decode_bench, mos, mk::Method::mos, 1)->Apply(shapes);
-// Four generators: the general (non-diagonal) U(theta) path, O(d r^2) per block, r^3 per objective step.
-BENCHMARK_CAPTURE(encode_bench, mos_m4, mk::Method::mos, 4)->Apply(small_ranks);
+// Several generators: the general (non-diagonal) U(theta) path, O(m d r + d r^2) per block, a Newton
+// theta fit of O(r^3) per step on a sample of 512 / m tokens.
+BENCHMARK_CAPTURE(encode_bench, mos_m2, mk::Method::mos, 2)->Apply(shapes);
+BENCHMARK_CAPTURE(encode_bench, mos_m4, mk::Method::mos, 4)->Apply(shapes);
+BENCHMARK_CAPTURE(encode_bench, mos_m8, mk::Method::mos, 8)->Apply(shapes);
 BENCHMARK_CAPTURE(encode_bench, mos_k, mk::Method::mos_k, 1)->Apply(shapes);
+// Route then project: sketch routing on the first max(1, r/8) columns of each basis.
+BENCHMARK_CAPTURE(encode_bench, mos_k_sketch, mk::Method::mos_k, 1, mk::Routing::sketch)->Apply(shapes);
 BENCHMARK_CAPTURE(decode_bench, mos_k, mk::Method::mos_k, 1)->Apply(shapes);
 BENCHMARK_CAPTURE(encode_bench, none, mk::Method::none, 1)->Apply(widths);
 BENCHMARK_CAPTURE(encode_bench, topk, mk::Method::topk, 1)->Apply(widths);

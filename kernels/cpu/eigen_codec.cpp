@@ -15,9 +15,6 @@ using cpu::ConstMapF;
 using cpu::MapF;
 using cpu::RowMatrixF;
 
-/// Tokens of a block used to fit its theta (evenly strided): enough for m <= 16 parameters.
-constexpr std::int64_t kThetaFitTokens = 512;
-
 void round_in_place(float* p, std::int64_t n, int value_bytes) {
   if (value_bytes == 2) round_bf16_finite(p, n);
 }
@@ -70,6 +67,8 @@ Eigen::ArrayXd direction_eigenvalues(const CodecState& s) {
 void mos_basis(const CodecState& s, const float* theta, bool diagonal, const Eigen::ArrayXd& lambda, RowMatrixF& u) {
   if (diagonal)
     cpu::rotated_basis_diagonal(s.basis.data(), s.directions.data(), lambda, theta[0], s.dim, s.config.rank, u);
+  else if (cpu::has_rotation_grams(s))  // fitted: the r x r Gram blocks are known
+    cpu::rotated_basis_general(s, theta, u);
   else
     u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), theta, s.config.rotations, s.dim, s.config.rank);
   round_in_place(u.data(), u.size(), s.config.value_bytes);
@@ -78,7 +77,7 @@ void mos_basis(const CodecState& s, const float* theta, bool diagonal, const Eig
 /// Theta of one block from its evenly strided sample, P = S [Ubar W_1..W_m] projected panel by panel.
 std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool diagonal, const Eigen::ArrayXd& lambda) {
   const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
-  const std::int64_t stride = std::max<std::int64_t>(1, block.rows / kThetaFitTokens);
+  const std::int64_t stride = std::max<std::int64_t>(1, block.rows / cpu::theta_sample_tokens(static_cast<int>(m)));
   const ConstMapF ubar = cpu::map(s.basis.data(), d, r);
   if (diagonal) {  // only the column statistics of S Ubar and S W_1 are needed
     const ConstMapF w = cpu::map(s.directions.data(), d, r);
@@ -118,17 +117,27 @@ void encode_mos(const CodecState& s, MatrixView x, Encoded& e) {
   }
 }
 
-void encode_mos_k(const CodecState& s, MatrixView x, Encoded& e) {
+/// Stores the route of every block in e.route and, bit-packed, in e.packed.
+void pack_routes(const std::vector<std::int32_t>& route, int subspaces, Encoded& e) {
+  const int ib = index_bits(subspaces);
+  e.packed.assign(static_cast<std::size_t>((static_cast<std::int64_t>(route.size()) * ib + 7) / 8), 0);
+  for (std::size_t b = 0; b < route.size(); ++b)
+    reference::pack_bits(e.packed, static_cast<std::uint64_t>(b) * static_cast<std::uint64_t>(ib), ib, static_cast<std::uint32_t>(route[b]));
+  e.route = route;
+}
+
+/// mos-k, exhaustive routing: every token against every basis (one T x d x K r GEMM), then the
+/// coefficients of the best basis of each block are kept.
+void encode_mos_k_exhaustive(const CodecState& s, MatrixView x, Encoded& e) {
   const CodecConfig& c = s.config;
   const std::int64_t t = x.rows, d = s.dim, r = c.rank, k = c.subspaces;
   RowMatrixF b(d, k * r);
   for (std::int64_t j = 0; j < k; ++j) b.middleCols(j * r, r) = cpu::map(s.basis.data() + j * d * r, d, r);
-  RowMatrixF p(t, k * r);  // every token against every basis, one GEMM
+  RowMatrixF p(t, k * r);
   project_wire(x, b, p.data(), c.value_bytes);
   const std::int64_t bl = block_len(c.route_block_tokens, t);
-  const int ib = index_bits(k);
   const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
-  e.packed.assign(static_cast<std::size_t>((blocks * ib + 7) / 8), 0);
+  std::vector<std::int32_t> route(static_cast<std::size_t>(blocks));
   e.values.resize(static_cast<std::size_t>(t * r));
   for (std::int64_t bi = 0; bi < blocks; ++bi) {
     const std::int64_t t0 = bi * bl, n = std::min(bl, t - t0);
@@ -138,10 +147,72 @@ void encode_mos_k(const CodecState& s, MatrixView x, Encoded& e) {
       const float energy = p.block(t0, j * r, n, r).squaredNorm();
       if (energy > best_energy) best_energy = energy, best = static_cast<int>(j);
     }
-    e.route.push_back(best);
-    reference::pack_bits(e.packed, static_cast<std::uint64_t>(bi * ib), ib, static_cast<std::uint32_t>(best));
+    route[static_cast<std::size_t>(bi)] = best;
     MapF(e.values.data() + t0 * r, n, r) = p.block(t0, best * r, n, r);
   }
+  pack_routes(route, static_cast<int>(k), e);
+}
+
+/// mos-k, sketch routing ("route then project"): the energy of every token in the first s columns of
+/// each basis (a T x d x K s GEMM) picks the basis of each block, then the tokens of each basis are
+/// gathered and projected on it alone (K GEMMs of T x d x r in all). Per-token routing (the default
+/// block of 1) does both in the same cache-resident panel; longer blocks route in a first pass.
+void encode_mos_k_sketch(const CodecState& s, MatrixView x, Encoded& e) {
+  const CodecConfig& c = s.config;
+  const std::int64_t t = x.rows, d = s.dim, r = c.rank, k = c.subspaces;
+  const std::int64_t sc = route_sketch_columns(c.rank);
+  RowMatrixF sketch(d, k * sc);
+  for (std::int64_t j = 0; j < k; ++j) sketch.middleCols(j * sc, sc) = cpu::map(s.basis.data() + j * d * r, d, r).leftCols(sc);
+  const std::int64_t bl = block_len(c.route_block_tokens, t);
+  const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
+  std::vector<std::int32_t> route(static_cast<std::size_t>(blocks));
+  // Block energies in the sketch columns, accumulated in token order (as the reference does).
+  std::vector<float> energy(static_cast<std::size_t>(blocks * k), 0.0f);
+  RowMatrixF ps;
+  auto add_energies = [&](std::int64_t i0, const auto& panel) {
+    ps.noalias() = panel * sketch;
+    for (std::int64_t i = 0; i < panel.rows(); ++i)
+      for (std::int64_t j = 0; j < k; ++j)
+        energy[static_cast<std::size_t>(((i0 + i) / bl) * k + j)] += ps.row(i).segment(j * sc, sc).squaredNorm();
+  };
+  auto choose = [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t bi = b0; bi < b1; ++bi) {
+      const float* eb = energy.data() + bi * k;
+      route[static_cast<std::size_t>(bi)] = static_cast<std::int32_t>(std::max_element(eb, eb + k) - eb);
+    }
+  };
+  if (bl > 1) {  // a block may span panels: route everything first
+    for_wire_panels(x, 1, c.value_bytes, add_energies);
+    choose(0, blocks);
+  }
+  e.values.resize(static_cast<std::size_t>(t * r));
+  RowMatrixF gathered, zk;
+  std::vector<std::int64_t> rows;
+  for_wire_panels(x, 1, c.value_bytes, [&](std::int64_t i0, const auto& panel) {
+    if (bl == 1) {
+      add_energies(i0, panel);
+      choose(i0, i0 + panel.rows());
+    }
+    for (std::int64_t j = 0; j < k; ++j) {
+      rows.clear();
+      for (std::int64_t i = 0; i < panel.rows(); ++i)
+        if (route[static_cast<std::size_t>((i0 + i) / bl)] == j) rows.push_back(i);
+      if (rows.empty()) continue;
+      gathered.resize(static_cast<Eigen::Index>(rows.size()), d);
+      for (std::size_t i = 0; i < rows.size(); ++i) gathered.row(static_cast<Eigen::Index>(i)) = panel.row(rows[i]);
+      zk.noalias() = gathered * cpu::map(s.basis.data() + j * d * r, d, r);
+      for (std::size_t i = 0; i < rows.size(); ++i)
+        MapF(e.values.data() + (i0 + rows[i]) * r, 1, r) = zk.row(static_cast<Eigen::Index>(i));
+    }
+  });
+  pack_routes(route, static_cast<int>(k), e);
+}
+
+void encode_mos_k(const CodecState& s, MatrixView x, Encoded& e) {
+  if (s.config.routing == Routing::sketch)
+    encode_mos_k_sketch(s, x, e);
+  else
+    encode_mos_k_exhaustive(s, x, e);
 }
 }  // namespace
 

@@ -2,6 +2,7 @@
 // Private Eigen aliases of the CPU implementation (never included by public headers or .cu files).
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -44,6 +45,36 @@ void decode_elementwise(const CodecState& s, const Encoded& e, float* out);
 
 /// The line search of fit_theta (rotation.h) on any objective f of the m-vector theta.
 std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f, int m);
+/// The same line search with the exact gradient `grad` (writes m values) instead of central differences.
+std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f,
+                                  const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad, int m);
+/// Maximises f from theta = 0 by Newton steps with the fixed Hessian `hessian0` (m x m, at theta = 0)
+/// and the exact gradient, each halved (down to 1/64) until f improves; at most 16 steps, stops when a
+/// full step is below 1e-4 in every entry, or after an accepted full step below 1e-2 (theta is then
+/// within O(1e-4) of the fixed point: the objective is quadratic up to O(theta^3));
+/// |theta_i| <= kMaxTheta; theta = 0 kept unless f improves. Falls back to the gradient line search
+/// when -hessian0 is not positive definite.
+std::vector<float> maximise_theta_newton(const std::function<double(const std::vector<float>&)>& f,
+                                         const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad,
+                                         const Eigen::MatrixXd& hessian0, int m);
+
+/// Tokens of a block sampled (evenly strided) to fit its theta: 512 for one generator (the diagonal
+/// path needs only column statistics), 512 / m (at least 64) for m >= 2, so that projecting the
+/// sample on the m + 1 blocks [Ubar W_1..W_m] costs about 512 (m + 1) / m token-projections, under
+/// a sixth of the block's own projection at T = 4096, whatever m is.
+inline std::int64_t theta_sample_tokens(int rotations) {
+  return rotations <= 1 ? 512 : std::max<std::int64_t>(64, 512 / rotations);
+}
+
+/// U(theta) (dim x rank) of `s` (mos, any number of generators) without dim x rank x rank Gram
+/// products: the Gram matrix of U2 = Ubar (I - M/2) + sum_i theta_i W_i comes from the stored r x r
+/// blocks (CodecState::direction_gram, basis_gram), so the two Newton-Schulz steps of
+/// rotated_basis_eigen become r x r factors: O(m dim rank + 2 dim rank^2 + rank^3). The same U as
+/// rotated_basis_eigen up to summation order. Requires has_rotation_grams(s).
+void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& u);
+/// True when `s` has at least one generator and holds the r x r Gram blocks rotated_basis_general
+/// needs (states from fit_codec).
+bool has_rotation_grams(const CodecState& s);
 
 // The diagonal MoS path (mos_rotation.cpp). fit_codec rotates Ubar and the W_i within their span so
 // that D = W_1^T W_1 is diagonal (eigenvalues lambda_p, descending). With one rotation every r x r

@@ -160,6 +160,17 @@ CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t
   if (config.value_bytes == 2) {  // the exchange carries bf16; both ends use exactly that
     for (float& v : s.basis) v = round_bf16(v);
   }
+  if (config.method == Method::mos) {  // Ubar^T [Ubar W_1..W_m] of the rounded bases, in double
+    const int m = config.rotations;
+    const Eigen::MatrixXd ub = cpu::map(s.basis.data(), s.dim, r).cast<double>();
+    s.basis_gram.assign(static_cast<std::size_t>(r) * static_cast<std::size_t>((m + 1) * r), 0.0);
+    for (int b = 0; b <= m; ++b) {
+      const float* blk = b == 0 ? s.basis.data() : s.directions.data() + (b - 1) * s.dim * r;
+      const Eigen::MatrixXd g = ub.transpose() * cpu::map(blk, s.dim, r).cast<double>();
+      for (int p = 0; p < r; ++p)
+        for (int q = 0; q < r; ++q) s.basis_gram[static_cast<std::size_t>(p * (m + 1) * r + b * r + q)] = g(p, q);
+    }
+  }
   return s;
 }
 

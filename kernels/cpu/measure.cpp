@@ -28,7 +28,7 @@ std::string cache_key(const MeasureRequest& r) {
   std::ostringstream os;
   os.precision(17);
   os << p.method << '|' << p.rank_k << '|' << p.rank_v << '|' << p.rotations << '|' << p.subspaces << '|'
-     << p.fraction << '|' << p.bits << '|' << p.theta_block_tokens << '|' << p.route_block_tokens << '|'
+     << p.fraction << '|' << p.bits << '|' << p.theta_block_tokens << '|' << p.route_block_tokens << '|' << p.routing << '|'
      << p.value_bytes << '|' << r.chunk_tokens << '|' << r.kv_dim << '|' << r.head_dim << '|' << r.seed
      << '|' << r.device << '|' << r.activation_source;
   return os.str();

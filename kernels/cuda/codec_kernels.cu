@@ -106,7 +106,7 @@ __device__ float block_max(float v, float* scratch) {
 }
 
 __global__ void route_select_kernel(const float* __restrict__ p, std::int64_t tokens, int rank, int subspaces,
-                                    std::int64_t block_tokens, std::uint16_t* z, std::int32_t* route) {
+                                    int route_cols, std::int64_t block_tokens, std::uint16_t* z, std::int32_t* route) {
   __shared__ float scratch[33];
   __shared__ int best_s;
   const std::int64_t t0 = static_cast<std::int64_t>(blockIdx.x) * block_tokens;
@@ -116,8 +116,8 @@ __global__ void route_select_kernel(const float* __restrict__ p, std::int64_t to
   float best = -1.0f;
   for (int j = 0; j < subspaces; ++j) {
     float e = 0;
-    for (std::int64_t i = threadIdx.x; i < n * rank; i += blockDim.x) {
-      const float v = p[(t0 + i / rank) * width + static_cast<std::int64_t>(j) * rank + i % rank];
+    for (std::int64_t i = threadIdx.x; i < n * route_cols; i += blockDim.x) {  // the first route_cols columns
+      const float v = p[(t0 + i / route_cols) * width + static_cast<std::int64_t>(j) * rank + i % route_cols];
       e += v * v;
     }
     e = block_sum(e, scratch);
@@ -253,11 +253,11 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
-void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int block_tokens,
+void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int route_cols, int block_tokens,
                          std::uint16_t* z, std::int32_t* route, cudaStream_t stream) {
   if (tokens <= 0) return;
   const std::int64_t bl = block_tokens <= 0 ? tokens : block_tokens;
-  route_select_kernel<<<static_cast<unsigned>((tokens + bl - 1) / bl), 256, 0, stream>>>(p, tokens, rank, subspaces, bl, z, route);
+  route_select_kernel<<<static_cast<unsigned>((tokens + bl - 1) / bl), 256, 0, stream>>>(p, tokens, rank, subspaces, route_cols, bl, z, route);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 

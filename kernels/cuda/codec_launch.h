@@ -17,9 +17,10 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
                       int n, int k, cudaStream_t stream);
 
 /// mos-k encode, second half: from p = X [U_1..U_K] (tokens x K*rank fp32) pick per routing block the
-/// basis with the largest energy (first on ties) and write its coefficients z (tokens x rank, bf16) and
-/// route[block]. block_tokens <= 0: one block.
-void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int block_tokens,
+/// basis with the largest energy in its first `route_cols` columns (rank: exhaustive routing;
+/// route_sketch_columns(rank): sketch routing; first on ties) and write its coefficients z (tokens x
+/// rank, bf16) and route[block]. block_tokens <= 0: one block.
+void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int route_cols, int block_tokens,
                          std::uint16_t* z, std::int32_t* route, cudaStream_t stream);
 
 /// mos-k decode: out_t = z_t U_{route[t / block]}^T, bases bf16 (K blocks of dim x rank).

@@ -57,7 +57,11 @@ std::vector<float> to_floats(const std::vector<std::uint16_t>& b) {
   return out;
 }
 
-constexpr std::int64_t kThetaFitTokens = 512;  // as eigen_codec.cpp
+/// Tokens the theta of a block of n tokens is fitted on (evenly strided), as eigen_codec.cpp.
+std::int64_t theta_sample_rows(std::int64_t n, int rotations) {
+  const std::int64_t stride = std::max<std::int64_t>(1, n / cpu::theta_sample_tokens(rotations));
+  return (n + stride - 1) / stride;
+}
 }  // namespace
 
 bool gpu_available() {
@@ -111,8 +115,11 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   DeviceBuffer<std::uint16_t> dwide(wide.size()), dz(subspace ? static_cast<std::size_t>(t * r) : 0);
   if (!wide.empty()) dwide.upload(to_bits(wide.data(), wide.size()), stream);
   const std::int64_t wide_cols = c.method == Method::mos ? (m + 1) * r : c.method == Method::mos_k ? nk * r : r;
+  std::int64_t sample_rows = 0;  // the largest theta sample of any block
+  for (std::int64_t t0 = 0; c.method == Method::mos && t0 < t; t0 += bl_theta)
+    sample_rows = std::max(sample_rows, theta_sample_rows(std::min(bl_theta, t - t0), static_cast<int>(m)));
   DeviceBuffer<float> dp(c.method == Method::mos_k ? static_cast<std::size_t>(t * wide_cols)
-                         : c.method == Method::mos ? static_cast<std::size_t>(std::min(t, kThetaFitTokens) * wide_cols) : 0);
+                         : c.method == Method::mos ? static_cast<std::size_t>(sample_rows * wide_cols) : 0);
   DeviceBuffer<std::uint16_t> drot(c.method == Method::mos ? static_cast<std::size_t>(theta_blocks * d * r) : 0);
   DeviceBuffer<std::int32_t> droute(c.method == Method::mos_k ? static_cast<std::size_t>(route_blocks) : 0);
   DeviceBuffer<std::uint16_t> dvals(c.method == Method::topk ? static_cast<std::size_t>(t * k) : 0);
@@ -131,13 +138,17 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
       case Method::mos:
         for (std::int64_t b = 0; b < theta_blocks; ++b) {
           const std::int64_t t0 = b * bl_theta, n = std::min(bl_theta, t - t0);
-          const std::int64_t stride = std::max<std::int64_t>(1, n / kThetaFitTokens), ns = (n + stride - 1) / stride;
+          const std::int64_t ns = theta_sample_rows(n, static_cast<int>(m));
+          const std::int64_t stride = std::max<std::int64_t>(1, n / cpu::theta_sample_tokens(static_cast<int>(m)));
           cuda::launch_gemm_bf16(dx.get() + t0 * d, stride * d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, ns,
                                  static_cast<int>(wide_cols), static_cast<int>(d), stream);
           std::vector<float> p = dp.download(stream);
+          p.resize(static_cast<std::size_t>(ns * wide_cols));
           const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r));
           theta.insert(theta.end(), th.begin(), th.end());
-          const cpu::RowMatrixF u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
+          cpu::RowMatrixF u;  // eigen_codec.cpp's general path (its one-rotation diagonal path is CPU-only)
+          if (cpu::has_rotation_grams(s)) cpu::rotated_basis_general(s, th.data(), u);
+          else u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
           MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
                                           static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));
           MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector above is a temporary
@@ -148,7 +159,11 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
       case Method::mos_k:
         cuda::launch_gemm_bf16(dx.get(), d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, t,
                                static_cast<int>(wide_cols), static_cast<int>(d), stream);
-        cuda::launch_route_select(dp.get(), t, static_cast<int>(r), static_cast<int>(nk), c.route_block_tokens, dz.get(), droute.get(), stream);
+        // Both routings read the full projection here (the sketch one only its first columns): the
+        // same routes as the CPU, at the cost of the exhaustive projection.
+        cuda::launch_route_select(dp.get(), t, static_cast<int>(r), static_cast<int>(nk),
+                                  c.routing == Routing::sketch ? route_sketch_columns(c.rank) : c.rank, c.route_block_tokens,
+                                  dz.get(), droute.get(), stream);
         break;
       case Method::topk:
         cuda::launch_topk_encode(dx.get(), t, static_cast<int>(d), static_cast<int>(k), dvals.get(), didx.get(), stream);

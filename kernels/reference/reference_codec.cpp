@@ -96,10 +96,19 @@ Encoded encode(const CodecState& s, MatrixView x, std::span<const float> theta) 
     }
     case Method::mos_k: {
       const std::int64_t k = c.subspaces, bl = block_len(c.route_block_tokens, t);
-      std::vector<float> p(static_cast<std::size_t>(k * t * r));
-      for (std::int64_t j = 0; j < k; ++j)
-        gemm(xr.data(), s.basis.data() + j * d * r, p.data() + j * t * r, t, d, r);
       const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
+      // Routing energy of every block in every basis: all r columns (exhaustive) or the first
+      // route_sketch_columns(r) (sketch), summed token by token.
+      const bool sketch = c.routing == Routing::sketch;
+      const std::int64_t sc = sketch ? route_sketch_columns(c.rank) : r;
+      std::vector<float> energy(static_cast<std::size_t>(blocks * k), 0.0f), row(static_cast<std::size_t>(r));
+      for (std::int64_t i = 0; i < t; ++i)
+        for (std::int64_t j = 0; j < k; ++j) {
+          gemm(xr.data() + i * d, s.basis.data() + j * d * r, row.data(), 1, d, r);
+          float e_t = 0.0f;
+          for (std::int64_t q = 0; q < sc; ++q) e_t += row[static_cast<std::size_t>(q)] * row[static_cast<std::size_t>(q)];
+          energy[static_cast<std::size_t>((i / bl) * k + j)] += e_t;
+        }
       const int ib = index_bits(k);
       e.packed.assign(static_cast<std::size_t>((blocks * ib + 7) / 8), 0);
       e.values.resize(static_cast<std::size_t>(t * r));
@@ -108,16 +117,14 @@ Encoded encode(const CodecState& s, MatrixView x, std::span<const float> theta) 
         int best = 0;
         float best_energy = -1.0f;
         for (std::int64_t j = 0; j < k; ++j) {
-          float energy = 0.0f;
-          const float* pj = p.data() + (j * t + t0) * r;
-          for (std::int64_t q = 0; q < n * r; ++q) energy += pj[q] * pj[q];
-          if (energy > best_energy) best_energy = energy, best = static_cast<int>(j);
+          const float energy_j = energy[static_cast<std::size_t>(b * k + j)];
+          if (energy_j > best_energy) best_energy = energy_j, best = static_cast<int>(j);
         }
         e.route.push_back(best);
         pack_bits(e.packed, static_cast<std::uint64_t>(b * ib), ib, static_cast<std::uint32_t>(best));
-        const float* src = p.data() + (best * t + t0) * r;
-        for (std::int64_t q = 0; q < n * r; ++q) e.values[static_cast<std::size_t>(t0 * r + q)] = wire(src[q], vb);
+        gemm(xr.data() + t0 * d, s.basis.data() + best * d * r, e.values.data() + t0 * r, n, d, r);
       }
+      for (float& v : e.values) v = wire(v, vb);
       break;
     }
     case Method::topk: {

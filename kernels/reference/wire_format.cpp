@@ -1,4 +1,5 @@
 // Method names, configuration checks and the closed-form byte counts of the wire format (codec.h).
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -39,6 +40,16 @@ std::string_view method_name(Method method) {
   return "?";
 }
 
+Routing parse_routing(std::string_view name) {
+  if (name == "exhaustive") return Routing::exhaustive;
+  if (name == "sketch") return Routing::sketch;
+  throw std::invalid_argument("unknown mos-k routing \"" + std::string(name) + "\": expected exhaustive or sketch");
+}
+
+std::string_view routing_name(Routing routing) { return routing == Routing::sketch ? "sketch" : "exhaustive"; }
+
+int route_sketch_columns(int rank) { return std::max(1, rank / 8); }
+
 CodecConfig codec_config(const CompressionParams& p, bool is_v) {
   CodecConfig c;
   c.method = parse_method(p.method);
@@ -49,6 +60,7 @@ CodecConfig codec_config(const CompressionParams& p, bool is_v) {
   c.bits = p.bits;
   c.theta_block_tokens = p.theta_block_tokens;
   c.route_block_tokens = p.route_block_tokens;
+  c.routing = parse_routing(p.routing);
   c.value_bytes = p.value_bytes;
   return c;
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 #include <random>
 
 #include "moss/kernels/bf16.h"
@@ -45,7 +46,7 @@ mk::Matrix mixture(std::int64_t tokens, std::int64_t dim, int subspaces, int ran
 }
 
 // `s` with Ubar and every W_i right-multiplied by the orthogonal r x r `q` (the same subspaces), and
-// the direction Gram matrices transformed to match: D_ij -> q^T D_ij q.
+// the direction and basis Gram matrices transformed to match: D_ij -> q^T D_ij q.
 mk::CodecState rotate_state(const mk::CodecState& s, const std::vector<double>& q) {
   const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
   auto times_q = [&](const float* a, float* out) {
@@ -70,6 +71,15 @@ mk::CodecState rotate_state(const mk::CodecState& s, const std::vector<double>& 
               acc += q[p * r + a] * s.direction_gram[(bi * r + p) * n + bj * r + c] * q[c * r + b];
           o.direction_gram[(bi * r + a) * n + bj * r + b] = acc;
         }
+  const std::int64_t nb = (m + 1) * r;  // basis_gram: Ubar^T [Ubar W_i] blocks alike
+  for (std::int64_t bj = 0; bj <= m; ++bj)
+    for (std::int64_t a = 0; a < r; ++a)
+      for (std::int64_t b = 0; b < r; ++b) {
+        double acc = 0;
+        for (std::int64_t p = 0; p < r; ++p)
+          for (std::int64_t c = 0; c < r; ++c) acc += q[p * r + a] * s.basis_gram[p * nb + bj * r + c] * q[c * r + b];
+        o.basis_gram[a * nb + bj * r + b] = acc;
+      }
   return o;
 }
 
@@ -196,6 +206,35 @@ TEST(MosDiagonalPath, MatchesTheReferenceCodec) {
   }
 }
 
+TEST(MosGeneralPath, MatchesTheReferenceCodec) {
+  // Several generators: U(theta) from the stored r x r Gram blocks (Newton-Schulz on r x r factors,
+  // kernels/cpu/subspace.cpp) against rotation.cpp's U^T U of the actual U, with the encoder's theta.
+  const mk::Matrix warm = mixture(1024, 72, 3, 6, 0.8, 100, 61);
+  const mk::Matrix x = mixture(333, 72, 3, 6, 0.8, 100, 62);
+  mk::CodecConfig c = config(mk::Method::mos, 6);
+  c.theta_block_tokens = 100;
+  for (int m : {2, 4})
+    for (int vb : {2, 4}) {
+      c.rotations = m;
+      c.value_bytes = vb;
+      const mk::CodecState s = mk::fit_codec(c, warm.view(), 2);
+      const mk::Encoded e = mk::encode(s, x.view());
+      bool moved = false;
+      for (float t : e.theta) moved = moved || t != 0.0f;
+      EXPECT_TRUE(moved) << "rotations " << m;
+      const mk::Encoded ref = mk::reference::encode(s, x.view(), e.theta);
+      double num = 0, den = 0;
+      for (std::size_t i = 0; i < e.values.size(); ++i)
+        num += std::pow(e.values[i] - ref.values[i], 2), den += std::pow(ref.values[i], 2);
+      std::cout << "rotations " << m << " value_bytes " << vb << " relative coefficient difference " << std::sqrt(num / den) << '\n';
+      EXPECT_LT(std::sqrt(num / den), vb == 4 ? 1e-5 : 4e-3) << "rotations " << m << " value_bytes " << vb;
+      mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
+      mk::decode(s, e, a.data.data());
+      mk::reference::decode(s, e, b.data.data());
+      EXPECT_LT(mk::reconstruction_error(b.view(), a.view()).relative, vb == 4 ? 1e-5 : 1e-2);
+    }
+}
+
 TEST(ElementwisePaths, SameBytesAsTheReferenceIncludingTiesAndOddWidths) {
   // topk/quant CPU loops (radix select, byte packing) against reference_codec.cpp, byte for byte:
   // odd widths (4-bit codes straddle rows), repeated magnitudes (topk ties), zero rows (scale 0).
@@ -227,13 +266,16 @@ TEST(ElementwisePaths, SameBytesAsTheReferenceIncludingTiesAndOddWidths) {
 }
 
 TEST(MosGeneralPath, EncoderThetaIsFitThetaOfTheChunk) {
-  // Several generators (the general, non-diagonal path): the encoder's theta fit (blocks extracted
-  // once, theta-weighted sums first) against rotation.h's fit_theta on the Gram matrix of
-  // P = X [Ubar W_1..W_m] computed here. The chunk has <= 512 tokens, so the encoder samples all.
+  // Several generators (the general, non-diagonal path): the encoder's theta fit (Newton steps with
+  // the exact gradient, kernels/cpu/theta_fit.cpp) against rotation.h's fit_theta (gradient line
+  // search by central differences) on the Gram matrix of P = X [Ubar W_1..W_m] computed here. The
+  // chunk has 160 <= 512 / m tokens, so the encoder samples all of them. Both maximise the same
+  // objective: the encoder's theta must be at least as good and close to fit_theta's.
   const mk::Matrix all = mixture(2400, 96, 4, 6, 0.8, 200, 71);
   const mk::MatrixView warm = all.view().slice_rows(0, 2000);
-  mk::Matrix x(400, 96);
-  std::copy(all.row(2000), all.row(2000) + 400 * 96, x.data.begin());
+  const std::int64_t tokens = 160;
+  mk::Matrix x(tokens, 96);
+  std::copy(all.row(2000), all.row(2000) + tokens * 96, x.data.begin());
   mk::CodecConfig c = config(mk::Method::mos, 6);
   c.rotations = 3;
   c.value_bytes = 4;
@@ -258,4 +300,10 @@ TEST(MosGeneralPath, EncoderThetaIsFitThetaOfTheChunk) {
     moved = moved || expect[i] != 0.0f;
   }
   EXPECT_TRUE(moved);
+  const double f_enc = mk::theta_objective(gram, s.direction_gram, enc.theta, 3, 6);
+  const double f_ref = mk::theta_objective(gram, s.direction_gram, expect, 3, 6);
+  const double f_zero = mk::theta_objective(gram, s.direction_gram, std::vector<float>(3, 0.0f), 3, 6);
+  EXPECT_GE(f_enc, f_ref - 1e-6 * f_ref);
+  EXPECT_GT(f_enc, f_zero);
+  std::cout << "objective: theta = 0 " << f_zero << ", fit_theta " << f_ref << ", encoder " << f_enc << '\n';
 }

@@ -165,6 +165,53 @@ TEST(MosK, NoWorseThanPcaOnDataFromKSubspaces) {
   EXPECT_LT(e_mosk, 0.05);
 }
 
+TEST(MosK, SketchRoutingNoWorseThanPcaOnDataFromKSubspaces) {
+  // Route then project (Routing::sketch, the first max(1, r/8) columns of each basis route): a
+  // different choice than the exhaustive one for some tokens, still far better than one subspace.
+  const mk::Matrix all = mixture(3072, 128, 4, 8, 2.0, 64, 33);
+  const mk::MatrixView warm = all.view().slice_rows(0, 2048);
+  mk::Matrix x(1024, 128);
+  std::copy(all.row(2048), all.row(2048) + 1024 * 128, x.data.begin());
+  const double e_pca = roundtrip_error(mk::fit_codec(config(mk::Method::pca, 8), warm, 1), x);
+  mk::CodecConfig c = config(mk::Method::mos_k, 8);
+  c.subspaces = 4;
+  const double e_exhaustive = roundtrip_error(mk::fit_codec(c, warm, 1), x);
+  c.routing = mk::Routing::sketch;
+  const double e_sketch = roundtrip_error(mk::fit_codec(c, warm, 1), x);
+  std::cout << "pca " << e_pca << " mos-k exhaustive " << e_exhaustive << " sketch " << e_sketch << '\n';
+  EXPECT_LE(e_sketch, e_pca);
+  EXPECT_LE(e_exhaustive, e_sketch * (1 + 1e-6));  // exhaustive maximises the captured energy
+}
+
+TEST(MosK, SketchRoutingMatchesTheReference) {
+  // The CPU route-then-project path (fused panels for per-token routes, a routing pass for longer
+  // blocks) against reference_codec.cpp's loops: same routes and bytes of indices, same coefficients.
+  const mk::Matrix warm = mixture(1024, 72, 3, 6, 2.0, 50, 43);
+  const mk::Matrix x = mixture(333, 72, 3, 6, 2.0, 50, 44);
+  for (int block : {1, 16, 0})
+    for (int vb : {2, 4}) {
+      mk::CodecConfig c = config(mk::Method::mos_k, 16);
+      c.subspaces = 3;
+      c.route_block_tokens = block;
+      c.routing = mk::Routing::sketch;
+      c.value_bytes = vb;
+      const mk::CodecState s = mk::fit_codec(c, warm.view(), 2);
+      const mk::Encoded e = mk::encode(s, x.view());
+      const mk::Encoded ref = mk::reference::encode(s, x.view());
+      EXPECT_EQ(e.route, ref.route) << "block " << block << " value_bytes " << vb;
+      EXPECT_EQ(e.packed, ref.packed);
+      ASSERT_EQ(e.values.size(), ref.values.size());
+      double num = 0, den = 0;
+      for (std::size_t i = 0; i < e.values.size(); ++i)
+        num += std::pow(e.values[i] - ref.values[i], 2), den += std::pow(ref.values[i], 2);
+      EXPECT_LT(std::sqrt(num / den), vb == 4 ? 1e-5 : 4e-3) << "block " << block << " value_bytes " << vb;
+      mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
+      mk::decode(s, e, a.data.data());
+      mk::reference::decode(s, e, b.data.data());
+      EXPECT_LT(mk::reconstruction_error(b.view(), a.view()).relative, vb == 4 ? 1e-5 : 1e-2);
+    }
+}
+
 TEST(WireBytes, TopkCountsValuesAndIndexBitsExactly) {
   // 10 tokens x 100 features, 10 %: k = 10 bf16 values (20 B) + 10 indices of 7 bits per token.
   // 10 * 20 = 200 B of values; 10 * 10 * 7 = 700 bits = 87.5 -> 88 B of indices.
@@ -261,6 +308,14 @@ INSTANTIATE_TEST_SUITE_P(AllMethods, EigenVsReference,
 
 TEST(Config, RejectsInvalidParameters) {
   EXPECT_THROW(mk::parse_method("svd"), std::invalid_argument);
+  EXPECT_THROW(mk::parse_routing("random"), std::invalid_argument);
+  mk::CompressionParams p;
+  p.method = "mos-k", p.rank_k = p.rank_v = 8, p.routing = "sketch";
+  EXPECT_EQ(mk::codec_config(p, false).routing, mk::Routing::sketch);
+  p.routing = "greedy";
+  EXPECT_THROW(mk::codec_config(p, false), std::invalid_argument);
+  EXPECT_EQ(mk::route_sketch_columns(16), 2);
+  EXPECT_EQ(mk::route_sketch_columns(4), 1);
   EXPECT_THROW(mk::validate_config(config(mk::Method::pca, 0), 64), std::invalid_argument);
   EXPECT_THROW(mk::validate_config(config(mk::Method::pca, 65), 64), std::invalid_argument);
   mk::CodecConfig q = config(mk::Method::quant, 0);

@@ -26,11 +26,26 @@ namespace moss::kernels {
 /// The compression methods (DESIGN.md "The method being simulated").
 enum class Method { none, pca, mos, mos_k, topk, quant };
 
+/// How mos-k chooses the basis of a routing block (the wire format is the same for both):
+///   exhaustive  the basis capturing the most energy ||X_block U_k||_F^2: every token is projected on
+///               all K bases (a T x d x K r product), then the chosen coefficients are kept;
+///   sketch      the basis capturing the most energy in its first route_sketch_columns(rank) columns
+///               (the leading principal directions of each cluster: a T x d x K s product), then each
+///               token is projected on its chosen basis only (T x d x r in all). Cheaper, and a
+///               different choice for some tokens (kernels/README.md measures the error of both).
+enum class Routing { exhaustive, sketch };
+
 /// "none", "pca", "mos", "mos-k", "topk" or "quant" -> Method; throws std::invalid_argument naming the
 /// accepted names.
 Method parse_method(std::string_view name);
 /// Inverse of parse_method.
 std::string_view method_name(Method method);
+/// "exhaustive" or "sketch" -> Routing; throws std::invalid_argument naming the accepted names.
+Routing parse_routing(std::string_view name);
+/// Inverse of parse_routing.
+std::string_view routing_name(Routing routing);
+/// Columns of each basis the sketch router reads: max(1, rank / 8).
+int route_sketch_columns(int rank);
 
 /// Compression parameters as a scenario states them (CONTRACT.md "compression"), K and V together.
 struct CompressionParams {
@@ -43,6 +58,7 @@ struct CompressionParams {
   int bits = 8;              ///< quant: 8 or 4
   int theta_block_tokens = 0;  ///< mos: tokens sharing one theta; 0 = one theta per encoded chunk
   int route_block_tokens = 1;  ///< mos-k: tokens sharing one basis index; 0 = one per chunk
+  std::string routing = "exhaustive";  ///< mos-k: "exhaustive" or "sketch" (Routing)
   int value_bytes = 2;         ///< 2: bf16 on the wire (real use); 4: fp32 (closed-form tests only)
 };
 
@@ -56,6 +72,7 @@ struct CodecConfig {
   int bits = 8;
   int theta_block_tokens = 0;
   int route_block_tokens = 1;
+  Routing routing = Routing::exhaustive;
   int value_bytes = 2;
 };
 
@@ -79,6 +96,10 @@ struct CodecState {
   std::vector<float> directions;
   /// mos: W_i^T W_j blocks (rotations*rank square, row-major, double), filled by fit_codec.
   std::vector<double> direction_gram;
+  /// mos: Ubar^T [Ubar W_1 .. W_m] (rank x (rotations+1)*rank, row-major, double) of the stored
+  /// (wire-rounded) bases, filled by fit_codec: with direction_gram it gives U(theta)^T U(theta) for
+  /// the Newton-Schulz steps in O(m r^2 + r^3) instead of O(dim r^2) (kernels/cpu/subspace.cpp).
+  std::vector<double> basis_gram;
 };
 
 /// One encoded chunk: exactly what travels, held as floats that are exact in the wire type.
