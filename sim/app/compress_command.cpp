@@ -62,6 +62,7 @@ mk::CompressionParams params_of(const CompressOptions& o) {
   p.rank_v = o.rank_v > 0 ? o.rank_v : o.rank;
   p.rotations = o.rotations, p.subspaces = o.subspaces, p.fraction = o.fraction, p.bits = o.bits;
   p.theta_block_tokens = o.theta_block, p.route_block_tokens = o.route_block;
+  p.routing = o.routing;
   return p;
 }
 
@@ -168,6 +169,7 @@ void add_compress_options(CLI::App& sub, CompressOptions& o) {
   sub.add_option("--subspaces", o.subspaces, "mos-k: number of bases");
   sub.add_option("--theta-block", o.theta_block, "mos: tokens per theta (0 = one per chunk)");
   sub.add_option("--route-block", o.route_block, "mos-k: tokens per basis index (0 = one per chunk)");
+  sub.add_option("--routing", o.routing, "mos-k: exhaustive (every basis tried) | sketch (cheap router)");
   sub.add_option("--repeats", o.repeats, "timed runs, fastest kept");
   sub.add_option("--device", o.device, "cpu | gpu");
 }
@@ -179,6 +181,11 @@ int run_compress(const CompressOptions& o, std::ostream& out) {
     (void)mk::parse_method(o.method);
   } catch (const std::invalid_argument& e) {
     throw InputError("", "--method", e.what());
+  }
+  try {
+    (void)mk::parse_routing(o.routing);
+  } catch (const std::invalid_argument& e) {
+    throw InputError("", "--routing", e.what());
   }
   if (o.repeats < 1) throw InputError("", "--repeats", "expected >= 1");
   const mk::Device device = device_of(o);

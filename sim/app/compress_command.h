@@ -28,6 +28,7 @@ struct CompressOptions {
   int rotations = 1;
   int subspaces = 4;
   int theta_block = 0;       ///< mos: tokens per theta (0 = one theta per chunk)
+  std::string routing = "exhaustive";  ///< mos-k: exhaustive | sketch
   int route_block = 1;       ///< mos-k: tokens per basis index (0 = one per chunk)
   int repeats = 3;           ///< timed runs, fastest kept
   std::string device = "cpu";  ///< cpu | gpu

@@ -1,5 +1,6 @@
 #include "moss/step/compression_accounting.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "moss/model/roofline.h"
@@ -48,10 +49,22 @@ CodecTime codec_time(const scenario::CompressionSpec& c, const model::Transforme
   if (c.method == "pca" || c.method == "mos" || c.method == "mos-k") {
     const double ranks = static_cast<double>(c.rank_k) + c.rank_v;
     flops = 2.0 * tokens * kv * ranks;
-    if (c.method == "mos-k") flops *= c.subspaces;  // every token tries every basis
+    if (c.method == "mos-k") {
+      // exhaustive: every token tries every basis; sketch: the first max(1, r/8) columns of each
+      // basis route it, then it is projected on its own basis only (kernels/include codec.h).
+      double factor = c.subspaces;
+      if (c.routing == "sketch") {
+        const auto sketch = [&](int r) { return c.subspaces * std::max(1.0, std::floor(r / 8.0)); };
+        factor = 1.0 + (sketch(c.rank_k) + sketch(c.rank_v)) / ranks;
+      }
+      flops *= factor;
+    }
     if (c.method == "mos") {
-      // U(theta) = (I + theta A + theta^2 A^2 / 2) Ubar: two d x d by d x r products per generator.
-      flops += c.rotations * 2.0 * 2.0 * kv * kv * ranks;
+      // U(theta) per chunk from blocks stored at fit time (kernels/README.md): the m directions and
+      // their products, O((1 + m + m^2) d r), plus two d x r x r products; the r x r algebra is small.
+      const double gens = c.rotations;
+      for (const double r : {static_cast<double>(c.rank_k), static_cast<double>(c.rank_v)})
+        flops += 2.0 * kv * r * (1.0 + gens + gens * gens) + 2.0 * 2.0 * kv * r * r;
     }
   } else {
     flops = tokens * 2.0 * kv * 4.0;  // a few operations per element (abs, compare, scale)

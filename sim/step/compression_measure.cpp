@@ -20,6 +20,7 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
   req.params.rank_v = c.rank_v;
   req.params.rotations = c.rotations;
   req.params.subspaces = c.subspaces;
+  req.params.routing = c.routing;
   req.params.fraction = c.fraction;
   req.params.bits = c.bits;
   req.chunk_tokens = static_cast<std::int64_t>(chunk_tokens);

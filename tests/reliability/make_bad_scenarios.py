@@ -291,6 +291,12 @@ mutate("activations-one-tensor", "", r"expected K and V", "one tensor where a K/
        run_only=True, problem_file="../bad_activations/one-tensor.npy")
 mutate("activations-synthetic-unknown-key", "/compression/activations", r"unknown key \"bogus\"", "bad synthetic spec",
        {"compression": dict(MOS, activations="synthetic:bogus=1")})
+mutate("mos-rotations-too-many", "/compression/rotations", r"16", "more rotation generators than the kernels support",
+       {"compression": dict(MOS, rotations=20)})
+mutate("mos-k-routing-unknown", "/compression/routing", r"exhaustive.*sketch", "mos-k routing that does not exist",
+       {"compression": {"method": "mos-k", "rank_k": 40, "rank_v": 100, "routing": "greedy"}})
+mutate("routing-on-pca", "/compression/routing", r"unknown key", "routing is a mos-k parameter",
+       {"compression": {"method": "pca", "rank_k": 40, "rank_v": 100, "routing": "sketch"}})
 mutate("activations-synthetic-bad-value", "/compression/activations", r"noise", "synthetic spec with a negative noise",
        {"compression": dict(MOS, activations="synthetic:noise=-1")})
 

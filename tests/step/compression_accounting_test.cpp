@@ -33,6 +33,22 @@ TEST(CompressionAccounting, MosKAddsTheIndex) {
   EXPECT_DOUBLE_EQ(b.sent_per_token, 280 + 2 * 2.0 / 8);  // 2 bits per tensor
 }
 
+// Sketch routing reads max(1, r/8) columns of each basis and projects every token once: its encode
+// costs more than pca's single projection and less than trying all 16 bases; the bytes are the same.
+TEST(CompressionAccounting, MosKSketchRoutingCostsBetweenPcaAndExhaustive) {
+  const auto time_of = [](const std::string& compression) {
+    const auto s = testing::parse(testing::mos800m("1Gbps", compression));
+    return codec_time(s.compression, s.model, s.cluster.gpu, 16384).encode_s;
+  };
+  const double pca = time_of(R"({"method": "pca", "rank_k": 40, "rank_v": 100})");
+  const double sketch = time_of(R"({"method": "mos-k", "rank_k": 40, "rank_v": 100, "subspaces": 16, "routing": "sketch"})");
+  const double exhaustive = time_of(R"({"method": "mos-k", "rank_k": 40, "rank_v": 100, "subspaces": 16})");
+  EXPECT_LE(pca, sketch);
+  EXPECT_LT(sketch, exhaustive);
+  EXPECT_EQ(bytes_for(R"({"method": "mos-k", "rank_k": 40, "rank_v": 100, "routing": "sketch"})").sent_per_token,
+            bytes_for(R"({"method": "mos-k", "rank_k": 40, "rank_v": 100})").sent_per_token);
+}
+
 TEST(CompressionAccounting, TopkCountsValuesAndIndexBits) {
   const KvBytes b = bytes_for(R"({"method": "topk", "fraction": 0.1})");
   // 205 values of 2 bytes + 205 x 11-bit indices (282 bytes) per tensor.

@@ -71,6 +71,7 @@ struct CompressionSpec {
   int rank_v = 0;
   int rotations = 1;      ///< mos: skew-symmetric generators (theta values per chunk)
   int subspaces = 4;      ///< mos-k: bases in the discrete mixture
+  std::string routing = "exhaustive";  ///< mos-k: "exhaustive" (every basis tried) or "sketch" (cheap router)
   double fraction = 0.1;  ///< topk: kept fraction of each row
   int bits = 8;           ///< quant: 4 or 8
   int basis_refresh_steps = 0;  ///< pca/mos/mos-k: re-send the basis every N steps (0: once)
