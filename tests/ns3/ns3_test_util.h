@@ -21,4 +21,12 @@ inline Topology ring(int n, double bandwidth_bps, double latency_s, int mtu_byte
   return Topology(n, n, links, {});
 }
 
+/// n GPUs on one switch (vertex n), every link the same channel.
+inline Topology star(int n, double bandwidth_bps, double latency_s, int mtu_bytes) {
+  const Channel c{bandwidth_bps, latency_s, mtu_bytes, 0};
+  std::vector<Link> links;
+  for (int i = 0; i < n; ++i) links.push_back(Link{i, n, c, c, false});
+  return Topology(n, n + 1, links, {});
+}
+
 }  // namespace moss::net::test

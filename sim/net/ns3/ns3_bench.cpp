@@ -5,7 +5,9 @@
 //   moss_ns3_bench --full          also the uncompressed ring step packet by packet (~40 s)
 //   moss_ns3_bench two-flows       two flows sharing a 300 Mbps / 10 ms link (full run)
 //   moss_ns3_bench ack-share       star, one flow's ACKs queue behind another flow's data
-//   moss_ns3_bench unequal         multi-flow phases of unequal sizes: fast-forward vs full
+//   moss_ns3_bench unequal [x] [2|3|late|star]
+//                                  multi-flow phases of unequal sizes (every size and the late
+//                                  start times x, default 1; one case or all): fast-forward vs full
 //   moss_ns3_bench allreduce       a weight-sync ring step (200 MB/flow, 8 GPUs): fast-forward vs full
 //   moss_ns3_bench lossy [MB] [p] [flows] [seeds] [Mbps] [ms] [episodes] [tolerance] [full]
 //                        [socket buffer B] [control variate 0/1] [tcp variant]
@@ -259,12 +261,23 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "unequal") {
+    // Optional scale: every size (and the late start) times x, e.g. 10 for the long shared runs.
+    const double x = argc > 2 ? std::atof(argv[2]) : 1.0;
+    const std::string only = argc > 3 ? argv[3] : "";
+    if (x != 1) std::printf("every size and start below times %g\n", x);
     const auto link = one_link(300e6, 10e-3, 1500);
-    compare("2 flows 40+120 MB", link, {{0, 1, 40e6, 0}, {0, 1, 120e6, 0}});
-    compare("3 flows 30/60/120 MB", link, {{0, 1, 30e6, 0}, {0, 1, 60e6, 0}, {0, 1, 120e6, 0}});
-    compare("2 flows, 2nd at 1 s", link, {{0, 1, 100e6, 0}, {0, 1, 50e6, 1.0}});
+    const auto want = [&](const char* c) { return only.empty() || only == c; };
+    if (want("2")) compare("2 flows 40+120 MB", link, {{0, 1, 40e6 * x, 0}, {0, 1, 120e6 * x, 0}});
+    if (want("3")) {
+      compare("3 flows 30/60/120 MB", link,
+              {{0, 1, 30e6 * x, 0}, {0, 1, 60e6 * x, 0}, {0, 1, 120e6 * x, 0}});
+    }
+    if (want("late")) compare("2 flows, 2nd at 1 s", link, {{0, 1, 100e6 * x, 0}, {0, 1, 50e6 * x, 1.0 * x}});
     const auto st = star(4, 1e9, 50e-6, 1500);
-    compare("star 1G 3 flows unequal", st, {{0, 1, 100e6, 0}, {2, 1, 300e6, 0}, {3, 2, 200e6, 0}});
+    if (want("star")) {
+      compare("star 1G 3 flows unequal", st,
+              {{0, 1, 100e6 * x, 0}, {2, 1, 300e6 * x, 0}, {3, 2, 200e6 * x, 0}});
+    }
     return 0;
   }
   if (mode == "allreduce") {

@@ -15,6 +15,15 @@ struct PacketPhasePlan {
   bool stop_when_steady = true;
   /// Relative spread of window rates that counts as steady (see RateTracker).
   double steady_tolerance = 0.02;
+  /// Flows that share a channel with another running flow (its data on their data or ACK path):
+  /// how the flows split the channel oscillates and drifts over tens of RTTs, so their windows
+  /// start at this many samples, and a trend either way is not steady (RateTracker).
+  std::size_t shared_min_window_samples = 32;
+  double shared_tolerance = 0.02;
+  /// A fast-forward that credits a shared flow covers at most this fraction of that flow's
+  /// remaining time; its detector then restarts, so the split is measured again before the
+  /// next jump. 1 (default): no cap; 0.5 halved the error or better for 1.2-5x the events (README).
+  double shared_jump_fraction = 1.0;
   /// Fast-forward only over at least this many packets (all flows together).
   std::uint64_t min_packets_to_extrapolate = 4000;
   /// After this many simulator events (since the last forced fast-forward), fast-forward at the

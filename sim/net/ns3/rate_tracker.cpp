@@ -6,8 +6,10 @@
 
 namespace moss::net {
 
-RateTracker::RateTracker(double tolerance, std::size_t min_window_samples, bool ignore_retransmissions)
-    : tolerance_(tolerance), min_window_(min_window_samples), ignore_retransmissions_(ignore_retransmissions) {}
+RateTracker::RateTracker(double tolerance, std::size_t min_window_samples, bool ignore_retransmissions,
+                         bool reject_any_trend)
+    : tolerance_(tolerance), min_window_(std::max<std::size_t>(min_window_samples, 1)),
+      ignore_retransmissions_(ignore_retransmissions), reject_any_trend_(reject_any_trend) {}
 
 RateTracker::RateTracker(const LossyWindows& lossy)
     : tolerance_(lossy.tolerance), min_window_(lossy.min_samples), ignore_retransmissions_(true),
@@ -54,8 +56,7 @@ std::optional<RateTracker::Steady> RateTracker::steady_clean() const {
   const std::size_t n = t_s_.size();
   // Shortest window first: a clean flow is declared steady as early as possible; the longer
   // windows average over loss recoveries and Cubic epochs.
-  for (std::size_t k : {std::size_t{4}, std::size_t{16}, std::size_t{64}, std::size_t{256}}) {
-    if (k < min_window_) continue;
+  for (std::size_t k = min_window_; k <= 256; k *= 4) {
     if (n < 3 * k + 1) break;
     std::array<double, 3> rate{};
     for (std::size_t w = 0; w < 3; ++w) {
@@ -67,8 +68,11 @@ std::optional<RateTracker::Steady> RateTracker::steady_clean() const {
     const double mean = (rate[0] + rate[1] + rate[2]) / 3;
     // rate[0] is the newest window. A rate still creeping up (Cubic growing in time) is not
     // steady even when the creep per window is under the tolerance.
-    const bool rising = rate[0] > rate[1] && rate[1] > rate[2] &&
-                        rate[0] - rate[2] > 0.25 * tolerance_ * mean;
+    // A flow that shares a channel: its share may also be sinking (another flow taking over).
+    const double drift = 0.25 * tolerance_ * mean;
+    const bool rising = (rate[0] > rate[1] && rate[1] > rate[2] && rate[0] - rate[2] > drift) ||
+                        (reject_any_trend_ && rate[0] < rate[1] && rate[1] < rate[2] &&
+                         rate[2] - rate[0] > drift);
     const std::size_t lo = n - 1 - 3 * k;
     const bool recovering =
         !ignore_retransmissions_ && k < 64 && retransmissions_[n - 1] != retransmissions_[lo];

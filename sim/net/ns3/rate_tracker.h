@@ -27,20 +27,23 @@ struct LossyWindows {
 
 /// Watches one flow's cumulative delivered bytes, sampled at a fixed interval, and says when its
 /// delivery rate has stopped changing.
-/// Clean paths: the last three windows of 4, 16, 64 or 256 samples (all taken since the last
-/// restart) give rates whose spread is within `tolerance` of their mean, the rate is not still
-/// creeping up, and (for 4 and 16) no segment was retransmitted in them: a loss recovery is a
-/// transient, not a steady state.
+/// Clean paths: the last three windows of k samples (k = min_window_samples, then 4x that, up
+/// to 256; all taken since the last restart) give rates whose spread is within `tolerance` of
+/// their mean, the rate is not still creeping up (nor down, with reject_any_trend), and (for
+/// k < 64) no segment was retransmitted in them: a loss recovery is a transient, not a steady
+/// state.
 /// Lossy paths (constructed from LossyWindows): the windows are whole loss epochs, see there;
 /// their rates must agree within its tolerance and must not trend up or down (the slow drift
 /// of Cubic's window from its slow-start peak towards the loss-limited mean).
 class RateTracker {
  public:
   /// tolerance: allowed (max - min) / mean of the three window rates, e.g. 0.02.
-  /// min_window_samples: shortest window considered (4, 16, 64 or 256).
+  /// min_window_samples: shortest window considered (then 4x, 16x ... up to 256 samples).
   /// ignore_retransmissions: retransmissions inside short windows do not block steadiness.
+  /// reject_any_trend: a rate falling monotonically over the three windows is not steady either
+  /// (for flows sharing a channel, whose share can drift either way).
   explicit RateTracker(double tolerance = 0.02, std::size_t min_window_samples = 4,
-                       bool ignore_retransmissions = false);
+                       bool ignore_retransmissions = false, bool reject_any_trend = false);
   /// A tracker for a flow on a lossy path (windows bounded by loss episodes).
   explicit RateTracker(const LossyWindows& lossy);
 
@@ -82,6 +85,7 @@ class RateTracker {
   double tolerance_;
   std::size_t min_window_;
   bool ignore_retransmissions_;
+  bool reject_any_trend_ = false;
   std::optional<LossyWindows> lossy_;
   std::vector<double> t_s_;
   std::vector<double> bytes_;
