@@ -64,20 +64,24 @@ Eigen::ArrayXd direction_eigenvalues(const CodecState& s) {
 
 /// U(theta) of one block as both ends use it (wire-rounded): the diagonal path when the state allows
 /// it (lambda = diag(W^T W)), else the general second-order formula with Newton-Schulz.
-void mos_basis(const CodecState& s, const float* theta, bool diagonal, const Eigen::ArrayXd& lambda, RowMatrixF& u) {
+/// `m_theta` (optional): M(theta) from the theta fit.
+void mos_basis(const CodecState& s, const float* theta, bool diagonal, const Eigen::ArrayXd& lambda, RowMatrixF& u,
+               const cpu::RowMatrixD* m_theta = nullptr) {
   if (diagonal)
     cpu::rotated_basis_diagonal(s.basis.data(), s.directions.data(), lambda, theta[0], s.dim, s.config.rank, u);
   else if (cpu::has_rotation_grams(s))  // fitted: the r x r Gram blocks are known
-    cpu::rotated_basis_general(s, theta, u);
+    cpu::rotated_basis_general(s, theta, u, m_theta);
   else
     u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), theta, s.config.rotations, s.dim, s.config.rank);
   round_in_place(u.data(), u.size(), s.config.value_bytes);
 }
 
-/// Theta of one block from its evenly strided sample, P = S [Ubar W_1..W_m] projected panel by panel.
-std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool diagonal, const Eigen::ArrayXd& lambda) {
+/// Theta of one block from its evenly strided sample, P = S [Ubar W_1..W_m] projected panel by panel;
+/// M(theta) into `m_theta` on the general path.
+std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool diagonal, const Eigen::ArrayXd& lambda,
+                                   cpu::RowMatrixD& m_theta) {
   const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
-  const std::int64_t stride = std::max<std::int64_t>(1, block.rows / cpu::theta_sample_tokens(static_cast<int>(m)));
+  const std::int64_t stride = std::max<std::int64_t>(1, block.rows / cpu::theta_sample_tokens(static_cast<int>(m), static_cast<int>(r)));
   const ConstMapF ubar = cpu::map(s.basis.data(), d, r);
   if (diagonal) {  // only the column statistics of S Ubar and S W_1 are needed
     const ConstMapF w = cpu::map(s.directions.data(), d, r);
@@ -97,7 +101,7 @@ std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool d
     for (std::int64_t i = 0; i < m; ++i)
       p.block(i0, (i + 1) * r, panel.rows(), r).noalias() = panel * cpu::map(s.directions.data() + i * d * r, d, r);
   });
-  return cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r));
+  return cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
 }
 
 void encode_mos(const CodecState& s, MatrixView x, Encoded& e) {
@@ -108,11 +112,12 @@ void encode_mos(const CodecState& s, MatrixView x, Encoded& e) {
   const Eigen::ArrayXd lambda = diagonal ? direction_eigenvalues(s) : Eigen::ArrayXd();
   e.values.resize(static_cast<std::size_t>(t * r));
   RowMatrixF u;
+  cpu::RowMatrixD m_theta;
   for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
     const std::int64_t n = std::min(bl, t - t0);
-    const std::vector<float> theta = mos_block_theta(s, x.slice_rows(t0, n), diagonal, lambda);
+    const std::vector<float> theta = mos_block_theta(s, x.slice_rows(t0, n), diagonal, lambda, m_theta);
     e.theta.insert(e.theta.end(), theta.begin(), theta.end());
-    mos_basis(s, theta.data(), diagonal, lambda, u);
+    mos_basis(s, theta.data(), diagonal, lambda, u, diagonal ? nullptr : &m_theta);
     project_wire(x.slice_rows(t0, n), u, e.values.data() + t0 * r, c.value_bytes);
   }
 }

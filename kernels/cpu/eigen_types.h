@@ -3,6 +3,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -34,9 +35,33 @@ RowMatrixF orthonormal_columns(const RowMatrixF& a);
 RowMatrixF rotated_basis_eigen(const float* ubar, const float* directions, const float* theta,
                                int rotations, std::int64_t dim, int rank);
 
-/// Theta of one block from the projections p = X_sample [Ubar W_1..W_m] (n x (m+1) rank).
-std::vector<float> fit_block_theta(const float* p, std::int64_t n, std::span<const double> dir_gram,
-                                   int rotations, int rank);
+/// Theta of one block from the projections p = X_sample [Ubar W_1..W_m] (n x (m+1) rank). When
+/// `m_at_theta` is given it receives M(theta) = sum_ij theta_i theta_j W_i^T W_j at the result (for
+/// rotated_basis_general, which then need not read the direction Gram blocks again).
+std::vector<float> fit_block_theta(const float* p, std::int64_t n, std::span<const float> dir_gram,
+                                   int rotations, int rank, RowMatrixD* m_at_theta = nullptr);
+
+/// M(theta) = sum_ij theta_i theta_j D_ij (rank x rank) from the rotations x rotations blocks D_ij of
+/// `dg` (CodecState::direction_gram), reading the blocks i <= j only (D_ji = D_ij^T).
+RowMatrixD direction_gram_sum(const ConstMapF& dg, const float* theta, int rotations, int rank);
+
+/// Calls f(i, j, p, row) for every block D_ij, i <= j, of `dg` (rotations x rotations blocks of
+/// rank x rank, fp32) whose block row i passes need(i), with `row` row p of D_ij in double. It walks
+/// each block row's upper part row by row, (m - i) rank contiguous floats at a time: block by block,
+/// every 1 KB row (rank 256) lies on its own page and the hardware prefetcher (which stops at page
+/// boundaries) could not stream it (measured ~4 GB/s at m = 8, rank 256).
+template <typename Need, typename F>
+void for_upper_rows(const ConstMapF& dg, int rotations, int rank, Need&& need, F&& f) {
+  Eigen::RowVectorXd row(static_cast<Eigen::Index>(rotations) * rank);
+  for (int i = 0; i < rotations; ++i) {
+    if (!need(i)) continue;
+    const Eigen::Index len = static_cast<Eigen::Index>(rotations - i) * rank;
+    for (int p = 0; p < rank; ++p) {
+      row.head(len) = dg.row(static_cast<Eigen::Index>(i) * rank + p).segment(static_cast<Eigen::Index>(i) * rank, len).cast<double>();
+      for (int j = i; j < rotations; ++j) f(i, j, p, row.segment(static_cast<Eigen::Index>(j - i) * rank, rank));
+    }
+  }
+}
 
 /// none, topk, quant on the CPU (elementwise_codec.cpp): the bytes of reference::encode, one pass.
 Encoded encode_elementwise(const CodecState& s, MatrixView x);
@@ -59,19 +84,30 @@ std::vector<float> maximise_theta_newton(const std::function<double(const std::v
                                          const Eigen::MatrixXd& hessian0, int m);
 
 /// Tokens of a block sampled (evenly strided) to fit its theta: 512 for one generator (the diagonal
-/// path needs only column statistics), 512 / m (at least 64) for m >= 2, so that projecting the
-/// sample on the m + 1 blocks [Ubar W_1..W_m] costs about 512 (m + 1) / m token-projections, under
-/// a sixth of the block's own projection at T = 4096, whatever m is.
-inline std::int64_t theta_sample_tokens(int rotations) {
-  return rotations <= 1 ? 512 : std::max<std::int64_t>(64, 512 / rotations);
+/// path needs only column statistics); for m >= 2, 512 / m (at least 64), so that projecting the
+/// sample on the m + 1 blocks [Ubar W_1..W_m] costs about 512 (m + 1) / m token-projections, under a
+/// sixth of the block's own projection at T = 4096, whatever m is; 256 / m (at least 32) from rank
+/// 128 on, where forming U(theta) (two dim x rank x rank products, 2 rank / T of the projection) and
+/// the rank^3 theta algebra take the rest of the budget (kernels/README.md measures the error effect).
+inline std::int64_t theta_sample_tokens(int rotations, int rank) {
+  if (rotations <= 1) return 512;
+  return rank >= 128 ? std::max(32, 256 / rotations) : std::max(64, 512 / rotations);
 }
 
 /// U(theta) (dim x rank) of `s` (mos, any number of generators) without dim x rank x rank Gram
 /// products: the Gram matrix of U2 = Ubar (I - M/2) + sum_i theta_i W_i comes from the stored r x r
 /// blocks (CodecState::direction_gram, basis_gram), so the two Newton-Schulz steps of
 /// rotated_basis_eigen become r x r factors: O(m dim rank + 2 dim rank^2 + rank^3). The same U as
-/// rotated_basis_eigen up to summation order. Requires has_rotation_grams(s).
-void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& u);
+/// rotated_basis_eigen up to summation order. Requires has_rotation_grams(s). `m_theta`, when given,
+/// is M(theta) (direction_gram_sum) and saves reading the direction Gram blocks.
+void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& u, const RowMatrixD* m_theta = nullptr);
+/// Largest bound on ||W_theta (C - I)||_F for which rotated_basis_general drops that term: 1/32 of
+/// the expected Frobenius norm of the bf16 rounding of U itself (2^-9 sqrt(rank / 3): unit columns,
+/// relative rounding error uniform within half an ulp), so 2^-14 sqrt(rank / 3); 0 (never) with fp32
+/// values.
+inline double skip_tolerance(int value_bytes, int rank) {
+  return value_bytes == 2 ? std::ldexp(std::sqrt(rank / 3.0), -14) : 0.0;
+}
 /// True when `s` has at least one generator and holds the r x r Gram blocks rotated_basis_general
 /// needs (states from fit_codec).
 bool has_rotation_grams(const CodecState& s);

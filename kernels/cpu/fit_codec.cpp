@@ -141,7 +141,7 @@ CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t
       if (config.value_bytes == 2)
         for (float& v : s.directions) v = round_bf16(v);
       const int m = config.rotations;
-      s.direction_gram.assign(static_cast<std::size_t>(m * r) * static_cast<std::size_t>(m * r), 0.0);
+      s.direction_gram.assign(static_cast<std::size_t>(m * r) * static_cast<std::size_t>(m * r), 0.0f);
       for (int i = 0; i < m; ++i)
         for (int j = 0; j < m; ++j) {
           const ConstMapF wi = cpu::map(s.directions.data() + i * s.dim * r, s.dim, r);
@@ -149,7 +149,7 @@ CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t
           const Eigen::MatrixXd n = (wi.transpose().cast<double>() * wj.cast<double>());
           for (int p = 0; p < r; ++p)
             for (int q = 0; q < r; ++q)
-              s.direction_gram[static_cast<std::size_t>((i * r + p) * m * r + j * r + q)] = n(p, q);
+              s.direction_gram[static_cast<std::size_t>((i * r + p) * m * r + j * r + q)] = static_cast<float>(n(p, q));
         }
     }
     append(s.basis, ubar);

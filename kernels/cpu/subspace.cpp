@@ -59,39 +59,57 @@ RowMatrixF rotated_basis_eigen(const float* ubar, const float* directions, const
   return u;
 }
 
-void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& u) {
+void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& u, const RowMatrixD* m_theta) {
   const int m = s.config.rotations, r = s.config.rank, nd = m * r;
   const std::int64_t dim = s.dim;
-  const Eigen::Map<const RowMatrixD> dg(s.direction_gram.data(), nd, nd);
   const Eigen::Map<const RowMatrixD> bg(s.basis_gram.data(), r, (m + 1) * r);
-  RowMatrixD mm = RowMatrixD::Zero(r, r), ft = RowMatrixD::Zero(r, r), upper = RowMatrixD::Zero(r, r);
-  for (int i = 0; i < m; ++i) {  // M = sum_i theta_i^2 D_ii + S + S^T, S = sum_{i<j} theta_i theta_j D_ij
-    if (theta[i] == 0.0f) continue;
-    ft += static_cast<double>(theta[i]) * bg.middleCols((i + 1) * r, r);  // Ubar^T W_theta
-    mm += static_cast<double>(theta[i]) * theta[i] * dg.block(i * r, i * r, r, r);
-    for (int j = i + 1; j < m; ++j)
-      if (theta[j] != 0.0f) upper += static_cast<double>(theta[i]) * theta[j] * dg.block(i * r, j * r, r, r);
-  }
-  mm += upper + upper.transpose();
+  const RowMatrixD mm = m_theta != nullptr ? *m_theta : direction_gram_sum(ConstMapF(s.direction_gram.data(), nd, nd), theta, m, r);
+  RowMatrixD ft = RowMatrixD::Zero(r, r);  // F = Ubar^T W_theta
+  for (int i = 0; i < m; ++i)
+    if (theta[i] != 0.0f) ft += static_cast<double>(theta[i]) * bg.middleCols((i + 1) * r, r);
   // U2 = Ubar K + W_theta, K = I - M/2, and its Gram matrix from the stored r x r blocks (exactly
-  // U2^T U2 of the rounded bases, not the I + M^2/4 of exact ones): K E0 K + K F + F^T K + M with
-  // E0 = Ubar^T Ubar, F = Ubar^T W_theta. The two Newton-Schulz steps U <- U (3I - U^T U)/2 of
-  // rotated_basis_eigen then act on r x r factors only: U = U2 c1 c2 with c1 = (3I - G)/2,
-  // c2 = (3I - c1^T G c1)/2. fp32 is enough for these r x r products: U is rounded to the wire type.
+  // U2^T U2 of the rounded bases, not the I + M^2/4 of exact ones): G = K E0 K + K F + F^T K + M with
+  // E0 = Ubar^T Ubar, F = Ubar^T W_theta; as two products, G = K Y + (K Y)^T + M with Y = E0 K / 2 + F.
+  // The two Newton-Schulz steps U <- U (3I - U^T U)/2 of rotated_basis_eigen give U = U2 c1 c2 with
+  // c1 = (3I - G)/2, c2 = (3I - c1 G c1)/2, polynomials in G that commute: with Delta = G - I,
+  //   C = c1 c2 = I - Delta/2 + (3/8) Delta^2 - (5/16) Delta^3 + (1/16) Delta^4   (two products).
+  // fp32 is enough for these r x r products: U is rounded to the wire type.
   const RowMatrixF k = (RowMatrixD::Identity(r, r) - 0.5 * mm).cast<float>();
-  const RowMatrixF e0 = bg.leftCols(r).cast<float>(), f = ft.cast<float>();
-  const RowMatrixF kf = k * f;
-  RowMatrixF g = k * e0 * k + kf + kf.transpose() + mm.cast<float>();
   const RowMatrixF id = RowMatrixF::Identity(r, r);
-  const RowMatrixF c1 = 1.5f * id - 0.5f * g;
-  const RowMatrixF g1 = c1.transpose() * g * c1;
-  const RowMatrixF c = c1 * (1.5f * id - 0.5f * g1);
-  RowMatrixF w = theta[0] * map(s.directions.data(), dim, r);  // no zero-fill pass
-  for (int i = 1; i < m; ++i)
-    if (theta[i] != 0.0f) w += theta[i] * map(s.directions.data() + i * dim * r, dim, r);
+  RowMatrixF y = ft.cast<float>(), ky, delta = mm.cast<float>() - id, d2, c = id;
+  y.noalias() += 0.5f * (bg.leftCols(r).cast<float>() * k);
+  ky.noalias() = k * y;
+  delta += ky + ky.transpose();
+  d2.noalias() = delta * delta;
+  const RowMatrixF inner = 0.375f * id - 0.3125f * delta + 0.0625f * d2;
+  c -= 0.5f * delta;
+  c.noalias() += d2 * inner;
+  // U = Ubar (K C) + W_theta C = Ubar (K C) + W_theta + W_theta (C - I). The last term is at most
+  // ||W_theta||_2 ||C - I||_F = sqrt(||M||_2) ||C - I||_F <= sqrt(||M||_F) ||C - I||_F in Frobenius
+  // norm (M = W_theta^T W_theta of the stored directions). With bf16 values, when that bound is below
+  // skip_tolerance (1/32 of the Frobenius norm of U's own bf16 rounding) the term is dropped and
+  // one dim x r x r product saved.
+  const double bound = std::sqrt(mm.norm()) * (c - id).norm();
+  const bool skip = bound <= skip_tolerance(s.config.value_bytes, r);
   u.resize(dim, r);
-  u.noalias() = map(s.basis.data(), dim, r) * (k * c);
-  u.noalias() += w * c;
+  auto add_directions = [&](RowMatrixF& out) {  // out += W_theta in cache-resident row strips: one pass
+    constexpr std::int64_t kRows = 16;
+    for (std::int64_t i0 = 0; i0 < dim; i0 += kRows) {
+      const std::int64_t n = std::min(kRows, dim - i0);
+      for (int i = 0; i < m; ++i)
+        if (theta[i] != 0.0f) out.middleRows(i0, n) += theta[i] * map(s.directions.data() + (i * dim + i0) * r, n, r);
+    }
+  };
+  if (skip) {
+    const RowMatrixF kc = k * c;
+    u.noalias() = map(s.basis.data(), dim, r) * kc;
+    add_directions(u);
+    return;
+  }
+  RowMatrixF u2(dim, r);  // U2 = Ubar K + W_theta, then U = U2 C: two dim x r x r products
+  u2.noalias() = map(s.basis.data(), dim, r) * k;
+  add_directions(u2);
+  u.noalias() = u2 * c;
 }
 
 bool has_rotation_grams(const CodecState& s) {

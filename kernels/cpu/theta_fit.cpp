@@ -164,18 +164,26 @@ std::vector<float> maximise_theta_newton(const std::function<double(const std::v
 
 namespace {
 // theta_objective from the sample projections P = [P_0 P_1 .. P_m] themselves (n x r blocks, double)
-// instead of their (m+1) r square Gram matrix: with D_ij = W_i^T W_j, M = sum theta_i theta_j D_ij,
-// K = I - M/2, Q = I + M^2/4 = U^T U, P_t = sum theta_i P_i, G00 = P_0^T P_0, G0t = P_0^T P_t,
-// Gtt = P_t^T P_t, A = K G00 K + K G0t + G0t^T K + Gtt, f = tr(Q^-1 A) and, with B = Q^-1,
-// C = B A B, N = -(G00 K B + B K G00 + G0t B + B G0t^T)/2 - (M C + C M)/4 (from dK = -dM/2,
-// dQ = (dM M + M dM)/4),
-//   df/dtheta_k = tr(N (E_k + E_k^T)) + 2 tr(B K P_0^T P_k) + 2 tr(B P_k^T P_t),  E_k = sum_j theta_j D_kj.
-// An evaluation costs O(m n r + n r^2 + r^3), a gradient about twice that; nothing is O(m^2 n r^2).
+// instead of their (m+1) r square Gram matrix. With D_ij = W_i^T W_j, M = sum theta_i theta_j D_ij,
+// K = I - M/2, Q = I + M^2/4 = U^T U = L L^T, P_t = sum theta_i P_i, Y = P_0 K + P_t (n x r):
+//   A = Y^T Y,  f = tr(Q^-1 A) = ||L^-1 Y^T||_F^2.
+// With R = Y Q^-1 (n x r), C = Q^-1 A Q^-1 = R^T R, dK = -dM/2, dQ = (dM M + M dM)/4 and
+// dM/dtheta_k = E_k + E_k^T, E_k = sum_j theta_j D_kj:
+//   df/dtheta_k = 2 tr(R^T P_k) - tr(V E_k),  V = R^T P_0 + P_0^T R + (M C + C M)/2 (symmetric),
+// and tr(V E_k) = sum_j theta_j t_kj with t_kj = tr(V D_kj) = t_jk. Every product is n x r x r
+// (n <= 512 / m sampled tokens) except M^2 (a symmetric rank-r update), the Cholesky factor and M C:
+// about 2 r^3 + 4 n r^2 per evaluation and gradient, against 12 r^3 when A was formed as r x r
+// products. The m^2 r^2 direction Gram blocks are the largest data here for many generators (m = 8,
+// r = 256: 33.5 MB of doubles): they are read for i <= j only (D_ji = D_ij^T), half a pass for the
+// Hessian at 0, half a pass per new theta (M) and half a pass per gradient (t_kj). Keeping the m
+// matrices E_k instead of the second half pass was slower (m = 8: 4 MB of E_k updated per block).
 class GeneralObjective {
  public:
-  GeneralObjective(const float* p, std::int64_t n, std::span<const double> dir_gram, int m, int r)
+  GeneralObjective(const float* p, std::int64_t n, std::span<const float> dir_gram, int m, int r)
       : p_(map(p, n, static_cast<std::int64_t>(m + 1) * r).cast<double>()), dg_(dir_gram.data(), m * r, m * r), m_(m), r_(r) {
-    g00_.noalias() = block(0).transpose() * block(0);
+    g00_.setZero(r, r);
+    g00_.selfadjointView<Eigen::Lower>().rankUpdate(block(0).transpose());
+    g00_ = g00_.selfadjointView<Eigen::Lower>();
   }
 
   /// P_i (n x r).
@@ -184,41 +192,45 @@ class GeneralObjective {
   double value(const std::vector<float>& t) {
     if (zero(t)) return g00_.trace();  // K = Q = I, A = G00
     form(t);
-    return llt_.solve(a_).trace();
+    return z_.squaredNorm();
   }
 
   void gradient(const std::vector<float>& t, std::vector<double>& out) {
-    if (zero(t)) {  // B = K = I, E_k = 0, P_t = 0
+    if (zero(t)) {  // Q = K = I, M = 0, Y = P_0
       for (int k = 0; k < m_; ++k) out[static_cast<std::size_t>(k)] = 2.0 * (block(0).array() * block(k + 1).array()).sum();
       return;
     }
     form(t);
-    const RowMatrixD id = RowMatrixD::Identity(r_, r_);
-    const RowMatrixD b = llt_.solve(id);
-    const RowMatrixD c = b * a_ * b;
-    // N = Y + Y^T with Y = -(G00 K B + G0t B)/2 - M C/4; tr(N (E + E^T)) = tr(V E), V = 2N.
-    RowMatrixD v = -(kg00_.transpose() * b + g0t_ * b) - 0.5 * mm_ * c;
-    v = (v + v.transpose()).eval();
-    const RowMatrixD v0 = block(0) * (k_ * b);  // tr(B K P_0^T P_k) = sum((P_0 K B) .* P_k)
-    const RowMatrixD vt = pt_ * b;              // tr(B P_k^T P_t) = sum((P_t B) .* P_k)
-    for (int k = 0; k < m_; ++k) {
-      const double dm = (v.array() * e_[static_cast<std::size_t>(k)].transpose().array()).sum();  // tr(X Y) = sum(X .* Y^T)
-      const double d0 = (v0.array() * block(k + 1).array()).sum();
-      const double dt = (vt.array() * block(k + 1).array()).sum();
-      out[static_cast<std::size_t>(k)] = dm + 2.0 * d0 + 2.0 * dt;
-    }
+    const RowMatrixD rt = llt_.matrixU().solve(z_);  // R^T = Q^-1 Y^T = L^-T L^-1 Y^T (r x n)
+    RowMatrixD v, c, mc;
+    v.noalias() = rt * block(0);
+    c.noalias() = rt * rt.transpose();
+    mc.noalias() = mm_ * c;
+    v = (v + v.transpose() + 0.5 * (mc + mc.transpose())).eval();
+    Eigen::MatrixXd tkj = Eigen::MatrixXd::Zero(m_, m_);  // tr(V D_kj) = tr(V D_jk), V symmetric
+    for_upper_rows(dg_, m_, r_, [](int) { return true; },
+                   [&](int k, int j, int p, const auto& row) { tkj(k, j) += v.row(p).dot(row); });
+    tkj.triangularView<Eigen::StrictlyLower>() = tkj.transpose();
+    const Eigen::VectorXd dm = tkj * Eigen::Map<const Eigen::VectorXf>(t.data(), m_).cast<double>();
+    for (int k = 0; k < m_; ++k)
+      out[static_cast<std::size_t>(k)] = 2.0 * (rt.transpose().array() * block(k + 1).array()).sum() - dm(k);
   }
 
   /// Hessian at theta = 0: f = tr G00 + 2 sum_k theta_k tr(P_0^T P_k) + sum_ij theta_i theta_j
-  /// (tr(P_i^T P_j) - tr(D_ij G00)) + O(theta^3), since Q^-1 = I + O(theta^4).
+  /// (tr(P_i^T P_j) - tr(D_ij G00)) + O(theta^3), since Q^-1 = I + O(theta^4). Symmetric: i <= j only.
   Eigen::MatrixXd hessian_at_zero() const {
+    Eigen::MatrixXd dg00 = Eigen::MatrixXd::Zero(m_, m_);  // tr(D_ij G00)
+    for_upper_rows(dg_, m_, r_, [](int) { return true; },
+                   [&](int i, int j, int p, const auto& row) { dg00(i, j) += g00_.row(p).dot(row); });
     Eigen::MatrixXd h(m_, m_);
     for (int i = 0; i < m_; ++i)
-      for (int j = 0; j < m_; ++j)
-        h(i, j) = 2.0 * ((block(i + 1).array() * block(j + 1).array()).sum() -
-                         (dg_.block(i * r_, j * r_, r_, r_).array() * g00_.array()).sum());
-    return 0.5 * (h + h.transpose());
+      for (int j = i; j < m_; ++j) h(i, j) = h(j, i) = 2.0 * ((block(i + 1).array() * block(j + 1).array()).sum() - dg00(i, j));
+    return h;
   }
+
+  /// The last theta at which M, Y and Q were formed (empty before any non-zero evaluation), and M there.
+  [[nodiscard]] const std::vector<float>& last_theta() const { return last_; }
+  [[nodiscard]] const RowMatrixD& last_m() const { return mm_; }
 
  private:
   static bool zero(const std::vector<float>& t) {
@@ -228,50 +240,52 @@ class GeneralObjective {
   void form(const std::vector<float>& t) {
     if (t == last_) return;  // the gradient is taken where the line search just evaluated
     last_ = t;
-    // One pass over the m^2 r^2 direction Gram blocks (the largest data here for many generators):
-    // E_k = sum_j theta_j D_kj, kept for the gradient, and M = sum_k theta_k E_k.
-    mm_.setZero(r_, r_);
-    pt_.setZero(p_.rows(), r_);
-    e_.resize(static_cast<std::size_t>(m_));
-    for (int k = 0; k < m_; ++k) {
-      RowMatrixD& e = e_[static_cast<std::size_t>(k)];
-      e.setZero(r_, r_);
-      for (int j = 0; j < m_; ++j)
-        if (t[static_cast<std::size_t>(j)] != 0.0f) e += static_cast<double>(t[static_cast<std::size_t>(j)]) * dg_.block(k * r_, j * r_, r_, r_);
-      const double tk = t[static_cast<std::size_t>(k)];
-      if (tk == 0.0) continue;
-      pt_ += tk * block(k + 1);
-      mm_ += tk * e;
-    }
-    const RowMatrixD id = RowMatrixD::Identity(r_, r_);
-    g0t_.noalias() = block(0).transpose() * pt_;
-    k_ = id - 0.5 * mm_;
-    kg00_.noalias() = k_ * g00_;
-    const RowMatrixD k0g = k_ * g0t_;
-    a_.noalias() = kg00_ * k_;
-    a_ += k0g + k0g.transpose();
-    a_.noalias() += pt_.transpose() * pt_;
-    const RowMatrixD q = id + 0.25 * mm_ * mm_;
+    mm_ = direction_gram_sum(dg_, t.data(), m_, r_);
+    // Y = P_0 K + P_t = P_0 + P_t - (P_0 M)/2.
+    y_ = block(0);
+    for (int k = 0; k < m_; ++k)
+      if (t[static_cast<std::size_t>(k)] != 0.0f) y_ += static_cast<double>(t[static_cast<std::size_t>(k)]) * block(k + 1);
+    y_.noalias() -= 0.5 * (block(0) * mm_);
+    RowMatrixD q = RowMatrixD::Identity(r_, r_);
+    q.selfadjointView<Eigen::Lower>().rankUpdate(mm_, 0.25);  // I + M M^T / 4 = I + M^2 / 4
     llt_.compute(q);
+    z_ = llt_.matrixL().solve(y_.transpose());  // L^-1 Y^T (r x n)
   }
 
   RowMatrixD p_;
-  Eigen::Map<const RowMatrixD> dg_;
+  ConstMapF dg_;
   int m_, r_;
-  RowMatrixD g00_, mm_, pt_, g0t_, k_, kg00_, a_;
-  std::vector<RowMatrixD> e_;  // E_k at last_
-  Eigen::LLT<RowMatrixD> llt_;
+  RowMatrixD g00_, mm_, y_, z_;
+  Eigen::LLT<RowMatrixD, Eigen::Lower> llt_;
   std::vector<float> last_;
 };
 }  // namespace
 
-std::vector<float> fit_block_theta(const float* p, std::int64_t n, std::span<const double> dir_gram, int m,
-                                   int r) {
+RowMatrixD direction_gram_sum(const ConstMapF& dg, const float* theta, int m, int r) {
+  // M = sum_i theta_i^2 D_ii + S + S^T, S = sum_{i<j} theta_i theta_j D_ij: the blocks i <= j only.
+  RowMatrixD mm = RowMatrixD::Zero(r, r), upper = RowMatrixD::Zero(r, r);
+  for_upper_rows(dg, m, r, [&](int i) { return theta[i] != 0.0f; }, [&](int i, int j, int p, const auto& row) {
+    const double c = static_cast<double>(theta[i]) * theta[j];
+    if (c != 0.0) (j == i ? mm : upper).row(p) += c * row;
+  });
+  mm += upper + upper.transpose();
+  return mm;
+}
+
+std::vector<float> fit_block_theta(const float* p, std::int64_t n, std::span<const float> dir_gram, int m,
+                                   int r, RowMatrixD* m_at_theta) {
   if (m == 0) return {};
   GeneralObjective obj(p, n, dir_gram, m, r);
-  return maximise_theta_newton([&](const std::vector<float>& t) { return obj.value(t); },
+  std::vector<float> theta = maximise_theta_newton([&](const std::vector<float>& t) { return obj.value(t); },
                                [&](const std::vector<float>& t, std::vector<double>& out) { obj.gradient(t, out); },
                                obj.hessian_at_zero(), m);
+  if (m_at_theta != nullptr) {
+    if (obj.last_theta() == theta)  // usually: the accepted step is the last evaluation
+      *m_at_theta = obj.last_m();
+    else
+      *m_at_theta = direction_gram_sum(ConstMapF(dir_gram.data(), m * r, m * r), theta.data(), m, r);
+  }
+  return theta;
 }
 }  // namespace cpu
 

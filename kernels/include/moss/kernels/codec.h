@@ -94,8 +94,10 @@ struct CodecState {
   /// mos: `rotations` tangent directions W_i (dim x rank each, Ubar^T W_i = 0). The generators are
   /// A_i = W_i Ubar^T - Ubar W_i^T (skew-symmetric, rank 2r).
   std::vector<float> directions;
-  /// mos: W_i^T W_j blocks (rotations*rank square, row-major, double), filled by fit_codec.
-  std::vector<double> direction_gram;
+  /// mos: W_i^T W_j blocks (rotations*rank square, row-major), filled by fit_codec: computed in
+  /// double, stored in fp32 (half the memory traffic of the theta fit, the largest data of mos for
+  /// many rotations; kernels/README.md bounds the effect).
+  std::vector<float> direction_gram;
   /// mos: Ubar^T [Ubar W_1 .. W_m] (rank x (rotations+1)*rank, row-major, double) of the stored
   /// (wire-rounded) bases, filled by fit_codec: with direction_gram it gives U(theta)^T U(theta) for
   /// the Newton-Schulz steps in O(m r^2 + r^3) instead of O(dim r^2) (kernels/cpu/subspace.cpp).
