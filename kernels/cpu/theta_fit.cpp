@@ -52,47 +52,22 @@ std::vector<float> fit_theta(std::span<const double> gram, std::span<const doubl
 
 namespace cpu {
 std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f, int m) {
-  std::vector<float> theta(static_cast<std::size_t>(m), 0.0f);
-  if (m == 0) return theta;
-  const double f0 = f(theta);
-  double best = f0;
-  float step = 0.25f;
-  for (int it = 0; it < 12 && step > 1e-4f; ++it) {
-    std::vector<double> grad(static_cast<std::size_t>(m));
-    double norm = 0;
-    for (int i = 0; i < m; ++i) {  // central differences: f is cheap (r x r algebra)
+  // Central differences: f is cheap (r x r algebra).
+  const auto central = [&f, m](const std::vector<float>& theta, std::vector<double>& grad) {
+    for (int i = 0; i < m; ++i) {
       const float h = 1e-3f;
       auto tp = theta, tm = theta;
       tp[static_cast<std::size_t>(i)] += h;
       tm[static_cast<std::size_t>(i)] -= h;
       grad[static_cast<std::size_t>(i)] = (f(tp) - f(tm)) / (2.0 * h);
-      norm += grad[static_cast<std::size_t>(i)] * grad[static_cast<std::size_t>(i)];
     }
-    norm = std::sqrt(norm);
-    if (norm == 0) break;
-    bool improved = false;
-    for (; step > 1e-4f; step *= 0.5f) {  // backtracking along the normalised gradient
-      auto trial = theta;
-      for (int i = 0; i < m; ++i) {
-        const auto v = static_cast<float>(theta[static_cast<std::size_t>(i)] + step * grad[static_cast<std::size_t>(i)] / norm);
-        trial[static_cast<std::size_t>(i)] = std::clamp(v, -kMaxTheta, kMaxTheta);
-      }
-      const double ft = f(trial);
-      if (ft > best) {
-        best = ft, theta = trial, improved = true;
-        step *= 1.5f;
-        break;
-      }
-    }
-    if (!improved) break;
-  }
-  if (!(best > f0)) std::fill(theta.begin(), theta.end(), 0.0f);  // plain PCA is never beaten by a worse theta
-  return theta;
+  };
+  return maximise_theta(f, central, m);
 }
 
 std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f,
                                   const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad, int m) {
-  // The line search above, step for step, with the exact gradient in place of central differences.
+  // Gradient ascent with backtracking along the normalised gradient.
   std::vector<float> theta(static_cast<std::size_t>(m), 0.0f);
   if (m == 0) return theta;
   const double f0 = f(theta);
@@ -106,7 +81,7 @@ std::vector<float> maximise_theta(const std::function<double(const std::vector<f
     norm = std::sqrt(norm);
     if (norm == 0) break;
     bool improved = false;
-    for (; step > 1e-4f; step *= 0.5f) {
+    for (; step > 1e-4f; step *= 0.5f) {  // backtracking along the normalised gradient
       auto trial = theta;
       for (int i = 0; i < m; ++i) {
         const auto v = static_cast<float>(theta[static_cast<std::size_t>(i)] + step * g[static_cast<std::size_t>(i)] / norm);
@@ -121,7 +96,7 @@ std::vector<float> maximise_theta(const std::function<double(const std::vector<f
     }
     if (!improved) break;
   }
-  if (!(best > f0)) std::fill(theta.begin(), theta.end(), 0.0f);
+  if (!(best > f0)) std::fill(theta.begin(), theta.end(), 0.0f);  // plain PCA is never beaten by a worse theta
   return theta;
 }
 
