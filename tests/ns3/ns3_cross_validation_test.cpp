@@ -123,17 +123,11 @@ TEST(Ns3Loss, LossyLinkIsSlowerThanCleanAndAnalyticMissesIt) {
 TEST(Ns3LossyExtrapolation, MatchesFullRunWithinTenPercent) {
   const Topology topo = test::one_link(300e6, 10e-3, 1500, 1e-3);
   const Phase phase{{0, 1, 200e6, 0}};
-  PacketOptions full;
-  full.full = true;
-  full.memoise = false;
-  PacketOptions fast;
-  fast.memoise = false;
-  auto full_backend = make_ns3_backend(topo, TransportConfig{}, full);
-  auto fast_backend = make_ns3_backend(topo, TransportConfig{}, fast);
-  const PhaseResult f = full_backend->run_phase(phase);
-  const PhaseResult s = fast_backend->run_phase(phase);
-  const BackendStats& fs = full_backend->stats();
-  const BackendStats& ss = fast_backend->stats();
+  const test::FastVsFull r = test::fast_vs_full(topo, phase);
+  const PhaseResult& f = r.full;
+  const PhaseResult& s = r.fast;
+  const BackendStats& fs = r.full_stats;
+  const BackendStats& ss = r.fast_stats;
   std::printf("[ xval ] lossy 200 MB at 1e-3: fast-forward %.4f s, full %.4f s (%+.2f %%); events "
               "%llu / %llu; packet-simulated %.1f MB, extrapolated %.1f MB; retransmissions %llu / %llu\n",
               s.makespan_s, f.makespan_s, 100 * (s.makespan_s / f.makespan_s - 1),

@@ -13,13 +13,9 @@ namespace {
 
 // Worst relative error of a flow's own duration (finish - start), fast-forward vs full run.
 double worst_flow_error(const Topology& topo, const Phase& phase, const char* name) {
-  PacketOptions full;
-  full.full = true;
-  full.memoise = false;
-  PacketOptions fast;
-  fast.memoise = false;
-  const PhaseResult f = make_ns3_backend(topo, TransportConfig{}, full)->run_phase(phase);
-  const PhaseResult s = make_ns3_backend(topo, TransportConfig{}, fast)->run_phase(phase);
+  const test::FastVsFull r = test::fast_vs_full(topo, phase);
+  const PhaseResult& f = r.full;
+  const PhaseResult& s = r.fast;
   EXPECT_TRUE(s.extrapolated) << name;
   double worst = 0;
   for (std::size_t i = 0; i < phase.size(); ++i) {

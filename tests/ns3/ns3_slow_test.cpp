@@ -54,13 +54,9 @@ TEST(Ns3Contention, OversizedBuffersRecoverWithoutCrashing) {
 TEST(Ns3Extrapolation, UnequalFlowsMatchFullRun) {
   const Topology topo = test::one_link(300e6, 10e-3, 1500);
   const Phase phase{{0, 1, 40e6, 0}, {0, 1, 120e6, 0}};
-  PacketOptions full;
-  full.full = true;
-  full.memoise = false;
-  PacketOptions fast;
-  fast.memoise = false;
-  const PhaseResult f = make_ns3_backend(topo, TransportConfig{}, full)->run_phase(phase);
-  const PhaseResult s = make_ns3_backend(topo, TransportConfig{}, fast)->run_phase(phase);
+  const test::FastVsFull r = test::fast_vs_full(topo, phase);
+  const PhaseResult& f = r.full;
+  const PhaseResult& s = r.fast;
   std::printf("[ xval ] 40 + 120 MB: fast-forward %.4f / %.4f s, full %.4f / %.4f s\n", s.finish_s[0],
               s.finish_s[1], f.finish_s[0], f.finish_s[1]);
   EXPECT_TRUE(s.extrapolated);
@@ -76,13 +72,9 @@ TEST(Ns3Extrapolation, UnequalFlowsMatchFullRun) {
 TEST(Ns3SharedLink, ThreeFlowsOverflowingTheQueueKeepTheirSplit) {
   const Topology topo = test::one_link(300e6, 10e-3, 1500);
   const Phase phase{{0, 1, 30e6, 0}, {0, 1, 60e6, 0}, {0, 1, 120e6, 0}};
-  PacketOptions full;
-  full.full = true;
-  full.memoise = false;
-  PacketOptions fast;
-  fast.memoise = false;
-  const PhaseResult f = make_ns3_backend(topo, TransportConfig{}, full)->run_phase(phase);
-  const PhaseResult s = make_ns3_backend(topo, TransportConfig{}, fast)->run_phase(phase);
+  const test::FastVsFull r = test::fast_vs_full(topo, phase);
+  const PhaseResult& f = r.full;
+  const PhaseResult& s = r.fast;
   for (std::size_t i = 0; i < phase.size(); ++i) {
     std::printf("[ xval ] 30/60/120 MB flow %zu: fast-forward %.6f s, full %.6f s\n", i, s.finish_s[i],
                 f.finish_s[i]);
@@ -97,21 +89,15 @@ TEST(Ns3SharedLink, ThreeFlowsOverflowingTheQueueKeepTheirSplit) {
 TEST(Ns3SharedLink, StarSplitWithinAFewTenthsOfAPercent) {
   const Topology topo = test::star(4, 1e9, 50e-6, 1500);
   const Phase phase{{0, 1, 100e6, 0}, {2, 1, 300e6, 0}, {3, 2, 200e6, 0}};
-  PacketOptions full;
-  full.full = true;
-  full.memoise = false;
-  PacketOptions fast;
-  fast.memoise = false;
-  auto full_backend = make_ns3_backend(topo, TransportConfig{}, full);
-  auto fast_backend = make_ns3_backend(topo, TransportConfig{}, fast);
-  const PhaseResult f = full_backend->run_phase(phase);
-  const PhaseResult s = fast_backend->run_phase(phase);
+  const test::FastVsFull r = test::fast_vs_full(topo, phase);
+  const PhaseResult& f = r.full;
+  const PhaseResult& s = r.fast;
   for (std::size_t i = 0; i < phase.size(); ++i) {
     std::printf("[ xval ] star flow %zu: fast-forward %.6f s, full %.6f s\n", i, s.finish_s[i], f.finish_s[i]);
     EXPECT_NEAR(s.finish_s[i] / f.finish_s[i], 1.0, 0.006) << i;
   }
   EXPECT_TRUE(s.extrapolated);
-  EXPECT_LT(fast_backend->stats().events * 5, full_backend->stats().events);
+  EXPECT_LT(r.fast_stats.events * 5, r.full_stats.events);
 }
 
 // 1 GB at 1e-3 on 300 Mbps / 10 ms (~700 loss epochs) with the seed whose first ~100 epochs
@@ -120,20 +106,13 @@ TEST(Ns3SharedLink, StarSplitWithinAFewTenthsOfAPercent) {
 TEST(Ns3LossyExtrapolation, GigabyteAtOneInAThousandWithinTenPercent) {
   const Topology topo = test::one_link(300e6, 10e-3, 1500, 1e-3);
   const Phase phase{{0, 1, 1e9, 0}};
-  PacketOptions full;
-  full.full = true;
-  full.memoise = false;
-  full.seed = 2;
-  PacketOptions fast = full;
-  fast.full = false;
-  auto full_backend = make_ns3_backend(topo, TransportConfig{}, full);
-  auto fast_backend = make_ns3_backend(topo, TransportConfig{}, fast);
-  const PhaseResult f = full_backend->run_phase(phase);
-  const PhaseResult s = fast_backend->run_phase(phase);
+  const test::FastVsFull r = test::fast_vs_full(topo, phase, /*seed=*/2);
+  const PhaseResult& f = r.full;
+  const PhaseResult& s = r.fast;
   std::printf("[ xval ] lossy 1 GB at 1e-3: fast-forward %.4f s, full %.4f s (%+.2f %%), events %llu / %llu\n",
               s.makespan_s, f.makespan_s, 100 * (s.makespan_s / f.makespan_s - 1),
-              static_cast<unsigned long long>(fast_backend->stats().events),
-              static_cast<unsigned long long>(full_backend->stats().events));
+              static_cast<unsigned long long>(r.fast_stats.events),
+              static_cast<unsigned long long>(r.full_stats.events));
   EXPECT_TRUE(s.extrapolated);
   EXPECT_NEAR(s.makespan_s / f.makespan_s, 1.0, 0.10);
 }
