@@ -13,37 +13,15 @@
 #include "moss/kernels/rotation.h"
 #include "moss/kernels/synthetic.h"
 
+#include "codec_test_support.h"
+
 namespace mk = moss::kernels;
+using mk::test::config;
+using mk::test::gaussian;
+using mk::test::mixture;
+using mk::test::product;
 
 namespace {
-mk::Matrix gaussian(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> n;
-  mk::Matrix m(rows, cols);
-  for (float& v : m.data) v = n(rng);
-  return m;
-}
-
-mk::Matrix product(const mk::Matrix& a, const mk::Matrix& b) {
-  mk::Matrix c(a.rows, b.cols);
-  mk::reference::gemm(a.data.data(), b.data.data(), c.data.data(), a.rows, a.cols, b.cols);
-  return c;
-}
-
-mk::CodecConfig config(mk::Method m, int rank) {
-  mk::CodecConfig c;
-  c.method = m;
-  c.rank = rank;
-  return c;
-}
-
-mk::Matrix mixture(std::int64_t tokens, std::int64_t dim, int subspaces, int rank, double spread,
-                   std::int64_t segment, std::uint64_t seed) {
-  mk::SyntheticSpec s;
-  s.tokens = tokens, s.dim = dim, s.subspaces = subspaces, s.rank = rank, s.decay = 0.5;
-  s.noise = 0.01, s.spread = spread, s.segment = segment, s.seed = seed;
-  return mk::generate_synthetic(s, false);
-}
 
 // `s` with Ubar and every W_i right-multiplied by the orthogonal r x r `q` (the same subspaces), and
 // the direction and basis Gram matrices transformed to match: D_ij -> q^T D_ij q.

@@ -11,43 +11,20 @@
 #include "moss/kernels/rotation.h"
 #include "moss/kernels/synthetic.h"
 
+#include "codec_test_support.h"
+
 namespace mk = moss::kernels;
+using mk::test::config;
+using mk::test::gaussian;
+using mk::test::mixture;
+using mk::test::product;
 
 namespace {
-mk::Matrix gaussian(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> n;
-  mk::Matrix m(rows, cols);
-  for (float& v : m.data) v = n(rng);
-  return m;
-}
-
-mk::Matrix product(const mk::Matrix& a, const mk::Matrix& b) {
-  mk::Matrix c(a.rows, b.cols);
-  mk::reference::gemm(a.data.data(), b.data.data(), c.data.data(), a.rows, a.cols, b.cols);
-  return c;
-}
-
 double roundtrip_error(const mk::CodecState& s, const mk::Matrix& x) {
   const mk::Encoded e = mk::encode(s, x.view());
   mk::Matrix xh(x.rows, x.cols);
   mk::decode(s, e, xh.data.data());
   return mk::reconstruction_error(x.view(), xh.view()).relative;
-}
-
-mk::CodecConfig config(mk::Method m, int rank) {
-  mk::CodecConfig c;
-  c.method = m;
-  c.rank = rank;
-  return c;
-}
-
-mk::Matrix mixture(std::int64_t tokens, std::int64_t dim, int subspaces, int rank, double spread,
-                   std::int64_t segment, std::uint64_t seed) {
-  mk::SyntheticSpec s;
-  s.tokens = tokens, s.dim = dim, s.subspaces = subspaces, s.rank = rank, s.decay = 0.5;
-  s.noise = 0.01, s.spread = spread, s.segment = segment, s.seed = seed;
-  return mk::generate_synthetic(s, false);
 }
 }  // namespace
 

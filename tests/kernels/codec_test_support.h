@@ -1,0 +1,47 @@
+#pragma once
+// Inputs shared by the codec test files: seeded Gaussian matrices, reference products, codec
+// configurations and synthetic subspace mixtures.
+
+#include <cstdint>
+#include <random>
+
+#include "moss/kernels/codec.h"
+#include "moss/kernels/reference.h"
+#include "moss/kernels/synthetic.h"
+
+namespace moss::kernels::test {
+
+/// rows x cols standard normal values from `seed`.
+inline Matrix gaussian(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n;
+  Matrix m(rows, cols);
+  for (float& v : m.data) v = n(rng);
+  return m;
+}
+
+/// a x b by the plain reference GEMM.
+inline Matrix product(const Matrix& a, const Matrix& b) {
+  Matrix c(a.rows, b.cols);
+  reference::gemm(a.data.data(), b.data.data(), c.data.data(), a.rows, a.cols, b.cols);
+  return c;
+}
+
+/// Default codec configuration of `m` at `rank`.
+inline CodecConfig config(Method m, int rank) {
+  CodecConfig c;
+  c.method = m;
+  c.rank = rank;
+  return c;
+}
+
+/// Synthetic K-like data: `subspaces` subspaces of `rank`, segments of `segment` tokens.
+inline Matrix mixture(std::int64_t tokens, std::int64_t dim, int subspaces, int rank, double spread,
+                      std::int64_t segment, std::uint64_t seed) {
+  SyntheticSpec s;
+  s.tokens = tokens, s.dim = dim, s.subspaces = subspaces, s.rank = rank, s.decay = 0.5;
+  s.noise = 0.01, s.spread = spread, s.segment = segment, s.seed = seed;
+  return generate_synthetic(s, false);
+}
+
+}  // namespace moss::kernels::test
