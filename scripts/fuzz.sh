@@ -53,6 +53,7 @@ triage_library_crashes() {
   local fuzzer="$1" dir="$2" n=0 f frame
   for f in "$dir"crash-*; do
     [ -e "$f" ] || continue
+    case "$f" in *.isolated.log) continue ;; esac  # a replay log of an earlier run, not an input
     n=$((n + 1))
     frame=$("$fuzzer" "$f" 2>&1 | grep -E '^ *#[0-9]+ ' \
       | grep -Ev '(asan|ubsan|sanitizer|libclang_rt|fuzzer::|libc\.so|sysdeps/|__interceptor_|in (abort|raise|__GI_|__pthread_kill|__mem|__str))' \
