@@ -2,12 +2,18 @@
 // runtime (static) and the plain C++ reference (no Eigen, no HDF5, no Debian libraries); cuBLAS, for
 // the baseline, is loaded at run time with dlopen when the toolkit's libcublas is present.
 //   1. parity: every method on the GPU against reference::encode/decode on the same data and bases,
-//      sizes that are not multiples of the 64-token tile; tolerance |gpu - ref| <= atol + rtol |ref|
-//      with atol = 1e-2 x rms(ref), rtol = 2e-2 (bf16 outputs, fp32 accumulation in another order);
-//      mos-k (exhaustive and sketch routing) also needs >= 99 % of tokens routed alike.
-//   2. bench: encode/decode GB/s of bf16 input at T = 8192, d in {2048, 4096}, r in {16, 64, 256},
-//      the device-to-device copy bandwidth measured in the same run, their ratio, and cuBLAS
-//      cublasGemmEx (bf16 in, fp32 compute) on the same shapes.
+//      with the tiled kernels and with the simple one forced, on sizes that are not multiples of the
+//      tiles, one shape the tiled kernels refuse (odd rank: the simple kernel), and rank 256;
+//      tolerance |gpu - ref| <= atol + rtol |ref| with atol = 1e-2 x rms(ref), rtol = 2e-2 (bf16
+//      outputs, fp32 accumulation in another order); mos-k (exhaustive and sketch routing) also needs
+//      >= 99 % of tokens routed alike.
+//   2. bench: encode/decode GB/s of bf16 input (decode: of bf16 output) at T in {8192, 65536},
+//      d in {2048, 4096}, r in {16, 64, 256}, for the tiled and the simple kernel, the
+//      device-to-device copy bandwidth measured in the same run (read + write bytes per second), their
+//      ratio, and cuBLAS cublasGemmEx (bf16 in and out, fp32 compute) on the same shapes; mos-k
+//      (K = 4: projection on all bases + routing; routed decode), topk and quant.
+//      Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
+// Options: --parity-only (no bench), --quick (bench at T = 8192 only).
 // Exit: 0 all passed or no GPU (prints SKIP), 1 a parity failure, 2 a CUDA error.
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -16,6 +22,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -139,7 +146,7 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
       cu::launch_gemm_bf16(dx.p, d, dw.p, k * r, false, dp.p, nullptr, k * r, t, static_cast<int>(k * r), static_cast<int>(d), nullptr);
       cu::launch_route_select(dp.p, t, static_cast<int>(r), k, c.routing == mk::Routing::sketch ? mk::route_sketch_columns(c.rank) : c.rank, 1,
                               dz.p, droute.p, nullptr);
-      cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), static_cast<int>(r), 1, dout.p, nullptr);
+      cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), static_cast<int>(r), 1, dout.p, nullptr, k);
       const auto route = droute.get();
       std::size_t same = 0;
       for (std::size_t i = 0; i < route.size(); ++i) same += route[i] == ref.route[i];
@@ -166,7 +173,9 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
   return floats(dout.get());
 }
 
-bool parity(std::int64_t t, std::int64_t d, int r) {
+bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
+  cu::set_gemm_kernel(kernel);
+  const char* kernel_name = kernel == cu::GemmKernel::simple ? "simple" : "auto";
   mk::SyntheticSpec spec;
   spec.tokens = t, spec.dim = d, spec.rank = std::max(4, r / 2), spec.seed = 5;
   const mk::Matrix x = mk::generate_synthetic(spec, false);
@@ -206,12 +215,13 @@ bool parity(std::int64_t t, std::int64_t d, int r) {
     const std::vector<float> gpu = gpu_roundtrip(s, x, theta, agreement, e);
     Compare cmp = compare(gpu, ref);
     if (m == mk::Method::mos_k) cmp.ok = agreement >= 0.99 && (agreement < 1.0 || cmp.ok);
-    std::printf("parity %-13s T=%-5lld d=%-5lld r=%-4d worst |gpu-ref| %.3g at %zu (%.2f of tolerance)%s  %s\n",
+    std::printf("parity %-6s %-13s T=%-5lld d=%-5lld r=%-4d worst |gpu-ref| %.3g at %zu (%.2f of tolerance)%s  %s\n", kernel_name,
                 (std::string(mk::method_name(m)) + (routing == mk::Routing::sketch ? "/sketch" : "")).c_str(), static_cast<long long>(t), static_cast<long long>(d), r,
                 cmp.worst_abs, cmp.worst_index, cmp.worst_excess,
                 m == mk::Method::mos_k ? (" routes alike " + std::to_string(agreement)).c_str() : "", cmp.ok ? "ok" : "FAIL");
     all_ok = all_ok && cmp.ok;
   }
+  cu::set_gemm_kernel(cu::GemmKernel::automatic);
   return all_ok;
 }
 
@@ -219,6 +229,8 @@ bool parity(std::int64_t t, std::int64_t d, int r) {
 using cublasHandle = void*;
 using CreateFn = int (*)(cublasHandle*);
 using DestroyFn = int (*)(cublasHandle);
+// cublasGemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
+//              computeType, algo)
 using GemmExFn = int (*)(cublasHandle, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
                          const void*, void*, int, int, int, int);
 struct Cublas {
@@ -240,61 +252,114 @@ struct Cublas {
   int run(const void* a, const void* b, void* c, int m, int n, int k, bool b_transposed) const {
     const float one = 1, zero = 0;
     constexpr int kOpN = 0, kOpT = 1, kBf16 = 14, kCompute32F = 68, kDefaultAlgo = -1;
-    return gemm(h, b_transposed ? kOpT : kOpN, kOpN, n, m, k, &one, b, b_transposed ? k : n, kBf16, a, k, kBf16, &zero, c,
+    return gemm(h, b_transposed ? kOpT : kOpN, kOpN, n, m, k, &one, b, kBf16, b_transposed ? k : n, a, kBf16, k, &zero, c,
                 kBf16, n, kCompute32F, kDefaultAlgo);
   }
 };
 
+// Median of 5 timings of `reps` back-to-back calls, seconds per call.
 template <typename F>
-double time_s(F&& f, int reps = 20) {
+double time_s(F&& f, int reps = 10) {
   cudaEvent_t a, b;
   MOSS_CUDA_CHECK(cudaEventCreate(&a));
   MOSS_CUDA_CHECK(cudaEventCreate(&b));
   f();
-  MOSS_CUDA_CHECK(cudaEventRecord(a));
-  for (int i = 0; i < reps; ++i) f();
-  MOSS_CUDA_CHECK(cudaEventRecord(b));
-  MOSS_CUDA_CHECK(cudaEventSynchronize(b));
-  float ms = 0;
-  MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  MOSS_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> runs;
+  for (int run = 0; run < 5; ++run) {
+    MOSS_CUDA_CHECK(cudaEventRecord(a));
+    for (int i = 0; i < reps; ++i) f();
+    MOSS_CUDA_CHECK(cudaEventRecord(b));
+    MOSS_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    runs.push_back(ms * 1e-3 / reps);
+  }
   cudaEventDestroy(a);
   cudaEventDestroy(b);
-  return ms * 1e-3 / reps;
+  std::sort(runs.begin(), runs.end());
+  return runs[runs.size() / 2];
 }
 
-void bench() {
+// Fills n bf16 values with a deterministic pattern of moderate magnitudes (no NaN/Inf, not constant).
+void fill(std::uint16_t* p, std::size_t n) {
+  std::vector<std::uint16_t> h(std::min<std::size_t>(n, std::size_t{1} << 20));
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = mk::float_to_bf16_bits(static_cast<float>((i * 2654435761u) % 2001) / 1000.0f - 1.0f);
+  for (std::size_t off = 0; off < n; off += h.size())
+    MOSS_CUDA_CHECK(cudaMemcpy(p + off, h.data(), std::min(h.size(), n - off) * 2, cudaMemcpyHostToDevice));
+}
+
+void bench(bool quick) {
   const std::size_t copy_bytes = std::size_t{1} << 30;
   Dev<std::uint8_t> src(copy_bytes), dst(copy_bytes);
-  const double copy_s = time_s([&] { MOSS_CUDA_CHECK(cudaMemcpyAsync(dst.p, src.p, copy_bytes, cudaMemcpyDeviceToDevice)); }, 10);
+  const double copy_s = time_s([&] { MOSS_CUDA_CHECK(cudaMemcpyAsync(dst.p, src.p, copy_bytes, cudaMemcpyDeviceToDevice)); });
   const double copy_gbps = 2.0 * copy_bytes / copy_s / 1e9;  // read + write
-  std::printf("\ndevice-to-device copy: %.1f GB/s (read + write bytes per second)\n", copy_gbps);
+  std::printf("\ndevice-to-device copy of 1 GiB: %.1f GB/s (read + write bytes per second)\n", copy_gbps);
   Cublas blas;
   const bool have_blas = blas.load();
   if (!have_blas) std::printf("cuBLAS: not found at run time (libcublas.so.13): baseline skipped\n");
-  std::printf("%-6s %6s %5s %4s %12s %12s %10s %12s %12s\n", "method", "T", "d", "r", "enc_GB/s", "dec_GB/s", "enc/copy", "cublas_enc", "cublas_dec");
-  const std::int64_t t = 8192;
-  for (std::int64_t d : {2048, 4096})
-    for (int r : {16, 64, 256}) {
-      Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), du(static_cast<std::size_t>(d * r)), dz(static_cast<std::size_t>(t * r)),
-          dout(static_cast<std::size_t>(t * d));
-      MOSS_CUDA_CHECK(cudaMemset(dx.p, 0x3c, dx.n * 2));
-      MOSS_CUDA_CHECK(cudaMemset(du.p, 0x3c, du.n * 2));
-      const double raw = 2.0 * t * d;
-      const double enc = time_s([&] { cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, r, static_cast<int>(d), nullptr); });
-      const double dec = time_s([&] { cu::launch_gemm_bf16(dz.p, r, du.p, r, true, nullptr, dout.p, d, t, static_cast<int>(d), r, nullptr); });
-      double benc = 0, bdec = 0;
-      if (have_blas) {
-        benc = time_s([&] { blas.run(dx.p, du.p, dz.p, static_cast<int>(t), r, static_cast<int>(d), false); });
-        bdec = time_s([&] { blas.run(dz.p, du.p, dout.p, static_cast<int>(t), static_cast<int>(d), r, true); });
+  std::printf("GB/s = bf16 bytes of X (T x d) per second; /copy = that over the copy figure; /blas = cuBLAS time over ours (> 1: faster)\n");
+  std::printf("copyT = the copy of T x d bf16 timed alone (read + write GB/s); /cT = enc and dec over it\n");
+  std::printf("%-7s %6s %5s %4s | %9s %6s %9s %9s %6s | %9s %6s %9s %9s %6s | %8s %6s %6s\n", "method", "T", "d", "r", "enc_GB/s", "/copy",
+              "simple", "cublas", "/blas", "dec_GB/s", "/copy", "simple", "cublas", "/blas", "copyT", "enc/cT", "dec/cT");
+  std::vector<std::int64_t> tokens{8192};
+  if (!quick) tokens.push_back(65536);
+  for (const std::int64_t t : tokens)
+    for (std::int64_t d : {2048, 4096})
+      for (int r : {16, 64, 256}) {
+        Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), du(static_cast<std::size_t>(d * r)), dz(static_cast<std::size_t>(t * r)),
+            dout(static_cast<std::size_t>(t * d));
+        fill(dx.p, dx.n);
+        fill(du.p, du.n);
+        const double raw = 2.0 * t * d;
+        auto enc = [&] { cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, r, static_cast<int>(d), nullptr); };
+        auto dec = [&] { cu::launch_gemm_bf16(dz.p, r, du.p, r, true, nullptr, dout.p, d, t, static_cast<int>(d), r, nullptr); };
+        const double te = time_s(enc), td = time_s(dec);
+        // The copy at this size (X to the output buffer): short transfers do not reach the 1 GiB rate.
+        const double tc = time_s([&] { MOSS_CUDA_CHECK(cudaMemcpyAsync(dout.p, dx.p, dx.n * 2, cudaMemcpyDeviceToDevice)); });
+        const double copy_here = 2.0 * raw / tc / 1e9;
+        cu::set_gemm_kernel(cu::GemmKernel::simple);
+        const double se = time_s(enc), sd = time_s(dec);
+        cu::set_gemm_kernel(cu::GemmKernel::automatic);
+        double be = 0, bd = 0;
+        if (have_blas && (blas.run(dx.p, du.p, dz.p, static_cast<int>(t), r, static_cast<int>(d), false) != 0 ||
+                          blas.run(dz.p, du.p, dout.p, static_cast<int>(t), static_cast<int>(d), r, true) != 0))
+          throw std::runtime_error("cublasGemmEx refused the baseline GEMM");
+        if (have_blas) {
+          be = time_s([&] { blas.run(dx.p, du.p, dz.p, static_cast<int>(t), r, static_cast<int>(d), false); });
+          bd = time_s([&] { blas.run(dz.p, du.p, dout.p, static_cast<int>(t), static_cast<int>(d), r, true); });
+        }
+        std::printf("%-7s %6lld %5lld %4d | %9.1f %6.2f %9.1f %9.1f %6.2f | %9.1f %6.2f %9.1f %9.1f %6.2f | %8.1f %6.2f %6.2f\n", "pca",
+                    static_cast<long long>(t), static_cast<long long>(d), r, raw / te / 1e9, raw / te / 1e9 / copy_gbps, raw / se / 1e9,
+                    have_blas ? raw / be / 1e9 : 0.0, have_blas ? be / te : 0.0, raw / td / 1e9, raw / td / 1e9 / copy_gbps, raw / sd / 1e9,
+                    have_blas ? raw / bd / 1e9 : 0.0, have_blas ? bd / td : 0.0, copy_here, raw / te / 1e9 / copy_here, raw / td / 1e9 / copy_here);
+        std::fflush(stdout);
+        if (r > 64 || t > 8192) continue;
+        // mos-k, K = 4, exhaustive: projection on all K bases (fp32) + routing; decode with the routed kernel.
+        const int k = 4;
+        Dev<std::uint16_t> dw(static_cast<std::size_t>(d * k * r)), db(static_cast<std::size_t>(k * d * r));
+        Dev<float> dp(static_cast<std::size_t>(t * k * r));
+        Dev<std::int32_t> droute(static_cast<std::size_t>(t));
+        fill(dw.p, dw.n);
+        fill(db.p, db.n);
+        auto kenc = [&] {
+          cu::launch_gemm_bf16(dx.p, d, dw.p, k * r, false, dp.p, nullptr, k * r, t, k * r, static_cast<int>(d), nullptr);
+          cu::launch_route_select(dp.p, t, r, k, r, 1, dz.p, droute.p, nullptr);
+        };
+        auto kdec = [&] { cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), r, 1, dout.p, nullptr, k); };
+        kenc();
+        const double ke = time_s(kenc), kd = time_s(kdec);
+        cu::set_gemm_kernel(cu::GemmKernel::simple);
+        const double kse = time_s(kenc), ksd = time_s(kdec);
+        cu::set_gemm_kernel(cu::GemmKernel::automatic);
+        std::printf("%-7s %6lld %5lld %4d | %9.1f %6.2f %9.1f %9s %6s | %9.1f %6.2f %9.1f %9s %6s\n", "mos-k4", static_cast<long long>(t),
+                    static_cast<long long>(d), r, raw / ke / 1e9, raw / ke / 1e9 / copy_gbps, raw / kse / 1e9, "-", "-", raw / kd / 1e9,
+                    raw / kd / 1e9 / copy_gbps, raw / ksd / 1e9, "-", "-");
       }
-      std::printf("%-6s %6lld %5lld %4d %12.1f %12.1f %10.2f %12.1f %12.1f\n", "pca", static_cast<long long>(t), static_cast<long long>(d), r,
-                  raw / enc / 1e9, raw / dec / 1e9, raw / enc / 1e9 / copy_gbps, have_blas ? raw / benc / 1e9 : 0.0,
-                  have_blas ? raw / bdec / 1e9 : 0.0);
-    }
-  {  // element-wise methods at d = 2048
-    const std::int64_t d = 2048;
+  for (std::int64_t d : {2048, 4096}) {  // element-wise methods
+    const std::int64_t t = quick ? 8192 : 65536;
     Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
-    MOSS_CUDA_CHECK(cudaMemset(dx.p, 0x3c, dx.n * 2));
+    fill(dx.p, dx.n);
     const auto k = mk::topk_count(0.1, d);
     Dev<std::uint16_t> dv(static_cast<std::size_t>(t * k)), ds(static_cast<std::size_t>(t));
     Dev<std::int32_t> di(static_cast<std::size_t>(t * k));
@@ -304,14 +369,26 @@ void bench() {
     const double td = time_s([&] { cu::launch_topk_decode(dv.p, di.p, t, static_cast<int>(d), static_cast<int>(k), dout.p, nullptr); });
     const double qe = time_s([&] { cu::launch_quant_encode(dx.p, t, static_cast<int>(d), 8, dc.p, ds.p, nullptr); });
     const double qd = time_s([&] { cu::launch_quant_decode(dc.p, ds.p, t, static_cast<int>(d), dout.p, nullptr); });
-    std::printf("%-6s %6lld %5lld %4s %12.1f %12.1f %10.2f\n", "topk", static_cast<long long>(t), static_cast<long long>(d), "-", raw / te / 1e9, raw / td / 1e9, raw / te / 1e9 / copy_gbps);
-    std::printf("%-6s %6lld %5lld %4s %12.1f %12.1f %10.2f\n", "quant", static_cast<long long>(t), static_cast<long long>(d), "-", raw / qe / 1e9, raw / qd / 1e9, raw / qe / 1e9 / copy_gbps);
+    std::printf("%-7s %6lld %5lld %4s | %9.1f %6.2f %9s %9s %6s | %9.1f %6.2f\n", "topk", static_cast<long long>(t), static_cast<long long>(d), "-",
+                raw / te / 1e9, raw / te / 1e9 / copy_gbps, "-", "-", "-", raw / td / 1e9, raw / td / 1e9 / copy_gbps);
+    std::printf("%-7s %6lld %5lld %4s | %9.1f %6.2f %9s %9s %6s | %9.1f %6.2f\n", "quant8", static_cast<long long>(t), static_cast<long long>(d), "-",
+                raw / qe / 1e9, raw / qe / 1e9 / copy_gbps, "-", "-", "-", raw / qd / 1e9, raw / qd / 1e9 / copy_gbps);
   }
   if (have_blas) blas.destroy(blas.h);
 }
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  bool parity_only = false, quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--parity-only") parity_only = true;
+    else if (a == "--quick") quick = true;
+    else {
+      std::fprintf(stderr, "moss_gpu_check: unknown option %s (expected --parity-only or --quick)\n", argv[i]);
+      return 2;
+    }
+  }
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);  // without a GPU: an error, count untouched
   if (status != cudaSuccess || count == 0) {
@@ -322,10 +399,16 @@ int main() {
   try {
     cudaDeviceProp prop{};
     MOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("moss_gpu_check on %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
-    bool ok = parity(1000, 520, 24);
-    ok = parity(333, 256, 64) && ok;
-    bench();
+    std::printf("moss_gpu_check on %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    bool ok = true;
+    for (const cu::GemmKernel kernel : {cu::GemmKernel::automatic, cu::GemmKernel::simple}) {
+      ok = parity(1000, 520, 24, kernel) && ok;
+      ok = parity(333, 256, 64, kernel) && ok;
+    }
+    ok = parity(200, 264, 20, cu::GemmKernel::automatic) && ok;  // rank 20: not whole 16-byte rows, simple kernel
+    ok = parity(700, 1024, 256, cu::GemmKernel::automatic) && ok;
+    std::fflush(stdout);
+    if (!parity_only) bench(quick);
     std::printf("\n%s\n", ok ? "PASS" : "FAIL: GPU and CPU reference differ beyond tolerance");
     return ok ? 0 : 1;
   } catch (const std::exception& e) {

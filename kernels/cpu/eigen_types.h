@@ -101,6 +101,14 @@ inline std::int64_t theta_sample_tokens(int rotations, int rank) {
 /// rotated_basis_eigen up to summation order. Requires has_rotation_grams(s). `m_theta`, when given,
 /// is M(theta) (direction_gram_sum) and saves reading the direction Gram blocks.
 void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& u, const RowMatrixD* m_theta = nullptr);
+/// The r x r factors behind rotated_basis_general: U = Ubar (K C) + W_theta C, with K = I - M/2 and C
+/// the two Newton-Schulz steps as a polynomial; `bound` bounds ||W_theta (C - I)||_F. The GPU codec
+/// forms U on the device from them as one product [Ubar W_1 .. W_m] [K C; theta_1 C; ..; theta_m C].
+struct RotationFactors {
+  RowMatrixF k, c;
+  double bound = 0;
+};
+RotationFactors rotation_factors(const CodecState& s, const float* theta, const RowMatrixD* m_theta = nullptr);
 /// Largest bound on ||W_theta (C - I)||_F for which rotated_basis_general drops that term: 1/32 of
 /// the expected Frobenius norm of the bf16 rounding of U itself (2^-9 sqrt(rank / 3): unit columns,
 /// relative rounding error uniform within half an ulp), so 2^-14 sqrt(rank / 3); 0 (never) with fp32

@@ -59,9 +59,8 @@ RowMatrixF rotated_basis_eigen(const float* ubar, const float* directions, const
   return u;
 }
 
-void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& u, const RowMatrixD* m_theta) {
+RotationFactors rotation_factors(const CodecState& s, const float* theta, const RowMatrixD* m_theta) {
   const int m = s.config.rotations, r = s.config.rank, nd = m * r;
-  const std::int64_t dim = s.dim;
   const Eigen::Map<const RowMatrixD> bg(s.basis_gram.data(), r, (m + 1) * r);
   const RowMatrixD mm = m_theta != nullptr ? *m_theta : direction_gram_sum(ConstMapF(s.direction_gram.data(), nd, nd), theta, m, r);
   RowMatrixD ft = RowMatrixD::Zero(r, r);  // F = Ubar^T W_theta
@@ -74,9 +73,13 @@ void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& 
   // c1 = (3I - G)/2, c2 = (3I - c1 G c1)/2, polynomials in G that commute: with Delta = G - I,
   //   C = c1 c2 = I - Delta/2 + (3/8) Delta^2 - (5/16) Delta^3 + (1/16) Delta^4   (two products).
   // fp32 is enough for these r x r products: U is rounded to the wire type.
-  const RowMatrixF k = (RowMatrixD::Identity(r, r) - 0.5 * mm).cast<float>();
+  RotationFactors f;
+  f.k = (RowMatrixD::Identity(r, r) - 0.5 * mm).cast<float>();
+  const RowMatrixF& k = f.k;
   const RowMatrixF id = RowMatrixF::Identity(r, r);
-  RowMatrixF y = ft.cast<float>(), ky, delta = mm.cast<float>() - id, d2, c = id;
+  RowMatrixF y = ft.cast<float>(), ky, delta = mm.cast<float>() - id, d2;
+  RowMatrixF& c = f.c;
+  c = id;
   y.noalias() += 0.5f * (bg.leftCols(r).cast<float>() * k);
   ky.noalias() = k * y;
   delta += ky + ky.transpose();
@@ -84,13 +87,22 @@ void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& 
   const RowMatrixF inner = 0.375f * id - 0.3125f * delta + 0.0625f * d2;
   c -= 0.5f * delta;
   c.noalias() += d2 * inner;
+  f.bound = std::sqrt(mm.norm()) * (c - id).norm();
+  return f;
+}
+
+void rotated_basis_general(const CodecState& s, const float* theta, RowMatrixF& u, const RowMatrixD* m_theta) {
+  const int m = s.config.rotations, r = s.config.rank;
+  const std::int64_t dim = s.dim;
+  const RotationFactors f = rotation_factors(s, theta, m_theta);
+  const RowMatrixF& k = f.k;
+  const RowMatrixF& c = f.c;
   // U = Ubar (K C) + W_theta C = Ubar (K C) + W_theta + W_theta (C - I). The last term is at most
   // ||W_theta||_2 ||C - I||_F = sqrt(||M||_2) ||C - I||_F <= sqrt(||M||_F) ||C - I||_F in Frobenius
   // norm (M = W_theta^T W_theta of the stored directions). With bf16 values, when that bound is below
   // skip_tolerance (1/32 of the Frobenius norm of U's own bf16 rounding) the term is dropped and
   // one dim x r x r product saved.
-  const double bound = std::sqrt(mm.norm()) * (c - id).norm();
-  const bool skip = bound <= skip_tolerance(s.config.value_bytes, r);
+  const bool skip = f.bound <= skip_tolerance(s.config.value_bytes, r);
   u.resize(dim, r);
   auto add_directions = [&](RowMatrixF& out) {  // out += W_theta in cache-resident row strips: one pass
     constexpr std::int64_t kRows = 16;

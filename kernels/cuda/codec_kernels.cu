@@ -1,9 +1,16 @@
 // CUDA kernels of the codecs (one copy each) and their launchers. No Eigen here.
-// Roofline: at rank r the projection does 2r flops per 2-byte input value, so encode/decode are
-// memory-bound only on tensor cores; the GEMM below uses bf16 WMMA with fp32 accumulation and, for
-// r <= 64, one column tile, i.e. X is read once.
+// Roofline: at rank r the projection does 2r flops per 2-byte input value (r flop/byte). An H100/H200
+// streams ~3-4.5 TB/s and does ~800 bf16 TFLOP/s on tensor cores, so encode and decode are
+// memory-bound up to r ~ 180 and tensor-core-bound above. The tiled kernels (tiled_encode_kernel for
+// ranks <= 64, tiled_gemm_kernel for the rest and for decode) read X once, with 16-byte cp.async loads
+// in a multi-stage pipeline so enough bytes are in flight to approach the copy bandwidth; the simple
+// kernel (gemm_bf16_kernel) is the fallback for shapes whose rows are not whole 16-byte chunks.
 #include <cuda_bf16.h>
 #include <mma.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "codec_launch.h"
 #include "cuda_check.h"
@@ -73,6 +80,262 @@ __global__ void gemm_bf16_kernel(const std::uint16_t* __restrict__ a, std::int64
     if (c_f32 != nullptr) c_f32[gm * ldc + gn] = cs[r][c];
     else c_bf16[gm * ldc + gn] = float_to_bits(cs[r][c]);
   }
+}
+
+// ---- tiled kernels -------------------------------------------------------------------------------
+// 16-byte global -> shared copies; bytes = 0 zero-fills the destination (out-of-range chunks).
+__device__ __forceinline__ void copy16(void* smem, const void* gmem, bool in_range) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(in_range ? 16 : 0));
+#else
+  *static_cast<uint4*>(smem) = in_range ? *static_cast<const uint4*>(gmem) : make_uint4(0, 0, 0, 0);
+#endif
+}
+__device__ __forceinline__ void copy_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int kPending>
+__device__ __forceinline__ void copy_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+#endif
+}
+
+// Encode at small rank: C (m x n) = A (m x k) B (k x n), n <= 64. Block tile 32 * kMF rows x 16 * kNT
+// columns (one column tile: A is read once), k in stages of 128 through a 3-stage cp.async pipeline;
+// 8 warps = 2 (rows, 16 * kMF each) x 4 (a 32-wide k slice of each stage each), whose partial sums are
+// added through shared memory at the end. kMF = 1 doubles the blocks for short inputs.
+constexpr int kEncK = 128, kEncStages = 3, kEncThreads = 256;
+template <int kNT, int kMF>
+struct EncLayout {
+  static constexpr int kEncM = 32 * kMF;
+  static constexpr int kN = 16 * kNT, kLdA = kEncK + 8, kLdB = kN + 8, kLdC = kN + 4;
+  static constexpr int kStageA = kEncM * kLdA, kStageB = kEncK * kLdB;  // bf16 elements
+  static constexpr std::size_t kPipeBytes = kEncStages * (kStageA + kStageB) * sizeof(bf16);
+  static constexpr std::size_t kReduceBytes = 4 * kEncM * kLdC * sizeof(float);
+  static constexpr std::size_t kBytes = kPipeBytes > kReduceBytes ? kPipeBytes : kReduceBytes;
+};
+
+template <int kNT, int kMF>
+__global__ void __launch_bounds__(kEncThreads, kNT <= 2 ? 3 : 2) tiled_encode_kernel(const std::uint16_t* __restrict__ a, std::int64_t lda,
+                                                                   const std::uint16_t* __restrict__ b, std::int64_t ldb,
+                                                                   float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc,
+                                                                   std::int64_t m, int n, int k) {
+  using L = EncLayout<kNT, kMF>;
+  constexpr int kEncM = L::kEncM;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* as = reinterpret_cast<bf16*>(smem);
+  bf16* bs = as + kEncStages * L::kStageA;
+  const std::int64_t m0 = static_cast<std::int64_t>(blockIdx.x) * kEncM;
+  constexpr int n0 = 0;
+  const int warp = threadIdx.x / 32, wm = warp & 1, wk = warp >> 1;
+  const int k_tiles = (k + kEncK - 1) / kEncK;
+  auto load = [&](int stage, int kt) {
+    const int k0 = kt * kEncK;
+    bf16* sa = as + stage * L::kStageA;
+    bf16* sb = bs + stage * L::kStageB;
+    for (int i = threadIdx.x; i < kEncM * (kEncK / 8); i += kEncThreads) {
+      const int r = i / (kEncK / 8), c = (i % (kEncK / 8)) * 8;
+      const bool ok = m0 + r < m && k0 + c < k;
+      copy16(sa + r * L::kLdA + c, ok ? a + (m0 + r) * lda + k0 + c : a, ok);
+    }
+    for (int i = threadIdx.x; i < kEncK * (L::kN / 8); i += kEncThreads) {
+      const int r = i / (L::kN / 8), c = (i % (L::kN / 8)) * 8;
+      const bool ok = k0 + r < k && n0 + c < n;
+      copy16(sb + r * L::kLdB + c, ok ? b + static_cast<std::int64_t>(k0 + r) * ldb + n0 + c : b, ok);
+    }
+  };
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kMF][kNT];
+  for (auto& row : acc)
+    for (auto& f : row) wmma::fill_fragment(f, 0.0f);
+  for (int s = 0; s < kEncStages - 1; ++s) {
+    if (s < k_tiles) load(s, s);
+    copy_commit();
+  }
+  for (int kt = 0; kt < k_tiles; ++kt) {
+    copy_wait<kEncStages - 2>();
+    __syncthreads();  // stage kt landed for every thread; stage kt - 1 is free again
+    if (kt + kEncStages - 1 < k_tiles) load((kt + kEncStages - 1) % kEncStages, kt + kEncStages - 1);
+    copy_commit();
+    const bf16* sa = as + (kt % kEncStages) * L::kStageA;
+    const bf16* sb = bs + (kt % kEncStages) * L::kStageB;
+    for (int s = 0; s < 2; ++s) {
+      const int kk = wk * 32 + s * 16;
+      if (kt * kEncK + kk >= k) break;  // zero-filled tail of the last stage
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa[kMF];
+      for (int i = 0; i < kMF; ++i) wmma::load_matrix_sync(fa[i], sa + (wm * 16 * kMF + i * 16) * L::kLdA + kk, L::kLdA);
+      for (int j = 0; j < kNT; ++j) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
+        wmma::load_matrix_sync(fb, sb + kk * L::kLdB + j * 16, L::kLdB);
+        for (int i = 0; i < kMF; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+      }
+    }
+  }
+  copy_wait<0>();
+  __syncthreads();  // the pipeline buffers become the reduction buffer
+  float* red = reinterpret_cast<float*>(smem);
+  for (int i = 0; i < kMF; ++i)
+    for (int j = 0; j < kNT; ++j)
+      wmma::store_matrix_sync(red + (wk * kEncM + wm * 16 * kMF + i * 16) * L::kLdC + j * 16, acc[i][j], L::kLdC, wmma::mem_row_major);
+  __syncthreads();
+  for (int i = threadIdx.x; i < kEncM * L::kN; i += kEncThreads) {
+    const int r = i / L::kN, c = i % L::kN;
+    if (m0 + r >= m || n0 + c >= n) continue;
+    float v = 0;
+    for (int w = 0; w < 4; ++w) v += red[(w * kEncM + r) * L::kLdC + c];
+    if (c_f32 != nullptr) c_f32[(m0 + r) * ldc + n0 + c] = v;
+    else c_bf16[(m0 + r) * ldc + n0 + c] = float_to_bits(v);
+  }
+}
+
+// General tile kernel: C (m x n) = A (m x k) B, 64 x 128 tiles, k in stages of 64 through a
+// kStages-deep cp.async pipeline; 8 warps as 2 (rows, 32 each) x 4 (32 columns each), each warp over
+// the whole stage. B is k x n (kTransB false: the encode of ranks > 64, the mos-k projection) or given
+// as n x k (kTransB true: decode, U is d x r and row j of U is column j of B^T). A block computes
+// `tiles_per_block` consecutive column tiles of one row tile, loading the next tile's stages while it
+// writes the finished one (decode is bound by writing C, k = r is short); C goes out through its own
+// shared buffer as 16-byte stores. Routed (mos-k decode): B is one of `subspaces` bases per row block
+// of `block_tokens`; a tile runs one pass per basis its rows use, the rows of other bases zero-filled.
+constexpr int kGenN = 128, kGenK = 64, kGenThreads = 256, kMaxSubspaces = 64;
+template <bool kTransB, int kStages, bool kAliasC, int kFM>
+struct GenLayout {
+  static constexpr int kGenM = 32 * kFM;  // rows per tile: 2 warps of kFM 16-row fragments
+  static constexpr int kLdA = kGenK + 8, kLdB = kTransB ? kGenK + 8 : kGenN + 8, kLdC = kGenN + 4;
+  static constexpr int kStageA = kGenM * kLdA, kStageB = kTransB ? kGenN * kLdB : kGenK * kLdB;
+  static constexpr std::size_t kPipeBytes = kStages * (kStageA + kStageB) * sizeof(bf16);
+  static constexpr std::size_t kOutBytes = kGenM * kLdC * sizeof(float);
+  // kAliasC (one column tile per block): C reuses the pipeline buffers once the last stage is consumed.
+  static constexpr std::size_t kBytes = kAliasC ? (kPipeBytes > kOutBytes ? kPipeBytes : kOutBytes) : kPipeBytes + kOutBytes;
+};
+
+template <bool kTransB, int kStages, bool kAliasC, int kFM>
+__global__ void __launch_bounds__(kGenThreads, kFM == 2 ? 3 : 2) tiled_gemm_kernel(const std::uint16_t* __restrict__ a, std::int64_t lda,
+                                                                 const std::uint16_t* __restrict__ b, std::int64_t ldb,
+                                                                 std::int64_t basis_stride, const std::int32_t* __restrict__ route,
+                                                                 std::int64_t block_tokens, int subspaces, float* c_f32,
+                                                                 std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n,
+                                                                 int k, int n_tiles, int tiles_per_block) {
+  using L = GenLayout<kTransB, kStages, kAliasC, kFM>;
+  constexpr int kGenM = L::kGenM;
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ int used[kMaxSubspaces], used_count, row_basis[kGenM];
+  bf16* as = reinterpret_cast<bf16*>(smem);
+  bf16* bs = as + kStages * L::kStageA;
+  float* cs = reinterpret_cast<float*>(kAliasC ? smem : smem + L::kPipeBytes);
+  const int groups = (n_tiles + tiles_per_block - 1) / tiles_per_block;
+  const std::int64_t m0 = static_cast<std::int64_t>(blockIdx.x / groups) * kGenM;
+  const int tile0 = static_cast<int>(blockIdx.x % groups) * tiles_per_block;
+  const int tiles = min(tiles_per_block, n_tiles - tile0);
+  const int warp = threadIdx.x / 32, wm = warp & 1, wn = warp >> 1;
+  if (threadIdx.x < kGenM) {
+    const std::int64_t row = m0 + threadIdx.x;
+    row_basis[threadIdx.x] = route == nullptr ? 0 : row < m ? route[row / block_tokens] : -1;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {  // the bases this tile's rows use, in order
+    int count = 0;
+    for (int s = 0; s < subspaces; ++s) {
+      bool any = false;
+      for (int r = 0; r < kGenM && !any; ++r) any = row_basis[r] == s;
+      if (any) used[count++] = s;
+    }
+    used_count = count;
+  }
+  __syncthreads();
+  const int k_tiles = (k + kGenK - 1) / kGenK, per_tile = used_count * k_tiles, steps = per_tile * tiles;
+  auto load = [&](int stage, int step) {
+    const int n0 = (tile0 + step / per_tile) * kGenN, basis = used[step % per_tile / k_tiles], k0 = step % k_tiles * kGenK;
+    const std::uint16_t* bb = b + basis * basis_stride;
+    bf16* sa = as + stage * L::kStageA;
+    bf16* sb = bs + stage * L::kStageB;
+    for (int i = threadIdx.x; i < kGenM * (kGenK / 8); i += kGenThreads) {
+      const int r = i / (kGenK / 8), c = (i % (kGenK / 8)) * 8;
+      const bool ok = m0 + r < m && k0 + c < k && row_basis[r] == basis;
+      copy16(sa + r * L::kLdA + c, ok ? a + (m0 + r) * lda + k0 + c : a, ok);
+    }
+    for (int i = threadIdx.x; i < kGenN * (kGenK / 8); i += kGenThreads) {
+      if (kTransB) {  // rows of B^T (= rows of U), k contiguous
+        const int r = i / (kGenK / 8), c = (i % (kGenK / 8)) * 8;
+        const bool ok = n0 + r < n && k0 + c < k;
+        copy16(sb + r * L::kLdB + c, ok ? bb + static_cast<std::int64_t>(n0 + r) * ldb + k0 + c : bb, ok);
+      } else {  // rows of B, n contiguous
+        const int r = i / (kGenN / 8), c = (i % (kGenN / 8)) * 8;
+        const bool ok = k0 + r < k && n0 + c < n;
+        copy16(sb + r * L::kLdB + c, ok ? bb + static_cast<std::int64_t>(k0 + r) * ldb + n0 + c : bb, ok);
+      }
+    }
+  };
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kFM][2];
+  for (auto& row : acc)
+    for (auto& f : row) wmma::fill_fragment(f, 0.0f);
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < steps) load(s, s);
+    copy_commit();
+  }
+  for (int step = 0; step < steps; ++step) {
+    copy_wait<kStages - 2>();
+    __syncthreads();  // stage `step` landed for every thread; the stage of step - 1 is free again
+    if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages, step + kStages - 1);
+    copy_commit();
+    const bf16* sa = as + (step % kStages) * L::kStageA;
+    const bf16* sb = bs + (step % kStages) * L::kStageB;
+    const int k0 = step % k_tiles * kGenK;
+    for (int kk = 0; kk < kGenK && k0 + kk < k; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa[kFM];
+      for (int i = 0; i < kFM; ++i) wmma::load_matrix_sync(fa[i], sa + (wm * 16 * kFM + i * 16) * L::kLdA + kk, L::kLdA);
+      for (int j = 0; j < 2; ++j) {
+        if constexpr (kTransB) {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
+          wmma::load_matrix_sync(fb, sb + (wn * 32 + j * 16) * L::kLdB + kk, L::kLdB);
+          for (int i = 0; i < kFM; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+        } else {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
+          wmma::load_matrix_sync(fb, sb + kk * L::kLdB + wn * 32 + j * 16, L::kLdB);
+          for (int i = 0; i < kFM; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+        }
+      }
+    }
+    if (step % per_tile != per_tile - 1) continue;
+    // Column tile finished: out through cs (free since the top-of-loop barrier), then reset.
+    if constexpr (kAliasC) {
+      copy_wait<0>();
+      __syncthreads();
+    }
+    const int n0 = (tile0 + step / per_tile) * kGenN;
+    for (int i = 0; i < kFM; ++i)
+      for (int j = 0; j < 2; ++j) {
+        wmma::store_matrix_sync(cs + (wm * 16 * kFM + i * 16) * L::kLdC + wn * 32 + j * 16, acc[i][j], L::kLdC, wmma::mem_row_major);
+        wmma::fill_fragment(acc[i][j], 0.0f);
+      }
+    __syncthreads();
+    for (int i = threadIdx.x; i < kGenM * (kGenN / 8); i += kGenThreads) {
+      const int r = i / (kGenN / 8), c = (i % (kGenN / 8)) * 8;
+      if (m0 + r >= m || n0 + c >= n) continue;
+      const float* v = cs + r * L::kLdC + c;
+      if (c_f32 != nullptr) {
+        *reinterpret_cast<float4*>(c_f32 + (m0 + r) * ldc + n0 + c) = make_float4(v[0], v[1], v[2], v[3]);
+        *reinterpret_cast<float4*>(c_f32 + (m0 + r) * ldc + n0 + c + 4) = make_float4(v[4], v[5], v[6], v[7]);
+      } else {
+        uint4 packed;
+        std::uint16_t* h = reinterpret_cast<std::uint16_t*>(&packed);
+        for (int q = 0; q < 8; ++q) h[q] = float_to_bits(v[q]);
+        *reinterpret_cast<uint4*>(c_bf16 + (m0 + r) * ldc + n0 + c) = packed;
+      }
+    }
+  }
+  if (steps == 0) {  // no row of this tile is in range (cannot happen for m0 < m) or k == 0: zeros
+    for (int t = 0; t < tiles; ++t)
+      for (int i = threadIdx.x; i < kGenM * kGenN; i += kGenThreads) {
+        const int r = i / kGenN, c = i % kGenN, n0 = (tile0 + t) * kGenN;
+        if (m0 + r >= m || n0 + c >= n) continue;
+        if (c_f32 != nullptr) c_f32[(m0 + r) * ldc + n0 + c] = 0;
+        else c_bf16[(m0 + r) * ldc + n0 + c] = 0;
+      }
+  }
+  copy_wait<0>();
 }
 
 __device__ float block_sum(float v, float* scratch) {
@@ -233,6 +496,47 @@ __global__ void quant_encode_kernel(const std::uint16_t* __restrict__ x, int dim
   }
 }
 
+// Vector forms of the two quant kernels (dim % 8 == 0, 16-byte aligned rows): 8 values per load.
+__global__ void quant_encode_vec_kernel(const std::uint16_t* __restrict__ x, int dim, int qmax, std::int8_t* codes,
+                                        std::uint16_t* scales) {
+  __shared__ float scratch[33];
+  const std::int64_t t = blockIdx.x;
+  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
+  const int chunks = dim / 8;
+  float amax = 0;
+  for (int j = threadIdx.x; j < chunks; j += blockDim.x) {
+    const uint4 v = row[j];
+    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
+    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(h[q])));
+  }
+  amax = block_max(amax, scratch);
+  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
+  const float scale = bits_to_float(scale_bits);
+  if (threadIdx.x == 0) scales[t] = scale_bits;
+  for (int j = threadIdx.x; j < chunks; j += blockDim.x) {
+    const uint4 v = row[j];
+    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
+    uint2 out;
+    std::int8_t* o = reinterpret_cast<std::int8_t*>(&out);
+    for (int q = 0; q < 8; ++q)
+      o[q] = static_cast<std::int8_t>(scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(h[q]) / scale))) : 0);
+    reinterpret_cast<uint2*>(codes + t * dim)[j] = out;
+  }
+}
+
+__global__ void quant_decode_vec_kernel(const std::int8_t* codes, const std::uint16_t* scales, int dim, std::uint16_t* out) {
+  const std::int64_t t = blockIdx.x;
+  const float scale = bits_to_float(scales[t]);
+  for (int j = threadIdx.x; j < dim / 8; j += blockDim.x) {
+    const uint2 in = reinterpret_cast<const uint2*>(codes + t * dim)[j];
+    const std::int8_t* c = reinterpret_cast<const std::int8_t*>(&in);
+    uint4 v;
+    std::uint16_t* h = reinterpret_cast<std::uint16_t*>(&v);
+    for (int q = 0; q < 8; ++q) h[q] = float_to_bits(static_cast<float>(c[q]) * scale);
+    reinterpret_cast<uint4*>(out + t * dim)[j] = v;
+  }
+}
+
 __global__ void quant_decode_kernel(const std::int8_t* codes, const std::uint16_t* scales, int dim,
                                     std::uint16_t* out) {
   const std::int64_t t = blockIdx.x;
@@ -242,11 +546,92 @@ __global__ void quant_decode_kernel(const std::int8_t* codes, const std::uint16_
 }
 }  // namespace
 
+namespace {
+std::atomic<GemmKernel> g_gemm_kernel{GemmKernel::automatic};
+
+bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+int multiprocessors() {
+  static const int count = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) n = 0;
+    return n > 0 ? n : 132;
+  }();
+  return count;
+}
+
+template <int kNT, int kMF>
+void launch_encode_mf(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, float* c_f32,
+                      std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, cudaStream_t stream) {
+  using L = EncLayout<kNT, kMF>;
+  static const cudaError_t attr = cudaFuncSetAttribute(tiled_encode_kernel<kNT, kMF>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       static_cast<int>(L::kBytes));
+  MOSS_CUDA_CHECK(attr);
+  const std::int64_t blocks = (m + L::kEncM - 1) / L::kEncM;
+  tiled_encode_kernel<kNT, kMF><<<static_cast<unsigned>(blocks), kEncThreads, L::kBytes, stream>>>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k);
+  MOSS_CUDA_CHECK_LAUNCH();
+}
+
+template <int kNT>
+void launch_encode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, float* c_f32,
+                   std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, cudaStream_t stream) {
+  // 64-row tiles unless that leaves fewer than four blocks per multiprocessor.
+  if ((m + 63) / 64 >= 4 * multiprocessors()) launch_encode_mf<kNT, 2>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
+  else launch_encode_mf<kNT, 1>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
+}
+
+template <bool kTransB, int kStages, bool kAliasC, int kFM>
+void launch_general(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, std::int64_t basis_stride,
+                    const std::int32_t* route, std::int64_t block_tokens, int subspaces, float* c_f32, std::uint16_t* c_bf16,
+                    std::int64_t ldc, std::int64_t m, int n, int k, int tiles_per_block, cudaStream_t stream) {
+  if (kAliasC && tiles_per_block != 1) throw std::logic_error("launch_general: aliased C needs one column tile per block");
+  using L = GenLayout<kTransB, kStages, kAliasC, kFM>;
+  constexpr std::size_t bytes = L::kBytes;
+  static const cudaError_t attr = cudaFuncSetAttribute(tiled_gemm_kernel<kTransB, kStages, kAliasC, kFM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       static_cast<int>(bytes));
+  MOSS_CUDA_CHECK(attr);
+  const int n_tiles = (n + kGenN - 1) / kGenN;
+  const int groups = (n_tiles + tiles_per_block - 1) / tiles_per_block;
+  const std::int64_t blocks = (m + L::kGenM - 1) / L::kGenM * groups;
+  tiled_gemm_kernel<kTransB, kStages, kAliasC, kFM><<<static_cast<unsigned>(blocks), kGenThreads, bytes, stream>>>(
+      a, lda, b, ldb, basis_stride, route, block_tokens, subspaces, c_f32, c_bf16, ldc, m, n, k, n_tiles, tiles_per_block);
+  MOSS_CUDA_CHECK_LAUNCH();
+}
+
+// Decode: one 64 x 128 tile per block (measured on an H200: looping a block over several column
+// tiles, with C in its own buffer, was slower than more resident blocks).
+void launch_decode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, std::int64_t basis_stride,
+                   const std::int32_t* route, std::int64_t block_tokens, int subspaces, float* c_f32, std::uint16_t* c_bf16,
+                   std::int64_t ldc, std::int64_t m, int n, int k, cudaStream_t stream) {
+  launch_general<true, 2, true, 2>(a, lda, b, ldb, basis_stride, route, block_tokens, subspaces, c_f32, c_bf16, ldc, m, n, k, 1, stream);
+}
+}  // namespace
+
+void set_gemm_kernel(GemmKernel kernel) { g_gemm_kernel.store(kernel); }
+
 void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
                       bool b_transposed, float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m,
                       int n, int k, cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
   if ((c_f32 == nullptr) == (c_bf16 == nullptr)) throw std::invalid_argument("launch_gemm_bf16: exactly one output");
+  // The tiled kernels move 8 bf16 values per copy: rows and leading dimensions in whole 16-byte chunks.
+  const bool tiled = g_gemm_kernel.load() == GemmKernel::automatic && k % 8 == 0 && n % 8 == 0 && lda % 8 == 0 &&
+                     ldb % 8 == 0 && ldc % 8 == 0 && aligned16(a) && aligned16(b) && aligned16(c_f32 != nullptr ? static_cast<void*>(c_f32) : c_bf16);
+  if (tiled && b_transposed) {
+    launch_decode(a, lda, b, ldb, 0, nullptr, 1, 1, c_f32, c_bf16, ldc, m, n, k, stream);
+    return;
+  }
+  if (tiled && n > 64) {  // rank > 64 or the mos-k projection: 128 x 128 tiles, blocks of one row tile adjacent
+    launch_general<false, 3, true, 4>(a, lda, b, ldb, 0, nullptr, 1, 1, c_f32, c_bf16, ldc, m, n, k, 1, stream);
+    return;
+  }
+  if (tiled) {
+    if (n <= 16) launch_encode<1>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
+    else if (n <= 32) launch_encode<2>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
+    else if (n <= 48) launch_encode<3>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
+    else launch_encode<4>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
+    return;
+  }
   const dim3 grid(static_cast<unsigned>((m + kTileM - 1) / kTileM), static_cast<unsigned>((n + kTileN - 1) / kTileN));
   if (b_transposed) gemm_bf16_kernel<true><<<grid, kThreads, 0, stream>>>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k);
   else gemm_bf16_kernel<false><<<grid, kThreads, 0, stream>>>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k);
@@ -263,9 +648,15 @@ void launch_route_select(const float* p, std::int64_t tokens, int rank, int subs
 
 void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, const std::int32_t* route,
                           std::int64_t tokens, int dim, int rank, int block_tokens, std::uint16_t* out,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, int subspaces) {
   if (tokens <= 0) return;
   const std::int64_t bl = block_tokens <= 0 ? tokens : block_tokens;
+  if (g_gemm_kernel.load() == GemmKernel::automatic && subspaces >= 1 && subspaces <= kMaxSubspaces && dim % 8 == 0 &&
+      rank % 8 == 0 && aligned16(z) && aligned16(bases) && aligned16(out)) {
+    launch_decode(z, rank, bases, rank, static_cast<std::int64_t>(dim) * rank, route, bl, subspaces, nullptr, out, dim,
+                  tokens, dim, rank, stream);
+    return;
+  }
   decode_routed_kernel<<<static_cast<unsigned>(tokens), 256, static_cast<std::size_t>(rank) * sizeof(float), stream>>>(
       z, bases, route, dim, rank, bl, out);
   MOSS_CUDA_CHECK_LAUNCH();
@@ -288,14 +679,18 @@ void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices
 void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,
                          std::uint16_t* scales, cudaStream_t stream) {
   if (tokens <= 0) return;
-  quant_encode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, bits == 8 ? 127 : 7, codes, scales);
+  if (dim % 8 == 0 && aligned16(x) && reinterpret_cast<std::uintptr_t>(codes) % 8 == 0)
+    quant_encode_vec_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, bits == 8 ? 127 : 7, codes, scales);
+  else quant_encode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, bits == 8 ? 127 : 7, codes, scales);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
 void launch_quant_decode(const std::int8_t* codes, const std::uint16_t* scales, std::int64_t tokens, int dim,
                          std::uint16_t* out, cudaStream_t stream) {
   if (tokens <= 0) return;
-  quant_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(codes, scales, dim, out);
+  if (dim % 8 == 0 && aligned16(out) && reinterpret_cast<std::uintptr_t>(codes) % 8 == 0)
+    quant_decode_vec_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(codes, scales, dim, out);
+  else quant_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(codes, scales, dim, out);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 

@@ -9,6 +9,12 @@
 
 namespace moss::kernels::cuda {
 
+/// Which GEMM launch_gemm_bf16 and launch_decode_routed use: `automatic` takes the tiled cp.async
+/// kernels whenever rows are whole 16-byte chunks (else the simple one); `simple` forces the simple
+/// WMMA kernel (benchmarks compare the two in one run).
+enum class GemmKernel { automatic, simple };
+void set_gemm_kernel(GemmKernel kernel);
+
 /// C (m x n) = A (m x k, leading dim lda) * B, fp32 accumulation on tensor cores. B is k x n with
 /// leading dim ldb, or when `b_transposed` the n x k matrix whose transpose is B (decode: Z U^T).
 /// C is fp32 (`c_f32`) or bf16 (`c_bf16`); exactly one of them is non-null.
@@ -23,10 +29,11 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
 void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int route_cols, int block_tokens,
                          std::uint16_t* z, std::int32_t* route, cudaStream_t stream);
 
-/// mos-k decode: out_t = z_t U_{route[t / block]}^T, bases bf16 (K blocks of dim x rank).
+/// mos-k decode: out_t = z_t U_{route[t / block]}^T, bases bf16 (`subspaces` blocks of dim x rank,
+/// route values in [0, subspaces)).
 void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, const std::int32_t* route,
                           std::int64_t tokens, int dim, int rank, int block_tokens, std::uint16_t* out,
-                          cudaStream_t stream);
+                          cudaStream_t stream, int subspaces);
 
 /// topk encode: per token the k largest |x| (ties: lowest index first), values bf16 and indices in
 /// ascending index order (tokens x k each).

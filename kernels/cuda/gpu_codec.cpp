@@ -121,6 +121,19 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   DeviceBuffer<float> dp(c.method == Method::mos_k ? static_cast<std::size_t>(t * wide_cols)
                          : c.method == Method::mos ? static_cast<std::size_t>(sample_rows * wide_cols) : 0);
   DeviceBuffer<std::uint16_t> drot(c.method == Method::mos ? static_cast<std::size_t>(theta_blocks * d * r) : 0);
+  // mos with the Gram blocks: the basis stored twice side by side and S (hi; lo) for U = wide2 S.
+  const bool grams = c.method == Method::mos && cpu::has_rotation_grams(s);
+  DeviceBuffer<std::uint16_t> dwide2(grams ? 2 * wide.size() : 0), ds(grams ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
+  std::vector<std::uint16_t> s_bits(grams ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
+  if (grams) {
+    const std::vector<std::uint16_t> wb = to_bits(wide.data(), wide.size());
+    std::vector<std::uint16_t> w2(2 * wide.size());
+    for (std::int64_t i = 0; i < d; ++i)
+      for (int half = 0; half < 2; ++half)
+        std::copy(wb.begin() + i * wide_cols, wb.begin() + (i + 1) * wide_cols, w2.begin() + (2 * i + half) * wide_cols);
+    dwide2.upload(w2, stream);
+    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // w2 is a temporary
+  }
   DeviceBuffer<std::int32_t> droute(c.method == Method::mos_k ? static_cast<std::size_t>(route_blocks) : 0);
   DeviceBuffer<std::uint16_t> dvals(c.method == Method::topk ? static_cast<std::size_t>(t * k) : 0);
   DeviceBuffer<std::int32_t> didx(c.method == Method::topk ? static_cast<std::size_t>(t * k) : 0);
@@ -142,16 +155,36 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
           const std::int64_t stride = std::max<std::int64_t>(1, n / cpu::theta_sample_tokens(static_cast<int>(m), static_cast<int>(r)));
           cuda::launch_gemm_bf16(dx.get() + t0 * d, stride * d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, ns,
                                  static_cast<int>(wide_cols), static_cast<int>(d), stream);
-          std::vector<float> p = dp.download(stream);
+          std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
           p.resize(static_cast<std::size_t>(ns * wide_cols));
-          const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r));
+          cpu::RowMatrixD m_theta;
+          const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
           theta.insert(theta.end(), th.begin(), th.end());
-          cpu::RowMatrixF u;  // eigen_codec.cpp's general path (its one-rotation diagonal path is CPU-only)
-          if (cpu::has_rotation_grams(s)) cpu::rotated_basis_general(s, th.data(), u);
-          else u = cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
-          MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
-                                          static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));
-          MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector above is a temporary
+          if (grams) {
+            // U = [Ubar W_1 .. W_m] S, S = [K C; theta_1 C; ..; theta_m C] from the r x r factors of
+            // eigen_codec.cpp's general path, on the device: S as bf16 hi + lo parts against the basis
+            // stored twice (dwide2), so S keeps ~16 bits and the product accumulates in fp32.
+            const cpu::RotationFactors f = cpu::rotation_factors(s, th.data(), &m_theta);
+            const cpu::RowMatrixF kc = f.k * f.c;
+            for (std::int64_t blk = 0; blk <= m; ++blk)
+              for (std::int64_t i = 0; i < r; ++i)
+                for (std::int64_t j = 0; j < r; ++j) {
+                  const float v = blk == 0 ? kc(i, j) : th[static_cast<std::size_t>(blk - 1)] * f.c(i, j);
+                  const std::uint16_t hi = float_to_bf16_bits(v);
+                  const std::size_t row = static_cast<std::size_t>(blk * r + i);
+                  s_bits[row * r + j] = hi;
+                  s_bits[(row + (m + 1) * r) * r + j] = float_to_bf16_bits(v - bf16_bits_to_float(hi));
+                }
+            ds.upload(s_bits, stream);
+            cuda::launch_gemm_bf16(dwide2.get(), 2 * wide_cols, ds.get(), r, false, nullptr, drot.get() + b * d * r, r, d,
+                                   static_cast<int>(r), static_cast<int>(2 * wide_cols), stream);
+          } else {  // states without the Gram blocks: U(theta) on the host as rotation.h defines it
+            const cpu::RowMatrixF u =
+                cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
+            MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
+                                            static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));
+            MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector above is a temporary
+          }
           cuda::launch_gemm_bf16(dx.get() + t0 * d, d, drot.get() + b * d * r, r, false, nullptr, dz.get() + t0 * r, r, n,
                                  static_cast<int>(r), static_cast<int>(d), stream);
         }
@@ -192,7 +225,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
         break;
       case Method::mos_k:
         cuda::launch_decode_routed(dz.get(), dbases.get(), droute.get(), t, static_cast<int>(d), static_cast<int>(r),
-                                   c.route_block_tokens, dout.get(), stream);
+                                   c.route_block_tokens, dout.get(), stream, static_cast<int>(nk));
         break;
       case Method::topk:
         cuda::launch_topk_decode(dvals.get(), didx.get(), t, static_cast<int>(d), static_cast<int>(k), dout.get(), stream);

@@ -1,0 +1,76 @@
+// moss_gpu_codec_bench: every codec end to end through the public library, as `moss compress` runs
+// it: fit on the CPU (warm-up 2048 tokens), then encode + decode one chunk of T = 8192 tokens of the
+// `llama` synthetic K on the GPU (gpu_roundtrip: CUDA events around encode, mos's theta fit on the host
+// included) and with the Eigen CPU codec in the same run, at d = 2048 and r in {16, 64, 256}.
+// Prints bytes ratio, relative error on both devices (they must agree: the check fails otherwise),
+// encode/decode GB/s of bf16 input/output, and the GPU over CPU speed-up.
+// Links moss::kernels statically (Eigen is header-only): runs on a GPU machine without Debian libraries.
+// Options: --device cpu (CPU column only, for machines without a GPU). Exit: 0 ok or no GPU (SKIP),
+// 1 GPU and CPU errors differ, 2 an error.
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "moss/kernels/evaluate.h"
+#include "moss/kernels/gpu_codec.h"
+#include "moss/kernels/synthetic.h"
+
+namespace mk = moss::kernels;
+
+int main(int argc, char** argv) {
+  bool cpu_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--device" && i + 1 < argc && std::string(argv[i + 1]) == "cpu") cpu_only = true, ++i;
+    else {
+      std::fprintf(stderr, "moss_gpu_codec_bench: unknown option %s (expected --device cpu)\n", argv[i]);
+      return 2;
+    }
+  }
+  if (!cpu_only && !mk::gpu_available()) {
+    std::printf("moss_gpu_codec_bench: SKIP: no usable CUDA device\n");
+    return 0;
+  }
+  try {
+    const std::int64_t warm = 2048, tokens = 8192, d = 2048;
+    mk::SyntheticSpec spec = mk::parse_synthetic_spec("llama");
+    spec.dim = d, spec.tokens = warm + tokens;
+    const mk::Matrix all = mk::generate_synthetic(spec, false);
+    const mk::MatrixView w = all.view().slice_rows(0, warm), x = all.view().slice_rows(warm, tokens);
+    std::printf("moss_gpu_codec_bench: llama K, d = %lld, T = %lld, warm-up %lld; GPU %s; CPU %s\n", static_cast<long long>(d),
+                static_cast<long long>(tokens), static_cast<long long>(warm), cpu_only ? "-" : mk::gpu_device_name().c_str(),
+                mk::cpu_device_name().c_str());
+    std::printf("%-12s %4s %7s | %9s %9s %9s | %9s %9s %8s %8s\n", "method", "r", "ratio", "err_gpu", "err_cpu", "enc_cpu", "enc_gpu",
+                "dec_gpu", "enc_x", "dec_x");
+    bool ok = true;
+    for (const char* name : {"none", "quant", "topk", "pca", "mos", "mos-k", "mos-k/sketch"})
+      for (int r : {16, 64, 256}) {
+        const std::string method(name);
+        const bool ranked = method != "none" && method != "quant" && method != "topk";
+        if (!ranked && r != 16) continue;
+        mk::CodecConfig c;
+        c.method = mk::parse_method(method.substr(0, method.find('/')));
+        if (method == "mos-k/sketch") c.routing = mk::Routing::sketch;
+        c.rank = r, c.rotations = 2, c.subspaces = 4, c.bits = 8, c.fraction = 0.1;
+        const mk::TensorReport cpu = mk::evaluate_tensor(c, w, x, mk::Device::cpu, 7, 1);
+        mk::TensorReport gpu = cpu;
+        if (!cpu_only) gpu = mk::evaluate_tensor(c, w, x, mk::Device::gpu, 7, 3);
+        const double eg = gpu.error.relative, ec = cpu.error.relative;
+        const bool same = cpu_only || std::fabs(eg - ec) <= 0.01 + 0.05 * ec;
+        ok = ok && same;
+        std::printf("%-12s %4s %7.4f | %9.4g %9.4g %9.2f | %9.1f %9.1f %8.1f %8.1f%s\n", name, ranked ? std::to_string(r).c_str() : "-",
+                    cpu.ratio, eg, ec, cpu.encode_input_bytes_per_s / 1e9, cpu_only ? 0.0 : gpu.encode_input_bytes_per_s / 1e9,
+                    cpu_only ? 0.0 : gpu.decode_output_bytes_per_s / 1e9,
+                    cpu_only ? 0.0 : gpu.encode_input_bytes_per_s / cpu.encode_input_bytes_per_s,
+                    cpu_only ? 0.0 : gpu.decode_output_bytes_per_s / cpu.decode_output_bytes_per_s, same ? "" : "  FAIL: errors differ");
+        std::fflush(stdout);
+      }
+    std::printf("GB/s: bf16 bytes of the chunk per second of encode (input) or decode (output); enc_x, dec_x: GPU over CPU\n%s\n",
+                ok ? "PASS" : "FAIL: GPU and CPU reconstruction errors differ");
+    return ok ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moss_gpu_codec_bench: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every GPU test and benchmark of moss from a CUDA build, on a machine with a GPU (it needs only
+# the driver: the three executables link the CUDA runtime and libstdc++ statically, except the gtest
+# one, which needs a libstdc++ as new as the build machine's).
+#   scripts/gpu_check.sh [BIN_DIR] [LOG_DIR]
+# BIN_DIR holds moss_gpu_check, moss_gpu_codec_bench and moss_kernels_gpu_test (default build-gpu,
+# with the test under tests/kernels/); LOG_DIR gets one log per step (default gpu-logs).
+# Build them with:
+#   cmake -S . -B build-gpu -DMOSS_WITH_CUDA=ON -DMOSS_WITH_NS3=OFF -DMOSS_WITH_MPI=OFF \
+#         -DMOSS_KERNELS_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES="80;90"
+#   cmake --build build-gpu -j --target moss_gpu_check moss_gpu_codec_bench moss_kernels_gpu_test
+set -u -o pipefail
+bin=${1:-build-gpu}
+logs=${2:-gpu-logs}
+mkdir -p "$logs"
+find_bin() { if [ -x "$bin/$1" ]; then echo "$bin/$1"; else echo "$bin/tests/kernels/$1"; fi; }
+status=0
+step() {  # step NAME TIMEOUT COMMAND...
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name: $*"
+  timeout "$limit" "$@" 2>&1 | tee "$logs/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "== $name: exit $rc"
+  [ "$rc" -eq 0 ] || status=1
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1 | tee "$logs/device.log"
+step gpu_check 200 "$(find_bin moss_gpu_check)"
+step gpu_test 90 "$(find_bin moss_kernels_gpu_test)"
+step codec_bench 120 "$(find_bin moss_gpu_codec_bench)"
+if command -v compute-sanitizer >/dev/null; then
+  step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 "$(find_bin moss_gpu_check)" --parity-only
+  step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 9 "$(find_bin moss_gpu_check)" --parity-only
+else
+  echo "compute-sanitizer not found: memcheck skipped"
+fi
+echo "gpu_check.sh: $([ $status -eq 0 ] && echo all steps passed || echo SOME STEPS FAILED)"
+exit $status
