@@ -104,6 +104,26 @@ __device__ __forceinline__ void copy_wait() {
 #endif
 }
 
+// The multi-stage copy pipeline of the tiled kernels: `load(stage, step)` issues the cp.async copies of
+// step `step` into buffer `stage`. pipeline_start loads the first kStages - 1 steps; pipeline_next,
+// at the top of step `step`, waits until that step has landed for every thread (the barrier also
+// frees the buffer of step - 1) and issues step + kStages - 1 into it. One commit group per step,
+// empty ones included, keeps the wait counts exact.
+template <int kStages, typename Load>
+__device__ __forceinline__ void pipeline_start(int steps, Load&& load) {
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < steps) load(s, s);
+    copy_commit();
+  }
+}
+template <int kStages, typename Load>
+__device__ __forceinline__ void pipeline_next(int step, int steps, Load&& load) {
+  copy_wait<kStages - 2>();
+  __syncthreads();
+  if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages, step + kStages - 1);
+  copy_commit();
+}
+
 // Encode at small rank: C (m x n) = A (m x k) B (k x n), n <= 64. Block tile 32 * kMF rows x 16 * kNT
 // columns (one column tile: A is read once), k in stages of 128 through a 3-stage cp.async pipeline;
 // 8 warps = 2 (rows, 16 * kMF each) x 4 (a 32-wide k slice of each stage each), whose partial sums are
@@ -151,15 +171,9 @@ __global__ void __launch_bounds__(kEncThreads, kNT <= 2 ? 3 : 2) tiled_encode_ke
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kMF][kNT];
   for (auto& row : acc)
     for (auto& f : row) wmma::fill_fragment(f, 0.0f);
-  for (int s = 0; s < kEncStages - 1; ++s) {
-    if (s < k_tiles) load(s, s);
-    copy_commit();
-  }
+  pipeline_start<kEncStages>(k_tiles, load);
   for (int kt = 0; kt < k_tiles; ++kt) {
-    copy_wait<kEncStages - 2>();
-    __syncthreads();  // stage kt landed for every thread; stage kt - 1 is free again
-    if (kt + kEncStages - 1 < k_tiles) load((kt + kEncStages - 1) % kEncStages, kt + kEncStages - 1);
-    copy_commit();
+    pipeline_next<kEncStages>(kt, k_tiles, load);
     const bf16* sa = as + (kt % kEncStages) * L::kStageA;
     const bf16* sb = bs + (kt % kEncStages) * L::kStageB;
     for (int s = 0; s < 2; ++s) {
@@ -271,15 +285,9 @@ __global__ void __launch_bounds__(kGenThreads, kFM == 2 ? 3 : 2) tiled_gemm_kern
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kFM][2];
   for (auto& row : acc)
     for (auto& f : row) wmma::fill_fragment(f, 0.0f);
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < steps) load(s, s);
-    copy_commit();
-  }
+  pipeline_start<kStages>(steps, load);
   for (int step = 0; step < steps; ++step) {
-    copy_wait<kStages - 2>();
-    __syncthreads();  // stage `step` landed for every thread; the stage of step - 1 is free again
-    if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages, step + kStages - 1);
-    copy_commit();
+    pipeline_next<kStages>(step, steps, load);
     const bf16* sa = as + (step % kStages) * L::kStageA;
     const bf16* sb = bs + (step % kStages) * L::kStageB;
     const int k0 = step % k_tiles * kGenK;
