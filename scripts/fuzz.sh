@@ -22,7 +22,9 @@ targets=("$@")
 # moss reads .h5 files in a child process for that reason. So h5_fuzzer runs in libFuzzer's fork mode,
 # which records crashes and carries on; each crash is then replayed: it passes when the crashing frame
 # is inside libhdf5 and the child-process loader (MOSS_FUZZ_ISOLATED=1) turns it into an input error.
-# A crash in moss's own code fails the run.
+# A crash in moss's own code fails the run. Out-of-memory inputs (libhdf5 can allocate without bound on
+# a corrupt file: tests/data/bad_activations/libhdf5-oom.h5) are recorded the same way and replayed:
+# each passes only when the child-process loader, whose memory is capped, turns it into an input error.
 [ ${#targets[@]} -gt 0 ] || targets=(scenario_fuzzer npy_fuzzer h5_fuzzer)
 flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 
@@ -46,28 +48,42 @@ export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=0${ASAN_OPTIONS:+:
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 # HDF5 (not instrumented) keeps global state until exit; see scripts/lsan.supp.
 export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-# Replays every crash-* input of a fork-mode run. Each must crash inside libhdf5 (first frame that is not
-# the sanitizer runtime, libFuzzer or libc) and be an input error through the child-process loader.
-# Prints a one-line tally; returns 1 (after printing the evidence to stderr) otherwise.
-triage_library_crashes() {
-  local fuzzer="$1" dir="$2" n=0 f frame
+# Replays every crash-* and oom-* input of a fork-mode run. A crash must be inside libhdf5 (first frame
+# that is not the sanitizer runtime, libFuzzer or libc); an out-of-memory input may be anywhere (libFuzzer's
+# RSS limit names no allocation). Each must then be an input error through the child-process loader,
+# whose memory is capped: the replay exits 0, within $replay_seconds. Prints a one-line tally; returns 1
+# (after printing the evidence to stderr) otherwise.
+replay_seconds=120
+replay_isolated() {
+  local fuzzer="$1" f="$2" what="$3" rc=0
+  MOSS_FUZZ_ISOLATED=1 timeout -k 5 "$replay_seconds" "$fuzzer" -rss_limit_mb=2048 "$f" >"$f.isolated.log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "fuzz: $f ($what) still fails with the child-process loader (exit $rc; log: $f.isolated.log)" >&2
+    return 1
+  fi
+}
+triage_library_failures() {
+  local fuzzer="$1" dir="$2" n=0 m=0 f frame
   for f in "$dir"crash-*; do
     [ -e "$f" ] || continue
     case "$f" in *.isolated.log) continue ;; esac  # a replay log of an earlier run, not an input
     n=$((n + 1))
-    frame=$("$fuzzer" "$f" 2>&1 | grep -E '^ *#[0-9]+ ' \
+    frame=$(timeout -k 5 "$replay_seconds" "$fuzzer" "$f" 2>&1 | grep -E '^ *#[0-9]+ ' \
       | grep -Ev '(asan|ubsan|sanitizer|libclang_rt|fuzzer::|libc\.so|sysdeps/|__interceptor_|in (abort|raise|__GI_|__pthread_kill|__mem|__str))' \
       | head -1 || true)
     case "$frame" in
       *libhdf5*) ;;
       *) echo "fuzz: $f crashes outside libhdf5: ${frame:-no stack}" >&2; return 1 ;;
     esac
-    if ! MOSS_FUZZ_ISOLATED=1 "$fuzzer" "$f" >"$f.isolated.log" 2>&1; then
-      echo "fuzz: $f still fails with the child-process loader (log: $f.isolated.log)" >&2
-      return 1
-    fi
+    replay_isolated "$fuzzer" "$f" crash || return 1
   done
-  echo "$n crash inputs inside libhdf5, each an input error through the child-process loader"
+  for f in "$dir"oom-*; do
+    [ -e "$f" ] || continue
+    case "$f" in *.isolated.log) continue ;; esac
+    m=$((m + 1))
+    replay_isolated "$fuzzer" "$f" out-of-memory || return 1
+  done
+  echo "$n crash inputs inside libhdf5 and $m out-of-memory inputs, each an input error through the child-process loader"
 }
 
 status=0
@@ -93,8 +109,8 @@ for t in "${targets[@]}"; do
     asan="$asan:allocator_may_return_null=1"
     malloc_limit=1048576
     # Out-of-memory inside libhdf5 is known too (a 2.5 KB file makes it malloc 1.3 GB in 40 M
-    # allocations: tests/data/bad_activations/libhdf5-oom.h5) and not yet bounded in moss's child
-    # process: such inputs are recorded as oom-* artifacts but do not fail the run.
+    # allocations: tests/data/bad_activations/libhdf5-oom.h5); in this process nothing caps it, so such
+    # inputs are recorded as oom-* artifacts and triaged after the run like crashes (see above).
     mode=(-fork=1 -ignore_crashes=1 -ignore_timeouts=0 -ignore_ooms=1)
   fi
   ASAN_OPTIONS="$asan" TMPDIR="$build" "$build/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=2048 \
@@ -106,7 +122,7 @@ for t in "${targets[@]}"; do
   [ -n "$runs" ] || runs="?"
   triage=""
   if [ "${#mode[@]}" -gt 0 ] && [ "$rc" -eq 0 ]; then
-    triage=$(ASAN_OPTIONS="$asan" triage_library_crashes "$build/fuzz/$t" "$artifacts") || rc=1
+    triage=$(ASAN_OPTIONS="$asan" triage_library_failures "$build/fuzz/$t" "$artifacts") || rc=1
   fi
   if [ "$rc" -ne 0 ]; then
     status=1

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <new>
 
 #include "activation_checks.h"
 #include "isolated_load.h"
@@ -28,6 +29,31 @@ class Handle {
  private:
   hid_t id_;
   herr_t (*close_)(hid_t);
+};
+
+/// While alive, records whether any failing HDF5 call failed to allocate memory (instead of printing
+/// the error stack, which HDF5 does by default).
+class AllocationFailures {
+ public:
+  AllocationFailures() { H5Eset_auto2(H5E_DEFAULT, &on_error, &seen_); }
+  AllocationFailures(const AllocationFailures&) = delete;
+  AllocationFailures& operator=(const AllocationFailures&) = delete;
+  ~AllocationFailures() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  [[nodiscard]] bool seen() const { return seen_; }
+
+ private:
+  // Called by each API function that fails, with its error stack: allocation failures are pushed as
+  // H5E_RESOURCE / H5E_CANTALLOC or H5E_NOSPACE (H5MM_malloc returning NULL).
+  static herr_t on_error(hid_t stack, void* seen) {
+    H5Ewalk2(stack, H5E_WALK_DOWNWARD, &on_entry, seen);
+    return 0;
+  }
+  static herr_t on_entry(unsigned, const H5E_error2_t* e, void* seen) {
+    if (e->maj_num == H5E_RESOURCE && (e->min_num == H5E_CANTALLOC || e->min_num == H5E_NOSPACE))
+      *static_cast<bool*>(seen) = true;
+    return 0;
+  }
+  bool seen_ = false;
 };
 
 herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
@@ -64,18 +90,23 @@ Activations read_dataset(const std::string& path, hid_t file, const std::string&
     throw InputError(path, where, "cannot read the dataset (truncated or corrupt file)");
   return detail::split(path, layout, std::move(values), {name}, where);
 }
-}  // namespace
 
-Activations load_hdf5_unisolated(const std::string& path) {
-  std::error_code ec;
-  const auto file_bytes = std::filesystem::file_size(path, ec);
-  if (ec) throw InputError(path, "", "cannot open the file");
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported as InputError, not printed
+/// Bound on a dataset's float32 values, and on the bytes HDF5 holds for it, given the file size: what
+/// read_dataset accepts (at most 1000x the file size stored, each value at least one byte; at most
+/// 2^36 values).
+std::uint64_t max_tensor_bytes(std::uint64_t file_bytes) {
+  constexpr std::uint64_t kMaxValues = std::uint64_t{1} << 36;
+  const std::uint64_t values = file_bytes >= kMaxValues / 1000 ? kMaxValues : std::min(kMaxValues, 1000 * file_bytes + 999);
+  return values * sizeof(float);
+}
+
+Activations load_checked(const std::string& path, std::uint64_t file_bytes) {
   if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path, "", "not an HDF5 file (or truncated)");
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.ok()) throw InputError(path, "", "cannot open the HDF5 file (truncated or corrupt)");
   std::vector<std::string> names;
-  H5Literate(file.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names);
+  if (H5Literate(file.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0)
+    throw InputError(path, "", "cannot list the objects in the file (corrupt file)");
   const bool has_k = std::find(names.begin(), names.end(), "k") != names.end();
   const bool has_v = std::find(names.begin(), names.end(), "v") != names.end();
   if (has_k != has_v) throw InputError(path, has_k ? "/v" : "/k", "missing: a K/V pair needs datasets \"k\" and \"v\"");
@@ -93,11 +124,30 @@ Activations load_hdf5_unisolated(const std::string& path) {
                                    " top-level objects: expected datasets \"k\" and \"v\", or exactly one dataset");
   return read_dataset(path, file.get(), names[0], file_bytes);
 }
+}  // namespace
+
+Activations load_hdf5_unisolated(const std::string& path) {
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(path, ec);
+  if (ec) throw InputError(path, "", "cannot open the file");
+  // Errors are reported as InputError, not printed. One that libhdf5 reports after failing to allocate
+  // memory is std::bad_alloc instead: the child-process loader turns that into its memory-limit message.
+  const AllocationFailures failures;
+  try {
+    return load_checked(path, file_bytes);
+  } catch (const InputError&) {
+    if (failures.seen()) throw std::bad_alloc();
+    throw;
+  }
+}
 
 Activations load_hdf5(const std::string& path) {
   // libhdf5 1.10 can crash on corrupt files (tests/data/bad_activations/libhdf5-segv-h5literate.h5):
-  // it runs in a child process so that such a file is an input error, not a crash of moss.
-  return detail::load_in_child(path, &load_hdf5_unisolated, "libhdf5", "HDF5");
+  // it runs in a child process so that such a file is an input error, not a crash of moss. It can also
+  // allocate without bound (libhdf5-oom.h5): the child's memory is capped from the file size.
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(path, ec);
+  return detail::load_in_child(path, &load_hdf5_unisolated, "libhdf5", "HDF5", max_tensor_bytes(ec ? 0 : file_bytes));
 }
 
 Activations load_activations(const std::string& path) {

@@ -2,9 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "isolated_load.h"
 #include "moss/core/error.h"
@@ -42,11 +47,34 @@ Activations segfault(const std::string&) {
 Activations aborts(const std::string&) { std::abort(); }
 Activations exits_early(const std::string&) { std::_Exit(0); }
 
+constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+// Largest tensor the tests below declare: pair() returns two of 768 KB.
+constexpr std::uint64_t kTensorBytes = kMiB;
+
+// Touches `total` bytes in 1 MiB blocks (so that they are really used), keeping them all.
+void touch(std::uint64_t total) {
+  std::vector<std::unique_ptr<char[]>> blocks;
+  for (std::uint64_t used = 0; used < total; used += kMiB) {
+    blocks.emplace_back(new char[kMiB]);
+    std::memset(blocks.back().get(), 1, kMiB);
+  }
+}
+// What libhdf5 does with tests/data/bad_activations/libhdf5-oom.h5, only faster.
+Activations allocates_8_gib(const std::string&) {
+  touch(8192 * kMiB);
+  return {};
+}
+// A legitimate load that needs memory: 64 MiB of working space besides its tensors.
+Activations allocates_64_mib(const std::string& path) {
+  touch(64 * kMiB);
+  return pair(path);
+}
+
 }  // namespace
 
 TEST(IsolatedLoad, ReturnsTheChildsTensorsBitForBit) {
   const Activations want = pair("");
-  const Activations got = moss::io::detail::load_in_child("x.h5", &pair, "lib", "X");
+  const Activations got = moss::io::detail::load_in_child("x.h5", &pair, "lib", "X", kTensorBytes);
   ASSERT_EQ(got.tensors.size(), 2U);
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(got.tensors[i].name, want.tensors[i].name);
@@ -59,7 +87,7 @@ TEST(IsolatedLoad, ReturnsTheChildsTensorsBitForBit) {
 
 TEST(IsolatedLoad, RethrowsEveryProblemOfTheChildsInputError) {
   try {
-    moss::io::detail::load_in_child("a.h5", &input_error, "lib", "X");
+    moss::io::detail::load_in_child("a.h5", &input_error, "lib", "X", kTensorBytes);
     FAIL() << "no error";
   } catch (const moss::InputError& e) {
     ASSERT_EQ(e.problems().size(), 2U);
@@ -70,7 +98,7 @@ TEST(IsolatedLoad, RethrowsEveryProblemOfTheChildsInputError) {
 
 TEST(IsolatedLoad, OtherChildErrorsAreRuntimeFailures) {
   try {
-    moss::io::detail::load_in_child("a.h5", &other_error, "lib", "X");
+    moss::io::detail::load_in_child("a.h5", &other_error, "lib", "X", kTensorBytes);
     FAIL() << "no error";
   } catch (const moss::RuntimeFailure& e) {
     EXPECT_NE(std::string(e.what()).find("disk on fire"), std::string::npos) << e.what();
@@ -81,7 +109,7 @@ TEST(IsolatedLoad, OtherChildErrorsAreRuntimeFailures) {
 TEST(IsolatedLoad, ChildThatDiesIsAnInputErrorNotACrash) {
   for (const moss::io::detail::Loader load : {&segfault, &aborts, &exits_early}) {
     try {
-      moss::io::detail::load_in_child("bad.h5", load, "libfoo", "FOO");
+      moss::io::detail::load_in_child("bad.h5", load, "libfoo", "FOO", kTensorBytes);
       FAIL() << "no error";
     } catch (const moss::InputError& e) {
       const std::string m = e.problems().at(0).to_string();
@@ -89,4 +117,35 @@ TEST(IsolatedLoad, ChildThatDiesIsAnInputErrorNotACrash) {
       EXPECT_NE(m.find("expected a valid FOO file"), std::string::npos) << m;
     }
   }
+}
+
+TEST(IsolatedLoad, MemoryBudgetIsALibraryAllowancePlusFourTensors) {
+  using moss::io::detail::child_memory_budget_bytes;
+  EXPECT_EQ(child_memory_budget_bytes(0), 256 * kMiB);
+  EXPECT_EQ(child_memory_budget_bytes(10 * kMiB), 296 * kMiB);
+  EXPECT_EQ(child_memory_budget_bytes(std::uint64_t{1} << 62), std::numeric_limits<std::uint64_t>::max());
+}
+
+// 8 GiB against a budget of 260 MiB: the child runs out (std::bad_alloc in a plain build, ASan's
+// out-of-memory death in a sanitizer build), and the parent reports the limit, not a crash.
+TEST(IsolatedLoad, ChildBeyondItsMemoryBudgetIsAnInputErrorNamingTheLimit) {
+  try {
+    moss::io::detail::load_in_child("big.h5", &allocates_8_gib, "libfoo", "FOO", kTensorBytes);
+    FAIL() << "no error";
+  } catch (const moss::InputError& e) {
+    ASSERT_EQ(e.problems().size(), 1U);
+    EXPECT_EQ(e.problems()[0].to_string(),
+              "big.h5: libfoo needed more than 260 MiB reading this file (memory limit of the loader): expected a "
+              "valid FOO file; this one is corrupt or hostile");
+  }
+  // The cap was the child's alone: the parent still allocates (and uses) more than the child could.
+  touch(512 * kMiB);
+  const Activations got = moss::io::detail::load_in_child("x.h5", &pair, "lib", "X", kTensorBytes);
+  EXPECT_EQ(got.tensors.size(), 2U);
+}
+
+TEST(IsolatedLoad, ChildWellUnderItsMemoryBudgetLoads) {
+  const Activations got = moss::io::detail::load_in_child("x.h5", &allocates_64_mib, "lib", "X", kTensorBytes);
+  ASSERT_EQ(got.tensors.size(), 2U);
+  EXPECT_EQ(got.tensors[1].values, pair("").tensors[1].values);
 }

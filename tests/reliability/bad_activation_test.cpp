@@ -202,6 +202,20 @@ std::vector<BadActivation> library_crash_cases() {
   return out;
 }
 
+// Found by h5_fuzzer too: from this 2.5 KB file libhdf5 mallocs 1.3 GB in 40 M allocations, and more
+// (uncapped: 24 GB resident until the kernel's OOM killer ended it). moss caps the child's memory at its
+// size at start + 256 MiB + 4 x the largest tensor a 2571-byte file may hold (4 bytes x (1000 x 2571 +
+// 999) values): 256 MiB + 39.2 MiB, so the child runs out past 295 MiB and moss names the limit.
+std::vector<BadActivation> library_oom_cases() {
+  return {{"libhdf5-oom.h5", "",
+           "^libhdf5 needed more than 295 MiB reading this file \\(memory limit of the loader\\): expected a valid "
+           "HDF5 file; this one is corrupt or hostile$",
+           [](const fs::path& p) {
+             fs::copy_file(fs::path(MOSS_TEST_DATA_DIR) / "bad_activations" / "libhdf5-oom.h5", p,
+                           fs::copy_options::overwrite_existing);
+           }}};
+}
+
 class BadActivationFile : public ::testing::TestWithParam<BadActivation> {};
 
 TEST_P(BadActivationFile, CompressExitsTwoNamingFileAndExpectation) {
@@ -237,6 +251,7 @@ std::string case_name(const ::testing::TestParamInfo<BadActivation>& info) {
 INSTANTIATE_TEST_SUITE_P(Generated, BadActivationFile, ::testing::ValuesIn(cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Shapes, BadActivationFile, ::testing::ValuesIn(shape_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(LibraryCrash, BadActivationFile, ::testing::ValuesIn(library_crash_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(LibraryOutOfMemory, BadActivationFile, ::testing::ValuesIn(library_oom_cases()), case_name);
 
 // Positive control: a well-formed file loads and compresses under the same limits.
 TEST(BadActivationControl, ValidNpyAndH5PassUnderTheSameLimits) {

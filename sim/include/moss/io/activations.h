@@ -43,11 +43,14 @@ struct Activations {
 Activations load_activations(const std::string& path);
 /// Loads a .npy file.
 Activations load_npy(const std::string& path);
-/// Loads an HDF5 file. libhdf5 runs in a forked child process: a file that crashes it is reported as
-/// InputError ("libhdf5 crashed reading this file ..."), and moss carries on.
+/// Loads an HDF5 file. libhdf5 runs in a forked child process whose memory is capped (256 MiB plus 4x
+/// the largest tensor the file may hold): a file that crashes it is reported as InputError ("libhdf5
+/// crashed reading this file ..."), one that makes it exceed the cap as InputError ("libhdf5 needed
+/// more than N MiB ..."), and moss carries on.
 Activations load_hdf5(const std::string& path);
 /// Loads an HDF5 file in this process. A corrupt file can crash libhdf5 and the process with it; only
-/// the fuzzer calls this directly (so that its coverage of moss's reader is measured).
+/// the fuzzer and the child of load_hdf5 call this directly. Throws std::bad_alloc when libhdf5
+/// reports that an allocation failed.
 Activations load_hdf5_unisolated(const std::string& path);
 
 }  // namespace moss::io
