@@ -60,11 +60,23 @@ status=0
 (cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 1200 -R '^SweepCli\.' "$@") || status=$?
 end=$(date +%s)
 
-reports=$(find "$logs" -type f 2>/dev/null | wc -l)
-if [ "$reports" -gt 0 ]; then
-  echo "sanitize: $reports sanitizer report file(s):" >&2
-  for f in "$logs"/*; do echo "== $f" >&2; head -60 "$f" >&2; done
-  status=1
-fi
-echo "sanitize: build $((built - start)) s, tests $((end - built)) s, ctest status $status, reports $reports" >&2
+# The HDF5 loader's child process has a memory cap, and tests drive capped children out of memory on
+# purpose (tests/io/isolated_load_test.cpp, BadActivationFile.LibraryOutOfMemory): ASan reports the
+# failed allocation before the child exits with the loader's out-of-memory status. Reports whose first
+# error is an allocation failure are therefore counted, not failures: a test process that itself runs
+# out of memory dies and fails its test anyway. Every other report (memory errors, UB, leaks) fails.
+reports=0 oom=0
+for f in "$logs"/*; do
+  [ -e "$f" ] || continue
+  case "$(grep -m1 -E 'ERROR:' "$f")" in
+    *"ERROR: Failed to mmap"* | *"allocator is out of memory"* | *"AddressSanitizer: out of memory"*) oom=$((oom + 1)); continue ;;
+  esac
+  [ "$reports" -gt 0 ] || echo "sanitize: sanitizer reports:" >&2
+  reports=$((reports + 1))
+  echo "== $f" >&2
+  head -60 "$f" >&2
+done
+[ "$reports" -eq 0 ] || status=1
+echo "sanitize: build $((built - start)) s, tests $((end - built)) s, ctest status $status, reports $reports" \
+  "(+ $oom out-of-memory reports of capped loader children)" >&2
 exit "$status"
