@@ -17,9 +17,11 @@
 
 namespace mk = moss::kernels;
 using mk::test::config;
+using mk::test::decode_difference;
 using mk::test::gaussian;
 using mk::test::mixture;
 using mk::test::product;
+using mk::test::relative_difference;
 
 namespace {
 
@@ -172,15 +174,10 @@ TEST(MosDiagonalPath, MatchesTheReferenceCodec) {
     const mk::CodecState s = mk::fit_codec(c, warm.view(), 2);
     const mk::Encoded e = mk::encode(s, x.view());
     const mk::Encoded ref = mk::reference::encode(s, x.view(), e.theta);
-    double num = 0, den = 0;  // norm-wise: single coefficients near 0 differ by bf16 ulps of U
-    for (std::size_t i = 0; i < e.values.size(); ++i)
-      num += std::pow(e.values[i] - ref.values[i], 2), den += std::pow(ref.values[i], 2);
-    std::cout << "value_bytes " << vb << " relative coefficient difference " << std::sqrt(num / den) << '\n';
-    EXPECT_LT(std::sqrt(num / den), vb == 4 ? 1e-5 : 4e-3) << "value_bytes " << vb;
-    mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
-    mk::decode(s, e, a.data.data());
-    mk::reference::decode(s, e, b.data.data());
-    EXPECT_LT(mk::reconstruction_error(b.view(), a.view()).relative, vb == 4 ? 1e-5 : 1e-2);
+    const double diff = relative_difference(e.values, ref.values);
+    std::cout << "value_bytes " << vb << " relative coefficient difference " << diff << '\n';
+    EXPECT_LT(diff, vb == 4 ? 1e-5 : 4e-3) << "value_bytes " << vb;
+    EXPECT_LT(decode_difference(s, e, x.rows, x.cols), vb == 4 ? 1e-5 : 1e-2);
   }
 }
 
@@ -201,15 +198,10 @@ TEST(MosGeneralPath, MatchesTheReferenceCodec) {
       for (float t : e.theta) moved = moved || t != 0.0f;
       EXPECT_TRUE(moved) << "rotations " << m;
       const mk::Encoded ref = mk::reference::encode(s, x.view(), e.theta);
-      double num = 0, den = 0;
-      for (std::size_t i = 0; i < e.values.size(); ++i)
-        num += std::pow(e.values[i] - ref.values[i], 2), den += std::pow(ref.values[i], 2);
-      std::cout << "rotations " << m << " value_bytes " << vb << " relative coefficient difference " << std::sqrt(num / den) << '\n';
-      EXPECT_LT(std::sqrt(num / den), vb == 4 ? 1e-5 : 4e-3) << "rotations " << m << " value_bytes " << vb;
-      mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
-      mk::decode(s, e, a.data.data());
-      mk::reference::decode(s, e, b.data.data());
-      EXPECT_LT(mk::reconstruction_error(b.view(), a.view()).relative, vb == 4 ? 1e-5 : 1e-2);
+      const double diff = relative_difference(e.values, ref.values);
+      std::cout << "rotations " << m << " value_bytes " << vb << " relative coefficient difference " << diff << '\n';
+      EXPECT_LT(diff, vb == 4 ? 1e-5 : 4e-3) << "rotations " << m << " value_bytes " << vb;
+      EXPECT_LT(decode_difference(s, e, x.rows, x.cols), vb == 4 ? 1e-5 : 1e-2);
     }
 }
 
@@ -229,10 +221,8 @@ TEST(MosGeneralPath, MatchesTheReferenceAndBeatsPcaAtLargeRank) {
       const mk::CodecState s = mk::fit_codec(c, warm, 5);
       const mk::Encoded e = mk::encode(s, x.view());
       const mk::Encoded ref = mk::reference::encode(s, x.view(), e.theta);
-      double num = 0, den = 0;
-      for (std::size_t i = 0; i < e.values.size(); ++i)
-        num += std::pow(e.values[i] - ref.values[i], 2), den += std::pow(ref.values[i], 2);
-      EXPECT_LT(std::sqrt(num / den), vb == 4 ? 1e-5 : 4e-3) << "rotations " << m << " value_bytes " << vb;
+      const double diff = relative_difference(e.values, ref.values);
+      EXPECT_LT(diff, vb == 4 ? 1e-5 : 4e-3) << "rotations " << m << " value_bytes " << vb;
       mk::Matrix a(x.rows, x.cols), p(x.rows, x.cols);
       mk::decode(s, e, a.data.data());
       mk::CodecConfig pc = config(mk::Method::pca, 128);
@@ -241,7 +231,7 @@ TEST(MosGeneralPath, MatchesTheReferenceAndBeatsPcaAtLargeRank) {
       mk::decode(ps, mk::encode(ps, x.view()), p.data.data());
       const double e_mos = mk::reconstruction_error(x.view(), a.view()).relative;
       const double e_pca = mk::reconstruction_error(x.view(), p.view()).relative;
-      std::cout << "rotations " << m << " value_bytes " << vb << " coefficient difference " << std::sqrt(num / den)
+      std::cout << "rotations " << m << " value_bytes " << vb << " coefficient difference " << diff
                 << " error mos " << e_mos << " pca " << e_pca << '\n';
       EXPECT_LE(e_mos, e_pca) << "rotations " << m << " value_bytes " << vb;
     }

@@ -15,9 +15,11 @@
 
 namespace mk = moss::kernels;
 using mk::test::config;
+using mk::test::decode_difference;
 using mk::test::gaussian;
 using mk::test::mixture;
 using mk::test::product;
+using mk::test::relative_difference;
 
 namespace {
 double roundtrip_error(const mk::CodecState& s, const mk::Matrix& x) {
@@ -128,35 +130,45 @@ TEST(Mos, NoWorseThanPcaAtEqualRankOnMixtureData) {
   std::cout << "pca " << e_pca << " mos " << e_mos << '\n';
 }
 
+// Data from 4 subspaces of rank 8 in d = 128: codecs fit on the first 2048 tokens (warm) and encode
+// the next 1024 (x); pca's error at rank 8 and the mos-k configuration (4 bases of rank 8).
+struct KSubspaceCase {
+  KSubspaceCase() = default;
+  KSubspaceCase(const KSubspaceCase&) = delete;  // warm views `all`
+  KSubspaceCase& operator=(const KSubspaceCase&) = delete;
+  mk::Matrix all = mixture(3072, 128, 4, 8, 2.0, 64, 33);
+  mk::MatrixView warm = all.view().slice_rows(0, 2048);
+  mk::Matrix x = [this] {
+    mk::Matrix m(1024, 128);
+    std::copy(all.row(2048), all.row(2048) + m.data.size(), m.data.begin());
+    return m;
+  }();
+  double e_pca = roundtrip_error(mk::fit_codec(config(mk::Method::pca, 8), warm, 1), x);
+  mk::CodecConfig mos_k = [] {
+    mk::CodecConfig c = config(mk::Method::mos_k, 8);
+    c.subspaces = 4;
+    return c;
+  }();
+};
+
 TEST(MosK, NoWorseThanPcaOnDataFromKSubspaces) {
-  const mk::Matrix all = mixture(3072, 128, 4, 8, 2.0, 64, 33);
-  const mk::MatrixView warm = all.view().slice_rows(0, 2048);
-  mk::Matrix x(1024, 128);
-  std::copy(all.row(2048), all.row(2048) + 1024 * 128, x.data.begin());
-  const double e_pca = roundtrip_error(mk::fit_codec(config(mk::Method::pca, 8), warm, 1), x);
-  mk::CodecConfig c = config(mk::Method::mos_k, 8);
-  c.subspaces = 4;
-  const double e_mosk = roundtrip_error(mk::fit_codec(c, warm, 1), x);
-  std::cout << "pca " << e_pca << " mos-k " << e_mosk << '\n';
-  EXPECT_LE(e_mosk, e_pca);
+  const KSubspaceCase k;
+  const double e_mosk = roundtrip_error(mk::fit_codec(k.mos_k, k.warm, 1), k.x);
+  std::cout << "pca " << k.e_pca << " mos-k " << e_mosk << '\n';
+  EXPECT_LE(e_mosk, k.e_pca);
   EXPECT_LT(e_mosk, 0.05);
 }
 
 TEST(MosK, SketchRoutingNoWorseThanPcaOnDataFromKSubspaces) {
   // Route then project (Routing::sketch, the first max(1, r/8) columns of each basis route): a
   // different choice than the exhaustive one for some tokens, still far better than one subspace.
-  const mk::Matrix all = mixture(3072, 128, 4, 8, 2.0, 64, 33);
-  const mk::MatrixView warm = all.view().slice_rows(0, 2048);
-  mk::Matrix x(1024, 128);
-  std::copy(all.row(2048), all.row(2048) + 1024 * 128, x.data.begin());
-  const double e_pca = roundtrip_error(mk::fit_codec(config(mk::Method::pca, 8), warm, 1), x);
-  mk::CodecConfig c = config(mk::Method::mos_k, 8);
-  c.subspaces = 4;
-  const double e_exhaustive = roundtrip_error(mk::fit_codec(c, warm, 1), x);
+  const KSubspaceCase k;
+  mk::CodecConfig c = k.mos_k;
+  const double e_exhaustive = roundtrip_error(mk::fit_codec(c, k.warm, 1), k.x);
   c.routing = mk::Routing::sketch;
-  const double e_sketch = roundtrip_error(mk::fit_codec(c, warm, 1), x);
-  std::cout << "pca " << e_pca << " mos-k exhaustive " << e_exhaustive << " sketch " << e_sketch << '\n';
-  EXPECT_LE(e_sketch, e_pca);
+  const double e_sketch = roundtrip_error(mk::fit_codec(c, k.warm, 1), k.x);
+  std::cout << "pca " << k.e_pca << " mos-k exhaustive " << e_exhaustive << " sketch " << e_sketch << '\n';
+  EXPECT_LE(e_sketch, k.e_pca);
   EXPECT_LE(e_exhaustive, e_sketch * (1 + 1e-6));  // exhaustive maximises the captured energy
 }
 
@@ -178,14 +190,8 @@ TEST(MosK, SketchRoutingMatchesTheReference) {
       EXPECT_EQ(e.route, ref.route) << "block " << block << " value_bytes " << vb;
       EXPECT_EQ(e.packed, ref.packed);
       ASSERT_EQ(e.values.size(), ref.values.size());
-      double num = 0, den = 0;
-      for (std::size_t i = 0; i < e.values.size(); ++i)
-        num += std::pow(e.values[i] - ref.values[i], 2), den += std::pow(ref.values[i], 2);
-      EXPECT_LT(std::sqrt(num / den), vb == 4 ? 1e-5 : 4e-3) << "block " << block << " value_bytes " << vb;
-      mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
-      mk::decode(s, e, a.data.data());
-      mk::reference::decode(s, e, b.data.data());
-      EXPECT_LT(mk::reconstruction_error(b.view(), a.view()).relative, vb == 4 ? 1e-5 : 1e-2);
+      EXPECT_LT(relative_difference(e.values, ref.values), vb == 4 ? 1e-5 : 4e-3) << "block " << block << " value_bytes " << vb;
+      EXPECT_LT(decode_difference(s, e, x.rows, x.cols), vb == 4 ? 1e-5 : 1e-2);
     }
 }
 
@@ -268,10 +274,7 @@ TEST_P(EigenVsReference, SameEncodingAndDecoding) {
   for (std::size_t i = 0; i < e.values.size(); ++i)
     worst = std::max(worst, std::fabs(e.values[i] - ref.values[i]) / (1e-3 + std::fabs(ref.values[i])));
   EXPECT_LT(worst, 1e-2) << "worst relative coefficient difference";
-  mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
-  mk::decode(s, e, a.data.data());
-  mk::reference::decode(s, e, b.data.data());
-  EXPECT_LT(mk::reconstruction_error(b.view(), a.view()).relative, 1e-2);
+  EXPECT_LT(decode_difference(s, e, x.rows, x.cols), 1e-2);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, EigenVsReference,

@@ -2,10 +2,13 @@
 // Inputs shared by the codec test files: seeded Gaussian matrices, reference products, codec
 // configurations and synthetic subspace mixtures.
 
+#include <cmath>
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include "moss/kernels/codec.h"
+#include "moss/kernels/metrics.h"
 #include "moss/kernels/reference.h"
 #include "moss/kernels/synthetic.h"
 
@@ -42,6 +45,23 @@ inline Matrix mixture(std::int64_t tokens, std::int64_t dim, int subspaces, int 
   s.tokens = tokens, s.dim = dim, s.subspaces = subspaces, s.rank = rank, s.decay = 0.5;
   s.noise = 0.01, s.spread = spread, s.segment = segment, s.seed = seed;
   return generate_synthetic(s, false);
+}
+
+/// ||values - ref||_F / ||ref||_F: norm-wise, since single coefficients near 0 differ by bf16 ulps of
+/// the basis.
+inline double relative_difference(const std::vector<float>& values, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < values.size(); ++i)
+    num += std::pow(values[i] - ref[i], 2), den += std::pow(ref[i], 2);
+  return std::sqrt(num / den);
+}
+
+/// Relative difference of `e` decoded by the codec and by reference::decode (rows x cols tokens).
+inline double decode_difference(const CodecState& s, const Encoded& e, std::int64_t rows, std::int64_t cols) {
+  Matrix a(rows, cols), b(rows, cols);
+  decode(s, e, a.data.data());
+  reference::decode(s, e, b.data.data());
+  return reconstruction_error(b.view(), a.view()).relative;
 }
 
 }  // namespace moss::kernels::test
