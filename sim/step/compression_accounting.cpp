@@ -1,8 +1,8 @@
 #include "moss/step/compression_accounting.h"
 
-#include <algorithm>
 #include <cmath>
 
+#include "moss/kernels/codec.h"
 #include "moss/model/roofline.h"
 
 namespace moss::step {
@@ -50,11 +50,11 @@ CodecTime codec_time(const scenario::CompressionSpec& c, const model::Transforme
     const double ranks = static_cast<double>(c.rank_k) + c.rank_v;
     flops = 2.0 * tokens * kv * ranks;
     if (c.method == "mos-k") {
-      // exhaustive: every token tries every basis; sketch: the first max(1, r/8) columns of each
-      // basis route it, then it is projected on its own basis only (kernels/include codec.h).
+      // exhaustive: every token tries every basis; sketch: the first route_sketch_columns(r) columns
+      // of each basis route it, then it is projected on its own basis only (kernels/include codec.h).
       double factor = c.subspaces;
       if (c.routing == "sketch") {
-        const auto sketch = [&](int r) { return c.subspaces * std::max(1.0, std::floor(r / 8.0)); };
+        const auto sketch = [&](int r) { return c.subspaces * static_cast<double>(kernels::route_sketch_columns(r)); };
         factor = 1.0 + (sketch(c.rank_k) + sketch(c.rank_v)) / ranks;
       }
       flops *= factor;
