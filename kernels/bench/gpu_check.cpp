@@ -53,17 +53,6 @@ struct Dev {
   }
 };
 
-std::vector<std::uint16_t> bits(const std::vector<float>& v) {
-  std::vector<std::uint16_t> out(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) out[i] = mk::float_to_bf16_bits(v[i]);
-  return out;
-}
-std::vector<float> floats(const std::vector<std::uint16_t>& v) {
-  std::vector<float> out(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) out[i] = mk::bf16_bits_to_float(v[i]);
-  return out;
-}
-
 // Random orthonormal d x r (row-major) by modified Gram-Schmidt on columns, optionally orthogonal to `against`.
 std::vector<float> orthonormal(std::int64_t d, int r, std::uint64_t seed, const std::vector<float>* against = nullptr, int against_r = 0) {
   std::mt19937_64 rng(seed);
@@ -117,7 +106,7 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
   const auto& c = s.config;
   const std::int64_t t = x.rows, d = x.cols, r = c.rank;
   Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
-  dx.put(bits(x.data));
+  dx.put(mk::to_bf16_bits(x.data));
   route_agreement = 1;
   switch (c.method) {
     case mk::Method::none:
@@ -127,7 +116,7 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
     case mk::Method::mos: {
       const std::vector<float> u = c.method == mk::Method::pca ? s.basis : mk::rotated_basis(s.basis, s.directions, theta, d, static_cast<int>(r));
       Dev<std::uint16_t> du(u.size()), dz(static_cast<std::size_t>(t * r));
-      du.put(bits(u));
+      du.put(mk::to_bf16_bits(u));
       cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, static_cast<int>(r), static_cast<int>(d), nullptr);
       cu::launch_gemm_bf16(dz.p, r, du.p, r, true, nullptr, dout.p, d, t, static_cast<int>(d), static_cast<int>(r), nullptr);
       break;
@@ -141,8 +130,8 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
       Dev<std::uint16_t> dw(wide.size()), dz(static_cast<std::size_t>(t * r)), db(s.basis.size());
       Dev<float> dp(static_cast<std::size_t>(t * k * r));
       Dev<std::int32_t> droute(static_cast<std::size_t>(t));
-      dw.put(bits(wide));
-      db.put(bits(s.basis));
+      dw.put(mk::to_bf16_bits(wide));
+      db.put(mk::to_bf16_bits(s.basis));
       cu::launch_gemm_bf16(dx.p, d, dw.p, k * r, false, dp.p, nullptr, k * r, t, static_cast<int>(k * r), static_cast<int>(d), nullptr);
       cu::launch_route_select(dp.p, t, static_cast<int>(r), k, c.routing == mk::Routing::sketch ? mk::route_sketch_columns(c.rank) : c.rank, 1,
                               dz.p, droute.p, nullptr);
@@ -170,7 +159,7 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
     }
   }
   MOSS_CUDA_CHECK(cudaDeviceSynchronize());
-  return floats(dout.get());
+  return mk::bf16_bits_to_floats(dout.get());
 }
 
 bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {

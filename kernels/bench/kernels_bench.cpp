@@ -7,6 +7,8 @@
 //   none/topk/quant   a memcpy of the fp32 tensor the codec reads (encode) or writes (decode)  x_copy
 // The counters are median(codec) / median(baseline) over the iterations of a run; base_ms is the
 // baseline's median. Bytes processed = bf16 input bytes (2 T d) for every case.
+// gpu_host/*: the host work per theta block of the GPU mos encode (MosBlockMixer::fit and the bf16
+// hi/lo split of S), on the sample projections of the chunk; no baseline, the time is the figure.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Dense>
@@ -16,7 +18,9 @@
 #include <functional>
 #include <map>
 
+#include "moss/kernels/bf16.h"
 #include "moss/kernels/codec.h"
+#include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/synthetic.h"
 
 namespace mk = moss::kernels;
@@ -144,6 +148,55 @@ void decode_bench(benchmark::State& state, mk::Method m, int rotations) {
   state.SetBytesProcessed(state.iterations() * kTokens * d * 2);
 }
 
+/// `s` (mos) with Ubar and every W_i turned by one random orthogonal r x r Q within their span, and the
+/// Gram blocks to match: the same subspaces, but W_1^T W_1 no longer diagonal, so that one rotation
+/// takes the general path (what the GPU host did for every state before the diagonal path).
+mk::CodecState turned(const mk::CodecState& s) {
+  const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
+  using RowMatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::MatrixXd q = Eigen::HouseholderQR<Eigen::MatrixXd>(Eigen::MatrixXd::Random(r, r)).householderQ();
+  const RowMatrix qf = q.cast<float>();
+  mk::CodecState o = s;
+  Eigen::Map<RowMatrix>(o.basis.data(), d, r) = ConstMap(s.basis.data(), d, r) * qf;
+  for (std::int64_t i = 0; i < m; ++i)
+    Eigen::Map<RowMatrix>(o.directions.data() + i * d * r, d, r) = ConstMap(s.directions.data() + i * d * r, d, r) * qf;
+  RowMatrixD dg = Eigen::Map<const RowMatrix>(s.direction_gram.data(), m * r, m * r).cast<double>();
+  RowMatrixD bg = Eigen::Map<const RowMatrixD>(s.basis_gram.data(), r, (m + 1) * r);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < m; ++j) dg.block(i * r, j * r, r, r) = q.transpose() * dg.block(i * r, j * r, r, r) * q;
+  for (std::int64_t j = 0; j <= m; ++j) bg.block(0, j * r, r, r) = q.transpose() * bg.block(0, j * r, r, r) * q;
+  Eigen::Map<RowMatrix>(o.direction_gram.data(), m * r, m * r) = dg.cast<float>();
+  Eigen::Map<RowMatrixD>(o.basis_gram.data(), r, (m + 1) * r) = bg;
+  return o;
+}
+
+void gpu_host_bench(benchmark::State& state, int rotations, bool turn) {
+  const std::int64_t d = state.range(0);
+  const int r = static_cast<int>(state.range(1));
+  const mk::CodecState fit = fitted(mk::Method::mos, d, r, rotations, mk::Routing::exhaustive);
+  const mk::CodecState s = turn ? turned(fit) : fit;
+  const mk::MosBlockMixer mixer(s);
+  if (!mixer.available()) {
+    state.SkipWithError("state without the fitted forms");
+    return;
+  }
+  // The sample the GPU projects: every stride-th token of the chunk, bf16-rounded, times [Ubar W..].
+  const std::int64_t w = (rotations + 1) * static_cast<std::int64_t>(r);
+  const std::int64_t stride = mk::theta_sample_stride(kTokens, rotations, r), n = (kTokens + stride - 1) / stride;
+  RowMatrix wide(d, w), sample(n, d);
+  wide.leftCols(r) = ConstMap(s.basis.data(), d, r);
+  for (int i = 0; i < rotations; ++i) wide.middleCols((i + 1) * r, r) = ConstMap(s.directions.data() + i * d * r, d, r);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < d; ++j) sample(i, j) = mk::round_bf16(chunk(d).row(i * stride)[j]);
+  const RowMatrix p = sample * wide;
+  std::vector<float> theta, mix;
+  for (auto _ : state) {
+    mixer.fit(p.data(), n, theta, mix);
+    benchmark::DoNotOptimize(mk::to_bf16_hi_lo(mix.data(), mix.size()));
+  }
+  state.counters["diagonal"] = mixer.diagonal() ? 1 : 0;
+}
+
 void eigen_gemm(benchmark::State& state) {
   const std::int64_t d = state.range(0), r = state.range(1);
   Gemm g(chunk(d), r);
@@ -192,4 +245,9 @@ BENCHMARK_CAPTURE(encode_bench, topk, mk::Method::topk, 1)->Apply(widths);
 BENCHMARK_CAPTURE(decode_bench, topk, mk::Method::topk, 1)->Apply(widths);
 BENCHMARK_CAPTURE(encode_bench, quant, mk::Method::quant, 1)->Apply(widths);
 BENCHMARK_CAPTURE(decode_bench, quant, mk::Method::quant, 1)->Apply(widths);
+// The GPU encode's host work per mos theta block: the diagonal path (one rotation, fitted state), the
+// general path the same state took before (turned within its span), and four rotations.
+BENCHMARK_CAPTURE(gpu_host_bench, mos, 1, false)->Apply(shapes);
+BENCHMARK_CAPTURE(gpu_host_bench, mos_general, 1, true)->Apply(shapes);
+BENCHMARK_CAPTURE(gpu_host_bench, mos_m4, 4, false)->Apply(shapes);
 BENCHMARK_MAIN();

@@ -55,13 +55,6 @@ std::int64_t block_len(int block_tokens, std::int64_t tokens) {
   return block_tokens <= 0 ? std::max<std::int64_t>(tokens, 1) : block_tokens;
 }
 
-Eigen::ArrayXd direction_eigenvalues(const CodecState& s) {
-  const std::int64_t r = s.config.rank;
-  Eigen::ArrayXd lambda(r);
-  for (std::int64_t p = 0; p < r; ++p) lambda(p) = s.direction_gram[static_cast<std::size_t>(p * r + p)];
-  return lambda;
-}
-
 /// U(theta) of one block as both ends use it (wire-rounded): the diagonal path when the state allows
 /// it (lambda = diag(W^T W)), else the general second-order formula with Newton-Schulz.
 /// `m_theta` (optional): M(theta) from the theta fit.
@@ -81,7 +74,7 @@ void mos_basis(const CodecState& s, const float* theta, bool diagonal, const Eig
 std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool diagonal, const Eigen::ArrayXd& lambda,
                                    cpu::RowMatrixD& m_theta) {
   const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
-  const std::int64_t stride = std::max<std::int64_t>(1, block.rows / cpu::theta_sample_tokens(static_cast<int>(m), static_cast<int>(r)));
+  const std::int64_t stride = theta_sample_stride(block.rows, static_cast<int>(m), static_cast<int>(r));
   const ConstMapF ubar = cpu::map(s.basis.data(), d, r);
   if (diagonal) {  // only the column statistics of S Ubar and S W_1 are needed
     const ConstMapF w = cpu::map(s.directions.data(), d, r);
@@ -109,7 +102,7 @@ void encode_mos(const CodecState& s, MatrixView x, Encoded& e) {
   const std::int64_t t = x.rows, r = c.rank;
   const std::int64_t bl = block_len(c.theta_block_tokens, t);
   const bool diagonal = cpu::diagonal_rotation(s);
-  const Eigen::ArrayXd lambda = diagonal ? direction_eigenvalues(s) : Eigen::ArrayXd();
+  const Eigen::ArrayXd lambda = diagonal ? cpu::direction_eigenvalues(s) : Eigen::ArrayXd();
   e.values.resize(static_cast<std::size_t>(t * r));
   RowMatrixF u;
   cpu::RowMatrixD m_theta;
@@ -256,7 +249,7 @@ void decode(const CodecState& s, const Encoded& e, float* out) {
   } else if (c.method == Method::mos) {
     const std::int64_t bl = block_len(c.theta_block_tokens, t);
     const bool diagonal = cpu::diagonal_rotation(s);
-    const Eigen::ArrayXd lambda = diagonal ? direction_eigenvalues(s) : Eigen::ArrayXd();
+    const Eigen::ArrayXd lambda = diagonal ? cpu::direction_eigenvalues(s) : Eigen::ArrayXd();
     RowMatrixF u;
     for (std::int64_t t0 = 0, bi = 0; t0 < t; t0 += bl, ++bi) {
       const std::int64_t n = std::min(bl, t - t0);

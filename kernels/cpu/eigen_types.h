@@ -83,17 +83,6 @@ std::vector<float> maximise_theta_newton(const std::function<double(const std::v
                                          const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad,
                                          const Eigen::MatrixXd& hessian0, int m);
 
-/// Tokens of a block sampled (evenly strided) to fit its theta: 512 for one generator (the diagonal
-/// path needs only column statistics); for m >= 2, 512 / m (at least 64), so that projecting the
-/// sample on the m + 1 blocks [Ubar W_1..W_m] costs about 512 (m + 1) / m token-projections, under a
-/// sixth of the block's own projection at T = 4096, whatever m is; 256 / m (at least 32) from rank
-/// 128 on, where forming U(theta) (two dim x rank x rank products, 2 rank / T of the projection) and
-/// the rank^3 theta algebra take the rest of the budget (kernels/README.md measures the error effect).
-inline std::int64_t theta_sample_tokens(int rotations, int rank) {
-  if (rotations <= 1) return 512;
-  return rank >= 128 ? std::max(32, 256 / rotations) : std::max(64, 512 / rotations);
-}
-
 /// U(theta) (dim x rank) of `s` (mos, any number of generators) without dim x rank x rank Gram
 /// products: the Gram matrix of U2 = Ubar (I - M/2) + sum_i theta_i W_i comes from the stored r x r
 /// blocks (CodecState::direction_gram, basis_gram), so the two Newton-Schulz steps of
@@ -137,16 +126,25 @@ inline double diagonal_tolerance(int value_bytes) { return value_bytes == 2 ? 1.
 /// True when `s` is mos with one rotation and ||offdiag(D)||_F <= diagonal_tolerance ||D||_F.
 bool diagonal_rotation(const CodecState& s);
 
+/// lambda = diag(W_1^T W_1) of a state on the diagonal path.
+Eigen::ArrayXd direction_eigenvalues(const CodecState& s);
+
 /// Column statistics of P0 = S Ubar and P1 = S W (double): sum_t P0^2, sum_t P0 P1, sum_t P1^2.
 struct ColumnStats {
   Eigen::ArrayXd g00, g01, g11;
   explicit ColumnStats(int rank) : g00(Eigen::ArrayXd::Zero(rank)), g01(Eigen::ArrayXd::Zero(rank)), g11(Eigen::ArrayXd::Zero(rank)) {}
   /// Adds the rows of p0, p1 (n x rank each).
-  void add(const RowMatrixF& p0, const RowMatrixF& p1);
+  void add(const Eigen::Ref<const RowMatrixF>& p0, const Eigen::Ref<const RowMatrixF>& p1);
 };
 
 /// Theta of one block on the diagonal path (the same objective and line search as fit_theta).
 float fit_theta_diagonal(const ColumnStats& stats, const Eigen::ArrayXd& lambda);
+
+/// The column scales of U(theta) = Ubar diag(a) + W diag(b) on the diagonal path (fp32, as applied).
+struct DiagonalFactors {
+  Eigen::ArrayXf a, b;
+};
+DiagonalFactors diagonal_factors(const Eigen::ArrayXd& lambda, float theta);
 
 /// U(theta) on the diagonal path into `u` (dim x rank): Ubar diag(a) + W diag(b), O(dim rank).
 void rotated_basis_diagonal(const float* ubar, const float* w, const Eigen::ArrayXd& lambda, float theta,

@@ -21,12 +21,29 @@ bool diagonal_rotation(const CodecState& s) {
   return off <= tol * tol * diag;
 }
 
-void ColumnStats::add(const RowMatrixF& p0, const RowMatrixF& p1) {
-  const auto a = p0.cast<double>().array();
-  const auto b = p1.cast<double>().array();
-  g00 += (a * a).colwise().sum().transpose();
-  g01 += (a * b).colwise().sum().transpose();
-  g11 += (b * b).colwise().sum().transpose();
+Eigen::ArrayXd direction_eigenvalues(const CodecState& s) {
+  const std::int64_t r = s.config.rank;
+  Eigen::ArrayXd lambda(r);
+  for (std::int64_t p = 0; p < r; ++p) lambda(p) = s.direction_gram[static_cast<std::size_t>(p * r + p)];
+  return lambda;
+}
+
+void ColumnStats::add(const Eigen::Ref<const RowMatrixF>& p0, const Eigen::Ref<const RowMatrixF>& p1) {
+  // Row by row (the panels are row-major): a column-wise reduction would stride through them.
+  const Eigen::Index r = p0.cols();
+  double* s00 = g00.data();
+  double* s01 = g01.data();
+  double* s11 = g11.data();
+  for (Eigen::Index i = 0; i < p0.rows(); ++i) {
+    const float* a = p0.row(i).data();
+    const float* b = p1.row(i).data();
+    for (Eigen::Index q = 0; q < r; ++q) {
+      const double x = a[q], y = b[q];
+      s00[q] += x * x;
+      s01[q] += x * y;
+      s11[q] += y * y;
+    }
+  }
 }
 
 float fit_theta_diagonal(const ColumnStats& st, const Eigen::ArrayXd& lambda) {
@@ -41,8 +58,7 @@ float fit_theta_diagonal(const ColumnStats& st, const Eigen::ArrayXd& lambda) {
   return maximise_theta(f, 1)[0];
 }
 
-void rotated_basis_diagonal(const float* ubar, const float* w, const Eigen::ArrayXd& lambda, float theta,
-                            std::int64_t dim, int rank, RowMatrixF& u) {
+DiagonalFactors diagonal_factors(const Eigen::ArrayXd& lambda, float theta) {
   // U2 = Ubar diag(k) + theta W, G = U2^T U2 = diag(g); two Newton-Schulz steps U <- U (3I - G)/2
   // (as rotation.cpp) scale column p by c = c1 c2 with c1 = (3 - g)/2, c2 = (3 - c1^2 g)/2.
   const double th = theta, th2 = th * th;
@@ -50,10 +66,14 @@ void rotated_basis_diagonal(const float* ubar, const float* w, const Eigen::Arra
   const Eigen::ArrayXd g = 1.0 + 0.25 * th2 * th2 * lambda * lambda;
   const Eigen::ArrayXd c1 = 0.5 * (3.0 - g);
   const Eigen::ArrayXd c = c1 * 0.5 * (3.0 - c1 * c1 * g);
-  const Eigen::RowVectorXf a = (k * c).cast<float>().matrix().transpose();
-  const Eigen::RowVectorXf b = (th * c).cast<float>().matrix().transpose();
+  return {(k * c).cast<float>(), (th * c).cast<float>()};
+}
+
+void rotated_basis_diagonal(const float* ubar, const float* w, const Eigen::ArrayXd& lambda, float theta,
+                            std::int64_t dim, int rank, RowMatrixF& u) {
+  const DiagonalFactors f = diagonal_factors(lambda, theta);
   u.resize(dim, rank);
-  u.array() = map(ubar, dim, rank).array().rowwise() * a.array() + map(w, dim, rank).array().rowwise() * b.array();
+  u.array() = map(ubar, dim, rank).array().rowwise() * f.a.transpose() + map(w, dim, rank).array().rowwise() * f.b.transpose();
 }
 
 void diagonalise_first_direction(RowMatrixF& ubar, std::vector<float>& directions, int rotations) {

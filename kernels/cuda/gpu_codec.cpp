@@ -1,7 +1,8 @@
 // GPU codec (gpu_codec.h): device buffers, the kernels of codec_kernels.cu, CUDA-event timing.
 // Host work inside encode: mos fits theta on the host from the device projections of a strided
-// sample (a (m+1)r-wide download per block), exactly as the CPU path does; index/code bit-packing
-// for the wire is done on the host after download (sizes are exact either way).
+// sample (a (m+1)r-wide download per block) with the CPU encoder's own fits (MosBlockMixer: O(n r)
+// on the diagonal path of one rotation), then the device forms U(theta) = [Ubar W_1..W_m] S;
+// index/code bit-packing for the wire is done on the host after download (sizes are exact either way).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -45,21 +46,9 @@ class DeviceBuffer {
   std::size_t n_;
 };
 
-std::vector<std::uint16_t> to_bits(const float* p, std::size_t n) {
-  std::vector<std::uint16_t> out(n);
-  for (std::size_t i = 0; i < n; ++i) out[i] = float_to_bf16_bits(p[i]);
-  return out;
-}
-
-std::vector<float> to_floats(const std::vector<std::uint16_t>& b) {
-  std::vector<float> out(b.size());
-  for (std::size_t i = 0; i < b.size(); ++i) out[i] = bf16_bits_to_float(b[i]);
-  return out;
-}
-
 /// Tokens the theta of a block of n tokens is fitted on (evenly strided), as eigen_codec.cpp.
 std::int64_t theta_sample_rows(std::int64_t n, int rotations, int rank) {
-  const std::int64_t stride = std::max<std::int64_t>(1, n / cpu::theta_sample_tokens(rotations, rank));
+  const std::int64_t stride = theta_sample_stride(n, rotations, rank);
   return (n + stride - 1) / stride;
 }
 }  // namespace
@@ -93,7 +82,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
     ~StreamGuard() { cudaStreamDestroy(s); }
   } guard{stream};
   DeviceBuffer<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
-  dx.upload(to_bits(x.data, static_cast<std::size_t>(t * d)), stream);
+  dx.upload(to_bf16_bits(x.data, static_cast<std::size_t>(t * d)), stream);
   const std::int64_t bl_theta = c.theta_block_tokens <= 0 ? std::max<std::int64_t>(t, 1) : c.theta_block_tokens;
   const std::int64_t bl_route = c.route_block_tokens <= 0 ? std::max<std::int64_t>(t, 1) : c.route_block_tokens;
   const std::int64_t theta_blocks = (t + bl_theta - 1) / bl_theta, route_blocks = (t + bl_route - 1) / bl_route;
@@ -113,7 +102,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
       }
   }
   DeviceBuffer<std::uint16_t> dwide(wide.size()), dz(subspace ? static_cast<std::size_t>(t * r) : 0);
-  if (!wide.empty()) dwide.upload(to_bits(wide.data(), wide.size()), stream);
+  if (!wide.empty()) dwide.upload(to_bf16_bits(wide.data(), wide.size()), stream);
   const std::int64_t wide_cols = c.method == Method::mos ? (m + 1) * r : c.method == Method::mos_k ? nk * r : r;
   std::int64_t sample_rows = 0;  // the largest theta sample of any block
   for (std::int64_t t0 = 0; c.method == Method::mos && t0 < t; t0 += bl_theta)
@@ -121,12 +110,13 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   DeviceBuffer<float> dp(c.method == Method::mos_k ? static_cast<std::size_t>(t * wide_cols)
                          : c.method == Method::mos ? static_cast<std::size_t>(sample_rows * wide_cols) : 0);
   DeviceBuffer<std::uint16_t> drot(c.method == Method::mos ? static_cast<std::size_t>(theta_blocks * d * r) : 0);
-  // mos with the Gram blocks: the basis stored twice side by side and S (hi; lo) for U = wide2 S.
-  const bool grams = c.method == Method::mos && cpu::has_rotation_grams(s);
+  // mos states from fit_codec: the basis stored twice side by side and S (hi; lo) for U = wide2 S.
+  const MosBlockMixer mixer(s);
+  const bool grams = mixer.available();
   DeviceBuffer<std::uint16_t> dwide2(grams ? 2 * wide.size() : 0), ds(grams ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
-  std::vector<std::uint16_t> s_bits(grams ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
+  std::vector<std::uint16_t> s_bits;
   if (grams) {
-    const std::vector<std::uint16_t> wb = to_bits(wide.data(), wide.size());
+    const std::vector<std::uint16_t> wb = to_bf16_bits(wide.data(), wide.size());
     std::vector<std::uint16_t> w2(2 * wide.size());
     for (std::int64_t i = 0; i < d; ++i)
       for (int half = 0; half < 2; ++half)
@@ -152,36 +142,29 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
         for (std::int64_t b = 0; b < theta_blocks; ++b) {
           const std::int64_t t0 = b * bl_theta, n = std::min(bl_theta, t - t0);
           const std::int64_t ns = theta_sample_rows(n, static_cast<int>(m), static_cast<int>(r));
-          const std::int64_t stride = std::max<std::int64_t>(1, n / cpu::theta_sample_tokens(static_cast<int>(m), static_cast<int>(r)));
+          const std::int64_t stride = theta_sample_stride(n, static_cast<int>(m), static_cast<int>(r));
           cuda::launch_gemm_bf16(dx.get() + t0 * d, stride * d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, ns,
                                  static_cast<int>(wide_cols), static_cast<int>(d), stream);
           std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
           p.resize(static_cast<std::size_t>(ns * wide_cols));
-          cpu::RowMatrixD m_theta;
-          const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
-          theta.insert(theta.end(), th.begin(), th.end());
           if (grams) {
-            // U = [Ubar W_1 .. W_m] S, S = [K C; theta_1 C; ..; theta_m C] from the r x r factors of
-            // eigen_codec.cpp's general path, on the device: S as bf16 hi + lo parts against the basis
-            // stored twice (dwide2), so S keeps ~16 bits and the product accumulates in fp32.
-            const cpu::RotationFactors f = cpu::rotation_factors(s, th.data(), &m_theta);
-            const cpu::RowMatrixF kc = f.k * f.c;
-            for (std::int64_t blk = 0; blk <= m; ++blk)
-              for (std::int64_t i = 0; i < r; ++i)
-                for (std::int64_t j = 0; j < r; ++j) {
-                  const float v = blk == 0 ? kc(i, j) : th[static_cast<std::size_t>(blk - 1)] * f.c(i, j);
-                  const std::uint16_t hi = float_to_bf16_bits(v);
-                  const std::size_t row = static_cast<std::size_t>(blk * r + i);
-                  s_bits[row * r + j] = hi;
-                  s_bits[(row + (m + 1) * r) * r + j] = float_to_bf16_bits(v - bf16_bits_to_float(hi));
-                }
+            // U = [Ubar W_1 .. W_m] S with S from the CPU encoder's fits (MosBlockMixer), on the
+            // device: S as bf16 hi + lo parts against the basis stored twice (dwide2), so S keeps
+            // ~16 bits and the product accumulates in fp32.
+            std::vector<float> th, mix;
+            mixer.fit(p.data(), ns, th, mix);
+            theta.insert(theta.end(), th.begin(), th.end());
+            s_bits = to_bf16_hi_lo(mix.data(), mix.size());
             ds.upload(s_bits, stream);
             cuda::launch_gemm_bf16(dwide2.get(), 2 * wide_cols, ds.get(), r, false, nullptr, drot.get() + b * d * r, r, d,
                                    static_cast<int>(r), static_cast<int>(2 * wide_cols), stream);
           } else {  // states without the Gram blocks: U(theta) on the host as rotation.h defines it
+            cpu::RowMatrixD m_theta;
+            const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
+            theta.insert(theta.end(), th.begin(), th.end());
             const cpu::RowMatrixF u =
                 cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
-            MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
+            MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bf16_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
                                             static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));
             MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector above is a temporary
           }
@@ -207,7 +190,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
     }
   };
   DeviceBuffer<std::uint16_t> dbases(c.method == Method::mos_k ? s.basis.size() : 0);
-  if (c.method == Method::mos_k) dbases.upload(to_bits(s.basis.data(), s.basis.size()), stream);
+  if (c.method == Method::mos_k) dbases.upload(to_bf16_bits(s.basis.data(), s.basis.size()), stream);
   auto decode_on_device = [&] {
     switch (c.method) {
       case Method::none:
@@ -261,8 +244,8 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   // What travelled, in the wire layout of codec.h.
   Encoded e;
   e.tokens = t, e.dim = d, e.value_bytes = 2;
-  if (c.method == Method::none) e.values = to_floats(dx.download(stream));
-  if (subspace) e.values = to_floats(dz.download(stream));
+  if (c.method == Method::none) e.values = bf16_bits_to_floats(dx.download(stream));
+  if (subspace) e.values = bf16_bits_to_floats(dz.download(stream));
   if (c.method == Method::mos) e.theta = theta;
   if (c.method == Method::mos_k) {
     const std::vector<std::int32_t> route = droute.download(stream);
@@ -272,7 +255,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
     for (std::int64_t b = 0; b < route_blocks; ++b) reference::pack_bits(e.packed, static_cast<std::uint64_t>(b * ib), ib, static_cast<std::uint32_t>(route[b]));
   }
   if (c.method == Method::topk) {
-    e.values = to_floats(dvals.download(stream));
+    e.values = bf16_bits_to_floats(dvals.download(stream));
     const std::vector<std::int32_t> idx = didx.download(stream);
     const int ib = index_bits(d);
     e.packed.assign(static_cast<std::size_t>((t * k * ib + 7) / 8), 0);
@@ -280,7 +263,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   }
   if (c.method == Method::quant) {
     const std::vector<std::int8_t> codes = dcodes.download(stream);
-    e.scales = to_floats(dscales.download(stream));
+    e.scales = bf16_bits_to_floats(dscales.download(stream));
     e.packed.assign(static_cast<std::size_t>((t * d * c.bits + 7) / 8), 0);
     const std::uint32_t mask = (1u << c.bits) - 1u;
     for (std::size_t i = 0; i < codes.size(); ++i)

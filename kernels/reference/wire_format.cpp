@@ -50,6 +50,15 @@ std::string_view routing_name(Routing routing) { return routing == Routing::sket
 
 int route_sketch_columns(int rank) { return std::max(1, rank / 8); }
 
+std::int64_t theta_sample_tokens(int rotations, int rank) {
+  if (rotations <= 1) return 512;
+  return rank >= 128 ? std::max(32, 256 / rotations) : std::max(64, 512 / rotations);
+}
+
+std::int64_t theta_sample_stride(std::int64_t block_tokens, int rotations, int rank) {
+  return std::max<std::int64_t>(1, block_tokens / theta_sample_tokens(rotations, rank));
+}
+
 CodecConfig codec_config(const CompressionParams& p, bool is_v) {
   CodecConfig c;
   c.method = parse_method(p.method);

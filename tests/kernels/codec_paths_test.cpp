@@ -8,6 +8,7 @@
 
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/codec.h"
+#include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/metrics.h"
 #include "moss/kernels/reference.h"
 #include "moss/kernels/rotation.h"
@@ -314,4 +315,95 @@ TEST(MosGeneralPath, EncoderThetaIsFitThetaOfTheChunk) {
   EXPECT_GE(f_enc, f_ref - 1e-6 * f_ref);
   EXPECT_GT(f_enc, f_zero);
   std::cout << "objective: theta = 0 " << f_zero << ", fit_theta " << f_ref << ", encoder " << f_enc << '\n';
+}
+
+TEST(MosBlockMixer, EncoderThetaAndReferenceBasisFromTheSampleProjections) {
+  // The host side of the GPU mos encode (MosBlockMixer, gpu_codec.h), on the CPU: from the sample
+  // projections P = X [Ubar W_1..W_m] of a block it must return the CPU encoder's theta and an S with
+  // [Ubar W_1..W_m] S = U(theta) of rotation.cpp (the plain reference), orthonormal; and X times that
+  // U (wire-rounded) must be the encoder's coefficients. One rotation takes the diagonal path, two
+  // the general one. The block has 120 tokens, under every theta sample size: P covers every token.
+  const mk::Matrix warm = mixture(1024, 72, 3, 6, 0.8, 100, 61);
+  const mk::Matrix x = mixture(120, 72, 3, 6, 0.8, 100, 63);
+  const std::int64_t d = 72, r = 6;
+  for (int m : {1, 2})
+    for (int vb : {2, 4}) {
+      SCOPED_TRACE("rotations " + std::to_string(m) + " value_bytes " + std::to_string(vb));
+      mk::CodecConfig c = config(mk::Method::mos, static_cast<int>(r));
+      c.rotations = m, c.value_bytes = vb;
+      const mk::CodecState s = mk::fit_codec(c, warm.view(), 2);
+      const mk::MosBlockMixer mixer(s);
+      ASSERT_TRUE(mixer.available());
+      EXPECT_EQ(mixer.diagonal(), m == 1);
+      const std::int64_t w = (m + 1) * r;
+      mk::Matrix wide(d, w), xw = x;  // [Ubar W_1..W_m]; X as it travels
+      for (std::int64_t i = 0; i < d; ++i)
+        for (std::int64_t blk = 0; blk <= m; ++blk)
+          for (std::int64_t q = 0; q < r; ++q)
+            wide(i, blk * r + q) = blk == 0 ? s.basis[i * r + q] : s.directions[(blk - 1) * d * r + i * r + q];
+      if (vb == 2)
+        for (float& v : xw.data) v = mk::round_bf16(v);
+      const mk::Matrix p = product(xw, wide);
+      std::vector<float> theta, mix;
+      mixer.fit(p.data.data(), p.rows, theta, mix);
+      ASSERT_EQ(theta.size(), static_cast<std::size_t>(m));
+      ASSERT_EQ(mix.size(), static_cast<std::size_t>(w * r));
+      const mk::Encoded e = mk::encode(s, x.view());
+      ASSERT_EQ(e.theta.size(), theta.size());
+      bool moved = false;
+      for (int i = 0; i < m; ++i) {
+        EXPECT_NEAR(theta[i], e.theta[i], 1e-4 + 1e-3 * std::abs(e.theta[i])) << "theta " << i;
+        moved = moved || theta[i] != 0.0f;
+      }
+      EXPECT_TRUE(moved);
+      mk::Matrix smat(w, r);
+      smat.data = mix;
+      const mk::Matrix u = product(wide, smat);
+      const std::vector<float> ref = mk::rotated_basis(s.basis, s.directions, theta, d, static_cast<int>(r));
+      const double basis_diff = relative_difference(u.data, ref);
+      auto non_orthonormality = [&](const std::vector<float>& b) {  // ||B^T B - I||_F
+        double sum = 0;
+        for (std::int64_t a = 0; a < r; ++a)
+          for (std::int64_t q = 0; q < r; ++q) {
+            double g = 0;
+            for (std::int64_t i = 0; i < d; ++i) g += static_cast<double>(b[i * r + a]) * b[i * r + q];
+            sum += std::pow(g - (a == q ? 1.0 : 0.0), 2);
+          }
+        return std::sqrt(sum);
+      };
+      const double ortho = non_orthonormality(u.data), ortho_ref = non_orthonormality(ref);
+      mk::Matrix uw = u;
+      if (vb == 2)
+        for (float& v : uw.data) v = mk::round_bf16(v);
+      mk::Matrix z = product(xw, uw);
+      if (vb == 2)
+        for (float& v : z.data) v = mk::round_bf16(v);
+      const double coeff_diff = relative_difference(z.data, e.values);
+      std::cout << "rotations " << m << " value_bytes " << vb << ": |U_S - U_ref| " << basis_diff << ", |U^T U - I| "
+                << ortho << " (reference " << ortho_ref << "), coefficients vs encoder " << coeff_diff << '\n';
+      EXPECT_LT(basis_diff, vb == 4 ? 1e-5 : 2e-3);
+      // As orthonormal as the reference's own two Newton-Schulz steps leave U (at fp32 and one
+      // rotation, to 1e-5; with bf16 bases their rounding shows).
+      EXPECT_LT(ortho, ortho_ref + (vb == 4 ? 1e-5 : 4e-3));
+      if (vb == 4 && m == 1) {
+        EXPECT_LT(ortho, 1e-5);
+      }
+      EXPECT_LT(coeff_diff, vb == 4 ? 1e-5 : 4e-3);
+    }
+}
+
+TEST(MosBlockMixer, RefusesStatesWithoutTheFittedForms) {
+  // A mos state that fit_codec did not make (no Gram blocks, no diagonal D): U(theta) must then be
+  // formed whole, and fit() says so instead of reading absent blocks.
+  mk::CodecState s;
+  s.config = config(mk::Method::mos, 4);
+  s.dim = 16;
+  s.basis.assign(16 * 4, 0.0f);
+  s.directions.assign(16 * 4, 0.0f);
+  const mk::MosBlockMixer mixer(s);
+  EXPECT_FALSE(mixer.available());
+  std::vector<float> p(8 * 8, 1.0f), theta, mix;
+  EXPECT_THROW(mixer.fit(p.data(), 8, theta, mix), std::logic_error);
+  const mk::CodecState pca = mk::fit_codec(config(mk::Method::pca, 4), gaussian(64, 16, 5).view(), 1);
+  EXPECT_FALSE(mk::MosBlockMixer(pca).available());
 }

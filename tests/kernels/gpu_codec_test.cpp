@@ -41,8 +41,8 @@ INSTANTIATE_TEST_SUITE_P(Methods, GpuVsCpu,
                          ::testing::Combine(::testing::Values(mk::Method::none, mk::Method::pca, mk::Method::mos,
                                                               mk::Method::mos_k, mk::Method::topk, mk::Method::quant),
                                             ::testing::Values(std::int64_t{64}, std::int64_t{333}, std::int64_t{1000})),
-                         [](const auto& info) {
-                           std::string n(mk::method_name(std::get<0>(info.param)));
+                         [](const auto& param_info) {
+                           std::string n(mk::method_name(std::get<0>(param_info.param)));
                            for (char& ch : n) if (ch == '-') ch = '_';
-                           return n + "_T" + std::to_string(std::get<1>(info.param));
+                           return n + "_T" + std::to_string(std::get<1>(param_info.param));
                          });

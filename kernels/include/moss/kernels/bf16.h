@@ -1,7 +1,9 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace moss::kernels {
 
@@ -21,6 +23,33 @@ inline float bf16_bits_to_float(std::uint16_t b) {
   float x = 0;
   std::memcpy(&x, &u, sizeof x);
   return x;
+}
+
+/// bfloat16 bits of n floats (float_to_bf16_bits of each).
+inline std::vector<std::uint16_t> to_bf16_bits(const float* p, std::size_t n) {
+  std::vector<std::uint16_t> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = float_to_bf16_bits(p[i]);
+  return out;
+}
+inline std::vector<std::uint16_t> to_bf16_bits(const std::vector<float>& v) { return to_bf16_bits(v.data(), v.size()); }
+
+/// float values of bfloat16 bits (exact).
+inline std::vector<float> bf16_bits_to_floats(const std::vector<std::uint16_t>& b) {
+  std::vector<float> out(b.size());
+  for (std::size_t i = 0; i < b.size(); ++i) out[i] = bf16_bits_to_float(b[i]);
+  return out;
+}
+
+/// The two bfloat16 parts of n floats, hi = bf16(v) then lo = bf16(v - hi) (2n bits, all hi first):
+/// hi + lo keeps about 16 significant bits of v, so that a bf16 product against [A A] accumulated in
+/// fp32 applies v to ~2^-17 rather than bf16's 2^-9.
+inline std::vector<std::uint16_t> to_bf16_hi_lo(const float* p, std::size_t n) {
+  std::vector<std::uint16_t> out(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = float_to_bf16_bits(p[i]);
+    out[n + i] = float_to_bf16_bits(p[i] - bf16_bits_to_float(out[i]));
+  }
+  return out;
 }
 
 /// `x` rounded to the nearest bfloat16, returned as float.

@@ -47,6 +47,17 @@ std::string_view routing_name(Routing routing);
 /// Columns of each basis the sketch router reads: max(1, rank / 8).
 int route_sketch_columns(int rank);
 
+/// Tokens of a block sampled (evenly strided) to fit its theta: 512 for one generator (the diagonal
+/// path needs only column statistics); for m >= 2, 512 / m (at least 64), so that projecting the
+/// sample on the m + 1 blocks [Ubar W_1..W_m] costs about 512 (m + 1) / m token-projections, under a
+/// sixth of the block's own projection at T = 4096, whatever m is; 256 / m (at least 32) from rank
+/// 128 on, where forming U(theta) (two dim x rank x rank products, 2 rank / T of the projection) and
+/// the rank^3 theta algebra take the rest of the budget (kernels/README.md measures the error effect).
+std::int64_t theta_sample_tokens(int rotations, int rank);
+/// Stride of that sample in a block of `block_tokens` tokens: max(1, block_tokens / theta_sample_tokens);
+/// the sample is tokens 0, stride, 2 stride, ... of the block (CPU and GPU encoders alike).
+std::int64_t theta_sample_stride(std::int64_t block_tokens, int rotations, int rank);
+
 /// Compression parameters as a scenario states them (CONTRACT.md "compression"), K and V together.
 struct CompressionParams {
   std::string method;
