@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
     std::printf("%-12s %4s %7s | %9s %9s %9s | %9s %9s %8s %8s\n", "method", "r", "ratio", "err_gpu", "err_cpu", "enc_cpu", "enc_gpu",
                 "dec_gpu", "enc_x", "dec_x");
     bool ok = true;
-    for (const char* name : {"none", "quant", "topk", "pca", "mos", "mos-k", "mos-k/sketch"})
+    // mos/1: one rotation (the default; the diagonal path, O(n r) host work per theta block);
+    // mos/2: two (the general path: theta Newton steps and r x r factors on the host).
+    for (const char* name : {"none", "quant", "topk", "pca", "mos/1", "mos/2", "mos-k", "mos-k/sketch"})
       for (int r : {16, 64, 256}) {
         const std::string method(name);
         const bool ranked = method != "none" && method != "quant" && method != "topk";
@@ -52,7 +54,7 @@ int main(int argc, char** argv) {
         mk::CodecConfig c;
         c.method = mk::parse_method(method.substr(0, method.find('/')));
         if (method == "mos-k/sketch") c.routing = mk::Routing::sketch;
-        c.rank = r, c.rotations = 2, c.subspaces = 4, c.bits = 8, c.fraction = 0.1;
+        c.rank = r, c.rotations = method == "mos/1" ? 1 : 2, c.subspaces = 4, c.bits = 8, c.fraction = 0.1;
         const mk::TensorReport cpu = mk::evaluate_tensor(c, w, x, mk::Device::cpu, 7, 1);
         mk::TensorReport gpu = cpu;
         if (!cpu_only) gpu = mk::evaluate_tensor(c, w, x, mk::Device::gpu, 7, 3);

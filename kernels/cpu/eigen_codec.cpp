@@ -214,15 +214,23 @@ void encode_mos_k(const CodecState& s, MatrixView x, Encoded& e) {
 }
 }  // namespace
 
-Encoded encode(const CodecState& s, MatrixView x) {
+void encode(const CodecState& s, MatrixView x, Encoded& e) {
   const CodecConfig& c = s.config;
   if (x.cols != s.dim) throw std::invalid_argument("encode: feature width differs from the fitted codec");
-  if (c.method == Method::none || c.method == Method::topk || c.method == Method::quant)
-    return cpu::encode_elementwise(s, x);
-  Encoded e;
   e.tokens = x.rows;
   e.dim = x.cols;
   e.value_bytes = c.value_bytes;
+  // values, packed and scales keep their storage: each method resizes what it fills (a same-size
+  // resize writes nothing) and writes every element; what the method does not fill is emptied.
+  e.theta.clear();
+  e.route.clear();
+  if (c.method == Method::quant) e.values.clear();
+  if (c.method != Method::quant) e.scales.clear();
+  if (c.method != Method::topk && c.method != Method::quant && c.method != Method::mos_k) e.packed.clear();
+  if (c.method == Method::none || c.method == Method::topk || c.method == Method::quant) {
+    cpu::encode_elementwise(s, x, e);
+    return;
+  }
   if (c.method == Method::pca) {
     e.values.resize(static_cast<std::size_t>(x.rows * c.rank));
     project_wire(x, cpu::map(s.basis.data(), s.dim, c.rank), e.values.data(), c.value_bytes);
@@ -232,6 +240,11 @@ Encoded encode(const CodecState& s, MatrixView x) {
     encode_mos_k(s, x, e);
   }
   round_in_place(e.values.data(), static_cast<std::int64_t>(e.values.size()), c.value_bytes);
+}
+
+Encoded encode(const CodecState& s, MatrixView x) {
+  Encoded e;
+  encode(s, x, e);
   return e;
 }
 

@@ -63,8 +63,9 @@ void for_upper_rows(const ConstMapF& dg, int rotations, int rank, Need&& need, F
   }
 }
 
-/// none, topk, quant on the CPU (elementwise_codec.cpp): the bytes of reference::encode, one pass.
-Encoded encode_elementwise(const CodecState& s, MatrixView x);
+/// none, topk, quant on the CPU (elementwise_codec.cpp): the bytes of reference::encode, one pass,
+/// into the payload fields of `e` (encode() sets the others).
+void encode_elementwise(const CodecState& s, MatrixView x, Encoded& e);
 /// Decodes none, topk, quant (elementwise_codec.cpp).
 void decode_elementwise(const CodecState& s, const Encoded& e, float* out);
 

@@ -188,11 +188,7 @@ void decode_quant(const CodecState& s, const Encoded& e, float* out) {
 }
 }  // namespace
 
-Encoded encode_elementwise(const CodecState& s, MatrixView x) {
-  Encoded e;
-  e.tokens = x.rows;
-  e.dim = x.cols;
-  e.value_bytes = s.config.value_bytes;
+void encode_elementwise(const CodecState& s, MatrixView x, Encoded& e) {
   if (s.config.method == Method::none) {
     e.values.resize(static_cast<std::size_t>(x.size()));
     wire_row(x.data, e.values.data(), x.size(), s.config.value_bytes);
@@ -201,7 +197,6 @@ Encoded encode_elementwise(const CodecState& s, MatrixView x) {
   } else {
     encode_quant(s, x, e);
   }
-  return e;
 }
 
 void decode_elementwise(const CodecState& s, const Encoded& e, float* out) {

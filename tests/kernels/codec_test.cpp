@@ -305,3 +305,41 @@ TEST(Config, RejectsInvalidParameters) {
   t.fraction = 0;
   EXPECT_THROW(mk::validate_config(t, 64), std::invalid_argument);
 }
+
+TEST(Encode, IntoAReusedEncodedEqualsAFreshEncoding) {
+  // encode(state, x, out) reuses out's buffers (evaluate_tensor's repeats, a training loop's send
+  // buffer): whatever out held before (another method, another shape), the result must be exactly
+  // encode(state, x), field by field. Every method follows every other, at two chunk lengths.
+  const mk::Matrix warm = mixture(1024, 48, 3, 5, 0.8, 64, 81);
+  const mk::Matrix x_long = mixture(300, 48, 3, 5, 0.8, 64, 82);
+  const mk::Matrix x_short = mixture(77, 48, 3, 5, 0.8, 64, 83);
+  std::vector<mk::CodecState> states;
+  for (mk::Method m : {mk::Method::mos_k, mk::Method::none, mk::Method::quant, mk::Method::mos, mk::Method::topk,
+                       mk::Method::pca}) {
+    mk::CodecConfig c = config(m, 6);
+    c.theta_block_tokens = m == mk::Method::mos ? 50 : 0;
+    c.route_block_tokens = 4;
+    c.bits = 4;
+    states.push_back(mk::fit_codec(c, warm.view(), 3));
+  }
+  mk::Encoded reused;
+  int checked = 0;
+  for (int round = 0; round < 2; ++round)
+    for (const mk::CodecState& s : states) {
+      const mk::MatrixView x = (round + checked) % 2 == 0 ? x_long.view() : x_short.view();
+      const mk::Encoded fresh = mk::encode(s, x);
+      mk::encode(s, x, reused);
+      const std::string what = std::string(mk::method_name(s.config.method)) + " T " + std::to_string(x.rows);
+      EXPECT_EQ(reused.tokens, fresh.tokens) << what;
+      EXPECT_EQ(reused.dim, fresh.dim) << what;
+      EXPECT_EQ(reused.value_bytes, fresh.value_bytes) << what;
+      EXPECT_EQ(reused.values, fresh.values) << what;
+      EXPECT_EQ(reused.packed, fresh.packed) << what;
+      EXPECT_EQ(reused.theta, fresh.theta) << what;
+      EXPECT_EQ(reused.scales, fresh.scales) << what;
+      EXPECT_EQ(reused.route, fresh.route) << what;
+      EXPECT_EQ(reused.wire_bytes(), mk::encoded_bytes(s.config, x.rows, x.cols)) << what;
+      ++checked;
+    }
+  EXPECT_EQ(checked, 12);
+}
