@@ -13,7 +13,9 @@
 //      ratio, and cuBLAS cublasGemmEx (bf16 in and out, fp32 compute) on the same shapes; mos-k
 //      (K = 4: projection on all bases + routing; routed decode), topk and quant.
 //      Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
-// Options: --parity-only (no bench), --quick (bench at T = 8192 only).
+// Options: --parity-only (no bench), --quick (bench at T = 8192 only), --profile (no parity, no
+// timing: each projection kernel launched once at T = 65536, d = 4096, r in {16, 64, 256}, encode
+// then decode, then the same with cuBLAS, for a profiler such as Nsight Compute: scripts/gpu_profile.sh).
 // Exit: 0 all passed or no GPU (prints SKIP), 1 a parity failure, 2 a CUDA error.
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -365,16 +367,40 @@ void bench(bool quick) {
   }
   if (have_blas) blas.destroy(blas.h);
 }
+
+// One launch of each projection kernel on the benchmark's largest shapes, ours then cuBLAS's, in a
+// fixed order the profiler's kernel filters can count on; no timing.
+void profile() {
+  const std::int64_t t = 65536, d = 4096;
+  Cublas blas;
+  const bool have_blas = blas.load();
+  for (int r : {16, 64, 256}) {
+    Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), du(static_cast<std::size_t>(d * r)), dz(static_cast<std::size_t>(t * r)),
+        dout(static_cast<std::size_t>(t * d));
+    fill(dx.p, dx.n);
+    fill(du.p, du.n);
+    std::printf("profile: T = %lld, d = %lld, r = %d: encode, decode%s\n", static_cast<long long>(t), static_cast<long long>(d), r,
+                have_blas ? ", cuBLAS encode, cuBLAS decode" : "");
+    cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, r, static_cast<int>(d), nullptr);
+    cu::launch_gemm_bf16(dz.p, r, du.p, r, true, nullptr, dout.p, d, t, static_cast<int>(d), r, nullptr);
+    if (have_blas && (blas.run(dx.p, du.p, dz.p, static_cast<int>(t), r, static_cast<int>(d), false) != 0 ||
+                      blas.run(dz.p, du.p, dout.p, static_cast<int>(t), static_cast<int>(d), r, true) != 0))
+      throw std::runtime_error("cublasGemmEx refused the baseline GEMM");
+    MOSS_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+  if (have_blas) blas.destroy(blas.h);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool parity_only = false, quick = false;
+  bool parity_only = false, quick = false, profile_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--parity-only") parity_only = true;
     else if (a == "--quick") quick = true;
+    else if (a == "--profile") profile_only = true;
     else {
-      std::fprintf(stderr, "moss_gpu_check: unknown option %s (expected --parity-only or --quick)\n", argv[i]);
+      std::fprintf(stderr, "moss_gpu_check: unknown option %s (expected --parity-only, --quick or --profile)\n", argv[i]);
       return 2;
     }
   }
@@ -389,6 +415,10 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop{};
     MOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("moss_gpu_check on %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    if (profile_only) {
+      profile();
+      return 0;
+    }
     bool ok = true;
     for (const cu::GemmKernel kernel : {cu::GemmKernel::automatic, cu::GemmKernel::simple}) {
       ok = parity(1000, 520, 24, kernel) && ok;
