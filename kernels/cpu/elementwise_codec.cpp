@@ -3,9 +3,15 @@
 // threshold and tie rule (first ties in index order), the same quant codes and LSB-first bit packing.
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <span>
+#include <string_view>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "eigen_types.h"
 #include "moss/kernels/bf16.h"
@@ -102,6 +108,64 @@ std::uint32_t kth_largest_key(const float* row, std::int64_t n, std::int64_t k, 
   return prefix;
 }
 
+#if defined(__AVX512F__)
+/// True when the AVX-512 loops run: compiled in (a -march with AVX-512F, as MOSS_KERNELS_NATIVE gives
+/// on such a machine) and not switched off with MOSS_KERNELS_SIMD=0, which the tests use so that the
+/// portable loops stay checked on machines that have AVX-512.
+bool use_avx512() {
+  static const bool on = [] {
+    const char* v = std::getenv("MOSS_KERNELS_SIMD");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  return on;
+}
+#endif
+
+/// Writes the kept entries of a row, in index order, to values/index: every key above tau, then the
+/// first `ties` keys equal to tau. Returns how many were written. Branch-free (which entries are kept
+/// is data-dependent and unpredictable); the outputs need room for d + 16 entries.
+std::int64_t compact_row(const float* row, const std::uint32_t* keys, std::int64_t d, std::uint32_t tau, std::int64_t ties,
+                         float* values, std::uint32_t* index) {
+  std::int64_t taken = 0, j = 0;
+#if defined(__AVX512F__)
+  if (use_avx512()) {
+    // 16 entries at a time: compress the kept lanes in registers and store all 16 (a compressing
+    // store to memory is microcoded on some cores); the next store overwrites the unused lanes.
+    const __m512i vt = _mm512_set1_epi32(static_cast<int>(tau)), step = _mm512_set1_epi32(16);
+    __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; j + 16 <= d; j += 16) {
+      const __m512i k = _mm512_loadu_si512(keys + j);
+      unsigned take = _mm512_cmpgt_epu32_mask(k, vt);
+      if (ties > 0) {
+        unsigned eq = _mm512_cmpeq_epu32_mask(k, vt);
+        if (std::popcount(eq) > ties) {  // only the first `ties` of them, in index order
+          unsigned keep = 0;
+          for (std::int64_t q = 0; q < ties; ++q) keep |= eq & (0u - eq), eq &= eq - 1;
+          eq = keep;
+        }
+        ties -= std::popcount(eq);
+        take |= eq;
+      }
+      const auto m = static_cast<__mmask16>(take);
+      _mm512_storeu_ps(values + taken, _mm512_maskz_compress_ps(m, _mm512_loadu_ps(row + j)));
+      _mm512_storeu_si512(index + taken, _mm512_maskz_compress_epi32(m, iota));
+      taken += std::popcount(take);
+      iota = _mm512_add_epi32(iota, step);
+    }
+  }
+#endif
+  for (; j < d; ++j) {
+    const std::uint32_t key = keys[j];
+    const bool tie = key == tau && ties > 0;
+    const bool take = key > tau || tie;
+    ties -= tie;
+    values[taken] = row[j];
+    index[taken] = static_cast<std::uint32_t>(j);
+    taken += take;
+  }
+  return taken;
+}
+
 void encode_topk(const CodecState& s, MatrixView x, Encoded& e) {
   const std::int64_t t = x.rows, d = x.cols, k = topk_count(s.config.fraction, d);
   const int ib = index_bits(d);
@@ -109,26 +173,16 @@ void encode_topk(const CodecState& s, MatrixView x, Encoded& e) {
   e.packed.assign(static_cast<std::size_t>((t * k * ib + 7) / 8), 0);
   BitWriter bits(e.packed);
   std::vector<float> row(static_cast<std::size_t>(d));
-  std::vector<std::uint32_t> keys, kept_index(static_cast<std::size_t>(d + 1));
-  std::vector<float> kept_values(static_cast<std::size_t>(d + 1));
+  std::vector<std::uint32_t> keys, kept_index(static_cast<std::size_t>(d + 16));
+  std::vector<float> kept_values(static_cast<std::size_t>(d + 16));
   float* out = e.values.data();
   for (std::int64_t i = 0; i < t; ++i) {
     wire_row(x.row(i), row.data(), d, s.config.value_bytes);
     const std::uint32_t tau = kth_largest_key(row.data(), d, k, s.config.value_bytes, keys);
     std::int64_t above = 0;
     for (const std::uint32_t key : keys) above += key > tau;
-    // Branch-free compaction (which entries are kept is data-dependent and unpredictable); exactly k
-    // are kept: all above tau, then the first k - above ties in index order.
-    std::int64_t ties_left = k - above, taken = 0;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const std::uint32_t key = keys[static_cast<std::size_t>(j)];
-      const bool tie = key == tau && ties_left > 0;
-      const bool take = key > tau || tie;
-      ties_left -= tie;
-      kept_values[static_cast<std::size_t>(taken)] = row[static_cast<std::size_t>(j)];
-      kept_index[static_cast<std::size_t>(taken)] = static_cast<std::uint32_t>(j);
-      taken += take;
-    }
+    // Exactly k are kept: all above tau, then the first k - above ties in index order.
+    compact_row(row.data(), keys.data(), d, tau, k - above, kept_values.data(), kept_index.data());
     std::copy(kept_values.begin(), kept_values.begin() + k, out);
     out += k;
     for (std::int64_t q = 0; q < k; ++q) bits.put(kept_index[static_cast<std::size_t>(q)], ib);
