@@ -65,13 +65,45 @@ inline std::uint32_t mag_key(float x) {
   return u & 0x7fffffffu;
 }
 
+#if defined(__AVX512F__)
+/// True when the AVX-512 loops run: compiled in (a -march with AVX-512F, as MOSS_KERNELS_NATIVE gives
+/// on such a machine) and not switched off with MOSS_KERNELS_SIMD=0, which the tests use so that the
+/// portable loops stay checked on machines that have AVX-512.
+bool use_avx512() {
+  static const bool on = [] {
+    const char* v = std::getenv("MOSS_KERNELS_SIMD");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  return on;
+}
+
+/// How many of the n keys are >= c (16 at a time).
+std::int64_t count_at_least(const std::uint32_t* keys, std::int64_t n, std::uint32_t c) {
+  const __m512i vc = _mm512_set1_epi32(static_cast<int>(c));
+  std::int64_t count = 0, j = 0;
+  for (; j + 16 <= n; j += 16) count += std::popcount(static_cast<unsigned>(_mm512_cmpge_epu32_mask(_mm512_loadu_si512(keys + j), vc)));
+  for (; j < n; ++j) count += keys[j] >= c;
+  return count;
+}
+#endif
+
 /// Key of the k-th largest magnitude of row (1 <= k <= n), by radix select on the 31-bit magnitude
 /// key, 8 bits per level from the top: O(n) per level, exact. bf16 keys have 16 zero low bits, so
-/// two levels (bits 30..23, 22..16) decide them.
+/// two levels (bits 30..23, 22..16) decide them; with AVX-512, 15 vectorised counting passes instead.
 std::uint32_t kth_largest_key(const float* row, std::int64_t n, std::int64_t k, int value_bytes,
                               std::vector<std::uint32_t>& keys) {
   keys.resize(static_cast<std::size_t>(n));
   for (std::int64_t j = 0; j < n; ++j) keys[static_cast<std::size_t>(j)] = mag_key(row[j]);
+#if defined(__AVX512F__)
+  if (value_bytes == 2 && use_avx512()) {
+    // bf16 keys have 15 significant bits (30..16): the largest key c with at least k keys >= c, bit by
+    // bit from the top, one vectorised counting pass per bit (the histogram passes below are scalar).
+    std::uint32_t c = 0;
+    for (int bit = 30; bit >= 16; --bit)
+      if (count_at_least(keys.data(), n, c | (1u << bit)) >= k) c |= 1u << bit;
+    return c;
+  }
+#endif
   struct Level {
     int shift, bits;
   };
@@ -107,19 +139,6 @@ std::uint32_t kth_largest_key(const float* row, std::int64_t n, std::int64_t k, 
   }
   return prefix;
 }
-
-#if defined(__AVX512F__)
-/// True when the AVX-512 loops run: compiled in (a -march with AVX-512F, as MOSS_KERNELS_NATIVE gives
-/// on such a machine) and not switched off with MOSS_KERNELS_SIMD=0, which the tests use so that the
-/// portable loops stay checked on machines that have AVX-512.
-bool use_avx512() {
-  static const bool on = [] {
-    const char* v = std::getenv("MOSS_KERNELS_SIMD");
-    return v == nullptr || std::string_view(v) != "0";
-  }();
-  return on;
-}
-#endif
 
 /// Writes the kept entries of a row, in index order, to values/index: every key above tau, then the
 /// first `ties` keys equal to tau. Returns how many were written. Branch-free (which entries are kept

@@ -240,11 +240,13 @@ TEST(MosGeneralPath, MatchesTheReferenceAndBeatsPcaAtLargeRank) {
 
 TEST(ElementwisePaths, SameBytesAsTheReferenceIncludingTiesAndOddWidths) {
   // topk/quant CPU loops (radix select, byte packing) against reference_codec.cpp, byte for byte:
-  // odd widths (4-bit codes straddle rows), repeated magnitudes (topk ties), zero rows (scale 0).
+  // odd widths (4-bit codes straddle rows), repeated magnitudes (topk ties), zero rows (scale 0),
+  // rows of large and small magnitudes (every exponent bit of the selection).
   for (std::int64_t d : {7, 100, 257, 1024}) {
     mk::Matrix x = gaussian(37, d, static_cast<std::uint64_t>(d));
     for (std::int64_t j = 0; j < d; j += 3) x(5, j) = (j % 2 ? -1.0f : 1.0f) * 0.5f;  // ties
     for (std::int64_t j = 0; j < d; ++j) x(9, j) = 0.0f;
+    for (std::int64_t j = 0; j < d; ++j) x(11, j) *= 1000.0f, x(13, j) *= 1e-3f;  // other exponent ranges
     for (int vb : {2, 4})
       for (const auto& [method, param] : {std::pair{mk::Method::topk, 0.1}, std::pair{mk::Method::topk, 0.5},
                                           std::pair{mk::Method::quant, 4.0}, std::pair{mk::Method::quant, 8.0},
