@@ -22,7 +22,7 @@
 
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/codec.h"
-#include "moss/kernels/gpu_codec.h"
+#include "moss/kernels/mos_block_mixer.h"
 #include "moss/kernels/synthetic.h"
 
 namespace mk = moss::kernels;
@@ -252,8 +252,9 @@ BENCHMARK_CAPTURE(decode_bench, topk, mk::Method::topk, 1)->Apply(widths);
 BENCHMARK_CAPTURE(encode_bench, quant, mk::Method::quant, 1)->Apply(widths);
 BENCHMARK_CAPTURE(decode_bench, quant, mk::Method::quant, 1)->Apply(widths);
 // The GPU encode's host work per mos theta block: the diagonal path (one rotation, fitted state), the
-// general path the same state took before (turned within its span), and four rotations.
+// general path the same state took before (turned within its span), two and four rotations.
 BENCHMARK_CAPTURE(gpu_host_bench, mos, 1, false)->Apply(shapes);
 BENCHMARK_CAPTURE(gpu_host_bench, mos_general, 1, true)->Apply(shapes);
+BENCHMARK_CAPTURE(gpu_host_bench, mos_m2, 2, false)->Apply(shapes);
 BENCHMARK_CAPTURE(gpu_host_bench, mos_m4, 4, false)->Apply(shapes);
 BENCHMARK_MAIN();

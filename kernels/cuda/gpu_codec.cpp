@@ -13,6 +13,7 @@
 #include "cuda_check.h"
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/gpu_codec.h"
+#include "moss/kernels/mos_block_mixer.h"
 #include "moss/kernels/reference.h"
 
 namespace moss::kernels {
@@ -112,10 +113,10 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   DeviceBuffer<std::uint16_t> drot(c.method == Method::mos ? static_cast<std::size_t>(theta_blocks * d * r) : 0);
   // mos states from fit_codec: the basis stored twice side by side and S (hi; lo) for U = wide2 S.
   const MosBlockMixer mixer(s);
-  const bool grams = mixer.available();
-  DeviceBuffer<std::uint16_t> dwide2(grams ? 2 * wide.size() : 0), ds(grams ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
+  const bool mixed = mixer.available();
+  DeviceBuffer<std::uint16_t> dwide2(mixed ? 2 * wide.size() : 0), ds(mixed ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
   std::vector<std::uint16_t> s_bits;
-  if (grams) {
+  if (mixed) {
     const std::vector<std::uint16_t> wb = to_bf16_bits(wide.data(), wide.size());
     std::vector<std::uint16_t> w2(2 * wide.size());
     for (std::int64_t i = 0; i < d; ++i)
@@ -147,7 +148,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
                                  static_cast<int>(wide_cols), static_cast<int>(d), stream);
           std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
           p.resize(static_cast<std::size_t>(ns * wide_cols));
-          if (grams) {
+          if (mixed) {
             // U = [Ubar W_1 .. W_m] S with S from the CPU encoder's fits (MosBlockMixer), on the
             // device: S as bf16 hi + lo parts against the basis stored twice (dwide2), so S keeps
             // ~16 bits and the product accumulates in fp32.

@@ -8,7 +8,7 @@
 
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/codec.h"
-#include "moss/kernels/gpu_codec.h"
+#include "moss/kernels/mos_block_mixer.h"
 #include "moss/kernels/metrics.h"
 #include "moss/kernels/reference.h"
 #include "moss/kernels/rotation.h"
@@ -320,7 +320,7 @@ TEST(MosGeneralPath, EncoderThetaIsFitThetaOfTheChunk) {
 }
 
 TEST(MosBlockMixer, EncoderThetaAndReferenceBasisFromTheSampleProjections) {
-  // The host side of the GPU mos encode (MosBlockMixer, gpu_codec.h), on the CPU: from the sample
+  // The host side of the GPU mos encode (MosBlockMixer, mos_block_mixer.h), on the CPU: from the sample
   // projections P = X [Ubar W_1..W_m] of a block it must return the CPU encoder's theta and an S with
   // [Ubar W_1..W_m] S = U(theta) of rotation.cpp (the plain reference), orthonormal; and X times that
   // U (wire-rounded) must be the encoder's coefficients. One rotation takes the diagonal path, two
@@ -383,14 +383,17 @@ TEST(MosBlockMixer, EncoderThetaAndReferenceBasisFromTheSampleProjections) {
       const double coeff_diff = relative_difference(z.data, e.values);
       std::cout << "rotations " << m << " value_bytes " << vb << ": |U_S - U_ref| " << basis_diff << ", |U^T U - I| "
                 << ortho << " (reference " << ortho_ref << "), coefficients vs encoder " << coeff_diff << '\n';
-      EXPECT_LT(basis_diff, vb == 4 ? 1e-5 : 2e-3);
-      // As orthonormal as the reference's own two Newton-Schulz steps leave U (at fp32 and one
-      // rotation, to 1e-5; with bf16 bases their rounding shows).
-      EXPECT_LT(ortho, ortho_ref + (vb == 4 ? 1e-5 : 4e-3));
+      // The general path forms the reference's U (measured 1e-7 in both wire types). The diagonal path
+      // neglects the off-diagonal of D = W^T W up to diagonal_tolerance (2^-8 relative with bf16
+      // values, eigen_types.h), as the CPU encoder does: measured 5.6e-4 from the reference and
+      // 2.8e-3 from orthonormal with bf16, 8e-8 and 7e-7 with fp32.
+      const bool loose = m == 1 && vb == 2;
+      EXPECT_LT(basis_diff, loose ? 2e-3 : 1e-5);
+      EXPECT_LT(ortho, ortho_ref + (loose ? 6e-3 : 1e-5));
       if (vb == 4 && m == 1) {
         EXPECT_LT(ortho, 1e-5);
       }
-      EXPECT_LT(coeff_diff, vb == 4 ? 1e-5 : 4e-3);
+      EXPECT_LT(coeff_diff, 1e-5);  // the encoder's own coefficients (measured 0 to 2.1e-7)
     }
 }
 

@@ -308,28 +308,46 @@ TEST(Config, RejectsInvalidParameters) {
 
 TEST(Encode, IntoAReusedEncodedEqualsAFreshEncoding) {
   // encode(state, x, out) reuses out's buffers (evaluate_tensor's repeats, a training loop's send
-  // buffer): whatever out held before (another method, another shape), the result must be exactly
-  // encode(state, x), field by field. Every method follows every other, at two chunk lengths.
-  const mk::Matrix warm = mixture(1024, 48, 3, 5, 0.8, 64, 81);
-  const mk::Matrix x_long = mixture(300, 48, 3, 5, 0.8, 64, 82);
-  const mk::Matrix x_short = mixture(77, 48, 3, 5, 0.8, 64, 83);
+  // buffer): whatever out held before (another method or configuration, another chunk length), the
+  // result must be exactly encode(state, x), field by field. Every ordered pair of configurations.
+  const std::int64_t d = 49;  // odd: 4-bit codes straddle rows
+  const mk::Matrix warm = mixture(1024, d, 3, 5, 0.8, 64, 81);
+  const mk::Matrix x_long = mixture(300, d, 3, 5, 0.8, 64, 82);
+  const mk::Matrix x_short = mixture(77, d, 3, 5, 0.8, 64, 83);
+  struct Case {
+    mk::Method method;
+    int rotations, bits, value_bytes;
+    mk::Routing routing;
+  };
+  const std::vector<Case> cases{{mk::Method::none, 1, 8, 2, mk::Routing::exhaustive},
+                                {mk::Method::pca, 1, 8, 2, mk::Routing::exhaustive},
+                                {mk::Method::pca, 1, 8, 4, mk::Routing::exhaustive},
+                                {mk::Method::mos, 1, 8, 2, mk::Routing::exhaustive},
+                                {mk::Method::mos, 2, 8, 4, mk::Routing::exhaustive},
+                                {mk::Method::mos_k, 1, 8, 2, mk::Routing::exhaustive},
+                                {mk::Method::mos_k, 1, 8, 2, mk::Routing::sketch},
+                                {mk::Method::topk, 1, 8, 2, mk::Routing::exhaustive},
+                                {mk::Method::topk, 1, 8, 4, mk::Routing::exhaustive},
+                                {mk::Method::quant, 1, 4, 2, mk::Routing::exhaustive},
+                                {mk::Method::quant, 1, 8, 4, mk::Routing::exhaustive}};
   std::vector<mk::CodecState> states;
-  for (mk::Method m : {mk::Method::mos_k, mk::Method::none, mk::Method::quant, mk::Method::mos, mk::Method::topk,
-                       mk::Method::pca}) {
-    mk::CodecConfig c = config(m, 6);
-    c.theta_block_tokens = m == mk::Method::mos ? 50 : 0;
+  for (const Case& k : cases) {
+    mk::CodecConfig c = config(k.method, 6);
+    c.rotations = k.rotations, c.bits = k.bits, c.value_bytes = k.value_bytes, c.routing = k.routing;
+    c.theta_block_tokens = k.method == mk::Method::mos ? 50 : 0;
     c.route_block_tokens = 4;
-    c.bits = 4;
     states.push_back(mk::fit_codec(c, warm.view(), 3));
   }
-  mk::Encoded reused;
   int checked = 0;
-  for (int round = 0; round < 2; ++round)
-    for (const mk::CodecState& s : states) {
-      const mk::MatrixView x = (round + checked) % 2 == 0 ? x_long.view() : x_short.view();
-      const mk::Encoded fresh = mk::encode(s, x);
-      mk::encode(s, x, reused);
-      const std::string what = std::string(mk::method_name(s.config.method)) + " T " + std::to_string(x.rows);
+  for (std::size_t a = 0; a < states.size(); ++a)
+    for (std::size_t b = 0; b < states.size(); ++b) {
+      const mk::MatrixView before = (a + b) % 2 == 0 ? x_long.view() : x_short.view();
+      const mk::MatrixView x = (a + b) % 2 == 0 ? x_short.view() : x_long.view();
+      mk::Encoded reused;
+      mk::encode(states[a], before, reused);
+      mk::encode(states[b], x, reused);
+      const mk::Encoded fresh = mk::encode(states[b], x);
+      const std::string what = "case " + std::to_string(a) + " then " + std::to_string(b);
       EXPECT_EQ(reused.tokens, fresh.tokens) << what;
       EXPECT_EQ(reused.dim, fresh.dim) << what;
       EXPECT_EQ(reused.value_bytes, fresh.value_bytes) << what;
@@ -338,8 +356,8 @@ TEST(Encode, IntoAReusedEncodedEqualsAFreshEncoding) {
       EXPECT_EQ(reused.theta, fresh.theta) << what;
       EXPECT_EQ(reused.scales, fresh.scales) << what;
       EXPECT_EQ(reused.route, fresh.route) << what;
-      EXPECT_EQ(reused.wire_bytes(), mk::encoded_bytes(s.config, x.rows, x.cols)) << what;
+      EXPECT_EQ(reused.wire_bytes(), mk::encoded_bytes(states[b].config, x.rows, x.cols)) << what;
       ++checked;
     }
-  EXPECT_EQ(checked, 12);
+  EXPECT_EQ(checked, 121);
 }

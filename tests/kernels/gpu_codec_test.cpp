@@ -1,6 +1,7 @@
 // GPU codec of moss::kernels against the CPU implementation (label gpu; skips without a device).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <tuple>
 
@@ -35,6 +36,32 @@ TEST_P(GpuVsCpu, SameReconstructionWithinBf16Tolerance) {
   EXPECT_LT(diff, 2e-2) << "relative difference of GPU and CPU reconstructions";
   EXPECT_NEAR(err_gpu, err_cpu, 0.01 + 0.05 * err_cpu);
   EXPECT_GT(timing.encode_s, 0.0);
+}
+
+TEST(GpuMos, OneAndTwoRotationsGiveTheCpuThetaAndReconstruction) {
+  // The GPU encode fits theta on the host with MosBlockMixer: one rotation on the diagonal path (the
+  // default), two on the general path. Same theta per block as the CPU encoder (the sample
+  // projections differ only in fp32 summation order) and the same reconstruction.
+  if (!mk::gpu_available()) GTEST_SKIP() << "no usable CUDA device (or moss built without CUDA)";
+  mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,dim=320");
+  s.tokens = 1024 + 600;
+  const mk::Matrix all = mk::generate_synthetic(s, false);
+  const mk::MatrixView x = all.view().slice_rows(1024, 600);
+  for (int rotations : {1, 2}) {
+    mk::CodecConfig c;
+    c.method = mk::Method::mos, c.rank = 24, c.rotations = rotations, c.theta_block_tokens = 200;
+    const mk::CodecState st = mk::fit_codec(c, all.view().slice_rows(0, 1024), 3);
+    mk::Matrix cpu(x.rows, x.cols), gpu(x.rows, x.cols);
+    const mk::Encoded ec = mk::encode(st, x);
+    mk::decode(st, ec, cpu.data.data());
+    mk::GpuTiming timing;
+    const mk::Encoded eg = mk::gpu_roundtrip(st, x, gpu.data.data(), timing);
+    ASSERT_EQ(eg.theta.size(), ec.theta.size()) << "rotations " << rotations;
+    ASSERT_EQ(ec.theta.size(), static_cast<std::size_t>(3 * rotations));
+    for (std::size_t i = 0; i < ec.theta.size(); ++i)
+      EXPECT_NEAR(eg.theta[i], ec.theta[i], 1e-3 + 0.05 * std::abs(ec.theta[i])) << "rotations " << rotations << " theta " << i;
+    EXPECT_LT(mk::reconstruction_error(cpu.view(), gpu.view()).relative, 2e-2) << "rotations " << rotations;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, GpuVsCpu,

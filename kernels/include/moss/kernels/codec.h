@@ -148,9 +148,10 @@ CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t
 /// Encodes one chunk with the Eigen CPU implementation.
 Encoded encode(const CodecState& state, MatrixView x);
 /// The same encoding into `out`, reusing its buffers as a training loop reuses its send buffer from one
-/// step to the next: once `out` has held a chunk of this shape, nothing is allocated or page-faulted
-/// (a fresh T x d `values` costs more than the codec itself for none, topk and quant). Every field of
-/// `out` is replaced; the result equals encode(state, x).
+/// step to the next: once `out` has held a chunk of this shape, its fields are not reallocated (a
+/// fresh T x d `values` costs more than the codec itself for none, topk and quant; the methods' own
+/// scratch, e.g. mos-k's T x K r projection, is still allocated per call). Every field of `out` is
+/// replaced; the result equals encode(state, x). Values must be finite (as the loaders ensure).
 void encode(const CodecState& state, MatrixView x, Encoded& out);
 /// Decodes one chunk with the Eigen CPU implementation into `out` (tokens x dim, row-major).
 void decode(const CodecState& state, const Encoded& encoded, float* out);

@@ -1,9 +1,9 @@
-// MosBlockMixer (gpu_codec.h): theta and the mixing matrix S of one mos block from its sample
+// MosBlockMixer (mos_block_mixer.h): theta and the mixing matrix S of one mos block from its sample
 // projections, by the CPU encoder's own fits (diagonal path, or general path with the Gram blocks).
 #include <stdexcept>
 
 #include "eigen_types.h"
-#include "moss/kernels/gpu_codec.h"
+#include "moss/kernels/mos_block_mixer.h"
 
 namespace moss::kernels {
 
