@@ -280,6 +280,27 @@ void fill(std::uint16_t* p, std::size_t n) {
     MOSS_CUDA_CHECK(cudaMemcpy(p + off, h.data(), std::min(h.size(), n - off) * 2, cudaMemcpyHostToDevice));
 }
 
+// The projection of the benchmark on one shape: X (T x d) and U (d x r) filled, Z and the decoded
+// output; encode/decode with our kernels, and the same GEMMs with cuBLAS (a refused call is an error).
+struct Projection {
+  std::int64_t t, d;
+  int r;
+  Dev<std::uint16_t> x, u, z, out;
+  Projection(std::int64_t tokens, std::int64_t dim, int rank)
+      : t(tokens), d(dim), r(rank), x(static_cast<std::size_t>(t * d)), u(static_cast<std::size_t>(d * r)),
+        z(static_cast<std::size_t>(t * r)), out(static_cast<std::size_t>(t * d)) {
+    fill(x.p, x.n);
+    fill(u.p, u.n);
+  }
+  void encode() const { cu::launch_gemm_bf16(x.p, d, u.p, r, false, nullptr, z.p, r, t, r, static_cast<int>(d), nullptr); }
+  void decode() const { cu::launch_gemm_bf16(z.p, r, u.p, r, true, nullptr, out.p, d, t, static_cast<int>(d), r, nullptr); }
+  void blas_encode(const Cublas& blas) const { check(blas.run(x.p, u.p, z.p, static_cast<int>(t), r, static_cast<int>(d), false)); }
+  void blas_decode(const Cublas& blas) const { check(blas.run(z.p, u.p, out.p, static_cast<int>(t), static_cast<int>(d), r, true)); }
+  static void check(int status) {
+    if (status != 0) throw std::runtime_error("cublasGemmEx refused the baseline GEMM (status " + std::to_string(status) + ")");
+  }
+};
+
 void bench(bool quick) {
   const std::size_t copy_bytes = std::size_t{1} << 30;
   Dev<std::uint8_t> src(copy_bytes), dst(copy_bytes);
@@ -298,13 +319,13 @@ void bench(bool quick) {
   for (const std::int64_t t : tokens)
     for (std::int64_t d : {2048, 4096})
       for (int r : {16, 64, 256}) {
-        Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), du(static_cast<std::size_t>(d * r)), dz(static_cast<std::size_t>(t * r)),
-            dout(static_cast<std::size_t>(t * d));
-        fill(dx.p, dx.n);
-        fill(du.p, du.n);
+        const Projection pr(t, d, r);
+        const Dev<std::uint16_t>& dx = pr.x;
+        const Dev<std::uint16_t>& dz = pr.z;
+        const Dev<std::uint16_t>& dout = pr.out;
         const double raw = 2.0 * t * d;
-        auto enc = [&] { cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, r, static_cast<int>(d), nullptr); };
-        auto dec = [&] { cu::launch_gemm_bf16(dz.p, r, du.p, r, true, nullptr, dout.p, d, t, static_cast<int>(d), r, nullptr); };
+        auto enc = [&] { pr.encode(); };
+        auto dec = [&] { pr.decode(); };
         const double te = time_s(enc), td = time_s(dec);
         // The copy at this size (X to the output buffer): short transfers do not reach the 1 GiB rate.
         const double tc = time_s([&] { MOSS_CUDA_CHECK(cudaMemcpyAsync(dout.p, dx.p, dx.n * 2, cudaMemcpyDeviceToDevice)); });
@@ -313,12 +334,9 @@ void bench(bool quick) {
         const double se = time_s(enc), sd = time_s(dec);
         cu::set_gemm_kernel(cu::GemmKernel::automatic);
         double be = 0, bd = 0;
-        if (have_blas && (blas.run(dx.p, du.p, dz.p, static_cast<int>(t), r, static_cast<int>(d), false) != 0 ||
-                          blas.run(dz.p, du.p, dout.p, static_cast<int>(t), static_cast<int>(d), r, true) != 0))
-          throw std::runtime_error("cublasGemmEx refused the baseline GEMM");
         if (have_blas) {
-          be = time_s([&] { blas.run(dx.p, du.p, dz.p, static_cast<int>(t), r, static_cast<int>(d), false); });
-          bd = time_s([&] { blas.run(dz.p, du.p, dout.p, static_cast<int>(t), static_cast<int>(d), r, true); });
+          be = time_s([&] { pr.blas_encode(blas); });
+          bd = time_s([&] { pr.blas_decode(blas); });
         }
         std::printf("%-7s %6lld %5lld %4d | %9.1f %6.2f %9.1f %9.1f %6.2f | %9.1f %6.2f %9.1f %9.1f %6.2f | %8.1f %6.2f %6.2f\n", "pca",
                     static_cast<long long>(t), static_cast<long long>(d), r, raw / te / 1e9, raw / te / 1e9 / copy_gbps, raw / se / 1e9,
@@ -375,17 +393,15 @@ void profile() {
   Cublas blas;
   const bool have_blas = blas.load();
   for (int r : {16, 64, 256}) {
-    Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), du(static_cast<std::size_t>(d * r)), dz(static_cast<std::size_t>(t * r)),
-        dout(static_cast<std::size_t>(t * d));
-    fill(dx.p, dx.n);
-    fill(du.p, du.n);
+    const Projection pr(t, d, r);
     std::printf("profile: T = %lld, d = %lld, r = %d: encode, decode%s\n", static_cast<long long>(t), static_cast<long long>(d), r,
                 have_blas ? ", cuBLAS encode, cuBLAS decode" : "");
-    cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, r, static_cast<int>(d), nullptr);
-    cu::launch_gemm_bf16(dz.p, r, du.p, r, true, nullptr, dout.p, d, t, static_cast<int>(d), r, nullptr);
-    if (have_blas && (blas.run(dx.p, du.p, dz.p, static_cast<int>(t), r, static_cast<int>(d), false) != 0 ||
-                      blas.run(dz.p, du.p, dout.p, static_cast<int>(t), static_cast<int>(d), r, true) != 0))
-      throw std::runtime_error("cublasGemmEx refused the baseline GEMM");
+    pr.encode();
+    pr.decode();
+    if (have_blas) {
+      pr.blas_encode(blas);
+      pr.blas_decode(blas);
+    }
     MOSS_CUDA_CHECK(cudaDeviceSynchronize());
   }
   if (have_blas) blas.destroy(blas.h);

@@ -188,7 +188,7 @@ void gpu_host_bench(benchmark::State& state, int rotations, bool turn) {
   }
   // The sample the GPU projects: every stride-th token of the chunk, bf16-rounded, times [Ubar W..].
   const std::int64_t w = (rotations + 1) * static_cast<std::int64_t>(r);
-  const std::int64_t stride = mk::theta_sample_stride(kTokens, rotations, r), n = (kTokens + stride - 1) / stride;
+  const std::int64_t stride = mk::theta_sample_stride(kTokens, rotations, r), n = mk::theta_sample_count(kTokens, rotations, r);
   RowMatrix wide(d, w), sample(n, d);
   wide.leftCols(r) = ConstMap(s.basis.data(), d, r);
   for (int i = 0; i < rotations; ++i) wide.middleCols((i + 1) * r, r) = ConstMap(s.directions.data() + i * d * r, d, r);

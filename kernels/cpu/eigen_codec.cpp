@@ -87,7 +87,7 @@ std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool d
     });
     return {cpu::fit_theta_diagonal(stats, lambda)};
   }
-  const std::int64_t ns = (block.rows + stride - 1) / stride;
+  const std::int64_t ns = theta_sample_count(block.rows, static_cast<int>(m), static_cast<int>(r));
   RowMatrixF p(ns, (m + 1) * r);
   for_wire_panels(block, stride, s.config.value_bytes, [&](std::int64_t i0, const auto& panel) {
     p.block(i0, 0, panel.rows(), r).noalias() = panel * ubar;

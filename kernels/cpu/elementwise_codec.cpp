@@ -219,14 +219,10 @@ void encode_quant(const CodecState& s, MatrixView x, Encoded& e) {
   BitWriter bits(e.packed);
   for (std::int64_t i = 0; i < t; ++i) {
     wire_row(x.row(i), row.data(), d, s.config.value_bytes);
-    // max |v| on the bit patterns: for finite floats the order of |v| is that of (bits & 0x7fffffff)
-    // as integers, and an integer max reduction vectorises (a float one, NaN-aware, does not).
+    // max |v| on the magnitude keys: for finite floats their integer order is that of |v|, and an
+    // integer max reduction vectorises (a float one, NaN-aware, does not).
     std::uint32_t abits = 0;
-    for (const float v : row) {
-      std::uint32_t u = 0;
-      std::memcpy(&u, &v, sizeof u);
-      abits = std::max(abits, u & 0x7fffffffu);
-    }
+    for (const float v : row) abits = std::max(abits, mag_key(v));
     float amax = 0.0f;
     std::memcpy(&amax, &abits, sizeof amax);
     const float scale = round_bf16(amax / static_cast<float>(qmax));

@@ -47,11 +47,6 @@ class DeviceBuffer {
   std::size_t n_;
 };
 
-/// Tokens the theta of a block of n tokens is fitted on (evenly strided), as eigen_codec.cpp.
-std::int64_t theta_sample_rows(std::int64_t n, int rotations, int rank) {
-  const std::int64_t stride = theta_sample_stride(n, rotations, rank);
-  return (n + stride - 1) / stride;
-}
 }  // namespace
 
 bool gpu_available() {
@@ -107,7 +102,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   const std::int64_t wide_cols = c.method == Method::mos ? (m + 1) * r : c.method == Method::mos_k ? nk * r : r;
   std::int64_t sample_rows = 0;  // the largest theta sample of any block
   for (std::int64_t t0 = 0; c.method == Method::mos && t0 < t; t0 += bl_theta)
-    sample_rows = std::max(sample_rows, theta_sample_rows(std::min(bl_theta, t - t0), static_cast<int>(m), static_cast<int>(r)));
+    sample_rows = std::max(sample_rows, theta_sample_count(std::min(bl_theta, t - t0), static_cast<int>(m), static_cast<int>(r)));
   DeviceBuffer<float> dp(c.method == Method::mos_k ? static_cast<std::size_t>(t * wide_cols)
                          : c.method == Method::mos ? static_cast<std::size_t>(sample_rows * wide_cols) : 0);
   DeviceBuffer<std::uint16_t> drot(c.method == Method::mos ? static_cast<std::size_t>(theta_blocks * d * r) : 0);
@@ -142,7 +137,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
       case Method::mos:
         for (std::int64_t b = 0; b < theta_blocks; ++b) {
           const std::int64_t t0 = b * bl_theta, n = std::min(bl_theta, t - t0);
-          const std::int64_t ns = theta_sample_rows(n, static_cast<int>(m), static_cast<int>(r));
+          const std::int64_t ns = theta_sample_count(n, static_cast<int>(m), static_cast<int>(r));
           const std::int64_t stride = theta_sample_stride(n, static_cast<int>(m), static_cast<int>(r));
           cuda::launch_gemm_bf16(dx.get() + t0 * d, stride * d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, ns,
                                  static_cast<int>(wide_cols), static_cast<int>(d), stream);

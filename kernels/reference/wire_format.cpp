@@ -59,6 +59,11 @@ std::int64_t theta_sample_stride(std::int64_t block_tokens, int rotations, int r
   return std::max<std::int64_t>(1, block_tokens / theta_sample_tokens(rotations, rank));
 }
 
+std::int64_t theta_sample_count(std::int64_t block_tokens, int rotations, int rank) {
+  const std::int64_t stride = theta_sample_stride(block_tokens, rotations, rank);
+  return (block_tokens + stride - 1) / stride;
+}
+
 CodecConfig codec_config(const CompressionParams& p, bool is_v) {
   CodecConfig c;
   c.method = parse_method(p.method);

@@ -21,6 +21,7 @@ using mk::test::config;
 using mk::test::decode_difference;
 using mk::test::gaussian;
 using mk::test::mixture;
+using mk::test::mos_blocks;
 using mk::test::product;
 using mk::test::relative_difference;
 
@@ -286,11 +287,7 @@ TEST(MosGeneralPath, EncoderThetaIsFitThetaOfTheChunk) {
   c.value_bytes = 4;
   const mk::CodecState s = mk::fit_codec(c, warm, 8);
   const std::int64_t d = 96, r = 6, m = 3, n = (m + 1) * r;
-  mk::Matrix b(d, n);  // [Ubar W_1 W_2 W_3]
-  for (std::int64_t i = 0; i < d; ++i)
-    for (std::int64_t blk = 0; blk <= m; ++blk)
-      for (std::int64_t q = 0; q < r; ++q)
-        b(i, blk * r + q) = blk == 0 ? s.basis[i * r + q] : s.directions[(blk - 1) * d * r + i * r + q];
+  const mk::Matrix b = mos_blocks(s);  // [Ubar W_1 W_2 W_3]
   const mk::Matrix p = product(x, b);
   std::vector<double> gram(static_cast<std::size_t>(n * n), 0.0);
   for (std::int64_t t = 0; t < x.rows; ++t)
@@ -338,13 +335,9 @@ TEST(MosBlockMixer, EncoderThetaAndReferenceBasisFromTheSampleProjections) {
       ASSERT_TRUE(mixer.available());
       EXPECT_EQ(mixer.diagonal(), m == 1);
       const std::int64_t w = (m + 1) * r;
-      mk::Matrix wide(d, w), xw = x;  // [Ubar W_1..W_m]; X as it travels
-      for (std::int64_t i = 0; i < d; ++i)
-        for (std::int64_t blk = 0; blk <= m; ++blk)
-          for (std::int64_t q = 0; q < r; ++q)
-            wide(i, blk * r + q) = blk == 0 ? s.basis[i * r + q] : s.directions[(blk - 1) * d * r + i * r + q];
-      if (vb == 2)
-        for (float& v : xw.data) v = mk::round_bf16(v);
+      const mk::Matrix wide = mos_blocks(s);  // [Ubar W_1..W_m]
+      mk::Matrix xw = x;                      // X as it travels
+      if (vb == 2) mk::round_bf16_finite(xw.data.data(), static_cast<std::int64_t>(xw.data.size()));
       const mk::Matrix p = product(xw, wide);
       std::vector<float> theta, mix;
       mixer.fit(p.data.data(), p.rows, theta, mix);
@@ -375,11 +368,9 @@ TEST(MosBlockMixer, EncoderThetaAndReferenceBasisFromTheSampleProjections) {
       };
       const double ortho = non_orthonormality(u.data), ortho_ref = non_orthonormality(ref);
       mk::Matrix uw = u;
-      if (vb == 2)
-        for (float& v : uw.data) v = mk::round_bf16(v);
+      if (vb == 2) mk::round_bf16_finite(uw.data.data(), static_cast<std::int64_t>(uw.data.size()));
       mk::Matrix z = product(xw, uw);
-      if (vb == 2)
-        for (float& v : z.data) v = mk::round_bf16(v);
+      if (vb == 2) mk::round_bf16_finite(z.data.data(), static_cast<std::int64_t>(z.data.size()));
       const double coeff_diff = relative_difference(z.data, e.values);
       std::cout << "rotations " << m << " value_bytes " << vb << ": |U_S - U_ref| " << basis_diff << ", |U^T U - I| "
                 << ortho << " (reference " << ortho_ref << "), coefficients vs encoder " << coeff_diff << '\n';

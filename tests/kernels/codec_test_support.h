@@ -47,6 +47,18 @@ inline Matrix mixture(std::int64_t tokens, std::int64_t dim, int subspaces, int 
   return generate_synthetic(s, false);
 }
 
+/// [Ubar W_1 .. W_m] of a mos state (dim x (rotations + 1) rank): the matrix its theta sample is
+/// projected on.
+inline Matrix mos_blocks(const CodecState& s) {
+  const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
+  Matrix b(d, (m + 1) * r);
+  for (std::int64_t i = 0; i < d; ++i)
+    for (std::int64_t blk = 0; blk <= m; ++blk)
+      for (std::int64_t q = 0; q < r; ++q)
+        b(i, blk * r + q) = blk == 0 ? s.basis[i * r + q] : s.directions[(blk - 1) * d * r + i * r + q];
+  return b;
+}
+
 /// ||values - ref||_F / ||ref||_F: norm-wise, since single coefficients near 0 differ by bf16 ulps of
 /// the basis.
 inline double relative_difference(const std::vector<float>& values, const std::vector<float>& ref) {

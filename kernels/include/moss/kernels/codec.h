@@ -57,6 +57,8 @@ std::int64_t theta_sample_tokens(int rotations, int rank);
 /// Stride of that sample in a block of `block_tokens` tokens: max(1, block_tokens / theta_sample_tokens);
 /// the sample is tokens 0, stride, 2 stride, ... of the block (CPU and GPU encoders alike).
 std::int64_t theta_sample_stride(std::int64_t block_tokens, int rotations, int rank);
+/// Tokens in that sample: ceil(block_tokens / theta_sample_stride).
+std::int64_t theta_sample_count(std::int64_t block_tokens, int rotations, int rank);
 
 /// Compression parameters as a scenario states them (CONTRACT.md "compression"), K and V together.
 struct CompressionParams {

@@ -11,12 +11,12 @@
 namespace moss::kernels {
 
 /// From a block's sample projections p = X_sample [Ubar W_1 .. W_m] (n x (m+1) rank, fp32,
-/// row-major; the sample of theta_sample_tokens), fit() returns the theta the CPU encoder chooses and the mixing matrix S
-/// ((m+1) rank x rank, row-major) with U(theta) = [Ubar W_1 .. W_m] S, the U the CPU encoder forms
-/// before its bf16 rounding, for the device to form with one product. One rotation with a diagonal
-/// W_1^T W_1 (states from fit_codec, kernels/cpu/eigen_types.h) takes the diagonal path:
-/// S = [diag(a); diag(b)] after an O(n rank) fit. Otherwise S = [K C; theta_1 C; ..; theta_m C] from
-/// the r x r factors of the general path (O(n rank^2 + rank^3) per block).
+/// row-major; the sample of theta_sample_tokens), fit() returns the theta the CPU encoder chooses and
+/// the mixing matrix S ((m+1) rank x rank, row-major) with U(theta) = [Ubar W_1 .. W_m] S, the U the
+/// CPU encoder forms before its bf16 rounding, for the device to form with one product. One rotation
+/// with a diagonal W_1^T W_1 (states from fit_codec, kernels/cpu/eigen_types.h) takes the diagonal
+/// path: S = [diag(a); diag(b)] after an O(n rank) fit. Otherwise S = [K C; theta_1 C; ..; theta_m C]
+/// from the r x r factors of the general path (O(n rank^2 + rank^3) per block).
 class MosBlockMixer {
  public:
   /// `s` must outlive the mixer.
