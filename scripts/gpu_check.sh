@@ -25,12 +25,16 @@ step() {  # step NAME TIMEOUT COMMAND...
   [ "$rc" -eq 0 ] || status=1
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1 | tee "$logs/device.log"
-step gpu_check 200 "$(find_bin moss_gpu_check)"
+step gpu_check 240 "$(find_bin moss_gpu_check)"
 step gpu_test 90 "$(find_bin moss_kernels_gpu_test)"
 step codec_bench 120 "$(find_bin moss_gpu_codec_bench)"
+# The same with moss's kernels only (no cuBLAS), for the figures of moss's own GEMMs end to end.
+step codec_bench_moss 120 env MOSS_GPU_GEMM=moss "$(find_bin moss_gpu_codec_bench)"
 if command -v compute-sanitizer >/dev/null; then
-  step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 "$(find_bin moss_gpu_check)" --parity-only
-  step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 9 "$(find_bin moss_gpu_check)" --parity-only
+  # memcheck: every GEMM choice (cuBLAS included: our arguments to it); racecheck: moss's kernels.
+  step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 9 "$(find_bin moss_gpu_check)" --parity-only
+  step racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 9 "$(find_bin moss_gpu_check)" --parity-only --gemm moss \
+    --gemm simple
 else
   echo "compute-sanitizer not found: memcheck skipped"
 fi

@@ -1,24 +1,26 @@
 // moss_gpu_check: self-contained GPU test + benchmark of the codec kernels. Depends only on the CUDA
-// runtime (static) and the plain C++ reference (no Eigen, no HDF5, no Debian libraries); cuBLAS, for
-// the baseline, is loaded at run time with dlopen when the toolkit's libcublas is present.
+// runtime (static) and the plain C++ reference (no Eigen, no HDF5, no Debian libraries); cuBLAS is
+// loaded at run time with dlopen when the toolkit's libcublas is present (vendor_gemm.h).
 //   1. parity: every method on the GPU against reference::encode/decode on the same data and bases,
-//      with the tiled kernels and with the simple one forced, on sizes that are not multiples of the
-//      tiles, one shape the tiled kernels refuse (odd rank: the simple kernel), and rank 256;
-//      tolerance |gpu - ref| <= atol + rtol |ref| with atol = 1e-2 x rms(ref), rtol = 2e-2 (bf16
-//      outputs, fp32 accumulation in another order); mos-k (exhaustive and sketch routing) also needs
-//      >= 99 % of tokens routed alike.
+//      with each GEMM choice (codec_launch.h: moss's tiled kernels, the simple one forced, cuBLAS, and
+//      `automatic`, the faster of moss and cuBLAS per shape, which the codec uses), on sizes that are
+//      not multiples of the tiles, one shape the tiled kernels refuse (odd rank: the simple kernel),
+//      and rank 256; tolerance |gpu - ref| <= atol + rtol |ref| with atol = 1e-2 x rms(ref),
+//      rtol = 2e-2 (bf16 outputs, fp32 accumulation in another order); mos-k (exhaustive and sketch
+//      routing) also needs >= 99 % of tokens routed alike.
 //   2. bench: encode/decode GB/s of bf16 input (decode: of bf16 output) at T in {8192, 65536},
-//      d in {2048, 4096}, r in {16, 64, 256}, for the tiled and the simple kernel, the
-//      device-to-device copy bandwidth measured in the same run (read + write bytes per second), their
-//      ratio, and cuBLAS cublasGemmEx (bf16 in and out, fp32 compute) on the same shapes; mos-k
-//      (K = 4: projection on all bases + routing; routed decode), topk and quant.
-//      Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
-// Options: --parity-only (no bench), --quick (bench at T = 8192 only), --profile (no parity, no
+//      d in {2048, 4096}, r in {16, 64, 256}, with moss's kernels, the simple kernel, cuBLAS
+//      cublasGemmEx (bf16 in and out, fp32 compute: the baseline a user would pick instead) and
+//      `automatic`, the device-to-device copy bandwidth measured in the same run (read + write bytes
+//      per second) and the ratios; mos-k (K = 4: projection on all bases + routing; routed decode),
+//      topk and quant. Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
+// Options: --parity-only (no bench), --gemm NAME (parity with that GEMM choice only: auto, moss,
+// simple or cublas), --quick (bench at T = 8192 only), --profile (no parity, no
 // timing: each projection kernel launched once at T = 65536, d = 4096, r in {16, 64, 256}, encode
-// then decode, then the same with cuBLAS, for a profiler such as Nsight Compute: scripts/gpu_profile.sh).
+// then decode with moss's kernels, then the same with cuBLAS, for a profiler such as Nsight Compute:
+// scripts/gpu_profile.sh).
 // Exit: 0 all passed or no GPU (prints SKIP), 1 a parity failure, 2 a CUDA error.
 #include <cuda_runtime_api.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -35,6 +37,7 @@
 #include "moss/kernels/reference.h"
 #include "moss/kernels/rotation.h"
 #include "moss/kernels/synthetic.h"
+#include "vendor_gemm.h"
 
 namespace mk = moss::kernels;
 namespace cu = moss::kernels::cuda;
@@ -102,6 +105,16 @@ Compare compare(const std::vector<float>& gpu, const std::vector<float>& ref) {
   return c;
 }
 
+const char* gemm_name(cu::GemmKernel kernel) {
+  switch (kernel) {
+    case cu::GemmKernel::automatic: return "auto";
+    case cu::GemmKernel::moss: return "moss";
+    case cu::GemmKernel::simple: return "simple";
+    case cu::GemmKernel::cublas: return "cublas";
+  }
+  return "?";
+}
+
 // GPU encode+decode of one method for the parity check; returns the decoded tokens (floats).
 std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, const std::vector<float>& theta,
                                  double& route_agreement, const mk::Encoded& ref) {
@@ -166,7 +179,7 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
 
 bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
   cu::set_gemm_kernel(kernel);
-  const char* kernel_name = kernel == cu::GemmKernel::simple ? "simple" : "auto";
+  const char* kernel_name = gemm_name(kernel);
   mk::SyntheticSpec spec;
   spec.tokens = t, spec.dim = d, spec.rank = std::max(4, r / 2), spec.seed = 5;
   const mk::Matrix x = mk::generate_synthetic(spec, false);
@@ -216,37 +229,47 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
   return all_ok;
 }
 
-// cuBLAS via dlopen: the types come from the prototypes below, not from cublas headers.
-using cublasHandle = void*;
-using CreateFn = int (*)(cublasHandle*);
-using DestroyFn = int (*)(cublasHandle);
-// cublasGemmEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C, Ctype, ldc,
-//              computeType, algo)
-using GemmExFn = int (*)(cublasHandle, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
-                         const void*, void*, int, int, int, int);
-struct Cublas {
-  void* lib = nullptr;
-  CreateFn create = nullptr;
-  DestroyFn destroy = nullptr;
-  GemmExFn gemm = nullptr;
-  cublasHandle h = nullptr;
-  bool load() {
-    for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"})
-      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
-    if (lib == nullptr) return false;
-    create = reinterpret_cast<CreateFn>(dlsym(lib, "cublasCreate_v2"));
-    destroy = reinterpret_cast<DestroyFn>(dlsym(lib, "cublasDestroy_v2"));
-    gemm = reinterpret_cast<GemmExFn>(dlsym(lib, "cublasGemmEx"));
-    return create && destroy && gemm && create(&h) == 0;
+// moss's split-k encode (launch_moss_gemm with k split 1, 2 and 4 ways) against a double-precision
+// product of the same bf16 inputs: m not a multiple of the tiles, k whose last chunk is a partial
+// stage, bf16 and fp32 C, n = 16 and 64. The automatic choice may never pick a split form on the
+// shapes of `parity`, so each is checked here directly.
+bool split_parity() {
+  const std::int64_t m = 1000;
+  const int k = 2056;
+  bool all_ok = true;
+  for (int n : {16, 64}) {
+    std::vector<std::uint16_t> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k) * n);
+    std::mt19937_64 rng(7 + n);
+    std::normal_distribution<float> g;
+    for (auto& v : a) v = mk::float_to_bf16_bits(g(rng));
+    for (auto& v : b) v = mk::float_to_bf16_bits(g(rng) / 32);
+    std::vector<float> ref(static_cast<std::size_t>(m * n));
+    for (std::int64_t i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int q = 0; q < k; ++q)
+          acc += static_cast<double>(mk::bf16_bits_to_float(a[i * k + q])) * mk::bf16_bits_to_float(b[static_cast<std::size_t>(q) * n + j]);
+        ref[i * n + j] = static_cast<float>(acc);
+      }
+    Dev<std::uint16_t> da(a.size()), db(b.size()), dc16(ref.size());
+    Dev<float> dc32(ref.size());
+    da.put(a);
+    db.put(b);
+    const std::vector<int> offered = cu::moss_gemm_k_splits(da.p, k, db.p, n, false, dc16.p, n, m, n, k);
+    for (int splits : {1, 2, 4})
+      for (bool f32 : {false, true}) {
+        cu::launch_moss_gemm(da.p, k, db.p, n, false, f32 ? dc32.p : nullptr, f32 ? nullptr : dc16.p, n, m, n, k, false, splits, nullptr);
+        MOSS_CUDA_CHECK(cudaDeviceSynchronize());
+        const std::vector<float> gpu = f32 ? dc32.get() : mk::bf16_bits_to_floats(dc16.get());
+        const Compare cmp = compare(gpu, ref);
+        std::printf("parity split-k %d (%s) m=%lld n=%-3d k=%d %s C: worst |gpu-ref| %.3g at %zu (%.2f of tolerance)  %s\n", splits,
+                    splits == 1 || std::find(offered.begin(), offered.end(), splits) != offered.end() ? "offered" : "not offered here",
+                    static_cast<long long>(m), n, k, f32 ? "fp32" : "bf16", cmp.worst_abs, cmp.worst_index, cmp.worst_excess, cmp.ok ? "ok" : "FAIL");
+        all_ok = all_ok && cmp.ok;
+      }
   }
-  // Row-major C (m x n) = A (m x k) B (k x n), bf16 in/out, fp32 compute: column-major C^T = B^T A^T.
-  int run(const void* a, const void* b, void* c, int m, int n, int k, bool b_transposed) const {
-    const float one = 1, zero = 0;
-    constexpr int kOpN = 0, kOpT = 1, kBf16 = 14, kCompute32F = 68, kDefaultAlgo = -1;
-    return gemm(h, b_transposed ? kOpT : kOpN, kOpN, n, m, k, &one, b, kBf16, b_transposed ? k : n, a, kBf16, k, &zero, c,
-                kBf16, n, kCompute32F, kDefaultAlgo);
-  }
-};
+  return all_ok;
+}
 
 // Median of 5 timings of `reps` back-to-back calls, seconds per call.
 template <typename F>
@@ -281,7 +304,7 @@ void fill(std::uint16_t* p, std::size_t n) {
 }
 
 // The projection of the benchmark on one shape: X (T x d) and U (d x r) filled, Z and the decoded
-// output; encode/decode with our kernels, and the same GEMMs with cuBLAS (a refused call is an error).
+// output; encode/decode through launch_gemm_bf16 with the GEMM choice in force (set_gemm_kernel).
 struct Projection {
   std::int64_t t, d;
   int r;
@@ -294,12 +317,16 @@ struct Projection {
   }
   void encode() const { cu::launch_gemm_bf16(x.p, d, u.p, r, false, nullptr, z.p, r, t, r, static_cast<int>(d), nullptr); }
   void decode() const { cu::launch_gemm_bf16(z.p, r, u.p, r, true, nullptr, out.p, d, t, static_cast<int>(d), r, nullptr); }
-  void blas_encode(const Cublas& blas) const { check(blas.run(x.p, u.p, z.p, static_cast<int>(t), r, static_cast<int>(d), false)); }
-  void blas_decode(const Cublas& blas) const { check(blas.run(z.p, u.p, out.p, static_cast<int>(t), static_cast<int>(d), r, true)); }
-  static void check(int status) {
-    if (status != 0) throw std::runtime_error("cublasGemmEx refused the baseline GEMM (status " + std::to_string(status) + ")");
-  }
 };
+
+/// Median seconds per call of `f` with the GEMM choice `kernel` (then back to automatic).
+template <typename F>
+double time_with(cu::GemmKernel kernel, F&& f) {
+  cu::set_gemm_kernel(kernel);
+  const double s = time_s(f);
+  cu::set_gemm_kernel(cu::GemmKernel::automatic);
+  return s;
+}
 
 void bench(bool quick) {
   const std::size_t copy_bytes = std::size_t{1} << 30;
@@ -307,13 +334,15 @@ void bench(bool quick) {
   const double copy_s = time_s([&] { MOSS_CUDA_CHECK(cudaMemcpyAsync(dst.p, src.p, copy_bytes, cudaMemcpyDeviceToDevice)); });
   const double copy_gbps = 2.0 * copy_bytes / copy_s / 1e9;  // read + write
   std::printf("\ndevice-to-device copy of 1 GiB: %.1f GB/s (read + write bytes per second)\n", copy_gbps);
-  Cublas blas;
-  const bool have_blas = blas.load();
-  if (!have_blas) std::printf("cuBLAS: not found at run time (libcublas.so.13): baseline skipped\n");
-  std::printf("GB/s = bf16 bytes of X (T x d) per second; /copy = that over the copy figure; /blas = cuBLAS time over ours (> 1: faster)\n");
-  std::printf("copyT = the copy of T x d bf16 timed alone (read + write GB/s); /cT = enc and dec over it\n");
-  std::printf("%-7s %6s %5s %4s | %9s %6s %9s %9s %6s | %9s %6s %9s %9s %6s | %8s %6s %6s\n", "method", "T", "d", "r", "enc_GB/s", "/copy",
-              "simple", "cublas", "/blas", "dec_GB/s", "/copy", "simple", "cublas", "/blas", "copyT", "enc/cT", "dec/cT");
+  const bool have_blas = cu::vendor_gemm_available();
+  if (!have_blas) std::printf("cuBLAS: not found at run time (libcublas.so.13, .12, libcublas.so): baseline skipped, auto = moss\n");
+  std::printf("GB/s = bf16 bytes of X (T x d) per second; /copy = that over the copy figure; /blas = cuBLAS time over that\n"
+              "(> 1: faster than cuBLAS); moss = moss's kernels (the fastest of their forms per shape), auto = the fastest of those and\n"
+              "cuBLAS per shape (what the codec runs); simple = the simple WMMA kernel\n");
+  std::printf("copyT = the copy of T x d bf16 timed alone (read + write GB/s); /cT = auto enc and dec over it\n");
+  std::printf("%-7s %6s %5s %4s | %8s %5s %5s %7s %8s %8s %5s | %8s %5s %5s %7s %8s %8s %5s | %7s %5s %5s\n", "method", "T", "d", "r",
+              "enc_moss", "/copy", "/blas", "simple", "cublas", "enc_auto", "/copy", "dec_moss", "/copy", "/blas", "simple", "cublas", "dec_auto",
+              "/copy", "copyT", "enc/cT", "dec/cT");
   std::vector<std::int64_t> tokens{8192};
   if (!quick) tokens.push_back(65536);
   for (const std::int64_t t : tokens)
@@ -326,22 +355,18 @@ void bench(bool quick) {
         const double raw = 2.0 * t * d;
         auto enc = [&] { pr.encode(); };
         auto dec = [&] { pr.decode(); };
-        const double te = time_s(enc), td = time_s(dec);
+        const double te = time_with(cu::GemmKernel::moss, enc), td = time_with(cu::GemmKernel::moss, dec);
         // The copy at this size (X to the output buffer): short transfers do not reach the 1 GiB rate.
         const double tc = time_s([&] { MOSS_CUDA_CHECK(cudaMemcpyAsync(dout.p, dx.p, dx.n * 2, cudaMemcpyDeviceToDevice)); });
         const double copy_here = 2.0 * raw / tc / 1e9;
-        cu::set_gemm_kernel(cu::GemmKernel::simple);
-        const double se = time_s(enc), sd = time_s(dec);
-        cu::set_gemm_kernel(cu::GemmKernel::automatic);
-        double be = 0, bd = 0;
-        if (have_blas) {
-          be = time_s([&] { pr.blas_encode(blas); });
-          bd = time_s([&] { pr.blas_decode(blas); });
-        }
-        std::printf("%-7s %6lld %5lld %4d | %9.1f %6.2f %9.1f %9.1f %6.2f | %9.1f %6.2f %9.1f %9.1f %6.2f | %8.1f %6.2f %6.2f\n", "pca",
-                    static_cast<long long>(t), static_cast<long long>(d), r, raw / te / 1e9, raw / te / 1e9 / copy_gbps, raw / se / 1e9,
-                    have_blas ? raw / be / 1e9 : 0.0, have_blas ? be / te : 0.0, raw / td / 1e9, raw / td / 1e9 / copy_gbps, raw / sd / 1e9,
-                    have_blas ? raw / bd / 1e9 : 0.0, have_blas ? bd / td : 0.0, copy_here, raw / te / 1e9 / copy_here, raw / td / 1e9 / copy_here);
+        const double se = time_with(cu::GemmKernel::simple, enc), sd = time_with(cu::GemmKernel::simple, dec);
+        const double be = have_blas ? time_with(cu::GemmKernel::cublas, enc) : 0, bd = have_blas ? time_with(cu::GemmKernel::cublas, dec) : 0;
+        const double ae = time_with(cu::GemmKernel::automatic, enc), ad = time_with(cu::GemmKernel::automatic, dec);
+        auto gbps = [&](double sec) { return sec > 0 ? raw / sec / 1e9 : 0.0; };
+        std::printf("%-7s %6lld %5lld %4d | %8.1f %5.2f %5.2f %7.1f %8.1f %8.1f %5.2f | %8.1f %5.2f %5.2f %7.1f %8.1f %8.1f %5.2f | %7.1f %5.2f %5.2f\n",
+                    "pca", static_cast<long long>(t), static_cast<long long>(d), r, gbps(te), gbps(te) / copy_gbps, be / te, gbps(se), gbps(be),
+                    gbps(ae), gbps(ae) / copy_gbps, gbps(td), gbps(td) / copy_gbps, bd / td, gbps(sd), gbps(bd), gbps(ad), gbps(ad) / copy_gbps,
+                    copy_here, gbps(ae) / copy_here, gbps(ad) / copy_here);
         std::fflush(stdout);
         if (r > 64 || t > 8192) continue;
         // mos-k, K = 4, exhaustive: projection on all K bases (fp32) + routing; decode with the routed kernel.
@@ -357,13 +382,12 @@ void bench(bool quick) {
         };
         auto kdec = [&] { cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), r, 1, dout.p, nullptr, k); };
         kenc();
-        const double ke = time_s(kenc), kd = time_s(kdec);
-        cu::set_gemm_kernel(cu::GemmKernel::simple);
-        const double kse = time_s(kenc), ksd = time_s(kdec);
-        cu::set_gemm_kernel(cu::GemmKernel::automatic);
-        std::printf("%-7s %6lld %5lld %4d | %9.1f %6.2f %9.1f %9s %6s | %9.1f %6.2f %9.1f %9s %6s\n", "mos-k4", static_cast<long long>(t),
-                    static_cast<long long>(d), r, raw / ke / 1e9, raw / ke / 1e9 / copy_gbps, raw / kse / 1e9, "-", "-", raw / kd / 1e9,
-                    raw / kd / 1e9 / copy_gbps, raw / ksd / 1e9, "-", "-");
+        const double ke = time_with(cu::GemmKernel::moss, kenc), kd = time_with(cu::GemmKernel::moss, kdec);
+        const double kse = time_with(cu::GemmKernel::simple, kenc), ksd = time_with(cu::GemmKernel::simple, kdec);
+        const double kae = time_with(cu::GemmKernel::automatic, kenc), kad = time_with(cu::GemmKernel::automatic, kdec);
+        std::printf("%-7s %6lld %5lld %4d | %8.1f %5.2f %5s %7.1f %8s %8.1f %5.2f | %8.1f %5.2f %5s %7.1f %8s %8.1f %5.2f\n", "mos-k4",
+                    static_cast<long long>(t), static_cast<long long>(d), r, gbps(ke), gbps(ke) / copy_gbps, "-", gbps(kse), "-", gbps(kae),
+                    gbps(kae) / copy_gbps, gbps(kd), gbps(kd) / copy_gbps, "-", gbps(ksd), "-", gbps(kad), gbps(kad) / copy_gbps);
       }
   for (std::int64_t d : {2048, 4096}) {  // element-wise methods
     const std::int64_t t = quick ? 8192 : 65536;
@@ -383,40 +407,50 @@ void bench(bool quick) {
     std::printf("%-7s %6lld %5lld %4s | %9.1f %6.2f %9s %9s %6s | %9.1f %6.2f\n", "quant8", static_cast<long long>(t), static_cast<long long>(d), "-",
                 raw / qe / 1e9, raw / qe / 1e9 / copy_gbps, "-", "-", "-", raw / qd / 1e9, raw / qd / 1e9 / copy_gbps);
   }
-  if (have_blas) blas.destroy(blas.h);
+  const std::string choices = cu::gemm_choices();
+  std::printf("auto's choices (m x n x k, T: transposed B): %s\n", choices.empty() ? "none" : choices.c_str());
 }
 
 // One launch of each projection kernel on the benchmark's largest shapes, ours then cuBLAS's, in a
 // fixed order the profiler's kernel filters can count on; no timing.
 void profile() {
   const std::int64_t t = 65536, d = 4096;
-  Cublas blas;
-  const bool have_blas = blas.load();
+  const bool have_blas = cu::vendor_gemm_available();
   for (int r : {16, 64, 256}) {
     const Projection pr(t, d, r);
     std::printf("profile: T = %lld, d = %lld, r = %d: encode, decode%s\n", static_cast<long long>(t), static_cast<long long>(d), r,
                 have_blas ? ", cuBLAS encode, cuBLAS decode" : "");
+    cu::set_gemm_kernel(cu::GemmKernel::moss);
     pr.encode();
     pr.decode();
     if (have_blas) {
-      pr.blas_encode(blas);
-      pr.blas_decode(blas);
+      cu::set_gemm_kernel(cu::GemmKernel::cublas);
+      pr.encode();
+      pr.decode();
     }
+    cu::set_gemm_kernel(cu::GemmKernel::automatic);
     MOSS_CUDA_CHECK(cudaDeviceSynchronize());
   }
-  if (have_blas) blas.destroy(blas.h);
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   bool parity_only = false, quick = false, profile_only = false;
+  std::vector<cu::GemmKernel> only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--parity-only") parity_only = true;
     else if (a == "--quick") quick = true;
     else if (a == "--profile") profile_only = true;
-    else {
-      std::fprintf(stderr, "moss_gpu_check: unknown option %s (expected --parity-only, --quick or --profile)\n", argv[i]);
+    else if (a == "--gemm" && i + 1 < argc) {
+      try {
+        only.push_back(cu::parse_gemm_kernel(argv[++i], "moss_gpu_check --gemm"));
+      } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "moss_gpu_check: %s\n", e.what());
+        return 2;
+      }
+    } else {
+      std::fprintf(stderr, "moss_gpu_check: unknown option %s (expected --parity-only, --gemm NAME, --quick or --profile)\n", argv[i]);
       return 2;
     }
   }
@@ -435,13 +469,26 @@ int main(int argc, char** argv) {
       profile();
       return 0;
     }
+    const bool have_blas = cu::vendor_gemm_available();
+    std::printf("cuBLAS: %s\n", have_blas ? (cu::vendor_gemm_library() + " loaded").c_str()
+                                            : "not found at run time: its parity and baseline are skipped");
+    std::vector<cu::GemmKernel> kernels{cu::GemmKernel::moss, cu::GemmKernel::simple};
+    if (have_blas) kernels.insert(kernels.end(), {cu::GemmKernel::cublas, cu::GemmKernel::automatic});
+    if (!only.empty()) {
+      if (!have_blas && std::find(only.begin(), only.end(), cu::GemmKernel::cublas) != only.end()) {
+        std::fprintf(stderr, "moss_gpu_check: --gemm cublas, but cuBLAS was not found at run time\n");
+        return 2;
+      }
+      kernels = only;
+    }
     bool ok = true;
-    for (const cu::GemmKernel kernel : {cu::GemmKernel::automatic, cu::GemmKernel::simple}) {
+    for (const cu::GemmKernel kernel : kernels) {
       ok = parity(1000, 520, 24, kernel) && ok;
       ok = parity(333, 256, 64, kernel) && ok;
+      ok = parity(200, 264, 20, kernel) && ok;  // rank 20: not whole 16-byte rows (moss: the simple kernel)
+      ok = parity(700, 1024, 256, kernel) && ok;
     }
-    ok = parity(200, 264, 20, cu::GemmKernel::automatic) && ok;  // rank 20: not whole 16-byte rows, simple kernel
-    ok = parity(700, 1024, 256, cu::GemmKernel::automatic) && ok;
+    ok = split_parity() && ok;
     std::fflush(stdout);
     if (!parity_only) bench(quick);
     std::printf("\n%s\n", ok ? "PASS" : "FAIL: GPU and CPU reference differ beyond tolerance");

@@ -8,9 +8,10 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "codec_launch.h"
 #include "cuda_check.h"
@@ -127,7 +128,9 @@ __device__ __forceinline__ void pipeline_next(int step, int steps, Load&& load) 
 // Encode at small rank: C (m x n) = A (m x k) B (k x n), n <= 64. Block tile 32 * kMF rows x 16 * kNT
 // columns (one column tile: A is read once), k in stages of 128 through a 3-stage cp.async pipeline;
 // 8 warps = 2 (rows, 16 * kMF each) x 4 (a 32-wide k slice of each stage each), whose partial sums are
-// added through shared memory at the end. kMF = 1 doubles the blocks for short inputs.
+// added through shared memory at the end. kMF = 1 doubles the blocks for short inputs. Split k
+// (gridDim.y > 1, for inputs too short to fill the device): block row y sums k in
+// [y k_chunk, (y + 1) k_chunk) into its own fp32 partial C (c_f32 + y m ldc); add_splits_kernel adds them.
 constexpr int kEncK = 128, kEncStages = 3, kEncThreads = 256;
 template <int kNT, int kMF>
 struct EncLayout {
@@ -143,8 +146,13 @@ template <int kNT, int kMF>
 __global__ void __launch_bounds__(kEncThreads, kNT <= 2 ? 3 : 2) tiled_encode_kernel(const std::uint16_t* __restrict__ a, std::int64_t lda,
                                                                    const std::uint16_t* __restrict__ b, std::int64_t ldb,
                                                                    float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc,
-                                                                   std::int64_t m, int n, int k) {
+                                                                   std::int64_t m, int n, int k, int k_chunk) {
   using L = EncLayout<kNT, kMF>;
+  const int k_begin = static_cast<int>(blockIdx.y) * k_chunk;
+  a += k_begin;
+  b += static_cast<std::int64_t>(k_begin) * ldb;
+  k = min(k - k_begin, k_chunk);
+  if (gridDim.y > 1) c_f32 += static_cast<std::int64_t>(blockIdx.y) * m * ldc;
   constexpr int kEncM = L::kEncM;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* as = reinterpret_cast<bf16*>(smem);
@@ -202,6 +210,20 @@ __global__ void __launch_bounds__(kEncThreads, kNT <= 2 ? 3 : 2) tiled_encode_ke
     for (int w = 0; w < 4; ++w) v += red[(w * kEncM + r) * L::kLdC + c];
     if (c_f32 != nullptr) c_f32[(m0 + r) * ldc + n0 + c] = v;
     else c_bf16[(m0 + r) * ldc + n0 + c] = float_to_bits(v);
+  }
+}
+
+// The split-k partials (splits blocks of m x n fp32, contiguous) added into C.
+__global__ void add_splits_kernel(const float* __restrict__ parts, int splits, std::int64_t m, int n, float* c_f32,
+                                  std::uint16_t* c_bf16, std::int64_t ldc) {
+  const std::int64_t total = m * n;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    float v = 0;
+    for (int s = 0; s < splits; ++s) v += parts[s * total + i];
+    const std::int64_t row = i / n, col = i % n;
+    if (c_f32 != nullptr) c_f32[row * ldc + col] = v;
+    else c_bf16[row * ldc + col] = float_to_bits(v);
   }
 }
 
@@ -555,8 +577,6 @@ __global__ void quant_decode_kernel(const std::int8_t* codes, const std::uint16_
 }  // namespace
 
 namespace {
-std::atomic<GemmKernel> g_gemm_kernel{GemmKernel::automatic};
-
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 int multiprocessors() {
@@ -570,22 +590,42 @@ int multiprocessors() {
 
 template <int kNT, int kMF>
 void launch_encode_mf(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, float* c_f32,
-                      std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, cudaStream_t stream) {
+                      std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, int splits, int k_chunk,
+                      cudaStream_t stream) {
   using L = EncLayout<kNT, kMF>;
   static const cudaError_t attr = cudaFuncSetAttribute(tiled_encode_kernel<kNT, kMF>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                        static_cast<int>(L::kBytes));
   MOSS_CUDA_CHECK(attr);
-  const std::int64_t blocks = (m + L::kEncM - 1) / L::kEncM;
-  tiled_encode_kernel<kNT, kMF><<<static_cast<unsigned>(blocks), kEncThreads, L::kBytes, stream>>>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k);
+  const dim3 grid(static_cast<unsigned>((m + L::kEncM - 1) / L::kEncM), static_cast<unsigned>(splits));
+  tiled_encode_kernel<kNT, kMF><<<grid, kEncThreads, L::kBytes, stream>>>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, k_chunk);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
+// k split `splits` ways (1: none) in chunks of whole 128-wide stages; returns the chunk.
+int split_chunk(int k, int splits) { return ((k + splits - 1) / splits + kEncK - 1) / kEncK * kEncK; }
+
 template <int kNT>
 void launch_encode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, float* c_f32,
-                   std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, cudaStream_t stream) {
+                   std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, int splits, cudaStream_t stream) {
+  const int chunk = splits > 1 ? split_chunk(k, splits) : k;
+  if (splits > 1) splits = (k + chunk - 1) / chunk;
+  float* parts = nullptr;
+  if (splits > 1) {  // partials in stream-ordered memory: no device-wide synchronisation
+    MOSS_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&parts), static_cast<std::size_t>(splits) * m * n * sizeof(float), stream));
+  }
+  float* out_f32 = splits > 1 ? parts : c_f32;
+  std::uint16_t* out_bf16 = splits > 1 ? nullptr : c_bf16;
+  const std::int64_t out_ld = splits > 1 ? n : ldc;
   // 64-row tiles unless that leaves fewer than four blocks per multiprocessor.
-  if ((m + 63) / 64 >= 4 * multiprocessors()) launch_encode_mf<kNT, 2>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
-  else launch_encode_mf<kNT, 1>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
+  if ((m + 63) / 64 * splits >= 4 * multiprocessors()) launch_encode_mf<kNT, 2>(a, lda, b, ldb, out_f32, out_bf16, out_ld, m, n, k, splits, chunk, stream);
+  else launch_encode_mf<kNT, 1>(a, lda, b, ldb, out_f32, out_bf16, out_ld, m, n, k, splits, chunk, stream);
+  if (splits > 1) {
+    const std::int64_t total = m * n;
+    const std::int64_t blocks = std::min<std::int64_t>((total + 255) / 256, 8 * static_cast<std::int64_t>(multiprocessors()));
+    add_splits_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(parts, splits, m, n, c_f32, c_bf16, ldc);
+    MOSS_CUDA_CHECK_LAUNCH();
+    MOSS_CUDA_CHECK(cudaFreeAsync(parts, stream));
+  }
 }
 
 template <bool kTransB, int kStages, bool kAliasC, int kFM>
@@ -615,16 +655,38 @@ void launch_decode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t
 }
 }  // namespace
 
-void set_gemm_kernel(GemmKernel kernel) { g_gemm_kernel.store(kernel); }
+namespace {
+// The tiled kernels move 8 bf16 values per copy: rows and leading dimensions in whole 16-byte chunks.
+bool tiled_shape(const void* a, std::int64_t lda, const void* b, std::int64_t ldb, const void* c, std::int64_t ldc, int n, int k) {
+  return k % 8 == 0 && n % 8 == 0 && lda % 8 == 0 && ldb % 8 == 0 && ldc % 8 == 0 && aligned16(a) && aligned16(b) && aligned16(c);
+}
 
-void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
+bool stream_ordered_allocation() {
+  static const bool supported = [] {
+    int device = 0, v = 0;
+    return cudaGetDevice(&device) == cudaSuccess &&
+           cudaDeviceGetAttribute(&v, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess && v != 0;
+  }();
+  return supported;
+}
+}  // namespace
+
+std::vector<int> moss_gemm_k_splits(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
+                                    bool b_transposed, const void* c, std::int64_t ldc, std::int64_t m, int n, int k) {
+  std::vector<int> splits;
+  if (b_transposed || n > 64 || m <= 0 || !tiled_shape(a, lda, b, ldb, c, ldc, n, k)) return splits;
+  if ((m + 63) / 64 >= 4 * multiprocessors() || !stream_ordered_allocation()) return splits;
+  for (int s : {2, 4})
+    if (k >= s * 4 * kEncK) splits.push_back(s);
+  return splits;
+}
+
+void launch_moss_gemm(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
                       bool b_transposed, float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m,
-                      int n, int k, cudaStream_t stream) {
+                      int n, int k, bool simple_only, int k_splits, cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
-  if ((c_f32 == nullptr) == (c_bf16 == nullptr)) throw std::invalid_argument("launch_gemm_bf16: exactly one output");
-  // The tiled kernels move 8 bf16 values per copy: rows and leading dimensions in whole 16-byte chunks.
-  const bool tiled = g_gemm_kernel.load() == GemmKernel::automatic && k % 8 == 0 && n % 8 == 0 && lda % 8 == 0 &&
-                     ldb % 8 == 0 && ldc % 8 == 0 && aligned16(a) && aligned16(b) && aligned16(c_f32 != nullptr ? static_cast<void*>(c_f32) : c_bf16);
+  if ((c_f32 == nullptr) == (c_bf16 == nullptr)) throw std::invalid_argument("launch_moss_gemm: exactly one output");
+  const bool tiled = !simple_only && tiled_shape(a, lda, b, ldb, c_f32 != nullptr ? static_cast<void*>(c_f32) : c_bf16, ldc, n, k);
   if (tiled && b_transposed) {
     launch_decode(a, lda, b, ldb, 0, nullptr, 1, 1, c_f32, c_bf16, ldc, m, n, k, stream);
     return;
@@ -634,10 +696,11 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
     return;
   }
   if (tiled) {
-    if (n <= 16) launch_encode<1>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
-    else if (n <= 32) launch_encode<2>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
-    else if (n <= 48) launch_encode<3>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
-    else launch_encode<4>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, stream);
+    const int splits = std::max(1, k_splits);
+    if (n <= 16) launch_encode<1>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, splits, stream);
+    else if (n <= 32) launch_encode<2>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, splits, stream);
+    else if (n <= 48) launch_encode<3>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, splits, stream);
+    else launch_encode<4>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, splits, stream);
     return;
   }
   const dim3 grid(static_cast<unsigned>((m + kTileM - 1) / kTileM), static_cast<unsigned>((n + kTileN - 1) / kTileN));
@@ -659,7 +722,7 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
                           cudaStream_t stream, int subspaces) {
   if (tokens <= 0) return;
   const std::int64_t bl = block_tokens <= 0 ? tokens : block_tokens;
-  if (g_gemm_kernel.load() == GemmKernel::automatic && subspaces >= 1 && subspaces <= kMaxSubspaces && dim % 8 == 0 &&
+  if (gemm_kernel() != GemmKernel::simple && subspaces >= 1 && subspaces <= kMaxSubspaces && dim % 8 == 0 &&
       rank % 8 == 0 && aligned16(z) && aligned16(bases) && aligned16(out)) {
     launch_decode(z, rank, bases, rank, static_cast<std::int64_t>(dim) * rank, route, bl, subspaces, nullptr, out, dim,
                   tokens, dim, rank, stream);

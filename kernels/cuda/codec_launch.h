@@ -6,14 +6,33 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace moss::kernels::cuda {
 
-/// Which GEMM launch_gemm_bf16 and launch_decode_routed use: `automatic` takes the tiled cp.async
-/// kernels whenever rows are whole 16-byte chunks (else the simple one); `simple` forces the simple
-/// WMMA kernel (benchmarks compare the two in one run).
-enum class GemmKernel { automatic, simple };
+/// Which GEMM launch_gemm_bf16 (and, for `moss` and `simple`, launch_decode_routed) uses:
+/// - `moss`: moss's kernels: the tiled cp.async ones whenever rows are whole 16-byte chunks, else the
+///   simple WMMA kernel; where the small-rank encode leaves the device short of blocks, also its
+///   split-k forms (moss_gemm_k_splits), the fastest timed per shape as below;
+/// - `simple`: the simple WMMA kernel always;
+/// - `cublas`: cublasGemmEx (vendor_gemm.h); throws when cuBLAS is not available;
+/// - `automatic` (the default): the candidates of `moss` and cuBLAS, the fastest per shape (sizes,
+///   leading dimensions, transposition, output type, alignment, device), timed on the first call of
+///   that shape on its stream (a few launches of each; under stream capture nothing is timed and
+///   moss's default kernel runs); moss's candidates alone when cuBLAS is not available. The mos-k
+///   routed decode has no cuBLAS form: moss's kernels there.
+/// The environment variable MOSS_GPU_GEMM (auto, moss, simple or cublas), read at the first launch,
+/// sets the initial choice; set_gemm_kernel overrides it.
+enum class GemmKernel { automatic, moss, simple, cublas };
 void set_gemm_kernel(GemmKernel kernel);
+GemmKernel gemm_kernel();
+/// "auto", "moss", "simple" or "cublas" to its GemmKernel; anything else throws
+/// std::invalid_argument naming `where` (e.g. "MOSS_GPU_GEMM") and the accepted names.
+GemmKernel parse_gemm_kernel(const std::string& name, const std::string& where);
+/// The choices timed so far, per mode and shape (m x n x k, T: B transposed, C's type), e.g.
+/// "auto 8192x16x2048 bf16: moss/split4; auto 8192x2048x16T bf16: cublas", or "" before any.
+std::string gemm_choices();
 
 /// C (m x n) = A (m x k, leading dim lda) * B, fp32 accumulation on tensor cores. B is k x n with
 /// leading dim ldb, or when `b_transposed` the n x k matrix whose transpose is B (decode: Z U^T).
@@ -21,6 +40,21 @@ void set_gemm_kernel(GemmKernel kernel);
 void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
                       bool b_transposed, float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m,
                       int n, int k, cudaStream_t stream);
+
+/// launch_gemm_bf16 with moss's own kernels only: the tiled ones where the shape allows and
+/// `simple_only` is false, else the simple WMMA kernel (what GemmKernel::moss and ::simple run).
+/// `k_splits` > 1 (a value moss_gemm_k_splits offered for this shape; ignored where the small-rank
+/// tiled encode does not run) splits k that many ways: fp32 partials in stream-ordered memory, then
+/// added into C by a second kernel.
+void launch_moss_gemm(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
+                      bool b_transposed, float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m,
+                      int n, int k, bool simple_only, int k_splits, cudaStream_t stream);
+/// The split-k counts beyond 1 worth timing for this shape (`c` is C, fp32 or bf16): the small-rank
+/// tiled encode (n <= 64, B not transposed, whole 16-byte rows) with fewer 64-row tiles than four per
+/// multiprocessor, k of at least four 128-wide stages per split, a device with stream-ordered
+/// allocation. Empty otherwise.
+std::vector<int> moss_gemm_k_splits(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
+                                    bool b_transposed, const void* c, std::int64_t ldc, std::int64_t m, int n, int k);
 
 /// mos-k encode, second half: from p = X [U_1..U_K] (tokens x K*rank fp32) pick per routing block the
 /// basis with the largest energy in its first `route_cols` columns (rank: exhaustive routing;

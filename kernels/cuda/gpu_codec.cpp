@@ -11,6 +11,7 @@
 #include "../cpu/eigen_types.h"
 #include "codec_launch.h"
 #include "cuda_check.h"
+#include "vendor_gemm.h"
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/mos_block_mixer.h"
@@ -63,7 +64,17 @@ std::string gpu_device_name() {
   if (!gpu_available()) return "";
   cudaDeviceProp prop{};
   MOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  return std::string(prop.name) + " (CUDA)";
+  // Which GEMMs the projections run (codec_launch.h): a figure with cuBLAS is not one of moss's kernels.
+  std::string gemm;
+  switch (cuda::gemm_kernel()) {
+    case cuda::GemmKernel::automatic:
+      if (cuda::vendor_gemm_available()) gemm = ", GEMMs: moss or " + cuda::vendor_gemm_library() + ", the faster per shape";
+      break;
+    case cuda::GemmKernel::moss: gemm = ", GEMMs: moss"; break;
+    case cuda::GemmKernel::simple: gemm = ", GEMMs: moss simple"; break;
+    case cuda::GemmKernel::cublas: gemm = ", GEMMs: " + cuda::vendor_gemm_library(); break;
+  }
+  return std::string(prop.name) + " (CUDA" + gemm + ")";
 }
 
 Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming& timing, int repeats) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 
@@ -10,7 +11,37 @@
 #include "moss/kernels/metrics.h"
 #include "moss/kernels/synthetic.h"
 
+#ifdef MOSS_KERNELS_HAVE_CUDA
+#include "codec_launch.h"
+#endif
+
 namespace mk = moss::kernels;
+
+#ifdef MOSS_KERNELS_HAVE_CUDA
+// The GEMM choice (codec_launch.h) by name, as MOSS_GPU_GEMM gives it; no device needed.
+TEST(GemmKernelChoice, NamesParseAndOthersAreRefusedWithTheAcceptedNames) {
+  namespace cu = mk::cuda;
+  EXPECT_EQ(cu::parse_gemm_kernel("auto", "MOSS_GPU_GEMM"), cu::GemmKernel::automatic);
+  EXPECT_EQ(cu::parse_gemm_kernel("moss", "MOSS_GPU_GEMM"), cu::GemmKernel::moss);
+  EXPECT_EQ(cu::parse_gemm_kernel("simple", "MOSS_GPU_GEMM"), cu::GemmKernel::simple);
+  EXPECT_EQ(cu::parse_gemm_kernel("cublas", "MOSS_GPU_GEMM"), cu::GemmKernel::cublas);
+  for (const char* bad : {"", "cuBLAS", "tiled", "auto "}) {
+    try {
+      (void)cu::parse_gemm_kernel(bad, "MOSS_GPU_GEMM");
+      ADD_FAILURE() << "accepted \"" << bad << "\"";
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("MOSS_GPU_GEMM"), std::string::npos) << what;
+      EXPECT_NE(what.find("expected auto, moss, simple or cublas"), std::string::npos) << what;
+    }
+  }
+  const cu::GemmKernel before = cu::gemm_kernel();
+  cu::set_gemm_kernel(cu::GemmKernel::simple);
+  EXPECT_EQ(cu::gemm_kernel(), cu::GemmKernel::simple);
+  cu::set_gemm_kernel(before);
+  EXPECT_EQ(cu::gemm_kernel(), before);
+}
+#endif
 
 class GpuVsCpu : public ::testing::TestWithParam<std::tuple<mk::Method, std::int64_t>> {};
 

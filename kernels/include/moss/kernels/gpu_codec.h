@@ -1,7 +1,9 @@
 #pragma once
 
 // The CUDA implementation behind the codec interface. Fitting stays on the CPU (the one-time warm-up);
-// encode and decode run on the device with the kernels of kernels/cuda/. Without a CUDA build or
+// encode and decode run on the device with the kernels of kernels/cuda/; the projection GEMMs run
+// moss's kernels or cuBLAS (loaded at run time when installed), whichever is faster for the shape
+// (MOSS_GPU_GEMM=auto|moss|simple|cublas forces one; kernels/README.md). Without a CUDA build or
 // without a device, gpu_available() is false and gpu_roundtrip throws std::runtime_error.
 
 #include <string>
@@ -18,7 +20,8 @@ struct GpuTiming {
 
 /// True when moss was built with CUDA and a device is usable.
 bool gpu_available();
-/// Name of device 0 ("" when none).
+/// Name of device 0 and the GEMMs in use, e.g. "NVIDIA H200 (CUDA, GEMMs: moss or libcublas.so.13,
+/// the faster per shape)" ("" when no device).
 std::string gpu_device_name();
 
 /// Uploads x as bf16, encodes and decodes it on the GPU (value_bytes must be 2), writes the decoded

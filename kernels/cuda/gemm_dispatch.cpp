@@ -1,0 +1,173 @@
+// launch_gemm_bf16's choice of GEMM (codec_launch.h, GemmKernel). `moss` and `automatic` time their
+// candidates on the first call of each shape and remember the fastest: moss's kernels, their split-k
+// forms where moss_gemm_k_splits offers them, and (automatic only) cuBLAS. A choice rests on the best
+// of two rounds of three back-to-back launches per candidate (CUDA events on the caller's stream),
+// after one untimed launch of each (module loading, cuBLAS's heuristics, the allocator's pool).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <compare>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "codec_launch.h"
+#include "cuda_check.h"
+#include "vendor_gemm.h"
+
+namespace moss::kernels::cuda {
+
+namespace {
+constexpr int kUnset = -1;
+std::atomic<int> g_kernel{kUnset};  // a GemmKernel, or kUnset until MOSS_GPU_GEMM has been read
+
+GemmKernel from_environment() {
+  const char* env = std::getenv("MOSS_GPU_GEMM");
+  return env == nullptr || *env == '\0' ? GemmKernel::automatic : parse_gemm_kernel(env, "MOSS_GPU_GEMM");
+}
+
+/// Everything the speed of one GEMM call depends on, and the mode it was chosen for.
+struct GemmShape {
+  std::int64_t m, lda, ldb, ldc;
+  int n, k, device;
+  bool transposed, f32, aligned16;
+  GemmKernel mode;
+  auto operator<=>(const GemmShape&) const = default;
+};
+
+/// One way to run a GEMM: moss's kernels (k split `splits` ways when > 1) or cuBLAS.
+struct Candidate {
+  bool cublas = false;
+  int splits = 1;
+  std::string name() const { return cublas ? "cublas" : splits > 1 ? "moss/split" + std::to_string(splits) : "moss"; }
+};
+
+std::mutex g_choice_mutex;
+std::map<GemmShape, Candidate> g_choice;
+
+/// Milliseconds per launch of `launch` (three back to back on `stream`).
+template <typename F>
+float time_ms(F&& launch, cudaStream_t stream) {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  struct Events {
+    cudaEvent_t& a;
+    cudaEvent_t& b;
+    ~Events() {
+      if (a != nullptr) cudaEventDestroy(a);
+      if (b != nullptr) cudaEventDestroy(b);
+    }
+  } guard{start, stop};
+  MOSS_CUDA_CHECK(cudaEventCreate(&start));
+  MOSS_CUDA_CHECK(cudaEventCreate(&stop));
+  MOSS_CUDA_CHECK(cudaEventRecord(start, stream));
+  constexpr int kLaunches = 3;
+  for (int i = 0; i < kLaunches; ++i) launch();
+  MOSS_CUDA_CHECK(cudaEventRecord(stop, stream));
+  MOSS_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  return ms / kLaunches;
+}
+
+bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+}  // namespace
+
+GemmKernel parse_gemm_kernel(const std::string& name, const std::string& where) {
+  if (name == "auto") return GemmKernel::automatic;
+  if (name == "moss") return GemmKernel::moss;
+  if (name == "simple") return GemmKernel::simple;
+  if (name == "cublas") return GemmKernel::cublas;
+  throw std::invalid_argument(where + ": \"" + name + "\" is not a GEMM kernel; expected auto, moss, simple or cublas");
+}
+
+void set_gemm_kernel(GemmKernel kernel) { g_kernel.store(static_cast<int>(kernel)); }
+
+GemmKernel gemm_kernel() {
+  const int v = g_kernel.load();
+  if (v != kUnset) return static_cast<GemmKernel>(v);
+  int expected = kUnset;
+  g_kernel.compare_exchange_strong(expected, static_cast<int>(from_environment()));
+  return static_cast<GemmKernel>(g_kernel.load());
+}
+
+std::string gemm_choices() {
+  const std::lock_guard<std::mutex> lock(g_choice_mutex);
+  std::string out;
+  for (const auto& [shape, choice] : g_choice) {
+    if (!out.empty()) out += "; ";
+    out += std::string(shape.mode == GemmKernel::automatic ? "auto " : "moss ") + std::to_string(shape.m) + "x" + std::to_string(shape.n) +
+           "x" + std::to_string(shape.k) + (shape.transposed ? "T" : "") + (shape.f32 ? " fp32" : " bf16") + ": " + choice.name();
+  }
+  return out;
+}
+
+void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
+                      bool b_transposed, float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m,
+                      int n, int k, cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return;
+  if ((c_f32 == nullptr) == (c_bf16 == nullptr)) throw std::invalid_argument("launch_gemm_bf16: exactly one output");
+  const void* c = c_f32 != nullptr ? static_cast<const void*>(c_f32) : static_cast<const void*>(c_bf16);
+  // Runs a candidate; false when cuBLAS cannot take the call (not loaded, sizes beyond int) or refuses it.
+  auto run = [&](const Candidate& cand) {
+    if (!cand.cublas) {
+      launch_moss_gemm(a, lda, b, ldb, b_transposed, c_f32, c_bf16, ldc, m, n, k, false, cand.splits, stream);
+      return true;
+    }
+    try {
+      return launch_vendor_gemm(a, lda, b, ldb, b_transposed, c_f32, c_bf16, ldc, m, n, k, stream);
+    } catch (const std::runtime_error&) {
+      return false;
+    }
+  };
+  const GemmKernel mode = gemm_kernel();
+  switch (mode) {
+    case GemmKernel::simple: launch_moss_gemm(a, lda, b, ldb, b_transposed, c_f32, c_bf16, ldc, m, n, k, true, 1, stream); return;
+    case GemmKernel::cublas:
+      if (!launch_vendor_gemm(a, lda, b, ldb, b_transposed, c_f32, c_bf16, ldc, m, n, k, stream))
+        throw std::runtime_error(vendor_gemm_library().empty()
+                                     ? "GEMM kernel cublas chosen, but no libcublas.so.13, .12 or libcublas.so was found"
+                                     : "GEMM kernel cublas chosen, but " + vendor_gemm_library() +
+                                           " has no handle on this device or the sizes exceed its int range");
+      return;
+    case GemmKernel::moss:
+    case GemmKernel::automatic: break;
+  }
+  // The candidates of this mode: moss's kernels (and their split-k forms where the shape offers them);
+  // in automatic mode cuBLAS too.
+  std::vector<Candidate> candidates{Candidate{}};
+  for (const int s : moss_gemm_k_splits(a, lda, b, ldb, b_transposed, c, ldc, m, n, k)) candidates.push_back(Candidate{false, s});
+  if (mode == GemmKernel::automatic && vendor_gemm_available()) candidates.push_back(Candidate{true, 1});
+  Candidate pick;
+  if (candidates.size() > 1) {
+    GemmShape shape{m, lda, ldb, ldc, n, k, 0, b_transposed, c_f32 != nullptr, aligned(a) && aligned(b) && aligned(c), mode};
+    MOSS_CUDA_CHECK(cudaGetDevice(&shape.device));
+    const std::lock_guard<std::mutex> lock(g_choice_mutex);
+    const auto it = g_choice.find(shape);
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    if (it == g_choice.end()) MOSS_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    if (it != g_choice.end()) {
+      pick = it->second;
+    } else if (capture == cudaStreamCaptureStatusNone) {
+      // Timing inside a graph capture is not possible: there the first candidate runs, unremembered.
+      std::vector<float> best(candidates.size(), std::numeric_limits<float>::infinity());
+      std::vector<bool> usable(candidates.size(), true);
+      for (std::size_t i = 0; i < candidates.size(); ++i) usable[i] = run(candidates[i]);  // untimed first launch
+      for (int round = 0; round < 2; ++round)
+        for (std::size_t i = 0; i < candidates.size(); ++i)
+          if (usable[i]) best[i] = std::min(best[i], time_ms([&] { usable[i] = run(candidates[i]) && usable[i]; }, stream));
+      std::size_t fastest = 0;
+      for (std::size_t i = 1; i < candidates.size(); ++i)
+        if (usable[i] && best[i] < best[fastest]) fastest = i;
+      pick = candidates[fastest];
+      g_choice.emplace(shape, pick);
+    }
+  }
+  if (!run(pick)) run(Candidate{});
+}
+
+}  // namespace moss::kernels::cuda
