@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "moss/kernels/codec.h"
@@ -22,11 +24,52 @@ using MapF = Eigen::Map<RowMatrixF>;
 inline ConstMapF map(MatrixView x) { return ConstMapF(x.data, x.rows, x.cols); }
 inline ConstMapF map(const float* p, std::int64_t rows, std::int64_t cols) { return ConstMapF(p, rows, cols); }
 
+/// The two products randomised subspace iteration takes of its rows x dim matrix X: Y = X V
+/// (rows x p) and W = X^T Y (dim x p). top_subspace computes them with Eigen unless it is given
+/// another implementation (the GPU's: gpu_codec.cpp).
+class SubspaceProducts {
+ public:
+  virtual ~SubspaceProducts() = default;
+  [[nodiscard]] virtual RowMatrixF x_times(const RowMatrixF& v) const = 0;
+  [[nodiscard]] virtual RowMatrixF xt_times(const RowMatrixF& y) const = 0;
+};
+
+/// Makes the products of one matrix; a fit calls it once for each matrix it iterates on (the warm-up,
+/// a block of it, the tokens of one cluster). Empty: Eigen on the CPU.
+using ProductsFor = std::function<std::unique_ptr<SubspaceProducts>(MatrixView x)>;
+
+/// SubspaceProducts of a matrix X that is exact in bf16 (the fit's wire copy), through a GEMM with
+/// bf16 operands and fp32 accumulation (the GPU's). Each fp32 operand A goes as two bf16 parts,
+/// hi = bf16(A) and lo = bf16(A - hi), and the two partial products are added in fp32, so the
+/// operand keeps ~16 significant bits (bf16 alone keeps 8). The GEMMs are callbacks on bf16 bits:
+///   x_times_bits(b, cols): X (rows x dim) times b (dim x cols), fp32 rows x cols;
+///   bits_times_x(a, n):    a (n x rows) times X, fp32 n x dim.
+class Bf16SplitProducts : public SubspaceProducts {
+ public:
+  using XTimesBits = std::function<std::vector<float>(const std::vector<std::uint16_t>& b, std::int64_t cols)>;
+  using BitsTimesX = std::function<std::vector<float>(const std::vector<std::uint16_t>& a, std::int64_t n)>;
+  Bf16SplitProducts(std::int64_t rows, std::int64_t dim, XTimesBits x_times_bits, BitsTimesX bits_times_x)
+      : rows_(rows), dim_(dim), x_times_bits_(std::move(x_times_bits)), bits_times_x_(std::move(bits_times_x)) {}
+  [[nodiscard]] RowMatrixF x_times(const RowMatrixF& v) const override;
+  [[nodiscard]] RowMatrixF xt_times(const RowMatrixF& y) const override;
+
+ private:
+  std::int64_t rows_, dim_;
+  XTimesBits x_times_bits_;
+  BitsTimesX bits_times_x_;
+};
+
 /// Top-`rank` right singular subspace of x (rows x dim) as dim x rank orthonormal columns, by
 /// randomised subspace iteration (`iterations` passes, oversampling 8). Deterministic in `seed`.
 /// `start` (dim x rank), when given, replaces the first `rank` random columns (a warm start).
+/// `products`, when given, computes the products with x (it must be made for x).
 RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed,
-                        const RowMatrixF* start = nullptr);
+                        const RowMatrixF* start = nullptr, const SubspaceProducts* products = nullptr);
+
+/// fit_codec (codec.h) with the fit's products over warm-up tokens made by `products` (pca and mos:
+/// the subspace iteration for Ubar; mos-k: its seeds, refits and routing). mos's generator
+/// directions (per-block products with the r-wide Ubar) stay on the CPU.
+CodecState fit_codec_with(const CodecConfig& config, MatrixView warmup, std::uint64_t seed, const ProductsFor& products);
 
 /// Thin Q factor of a (rows x cols, rows >= cols).
 RowMatrixF orthonormal_columns(const RowMatrixF& a);

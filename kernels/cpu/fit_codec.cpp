@@ -66,14 +66,25 @@ std::vector<float> fit_directions(MatrixView x, const RowMatrixF& ubar, int m, i
   return out;
 }
 
+// The products of x (null: Eigen on the CPU).
+std::unique_ptr<cpu::SubspaceProducts> products_of(const cpu::ProductsFor& products, MatrixView x) {
+  return products ? products(x) : nullptr;
+}
+
+// ||x_t U||^2 of every token (x U by `products` when given, which must be made for x).
+Eigen::VectorXf token_energy(const ConstMapF& x, const RowMatrixF& u, const cpu::SubspaceProducts* products) {
+  if (products != nullptr) return products->x_times(u).rowwise().squaredNorm();
+  return (x * u).rowwise().squaredNorm();
+}
+
 // Token energies ||x_t U_k||^2 for every basis, summed per routing block; returns the best basis of
 // each token (every token of a block gets the block's choice).
-std::vector<int> route(const ConstMapF& x, const std::vector<RowMatrixF>& bases, std::int64_t block) {
+std::vector<int> route(const ConstMapF& x, const std::vector<RowMatrixF>& bases, std::int64_t block,
+                       const cpu::SubspaceProducts* products) {
   const std::int64_t t = x.rows();
   std::vector<int> best(static_cast<std::size_t>(t), 0);
   Eigen::MatrixXf energy(t, static_cast<Eigen::Index>(bases.size()));
-  for (std::size_t k = 0; k < bases.size(); ++k)
-    energy.col(static_cast<Eigen::Index>(k)) = (x * bases[k]).rowwise().squaredNorm();
+  for (std::size_t k = 0; k < bases.size(); ++k) energy.col(static_cast<Eigen::Index>(k)) = token_energy(x, bases[k], products);
   const std::int64_t bl = block <= 0 ? t : block;
   for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
     const std::int64_t n = std::min(bl, t - t0);
@@ -86,13 +97,18 @@ std::vector<int> route(const ConstMapF& x, const std::vector<RowMatrixF>& bases,
 
 // k-subspaces clustering: seed with the subspaces of the blocks worst explained so far (a
 // k-means++-like deterministic seeding), then alternate assignment and per-cluster PCA.
-std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, std::uint64_t seed) {
+std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, std::uint64_t seed, const cpu::ProductsFor& products) {
   const ConstMapF xm = cpu::map(x);
+  const std::unique_ptr<cpu::SubspaceProducts> all = products_of(products, x);
+  auto subspace_of = [&](MatrixView part, int iterations, std::uint64_t part_seed, const RowMatrixF* start) {
+    const std::unique_ptr<cpu::SubspaceProducts> prod = products_of(products, part);
+    return cpu::top_subspace(part, r, iterations, part_seed, start, prod.get());
+  };
   const std::int64_t seed_block = std::min<std::int64_t>(x.rows, std::max<std::int64_t>(2 * r, 128));
   std::vector<RowMatrixF> bases;
-  bases.push_back(cpu::top_subspace(x.slice_rows(0, seed_block), r, kPowerIterations, seed));
+  bases.push_back(subspace_of(x.slice_rows(0, seed_block), kPowerIterations, seed, nullptr));
   const Eigen::VectorXf norms = xm.rowwise().squaredNorm();
-  Eigen::VectorXf captured = (xm * bases.back()).rowwise().squaredNorm();
+  Eigen::VectorXf captured = token_energy(xm, bases.back(), all.get());
   while (static_cast<int>(bases.size()) < k) {
     std::int64_t worst = 0;
     double worst_residual = -1;
@@ -100,11 +116,11 @@ std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, st
       const double residual = (norms.segment(t0, seed_block) - captured.segment(t0, seed_block)).sum();
       if (residual > worst_residual) worst_residual = residual, worst = t0;
     }
-    bases.push_back(cpu::top_subspace(x.slice_rows(worst, seed_block), r, kPowerIterations, seed + bases.size()));
-    captured = captured.cwiseMax((xm * bases.back()).rowwise().squaredNorm());
+    bases.push_back(subspace_of(x.slice_rows(worst, seed_block), kPowerIterations, seed + bases.size(), nullptr));
+    captured = captured.cwiseMax(token_energy(xm, bases.back(), all.get()));
   }
   for (int it = 0; it < kClusterIterations; ++it) {
-    const std::vector<int> assign = route(xm, bases, route_block);
+    const std::vector<int> assign = route(xm, bases, route_block, all.get());
     for (int c = 0; c < k; ++c) {
       Matrix members(std::count(assign.begin(), assign.end(), c), x.cols);
       std::int64_t row = 0;
@@ -112,7 +128,7 @@ std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, st
         if (assign[static_cast<std::size_t>(t)] == c) std::copy(x.row(t), x.row(t) + x.cols, members.row(row++));
       if (members.rows >= 1) {  // one warm-started pass per refit: the previous basis is nearly right
         const RowMatrixF previous = bases[static_cast<std::size_t>(c)];
-        bases[static_cast<std::size_t>(c)] = cpu::top_subspace(members.view(), r, 1, seed + 101 * (it + 1) + c, &previous);
+        bases[static_cast<std::size_t>(c)] = subspace_of(members.view(), 1, seed + 101 * (it + 1) + c, &previous);
       }
     }
   }
@@ -123,6 +139,10 @@ std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, st
 }  // namespace
 
 CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t seed) {
+  return cpu::fit_codec_with(config, warmup, seed, {});
+}
+
+CodecState cpu::fit_codec_with(const CodecConfig& config, MatrixView warmup, std::uint64_t seed, const ProductsFor& products) {
   validate_config(config, warmup.cols);
   CodecState s;
   s.config = config;
@@ -131,7 +151,8 @@ CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t
   const int r = config.rank;
   if (config.method == Method::pca || config.method == Method::mos) {
     if (warmup.rows < 1) throw std::invalid_argument("fit: the warm-up sample is empty");
-    RowMatrixF ubar = cpu::top_subspace(w.view(), r, kPowerIterations, seed);
+    const std::unique_ptr<SubspaceProducts> prod = products_of(products, w.view());
+    RowMatrixF ubar = cpu::top_subspace(w.view(), r, kPowerIterations, seed, nullptr, prod.get());
     if (config.method == Method::mos) {
       s.directions = fit_directions(w.view(), ubar, config.rotations, config.theta_block_tokens);
       // A change of basis within span Ubar (and the same for every W_i) leaves every U(theta)
@@ -155,7 +176,7 @@ CodecState fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t
     append(s.basis, ubar);
   } else if (config.method == Method::mos_k) {
     if (warmup.rows < 1) throw std::invalid_argument("fit: the warm-up sample is empty");
-    s.basis = fit_subspaces(w.view(), config.subspaces, r, config.route_block_tokens, seed);
+    s.basis = fit_subspaces(w.view(), config.subspaces, r, config.route_block_tokens, seed, products);
   }
   if (config.value_bytes == 2) {  // the exchange carries bf16; both ends use exactly that
     for (float& v : s.basis) v = round_bf16(v);

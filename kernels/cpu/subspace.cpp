@@ -2,8 +2,11 @@
 #include <cmath>
 #include <numbers>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include "eigen_types.h"
+#include "moss/kernels/bf16.h"
 
 namespace moss::kernels::cpu {
 
@@ -13,7 +16,51 @@ RowMatrixF orthonormal_columns(const RowMatrixF& a) {
   return q;
 }
 
-RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed, const RowMatrixF* start) {
+namespace {
+// hi = bf16(a), lo = bf16(a - hi), as bf16 bits; `at(i, j)` is element (i, j) of the operand laid out
+// as `rows` x `cols`; hi goes to (i, j) and lo to (i, j + cols) of a rows x 2 cols result when
+// `side_by_side`, else to (i, j) and (i + rows, j) of a 2 rows x cols one.
+template <typename At>
+std::vector<std::uint16_t> split_bits(std::int64_t rows, std::int64_t cols, bool side_by_side, At&& at) {
+  std::vector<std::uint16_t> out(static_cast<std::size_t>(2 * rows * cols));
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const float v = at(i, j);
+      const std::uint16_t hi = float_to_bf16_bits(v);
+      const std::uint16_t lo = float_to_bf16_bits(v - bf16_bits_to_float(hi));
+      const std::int64_t hi_at = side_by_side ? i * 2 * cols + j : i * cols + j;
+      const std::int64_t lo_at = side_by_side ? hi_at + cols : (i + rows) * cols + j;
+      out[static_cast<std::size_t>(hi_at)] = hi;
+      out[static_cast<std::size_t>(lo_at)] = lo;
+    }
+  return out;
+}
+
+std::runtime_error wrong_size(const char* what) { return std::runtime_error(std::string("Bf16SplitProducts: ") + what + " returned the wrong size"); }
+}  // namespace
+
+RowMatrixF Bf16SplitProducts::x_times(const RowMatrixF& v) const {
+  const std::int64_t p = v.cols();
+  // X [hi lo] = [X hi, X lo]: rows x 2p; Y = X hi + X lo.
+  const std::vector<float> c = x_times_bits_(split_bits(dim_, p, true, [&](std::int64_t i, std::int64_t j) { return v(i, j); }), 2 * p);
+  if (static_cast<std::int64_t>(c.size()) != rows_ * 2 * p) throw wrong_size("x_times_bits");
+  const ConstMapF cm(c.data(), rows_, 2 * p);
+  RowMatrixF y = cm.leftCols(p) + cm.rightCols(p);
+  return y;
+}
+
+RowMatrixF Bf16SplitProducts::xt_times(const RowMatrixF& y) const {
+  const std::int64_t p = y.cols();
+  // [hi; lo] X with hi, lo the parts of Y^T (p x rows): 2p x dim; W^T = hi X + lo X.
+  const std::vector<float> c = bits_times_x_(split_bits(p, rows_, false, [&](std::int64_t i, std::int64_t j) { return y(j, i); }), 2 * p);
+  if (static_cast<std::int64_t>(c.size()) != 2 * p * dim_) throw wrong_size("bits_times_x");
+  const ConstMapF cm(c.data(), 2 * p, dim_);
+  RowMatrixF w = (cm.topRows(p) + cm.bottomRows(p)).transpose();
+  return w;
+}
+
+RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed, const RowMatrixF* start,
+                        const SubspaceProducts* products) {
   const std::int64_t d = x.cols;
   const auto p = static_cast<Eigen::Index>(std::min<std::int64_t>(d, rank + 8));
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 17);
@@ -28,11 +75,17 @@ RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t se
   const ConstMapF xm = map(x);
   RowMatrixF y;
   for (int it = 0; it < iterations; ++it) {
-    y.noalias() = xm * v;
-    v.noalias() = xm.transpose() * y;
+    if (products != nullptr) {
+      y = products->x_times(v);
+      v = products->xt_times(y);
+    } else {
+      y.noalias() = xm * v;
+      v.noalias() = xm.transpose() * y;
+    }
     v = orthonormal_columns(v);
   }
-  y.noalias() = xm * v;
+  if (products != nullptr) y = products->x_times(v);
+  else y.noalias() = xm * v;
   const Eigen::MatrixXd small = (y.transpose() * y).cast<double>();
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(small);
   // Eigenvalues ascend: take the last `rank` columns, largest first.

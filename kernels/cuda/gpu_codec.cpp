@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <memory>
 #include <stdexcept>
 
 #include "../cpu/eigen_types.h"
@@ -48,7 +49,69 @@ class DeviceBuffer {
   std::size_t n_;
 };
 
+/// A CUDA stream destroyed on scope exit.
+class Stream {
+ public:
+  Stream() { MOSS_CUDA_CHECK(cudaStreamCreate(&s_)); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream() { cudaStreamDestroy(s_); }
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+// The fit's products of one matrix X on the device (eigen_types.h SubspaceProducts): X uploaded once
+// as bf16, each product a launch_gemm_bf16 with the other operand as bf16 hi + lo parts
+// (Bf16SplitProducts), fp32 out, downloaded.
+class GpuProducts : public cpu::SubspaceProducts {
+ public:
+  explicit GpuProducts(MatrixView x) : rows_(x.rows), dim_(x.cols), dx_(static_cast<std::size_t>(x.rows * x.cols)) {
+    dx_.upload(to_bf16_bits(x.data, static_cast<std::size_t>(x.size())), stream_.get());
+    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // the host bits are a temporary
+  }
+  [[nodiscard]] cpu::RowMatrixF x_times(const cpu::RowMatrixF& v) const override { return split().x_times(v); }
+  [[nodiscard]] cpu::RowMatrixF xt_times(const cpu::RowMatrixF& y) const override { return split().xt_times(y); }
+
+ private:
+  cpu::Bf16SplitProducts split() const {
+    // X (rows x dim) times b (dim x cols): rows x cols.
+    auto x_times_bits = [this](const std::vector<std::uint16_t>& b, std::int64_t cols) {
+      DeviceBuffer<std::uint16_t> db(b.size());
+      DeviceBuffer<float> dc(static_cast<std::size_t>(rows_ * cols));
+      db.upload(b, stream_.get());
+      cuda::launch_gemm_bf16(dx_.get(), dim_, db.get(), cols, false, dc.get(), nullptr, cols, rows_, static_cast<int>(cols),
+                             static_cast<int>(dim_), stream_.get());
+      return dc.download(stream_.get());  // synchronises: b and the buffers outlive the work
+    };
+    // a (n x rows) times X (rows x dim): n x dim.
+    auto bits_times_x = [this](const std::vector<std::uint16_t>& a, std::int64_t n) {
+      DeviceBuffer<std::uint16_t> da(a.size());
+      DeviceBuffer<float> dc(static_cast<std::size_t>(n * dim_));
+      da.upload(a, stream_.get());
+      cuda::launch_gemm_bf16(da.get(), rows_, dx_.get(), dim_, false, dc.get(), nullptr, dim_, n, static_cast<int>(dim_),
+                             static_cast<int>(rows_), stream_.get());
+      return dc.download(stream_.get());
+    };
+    return cpu::Bf16SplitProducts(rows_, dim_, x_times_bits, bits_times_x);
+  }
+  std::int64_t rows_, dim_;
+  Stream stream_;
+  DeviceBuffer<std::uint16_t> dx_;
+};
+
 }  // namespace
+
+CodecState gpu_fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t seed) {
+  if (!gpu_available()) throw std::runtime_error("no usable CUDA device");
+  if (config.value_bytes != 2) throw std::invalid_argument("the GPU kernels are bf16 only (value_bytes = 2)");
+  const cpu::ProductsFor on_device = [](MatrixView x) -> std::unique_ptr<cpu::SubspaceProducts> {
+    if (x.rows < 1 || x.cols < 1) return nullptr;  // nothing to upload: the fit's own checks speak
+    return std::make_unique<GpuProducts>(x);
+  };
+  return cpu::fit_codec_with(config, warmup, seed, on_device);
+}
 
 bool gpu_available() {
   int count = 0;
@@ -82,12 +145,8 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   const CodecConfig& c = s.config;
   if (c.value_bytes != 2) throw std::invalid_argument("the GPU kernels are bf16 only (value_bytes = 2)");
   const std::int64_t t = x.rows, d = x.cols, r = c.rank;
-  cudaStream_t stream = nullptr;
-  MOSS_CUDA_CHECK(cudaStreamCreate(&stream));
-  struct StreamGuard {
-    cudaStream_t s;
-    ~StreamGuard() { cudaStreamDestroy(s); }
-  } guard{stream};
+  const Stream owned_stream;
+  const cudaStream_t stream = owned_stream.get();
   DeviceBuffer<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
   dx.upload(to_bf16_bits(x.data, static_cast<std::size_t>(t * d)), stream);
   const std::int64_t bl_theta = c.theta_block_tokens <= 0 ? std::max<std::int64_t>(t, 1) : c.theta_block_tokens;

@@ -27,7 +27,7 @@ struct TensorTotals {
   std::string name;
   std::int64_t layers = 0, tokens = 0, dim = 0;
   std::uint64_t raw_bytes = 0, sent_bytes = 0, one_time_bytes = 0;
-  double error_sq = 0, norm_sq = 0, worst_token = 0, encode_s = 0, decode_s = 0;
+  double error_sq = 0, norm_sq = 0, worst_token = 0, encode_s = 0, decode_s = 0, fit_s = 0;
   std::string device;
 
   void add(const mk::TensorReport& r) {
@@ -36,12 +36,12 @@ struct TensorTotals {
     raw_bytes += r.raw_bytes, sent_bytes += r.sent_bytes, one_time_bytes += r.one_time_bytes;
     error_sq += r.error.error_sq, norm_sq += r.error.norm_sq;
     worst_token = std::max(worst_token, r.error.worst_token);
-    encode_s += r.encode_s, decode_s += r.decode_s;
+    encode_s += r.encode_s, decode_s += r.decode_s, fit_s += r.fit_s;
   }
   void add(const TensorTotals& t) {
     raw_bytes += t.raw_bytes, sent_bytes += t.sent_bytes, one_time_bytes += t.one_time_bytes;
     error_sq += t.error_sq, norm_sq += t.norm_sq, worst_token = std::max(worst_token, t.worst_token);
-    encode_s += t.encode_s, decode_s += t.decode_s, device = t.device;
+    encode_s += t.encode_s, decode_s += t.decode_s, fit_s += t.fit_s, device = t.device;
   }
   [[nodiscard]] double ratio() const { return raw_bytes ? static_cast<double>(sent_bytes) / static_cast<double>(raw_bytes) : 1.0; }
   [[nodiscard]] double relative_error() const { return norm_sq > 0 ? std::sqrt(error_sq / norm_sq) : std::sqrt(error_sq); }
@@ -51,7 +51,7 @@ struct TensorTotals {
     return {{"name", name}, {"raw_bytes", raw_bytes}, {"sent_bytes", sent_bytes}, {"ratio", ratio()},
             {"relative_error", relative_error()}, {"worst_token_error", worst_token},
             {"encode_gbps", encode_gbps()}, {"decode_gbps", decode_gbps()}, {"one_time_bytes", one_time_bytes},
-            {"layers", layers}, {"tokens", tokens}, {"dim", dim}};
+            {"layers", layers}, {"tokens", tokens}, {"dim", dim}, {"fit_s", fit_s}};
   }
 };
 
@@ -148,6 +148,8 @@ void print_table(std::ostream& out, const CompressOptions& o, const std::vector<
   for (const auto& r : rows) line(r.name, r);
   if (rows.size() > 1) line("total", total);
   out << "\none-time basis exchange: " << total.one_time_bytes << " bytes (not in sent_bytes)\n";
+  out << "one-time fit on the warm-up: " << std::setprecision(3) << total.fit_s << " s (wall, all tensors"
+      << (total.device.rfind("cpu", 0) == 0 ? "" : "; products on the GPU") << ")\n";
 }
 }  // namespace
 

@@ -95,6 +95,33 @@ TEST(GpuMos, OneAndTwoRotationsGiveTheCpuThetaAndReconstruction) {
   }
 }
 
+TEST(GpuFit, TheDeviceFitGivesTheCpuFitsErrors) {
+  // gpu_fit_codec: the fit's products on the device (bf16 hi + lo operands, fp32 accumulation), the
+  // rest on the host. The CPU emulation of the same arithmetic is tests/kernels/fit_products_test.cpp;
+  // here the device GEMMs stand in: the fitted codec must reconstruct held-out tokens as well as
+  // fit_codec's (the llama spectrum has no gap at the rank, so the weakest fitted directions may
+  // differ while the errors agree: fit_products_test.cpp).
+  if (!mk::gpu_available()) GTEST_SKIP() << "no usable CUDA device (or moss built without CUDA)";
+  mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,dim=320");
+  s.tokens = 1024 + 600;
+  const mk::Matrix all = mk::generate_synthetic(s, false);
+  const mk::MatrixView warm = all.view().slice_rows(0, 1024), x = all.view().slice_rows(1024, 600);
+  for (const mk::Method m : {mk::Method::pca, mk::Method::mos, mk::Method::mos_k}) {
+    mk::CodecConfig c;
+    c.method = m, c.rank = 24, c.rotations = 2, c.subspaces = 3;
+    const mk::CodecState cpu_state = mk::fit_codec(c, warm, 3), gpu_state = mk::gpu_fit_codec(c, warm, 3);
+    ASSERT_EQ(gpu_state.basis.size(), cpu_state.basis.size()) << mk::method_name(m);
+    mk::Matrix a(x.rows, x.cols), b(x.rows, x.cols);
+    mk::decode(cpu_state, mk::encode(cpu_state, x), a.data.data());
+    mk::decode(gpu_state, mk::encode(gpu_state, x), b.data.data());
+    const double ea = mk::reconstruction_error(x, a.view()).relative, eb = mk::reconstruction_error(x, b.view()).relative;
+    EXPECT_NEAR(eb, ea, 5e-3 * ea) << mk::method_name(m);
+  }
+  mk::CodecConfig fp32;
+  fp32.method = mk::Method::pca, fp32.rank = 8, fp32.value_bytes = 4;
+  EXPECT_THROW((void)mk::gpu_fit_codec(fp32, warm, 3), std::invalid_argument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Methods, GpuVsCpu,
                          ::testing::Combine(::testing::Values(mk::Method::none, mk::Method::pca, mk::Method::mos,
                                                               mk::Method::mos_k, mk::Method::topk, mk::Method::quant),

@@ -27,10 +27,11 @@ struct TensorReport {
   double encode_input_bytes_per_s = 0;   ///< raw_bytes / encode_s
   double decode_output_bytes_per_s = 0;  ///< raw_bytes / decode_s
   std::string device;                    ///< "cpu (Eigen, 1 thread)" or the GPU's name
+  double fit_s = 0;  ///< the one-time fit on the warm-up, wall seconds (its products on the GPU when device is gpu)
 };
 
-/// Fits `config` on `warmup`, then encodes and decodes `x` on `device` (`repeats` timed runs, fastest
-/// kept). Throws std::invalid_argument for an invalid config, std::runtime_error when device is gpu and
+/// Fits `config` on `warmup` (fit_codec; gpu_fit_codec when device is gpu), then encodes and decodes
+/// `x` on `device` (`repeats` timed runs, fastest kept). Throws std::invalid_argument for an invalid config, std::runtime_error when device is gpu and
 /// none is usable.
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,
                              std::uint64_t seed, int repeats = 1);

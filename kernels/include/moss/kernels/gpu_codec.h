@@ -6,6 +6,7 @@
 // (MOSS_GPU_GEMM=auto|moss|simple|cublas forces one; kernels/README.md). Without a CUDA build or
 // without a device, gpu_available() is false and gpu_roundtrip throws std::runtime_error.
 
+#include <cstdint>
 #include <string>
 
 #include "moss/kernels/codec.h"
@@ -23,6 +24,15 @@ bool gpu_available();
 /// Name of device 0 and the GEMMs in use, e.g. "NVIDIA H200 (CUDA, GEMMs: moss or libcublas.so.13,
 /// the faster per shape)" ("" when no device).
 std::string gpu_device_name();
+
+/// fit_codec (codec.h) with the fit's products over the warm-up on the GPU: the warm-up is uploaded
+/// once (as bf16: the fit runs on the wire copy, which is bf16 already) and every X V and X^T Y of
+/// the randomised subspace iterations (pca and mos: Ubar; mos-k: seeds, refits and routing energies)
+/// is a bf16 GEMM with fp32 accumulation whose fp32 operand goes as bf16 hi + lo parts (~16 bits);
+/// the small factorisations (QR and the Rayleigh-Ritz eigenproblem of p = rank + 8 columns) and mos's
+/// generator directions stay on the host. The state equals fit_codec's up to the products' rounding
+/// (tests/kernels/fit_products_test.cpp). value_bytes must be 2; throws std::runtime_error without a GPU.
+CodecState gpu_fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t seed);
 
 /// Uploads x as bf16, encodes and decodes it on the GPU (value_bytes must be 2), writes the decoded
 /// tokens to x_hat (x.rows x x.cols floats) and returns what was encoded. `repeats` timed runs, the
