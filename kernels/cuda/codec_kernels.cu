@@ -10,7 +10,12 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "codec_launch.h"
@@ -579,13 +584,51 @@ __global__ void quant_decode_kernel(const std::int8_t* codes, const std::uint16_
 namespace {
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
-int multiprocessors() {
-  static const int count = [] {
-    int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) n = 0;
-    return n > 0 ? n : 132;
-  }();
-  return count;
+int current_device() {
+  int device = 0;
+  MOSS_CUDA_CHECK(cudaGetDevice(&device));
+  return device;
+}
+
+/// What the launchers need to know of a device, read once per device.
+struct DeviceFacts {
+  int multiprocessors = 132;
+  bool memory_pools = false;  ///< stream-ordered allocation (the split-k partials)
+};
+
+const DeviceFacts& device_facts() {
+  static std::mutex mutex;
+  static std::map<int, DeviceFacts> facts;
+  const int device = current_device();
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto it = facts.find(device);
+  if (it != facts.end()) return it->second;
+  DeviceFacts f;
+  int v = 0;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && v > 0) f.multiprocessors = v;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess && v != 0) {
+    // The default pool hands unused memory back at every synchronisation (release threshold 0), so
+    // each split-k launch after one would map its partials afresh; keep them for reuse instead.
+    cudaMemPool_t pool = nullptr;
+    std::uint64_t keep = UINT64_MAX;
+    f.memory_pools = cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess &&
+                     cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess;
+  }
+  return facts.emplace(device, f).first->second;
+}
+
+int multiprocessors() { return device_facts().multiprocessors; }
+
+/// cudaFuncSetAttribute of the dynamic shared memory a tiled kernel needs, once per kernel and device
+/// (the attribute is per device).
+void allow_shared_memory(const void* kernel, std::size_t bytes) {
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> done;
+  const std::pair<const void*, int> key{kernel, current_device()};
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (done.count(key) != 0) return;
+  MOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  done.insert(key);
 }
 
 template <int kNT, int kMF>
@@ -593,9 +636,7 @@ void launch_encode_mf(const std::uint16_t* a, std::int64_t lda, const std::uint1
                       std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, int splits, int k_chunk,
                       cudaStream_t stream) {
   using L = EncLayout<kNT, kMF>;
-  static const cudaError_t attr = cudaFuncSetAttribute(tiled_encode_kernel<kNT, kMF>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                       static_cast<int>(L::kBytes));
-  MOSS_CUDA_CHECK(attr);
+  allow_shared_memory(reinterpret_cast<const void*>(&tiled_encode_kernel<kNT, kMF>), L::kBytes);
   const dim3 grid(static_cast<unsigned>((m + L::kEncM - 1) / L::kEncM), static_cast<unsigned>(splits));
   tiled_encode_kernel<kNT, kMF><<<grid, kEncThreads, L::kBytes, stream>>>(a, lda, b, ldb, c_f32, c_bf16, ldc, m, n, k, k_chunk);
   MOSS_CUDA_CHECK_LAUNCH();
@@ -607,12 +648,21 @@ int split_chunk(int k, int splits) { return ((k + splits - 1) / splits + kEncK -
 template <int kNT>
 void launch_encode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, float* c_f32,
                    std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, int splits, cudaStream_t stream) {
+  // A split needs at least one whole stage and stream-ordered memory; otherwise k is not split.
+  if (splits > 1 && (k < splits * kEncK || !device_facts().memory_pools)) splits = 1;
   const int chunk = splits > 1 ? split_chunk(k, splits) : k;
   if (splits > 1) splits = (k + chunk - 1) / chunk;
-  float* parts = nullptr;
-  if (splits > 1) {  // partials in stream-ordered memory: no device-wide synchronisation
-    MOSS_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&parts), static_cast<std::size_t>(splits) * m * n * sizeof(float), stream));
-  }
+  // The partials, in stream-ordered memory (no device-wide synchronisation), freed on every exit.
+  struct Parts {
+    float* p = nullptr;
+    cudaStream_t stream;
+    ~Parts() {
+      if (p != nullptr) cudaFreeAsync(p, stream);
+    }
+  } partials{nullptr, stream};
+  if (splits > 1)
+    MOSS_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partials.p), static_cast<std::size_t>(splits) * m * n * sizeof(float), stream));
+  float* const parts = partials.p;
   float* out_f32 = splits > 1 ? parts : c_f32;
   std::uint16_t* out_bf16 = splits > 1 ? nullptr : c_bf16;
   const std::int64_t out_ld = splits > 1 ? n : ldc;
@@ -624,7 +674,6 @@ void launch_encode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t
     const std::int64_t blocks = std::min<std::int64_t>((total + 255) / 256, 8 * static_cast<std::int64_t>(multiprocessors()));
     add_splits_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(parts, splits, m, n, c_f32, c_bf16, ldc);
     MOSS_CUDA_CHECK_LAUNCH();
-    MOSS_CUDA_CHECK(cudaFreeAsync(parts, stream));
   }
 }
 
@@ -635,9 +684,7 @@ void launch_general(const std::uint16_t* a, std::int64_t lda, const std::uint16_
   if (kAliasC && tiles_per_block != 1) throw std::logic_error("launch_general: aliased C needs one column tile per block");
   using L = GenLayout<kTransB, kStages, kAliasC, kFM>;
   constexpr std::size_t bytes = L::kBytes;
-  static const cudaError_t attr = cudaFuncSetAttribute(tiled_gemm_kernel<kTransB, kStages, kAliasC, kFM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                       static_cast<int>(bytes));
-  MOSS_CUDA_CHECK(attr);
+  allow_shared_memory(reinterpret_cast<const void*>(&tiled_gemm_kernel<kTransB, kStages, kAliasC, kFM>), bytes);
   const int n_tiles = (n + kGenN - 1) / kGenN;
   const int groups = (n_tiles + tiles_per_block - 1) / tiles_per_block;
   const std::int64_t blocks = (m + L::kGenM - 1) / L::kGenM * groups;
@@ -661,21 +708,13 @@ bool tiled_shape(const void* a, std::int64_t lda, const void* b, std::int64_t ld
   return k % 8 == 0 && n % 8 == 0 && lda % 8 == 0 && ldb % 8 == 0 && ldc % 8 == 0 && aligned16(a) && aligned16(b) && aligned16(c);
 }
 
-bool stream_ordered_allocation() {
-  static const bool supported = [] {
-    int device = 0, v = 0;
-    return cudaGetDevice(&device) == cudaSuccess &&
-           cudaDeviceGetAttribute(&v, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess && v != 0;
-  }();
-  return supported;
-}
 }  // namespace
 
 std::vector<int> moss_gemm_k_splits(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
                                     bool b_transposed, const void* c, std::int64_t ldc, std::int64_t m, int n, int k) {
   std::vector<int> splits;
   if (b_transposed || n > 64 || m <= 0 || !tiled_shape(a, lda, b, ldb, c, ldc, n, k)) return splits;
-  if ((m + 63) / 64 >= 4 * multiprocessors() || !stream_ordered_allocation()) return splits;
+  if ((m + 63) / 64 >= 4 * multiprocessors() || !device_facts().memory_pools) return splits;
   for (int s : {2, 4})
     if (k >= s * 4 * kEncK) splits.push_back(s);
   return splits;

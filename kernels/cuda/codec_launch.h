@@ -13,25 +13,26 @@ namespace moss::kernels::cuda {
 
 /// Which GEMM launch_gemm_bf16 (and, for `moss` and `simple`, launch_decode_routed) uses:
 /// - `moss`: moss's kernels: the tiled cp.async ones whenever rows are whole 16-byte chunks, else the
-///   simple WMMA kernel; where the small-rank encode leaves the device short of blocks, also its
-///   split-k forms (moss_gemm_k_splits), the fastest timed per shape as below;
+///   simple WMMA kernel; untimed, so results are reproducible bit for bit;
 /// - `simple`: the simple WMMA kernel always;
 /// - `cublas`: cublasGemmEx (vendor_gemm.h); throws when cuBLAS is not available;
-/// - `automatic` (the default): the candidates of `moss` and cuBLAS, the fastest per shape (sizes,
-///   leading dimensions, transposition, output type, alignment, device), timed on the first call of
-///   that shape on its stream (a few launches of each; under stream capture nothing is timed and
-///   moss's default kernel runs); moss's candidates alone when cuBLAS is not available. The mos-k
-///   routed decode has no cuBLAS form: moss's kernels there.
-/// The environment variable MOSS_GPU_GEMM (auto, moss, simple or cublas), read at the first launch,
-/// sets the initial choice; set_gemm_kernel overrides it.
+/// - `automatic` (the default): the fastest, per shape, of moss's kernels, their split-k forms where
+///   the small-rank encode leaves the device short of blocks (moss_gemm_k_splits), and cuBLAS when it
+///   loads; timed on the first call of a shape on its stream (a few launches of each) and remembered
+///   for that shape (sizes with m as its power-of-two bucket, leading dimensions, transposition,
+///   output type, alignment, device). Products under 2^24 multiply-adds are not timed (moss's default
+///   kernel), nor is anything timed under stream capture (a shape already chosen runs its choice, else
+///   moss's default kernel). Near-tied candidates can be chosen differently from run to run, so
+///   results may differ in the last bits between runs: `moss` for bitwise-reproducible runs.
+///   The mos-k routed decode has no cuBLAS form: moss's kernels there.
 enum class GemmKernel { automatic, moss, simple, cublas };
 void set_gemm_kernel(GemmKernel kernel);
 GemmKernel gemm_kernel();
 /// "auto", "moss", "simple" or "cublas" to its GemmKernel; anything else throws
 /// std::invalid_argument naming `where` (e.g. "MOSS_GPU_GEMM") and the accepted names.
 GemmKernel parse_gemm_kernel(const std::string& name, const std::string& where);
-/// The choices timed so far, per mode and shape (m x n x k, T: B transposed, C's type), e.g.
-/// "auto 8192x16x2048 bf16: moss/split4; auto 8192x2048x16T bf16: cublas", or "" before any.
+/// The choices `automatic` timed so far, per shape, e.g. "m<=8192 n=16 k=2048 bf16: moss/split4;
+/// m<=8192 n=2048 k=16 B^T bf16: cublas", or "" before any.
 std::string gemm_choices();
 
 /// C (m x n) = A (m x k, leading dim lda) * B, fp32 accumulation on tensor cores. B is k x n with
@@ -43,9 +44,10 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
 
 /// launch_gemm_bf16 with moss's own kernels only: the tiled ones where the shape allows and
 /// `simple_only` is false, else the simple WMMA kernel (what GemmKernel::moss and ::simple run).
-/// `k_splits` > 1 (a value moss_gemm_k_splits offered for this shape; ignored where the small-rank
-/// tiled encode does not run) splits k that many ways: fp32 partials in stream-ordered memory, then
-/// added into C by a second kernel.
+/// `k_splits` > 1 splits k of the small-rank tiled encode that many ways (at most; fewer when k is
+/// short): fp32 partials in stream-ordered memory, then added into C by a second kernel. Ignored where
+/// that encode does not run, where k has fewer 128-wide stages than splits, and on a device without
+/// stream-ordered allocation.
 void launch_moss_gemm(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
                       bool b_transposed, float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m,
                       int n, int k, bool simple_only, int k_splits, cudaStream_t stream);

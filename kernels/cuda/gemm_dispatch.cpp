@@ -1,8 +1,9 @@
-// launch_gemm_bf16's choice of GEMM (codec_launch.h, GemmKernel). `moss` and `automatic` time their
-// candidates on the first call of each shape and remember the fastest: moss's kernels, their split-k
-// forms where moss_gemm_k_splits offers them, and (automatic only) cuBLAS. A choice rests on the best
-// of two rounds of three back-to-back launches per candidate (CUDA events on the caller's stream),
-// after one untimed launch of each (module loading, cuBLAS's heuristics, the allocator's pool).
+// launch_gemm_bf16's choice of GEMM (codec_launch.h, GemmKernel). `automatic` times its candidates on
+// the first call of each shape and remembers the fastest: moss's kernels, their split-k forms where
+// moss_gemm_k_splits offers them, and cuBLAS. A choice rests on the best of two rounds of three
+// back-to-back launches per candidate (CUDA events on the caller's stream), after one untimed launch
+// of each (module loading, cuBLAS's heuristics, the allocator's pool). `moss`, `simple` and `cublas`
+// run one kernel, untimed, so that their results do not depend on timing.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -31,12 +32,11 @@ GemmKernel from_environment() {
   return env == nullptr || *env == '\0' ? GemmKernel::automatic : parse_gemm_kernel(env, "MOSS_GPU_GEMM");
 }
 
-/// Everything the speed of one GEMM call depends on, and the mode it was chosen for.
+/// What the speed of one GEMM call depends on (m as its power-of-two bucket).
 struct GemmShape {
   std::int64_t m, lda, ldb, ldc;
   int n, k, device;
   bool transposed, f32, aligned16;
-  GemmKernel mode;
   auto operator<=>(const GemmShape&) const = default;
 };
 
@@ -100,8 +100,8 @@ std::string gemm_choices() {
   std::string out;
   for (const auto& [shape, choice] : g_choice) {
     if (!out.empty()) out += "; ";
-    out += std::string(shape.mode == GemmKernel::automatic ? "auto " : "moss ") + std::to_string(shape.m) + "x" + std::to_string(shape.n) +
-           "x" + std::to_string(shape.k) + (shape.transposed ? "T" : "") + (shape.f32 ? " fp32" : " bf16") + ": " + choice.name();
+    out += "m<=" + std::to_string(shape.m) + " n=" + std::to_string(shape.n) + " k=" + std::to_string(shape.k) +
+           (shape.transposed ? " B^T" : "") + (shape.f32 ? " fp32" : " bf16") + ": " + choice.name();
   }
   return out;
 }
@@ -124,8 +124,8 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
       return false;
     }
   };
-  const GemmKernel mode = gemm_kernel();
-  switch (mode) {
+  switch (gemm_kernel()) {
+    case GemmKernel::moss: run(Candidate{}); return;
     case GemmKernel::simple: launch_moss_gemm(a, lda, b, ldb, b_transposed, c_f32, c_bf16, ldc, m, n, k, true, 1, stream); return;
     case GemmKernel::cublas:
       if (!launch_vendor_gemm(a, lda, b, ldb, b_transposed, c_f32, c_bf16, ldc, m, n, k, stream))
@@ -134,38 +134,55 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
                                      : "GEMM kernel cublas chosen, but " + vendor_gemm_library() +
                                            " has no handle on this device or the sizes exceed its int range");
       return;
-    case GemmKernel::moss:
     case GemmKernel::automatic: break;
   }
-  // The candidates of this mode: moss's kernels (and their split-k forms where the shape offers them);
-  // in automatic mode cuBLAS too.
-  std::vector<Candidate> candidates{Candidate{}};
-  for (const int s : moss_gemm_k_splits(a, lda, b, ldb, b_transposed, c, ldc, m, n, k)) candidates.push_back(Candidate{false, s});
-  if (mode == GemmKernel::automatic && vendor_gemm_available()) candidates.push_back(Candidate{true, 1});
-  Candidate pick;
-  if (candidates.size() > 1) {
-    GemmShape shape{m, lda, ldb, ldc, n, k, 0, b_transposed, c_f32 != nullptr, aligned(a) && aligned(b) && aligned(c), mode};
-    MOSS_CUDA_CHECK(cudaGetDevice(&shape.device));
+  // Products too small for the choice to matter are not timed: moss's default kernel.
+  constexpr double kTimedMacs = 1 << 24;
+  if (static_cast<double>(m) * n * k < kTimedMacs) {
+    run(Candidate{});
+    return;
+  }
+  // One choice per power-of-two bucket of m: the fit's products and the last block of a chunk come in
+  // many row counts of one shape otherwise.
+  std::int64_t bucket = 1;
+  while (bucket < m) bucket *= 2;
+  GemmShape shape{bucket, lda, ldb, ldc, n, k, 0, b_transposed, c_f32 != nullptr, aligned(a) && aligned(b) && aligned(c)};
+  MOSS_CUDA_CHECK(cudaGetDevice(&shape.device));
+  {
     const std::lock_guard<std::mutex> lock(g_choice_mutex);
     const auto it = g_choice.find(shape);
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    if (it == g_choice.end()) MOSS_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
     if (it != g_choice.end()) {
-      pick = it->second;
-    } else if (capture == cudaStreamCaptureStatusNone) {
-      // Timing inside a graph capture is not possible: there the first candidate runs, unremembered.
-      std::vector<float> best(candidates.size(), std::numeric_limits<float>::infinity());
-      std::vector<bool> usable(candidates.size(), true);
-      for (std::size_t i = 0; i < candidates.size(); ++i) usable[i] = run(candidates[i]);  // untimed first launch
-      for (int round = 0; round < 2; ++round)
-        for (std::size_t i = 0; i < candidates.size(); ++i)
-          if (usable[i]) best[i] = std::min(best[i], time_ms([&] { usable[i] = run(candidates[i]) && usable[i]; }, stream));
-      std::size_t fastest = 0;
-      for (std::size_t i = 1; i < candidates.size(); ++i)
-        if (usable[i] && best[i] < best[fastest]) fastest = i;
-      pick = candidates[fastest];
-      g_choice.emplace(shape, pick);
+      if (!run(it->second)) run(Candidate{});  // cuBLAS may refuse a row count its bucket's first did not
+      return;
     }
+  }
+  // Nothing can be timed inside a graph capture, and creating a cuBLAS handle there could break it:
+  // moss's default kernel, not remembered.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  MOSS_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) {
+    run(Candidate{});
+    return;
+  }
+  std::vector<Candidate> candidates{Candidate{}};
+  for (const int s : moss_gemm_k_splits(a, lda, b, ldb, b_transposed, c, ldc, m, n, k)) candidates.push_back(Candidate{false, s});
+  if (vendor_gemm_available()) candidates.push_back(Candidate{true, 1});
+  Candidate pick;
+  if (candidates.size() > 1) {  // timed without the lock: another thread may time the same shape meanwhile
+    std::vector<float> best(candidates.size(), std::numeric_limits<float>::infinity());
+    std::vector<bool> usable(candidates.size(), true);
+    for (std::size_t i = 0; i < candidates.size(); ++i) usable[i] = run(candidates[i]);  // untimed first launch
+    for (int round = 0; round < 2; ++round)
+      for (std::size_t i = 0; i < candidates.size(); ++i)
+        if (usable[i]) best[i] = std::min(best[i], time_ms([&] { usable[i] = run(candidates[i]) && usable[i]; }, stream));
+    std::size_t fastest = 0;
+    for (std::size_t i = 1; i < candidates.size(); ++i)
+      if (usable[i] && best[i] < best[fastest]) fastest = i;
+    pick = candidates[fastest];
+  }
+  {
+    const std::lock_guard<std::mutex> lock(g_choice_mutex);
+    g_choice.emplace(shape, pick);  // the first thread's choice stands
   }
   if (!run(pick)) run(Candidate{});
 }

@@ -135,7 +135,9 @@ std::string gpu_device_name() {
       break;
     case cuda::GemmKernel::moss: gemm = ", GEMMs: moss"; break;
     case cuda::GemmKernel::simple: gemm = ", GEMMs: moss simple"; break;
-    case cuda::GemmKernel::cublas: gemm = ", GEMMs: " + cuda::vendor_gemm_library(); break;
+    case cuda::GemmKernel::cublas:
+      gemm = ", GEMMs: " + (cuda::vendor_gemm_library().empty() ? std::string("cuBLAS (not found)") : cuda::vendor_gemm_library());
+      break;
   }
   return std::string(prop.name) + " (CUDA" + gemm + ")";
 }

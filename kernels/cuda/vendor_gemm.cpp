@@ -7,7 +7,6 @@
 
 #include <climits>
 #include <map>
-#include <mutex>
 #include <stdexcept>
 
 namespace moss::kernels::cuda {
@@ -22,8 +21,10 @@ using GemmExFn = int (*)(Handle, int, int, int, int, int, const void*, const voi
                          const void*, void*, int, int, int, int);
 constexpr int kOpN = 0, kOpT = 1, kR32F = 0, kR16BF = 14, kCompute32F = 68, kDefaultAlgo = -1;
 
-/// The loaded library and one handle per device. Handles live until the process ends: destroying one
-/// from a static destructor can run after the CUDA runtime has torn its context down.
+/// The loaded library, and one handle per thread and device (a handle's stream and workspace are its
+/// own, so two threads never share them). Handles live until the process ends, those of finished
+/// threads included: destroying one from a static or thread-exit destructor can run after the CUDA
+/// runtime has torn its context down.
 class Vendor {
  public:
   static Vendor& instance() {
@@ -32,23 +33,22 @@ class Vendor {
   }
   const std::string& library() const { return library_; }
   /// The current device's handle (created on first use), or nullptr when cuBLAS is not usable.
-  Handle handle() {
+  Handle handle() const {
     if (lib_ == nullptr) return nullptr;
     int device = 0;
     if (cudaGetDevice(&device) != cudaSuccess) return nullptr;
-    const std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = handles_.find(device);
-    if (it != handles_.end()) return it->second;
+    thread_local std::map<int, Handle> handles;
+    const auto it = handles.find(device);
+    if (it != handles.end()) return it->second;
     Handle h = nullptr;
     if (create_(&h) != 0) h = nullptr;
-    handles_[device] = h;  // a failed creation is remembered too
+    handles[device] = h;  // a failed creation is remembered too
     return h;
   }
-  /// Sets the stream and enqueues the GEMM under one lock: a handle's stream is shared state.
+  /// Sets the stream of this thread's handle and enqueues the GEMM.
   int gemm(Handle h, cudaStream_t stream, int transa, int m, int n, int k, const void* a, int lda, const void* b, int ldb,
-           void* c, int c_type, int ldc) {
+           void* c, int c_type, int ldc) const {
     const float one = 1, zero = 0;
-    const std::lock_guard<std::mutex> lock(mutex_);
     const int status = set_stream_(h, stream);
     if (status != 0) return status;
     return gemm_(h, transa, kOpN, m, n, k, &one, a, kR16BF, lda, b, kR16BF, ldb, &zero, c, c_type, ldc, kCompute32F, kDefaultAlgo);
@@ -74,8 +74,6 @@ class Vendor {
   CreateFn create_ = nullptr;
   SetStreamFn set_stream_ = nullptr;
   GemmExFn gemm_ = nullptr;
-  std::mutex mutex_;
-  std::map<int, Handle> handles_;
 };
 
 bool fits_int(std::int64_t v) { return v >= 0 && v <= INT_MAX; }
@@ -90,7 +88,7 @@ bool launch_vendor_gemm(const std::uint16_t* a, std::int64_t lda, const std::uin
                         int n, int k, cudaStream_t stream) {
   if ((c_f32 == nullptr) == (c_bf16 == nullptr)) throw std::invalid_argument("launch_vendor_gemm: exactly one output");
   if (!fits_int(m) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc) || n < 0 || k < 0) return false;
-  Vendor& v = Vendor::instance();
+  const Vendor& v = Vendor::instance();
   const Handle h = v.handle();
   if (h == nullptr) return false;
   // Row-major C (m x n) = A (m x k) B is column-major C^T (n x m) = B^T A^T: cuBLAS's A is our B (n x k

@@ -12,8 +12,8 @@
 
 namespace moss::kernels::cuda {
 
-/// True when cuBLAS is loaded and has a handle on the current device (loaded once per process;
-/// a handle is created once per device).
+/// True when cuBLAS is loaded and this thread has a handle on the current device (the library is
+/// loaded once per process, a handle created once per thread and device).
 bool vendor_gemm_available();
 
 /// The library file that was loaded ("libcublas.so.13"), or "" when none was found.
