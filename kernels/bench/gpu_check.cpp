@@ -3,9 +3,10 @@
 // loaded at run time with dlopen when the toolkit's libcublas is present (vendor_gemm.h).
 //   1. parity: every method on the GPU against reference::encode/decode on the same data and bases,
 //      with each GEMM choice (codec_launch.h: moss's tiled kernels, the simple one forced, cuBLAS, and
-//      `automatic`, the faster of moss and cuBLAS per shape, which the codec uses), on sizes that are
-//      not multiples of the tiles, one shape the tiled kernels refuse (odd rank: the simple kernel),
-//      and rank 256; tolerance |gpu - ref| <= atol + rtol |ref| with atol = 1e-2 x rms(ref),
+//      `automatic`, the fastest per shape, which the codec uses), on sizes that are not multiples of
+//      the tiles, one shape the tiled kernels refuse (odd rank: the simple kernel), rank 256, and an
+//      odd width (261: the element-wise methods' one-block-per-token kernels instead of the
+//      warp-per-token ones); tolerance |gpu - ref| <= atol + rtol |ref| with atol = 1e-2 x rms(ref),
 //      rtol = 2e-2 (bf16 outputs, fp32 accumulation in another order); mos-k (exhaustive and sketch
 //      routing) also needs >= 99 % of tokens routed alike.
 //   2. bench: encode/decode GB/s of bf16 input (decode: of bf16 output) at T in {8192, 65536},
@@ -489,6 +490,7 @@ int main(int argc, char** argv) {
       ok = parity(333, 256, 64, kernel) && ok;
       ok = parity(200, 264, 20, kernel) && ok;  // rank 20: not whole 16-byte rows (moss: the simple kernel)
       ok = parity(700, 1024, 256, kernel) && ok;
+      ok = parity(150, 261, 24, kernel) && ok;  // rows not whole 16-byte chunks: the one-block-per-token and simple kernels
     }
     ok = split_parity() && ok;
     std::fflush(stdout);

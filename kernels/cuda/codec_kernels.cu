@@ -506,6 +506,188 @@ __global__ void topk_encode_kernel(const std::uint16_t* __restrict__ x, int dim,
   }
 }
 
+// ---- warp-per-token element-wise kernels (rows of whole 16-byte chunks) ---------------------------
+// One warp per token, 8 tokens per 256-thread block, no block-wide barrier: each lane walks the row's
+// 16-byte chunks lane, lane + 32, ..., so a warp reads 512 contiguous bytes per step. A second walk
+// of the same row hits L1. The one-block-per-token forms above stay for other rows.
+constexpr int kWarpsPerBlock = 8;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+__device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x & 31); }
+__device__ __forceinline__ std::int64_t warp_token() { return static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; }
+
+__device__ __forceinline__ int warp_exclusive_sum(int v) {
+  int inclusive = v;
+  for (int o = 1; o < 32; o <<= 1) {
+    const int n = __shfl_up_sync(kFullMask, inclusive, o);
+    if (lane_id() >= o) inclusive += n;
+  }
+  return inclusive - v;
+}
+
+// Of the 32 * kPerLane bins of `hist` (lane i owns bins [i kPerLane, (i + 1) kPerLane)), the largest
+// bin b with base + sum_{h >= b} hist[h] >= k, and base + sum_{h > b} hist[h]; every lane gets both.
+// The caller guarantees base < k <= base + sum hist, so exactly one bin qualifies.
+template <int kPerLane>
+__device__ void select_bin(const int* hist, int base, int k, int& bin, int& above) {
+  const int lane = lane_id();
+  int own[kPerLane];
+  int lane_sum = 0;
+  for (int i = 0; i < kPerLane; ++i) lane_sum += own[i] = hist[lane * kPerLane + i];
+  int suffix = lane_sum;  // this lane's bins and all higher lanes'
+  for (int o = 1; o < 32; o <<= 1) {
+    const int n = __shfl_down_sync(kFullMask, suffix, o);
+    if (lane + o < 32) suffix += n;
+  }
+  int count = base + suffix - lane_sum;  // keys in bins above this lane's
+  int found = -1, found_above = 0;
+  for (int i = kPerLane - 1; i >= 0; --i) {
+    const int above_bin = count;
+    count += own[i];
+    if (found < 0 && count >= k && above_bin < k) found = lane * kPerLane + i, found_above = above_bin;
+  }
+  const unsigned who = __ballot_sync(kFullMask, found >= 0);
+  const int src = who != 0 ? __ffs(static_cast<int>(who)) - 1 : 0;
+  bin = __shfl_sync(kFullMask, found, src);
+  above = __shfl_sync(kFullMask, found_above, src);
+}
+
+// topk encode, one warp per token: the k-th largest key tau (keys as in topk_encode_kernel: |x| as the
+// low 15 bits) by a two-pass radix select (histograms of the high 7 bits, then of the low 8 bits of
+// the keys in tau's high bin) in shared memory, then the kept entries compacted in index order:
+// per step of 32 chunks, warp prefix sums of the ties (lowest index first) and of the kept counts.
+// Requires 1 <= k <= dim.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
+                                                                              int dim, int k, std::uint16_t* values, std::int32_t* indices) {
+  __shared__ int hist_all[kWarpsPerBlock][256];
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;  // the whole warp: no block-wide barrier follows
+  const int lane = lane_id();
+  int* hist = hist_all[threadIdx.x / 32];
+  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
+  const int chunks = dim / 8;
+  for (int i = lane; i < 128; i += 32) hist[i] = 0;
+  __syncwarp();
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = row[c];
+    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
+    for (int q = 0; q < 8; ++q) atomicAdd(&hist[(h[q] & 0x7fff) >> 8], 1);
+  }
+  __syncwarp();
+  int high = 0, above_high = 0;
+  select_bin<4>(hist, 0, k, high, above_high);
+  __syncwarp();  // every lane has read the histogram
+  for (int i = lane; i < 256; i += 32) hist[i] = 0;
+  __syncwarp();
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = row[c];
+    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
+    for (int q = 0; q < 8; ++q) {
+      const int key = h[q] & 0x7fff;
+      if ((key >> 8) == high) atomicAdd(&hist[key & 0xff], 1);
+    }
+  }
+  __syncwarp();
+  int low = 0, above = 0;
+  select_bin<8>(hist, above_high, k, low, above);
+  const int tau = (high << 8) | low, ties_needed = k - above;
+  std::uint16_t* out_values = values + t * k;
+  std::int32_t* out_indices = indices + t * k;
+  int kept_before = 0, ties_before = 0;  // over the earlier steps, the same on every lane
+  for (int c0 = 0; c0 < chunks; c0 += 32) {
+    const int c = c0 + lane;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (c < chunks) v = row[c];
+    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
+    unsigned take = 0, ties = 0;
+#pragma unroll
+    for (int q = 0; q < 8; ++q) {
+      if (c >= chunks) break;
+      const int key = h[q] & 0x7fff;
+      if (key > tau) take |= 1u << q;
+      else if (key == tau) ties |= 1u << q;
+    }
+    const int n_ties = __popc(ties), ties_lane = warp_exclusive_sum(n_ties);
+    int tie = ties_before + ties_lane;  // ties before this lane's first one, in index order
+#pragma unroll
+    for (int q = 0; q < 8; ++q)
+      if ((ties >> q) & 1u) {
+        if (tie < ties_needed) take |= 1u << q;
+        ++tie;
+      }
+    const int n_take = __popc(take), kept_lane = warp_exclusive_sum(n_take);
+    int pos = kept_before + kept_lane;
+#pragma unroll
+    for (int q = 0; q < 8; ++q)
+      if ((take >> q) & 1u) {
+        out_values[pos] = h[q];
+        out_indices[pos] = c * 8 + q;
+        ++pos;
+      }
+    ties_before += __shfl_sync(kFullMask, ties_lane + n_ties, 31);
+    kept_before += __shfl_sync(kFullMask, kept_lane + n_take, 31);
+  }
+}
+
+// topk decode, one warp per token: the row zeroed with 16-byte stores, then the kept values scattered.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_warp_kernel(const std::uint16_t* __restrict__ values,
+                                                                              const std::int32_t* __restrict__ indices, std::int64_t tokens,
+                                                                              int dim, int k, std::uint16_t* out) {
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;
+  const int lane = lane_id();
+  uint4* row = reinterpret_cast<uint4*>(out + t * dim);
+  for (int c = lane; c < dim / 8; c += 32) row[c] = make_uint4(0, 0, 0, 0);
+  __syncwarp();  // orders the zeros before the scatter within the warp
+  for (int q = lane; q < k; q += 32) out[t * dim + indices[t * k + q]] = values[t * k + q];
+}
+
+// quant encode, one warp per token: max |x| by a warp reduction, then the codes, 8 per 8-byte store.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
+                                                                               int dim, int qmax, std::int8_t* codes, std::uint16_t* scales) {
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;
+  const int lane = lane_id();
+  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
+  const int chunks = dim / 8;
+  float amax = 0;
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = row[c];
+    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
+    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(h[q])));
+  }
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
+  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
+  const float scale = bits_to_float(scale_bits);
+  if (lane == 0) scales[t] = scale_bits;
+  uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = row[c];
+    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
+    uint2 packed;
+    std::int8_t* o = reinterpret_cast<std::int8_t*>(&packed);
+    for (int q = 0; q < 8; ++q)
+      o[q] = static_cast<std::int8_t>(scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(h[q]) / scale))) : 0);
+    out[c] = packed;
+  }
+}
+
+// quant decode over all 8-value chunks of all tokens (rows contiguous, dim % 8 == 0), grid-stride.
+__global__ void quant_decode_flat_kernel(const std::int8_t* __restrict__ codes, const std::uint16_t* __restrict__ scales,
+                                         std::int64_t tokens, int dim, std::uint16_t* out) {
+  const std::int64_t chunks = dim / 8, total = tokens * chunks;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const float scale = bits_to_float(scales[i / chunks]);
+    const uint2 in = reinterpret_cast<const uint2*>(codes)[i];
+    const std::int8_t* c = reinterpret_cast<const std::int8_t*>(&in);
+    uint4 v;
+    std::uint16_t* h = reinterpret_cast<std::uint16_t*>(&v);
+    for (int q = 0; q < 8; ++q) h[q] = float_to_bits(static_cast<float>(c[q]) * scale);
+    reinterpret_cast<uint4*>(out)[i] = v;
+  }
+}
+
 __global__ void topk_decode_kernel(const std::uint16_t* values, const std::int32_t* indices, int dim, int k,
                                    std::uint16_t* out) {
   const std::int64_t t = blockIdx.x;
@@ -528,47 +710,6 @@ __global__ void quant_encode_kernel(const std::uint16_t* __restrict__ x, int dim
     int q = 0;
     if (scale > 0.0f) q = max(-qmax, min(qmax, __float2int_rn(bits_to_float(x[t * dim + j]) / scale)));
     codes[t * dim + j] = static_cast<std::int8_t>(q);
-  }
-}
-
-// Vector forms of the two quant kernels (dim % 8 == 0, 16-byte aligned rows): 8 values per load.
-__global__ void quant_encode_vec_kernel(const std::uint16_t* __restrict__ x, int dim, int qmax, std::int8_t* codes,
-                                        std::uint16_t* scales) {
-  __shared__ float scratch[33];
-  const std::int64_t t = blockIdx.x;
-  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
-  const int chunks = dim / 8;
-  float amax = 0;
-  for (int j = threadIdx.x; j < chunks; j += blockDim.x) {
-    const uint4 v = row[j];
-    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
-    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(h[q])));
-  }
-  amax = block_max(amax, scratch);
-  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
-  const float scale = bits_to_float(scale_bits);
-  if (threadIdx.x == 0) scales[t] = scale_bits;
-  for (int j = threadIdx.x; j < chunks; j += blockDim.x) {
-    const uint4 v = row[j];
-    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
-    uint2 out;
-    std::int8_t* o = reinterpret_cast<std::int8_t*>(&out);
-    for (int q = 0; q < 8; ++q)
-      o[q] = static_cast<std::int8_t>(scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(h[q]) / scale))) : 0);
-    reinterpret_cast<uint2*>(codes + t * dim)[j] = out;
-  }
-}
-
-__global__ void quant_decode_vec_kernel(const std::int8_t* codes, const std::uint16_t* scales, int dim, std::uint16_t* out) {
-  const std::int64_t t = blockIdx.x;
-  const float scale = bits_to_float(scales[t]);
-  for (int j = threadIdx.x; j < dim / 8; j += blockDim.x) {
-    const uint2 in = reinterpret_cast<const uint2*>(codes + t * dim)[j];
-    const std::int8_t* c = reinterpret_cast<const std::int8_t*>(&in);
-    uint4 v;
-    std::uint16_t* h = reinterpret_cast<std::uint16_t*>(&v);
-    for (int q = 0; q < 8; ++q) h[q] = float_to_bits(static_cast<float>(c[q]) * scale);
-    reinterpret_cast<uint4*>(out + t * dim)[j] = v;
   }
 }
 
@@ -772,35 +913,52 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+// Rows of whole 16-byte chunks: the warp-per-token kernels apply.
+bool chunked_rows(const void* p, int dim) { return dim % 8 == 0 && aligned16(p); }
+unsigned warp_blocks(std::int64_t tokens) { return static_cast<unsigned>((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock); }
+bool aligned8(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 8 == 0; }
+}  // namespace
+
 void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int k, std::uint16_t* values,
                         std::int32_t* indices, cudaStream_t stream) {
   if (tokens <= 0) return;
-  topk_encode_kernel<<<static_cast<unsigned>(tokens), 256, 2 * 256 * sizeof(int), stream>>>(x, dim, k, values, indices);
+  if (k < 1 || k > dim) throw std::invalid_argument("launch_topk_encode: k must be in [1, dim]");
+  if (chunked_rows(x, dim))
+    topk_encode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, k, values, indices);
+  else topk_encode_kernel<<<static_cast<unsigned>(tokens), 256, 2 * 256 * sizeof(int), stream>>>(x, dim, k, values, indices);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
 void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices, std::int64_t tokens, int dim,
                         int k, std::uint16_t* out, cudaStream_t stream) {
   if (tokens <= 0) return;
-  topk_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(values, indices, dim, k, out);
+  if (chunked_rows(out, dim))
+    topk_decode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(values, indices, tokens, dim, k, out);
+  else topk_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(values, indices, dim, k, out);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
 void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,
                          std::uint16_t* scales, cudaStream_t stream) {
   if (tokens <= 0) return;
-  if (dim % 8 == 0 && aligned16(x) && reinterpret_cast<std::uintptr_t>(codes) % 8 == 0)
-    quant_encode_vec_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, bits == 8 ? 127 : 7, codes, scales);
-  else quant_encode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, bits == 8 ? 127 : 7, codes, scales);
+  const int qmax = bits == 8 ? 127 : 7;
+  if (chunked_rows(x, dim) && aligned8(codes))
+    quant_encode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
+  else quant_encode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, qmax, codes, scales);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
 void launch_quant_decode(const std::int8_t* codes, const std::uint16_t* scales, std::int64_t tokens, int dim,
                          std::uint16_t* out, cudaStream_t stream) {
   if (tokens <= 0) return;
-  if (dim % 8 == 0 && aligned16(out) && reinterpret_cast<std::uintptr_t>(codes) % 8 == 0)
-    quant_decode_vec_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(codes, scales, dim, out);
-  else quant_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(codes, scales, dim, out);
+  if (chunked_rows(out, dim) && aligned8(codes)) {
+    const std::int64_t total = tokens * (dim / 8);
+    const std::int64_t blocks = std::max<std::int64_t>(1, std::min<std::int64_t>((total + 255) / 256, 16 * static_cast<std::int64_t>(multiprocessors())));
+    quant_decode_flat_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(codes, scales, tokens, dim, out);
+  } else {
+    quant_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(codes, scales, dim, out);
+  }
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
