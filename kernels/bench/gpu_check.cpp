@@ -145,16 +145,18 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
         for (int b = 0; b < k; ++b)
           std::copy(s.basis.begin() + (b * d + i) * r, s.basis.begin() + (b * d + i + 1) * r, wide.begin() + (i * k + b) * r);
       Dev<std::uint16_t> dw(wide.size()), dz(static_cast<std::size_t>(t * r)), db(s.basis.size());
+      const int block = std::max(1, c.route_block_tokens);
       Dev<float> dp(static_cast<std::size_t>(t * k * r));
-      Dev<std::int32_t> droute(static_cast<std::size_t>(t));
+      Dev<std::int32_t> droute(static_cast<std::size_t>((t + block - 1) / block));
       dw.put(mk::to_bf16_bits(wide));
       db.put(mk::to_bf16_bits(s.basis));
       cu::launch_gemm_bf16(dx.p, d, dw.p, k * r, false, dp.p, nullptr, k * r, t, static_cast<int>(k * r), static_cast<int>(d), nullptr);
-      cu::launch_route_select(dp.p, t, static_cast<int>(r), k, c.routing == mk::Routing::sketch ? mk::route_sketch_columns(c.rank) : c.rank, 1,
-                              dz.p, droute.p, nullptr);
-      cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), static_cast<int>(r), 1, dout.p, nullptr, k);
+      cu::launch_route_select(dp.p, t, static_cast<int>(r), k, c.routing == mk::Routing::sketch ? mk::route_sketch_columns(c.rank) : c.rank,
+                              block, dz.p, droute.p, nullptr);
+      cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), static_cast<int>(r), block, dout.p, nullptr, k);
       const auto route = droute.get();
       std::size_t same = 0;
+      if (route.size() != ref.route.size()) throw std::logic_error("parity: GPU and reference route counts differ");
       for (std::size_t i = 0; i < route.size(); ++i) same += route[i] == ref.route[i];
       route_agreement = static_cast<double>(same) / static_cast<double>(route.size());
       break;
@@ -186,15 +188,20 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
   spec.tokens = t, spec.dim = d, spec.rank = std::max(4, r / 2), spec.seed = 5;
   const mk::Matrix x = mk::generate_synthetic(spec, false);
   bool all_ok = true;
-  const std::pair<mk::Method, mk::Routing> cases[] = {
-      {mk::Method::none, mk::Routing::exhaustive}, {mk::Method::pca, mk::Routing::exhaustive},
-      {mk::Method::mos, mk::Routing::exhaustive},  {mk::Method::mos_k, mk::Routing::exhaustive},
-      {mk::Method::mos_k, mk::Routing::sketch},    {mk::Method::topk, mk::Routing::exhaustive},
-      {mk::Method::quant, mk::Routing::exhaustive}};
-  for (const auto& [m, routing] : cases) {
+  struct Case {
+    mk::Method method;
+    mk::Routing routing;
+    int route_block;  // mos-k: tokens per route (1: the warp-per-token selection; more: the block one)
+  };
+  const Case cases[] = {{mk::Method::none, mk::Routing::exhaustive, 1},  {mk::Method::pca, mk::Routing::exhaustive, 1},
+                        {mk::Method::mos, mk::Routing::exhaustive, 1},   {mk::Method::mos_k, mk::Routing::exhaustive, 1},
+                        {mk::Method::mos_k, mk::Routing::sketch, 1},     {mk::Method::mos_k, mk::Routing::exhaustive, 16},
+                        {mk::Method::topk, mk::Routing::exhaustive, 1},  {mk::Method::quant, mk::Routing::exhaustive, 1}};
+  for (const auto& [m, routing, route_block] : cases) {
     mk::CodecState s;
     s.config.method = m, s.config.rank = r, s.config.rotations = 2, s.config.subspaces = 3, s.config.bits = 4;
     s.config.routing = routing;
+    s.config.route_block_tokens = route_block;
     s.config.fraction = 0.1;
     s.dim = d;
     std::vector<float> theta;
@@ -222,7 +229,9 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
     Compare cmp = compare(gpu, ref);
     if (m == mk::Method::mos_k) cmp.ok = agreement >= 0.99 && (agreement < 1.0 || cmp.ok);
     std::printf("parity %-6s %-13s T=%-5lld d=%-5lld r=%-4d worst |gpu-ref| %.3g at %zu (%.2f of tolerance)%s  %s\n", kernel_name,
-                (std::string(mk::method_name(m)) + (routing == mk::Routing::sketch ? "/sketch" : "")).c_str(), static_cast<long long>(t), static_cast<long long>(d), r,
+                (std::string(mk::method_name(m)) + (routing == mk::Routing::sketch ? "/sketch" : "") +
+                 (route_block > 1 ? "/blk" + std::to_string(route_block) : ""))
+                    .c_str(), static_cast<long long>(t), static_cast<long long>(d), r,
                 cmp.worst_abs, cmp.worst_index, cmp.worst_excess,
                 m == mk::Method::mos_k ? (" routes alike " + std::to_string(agreement)).c_str() : "", cmp.ok ? "ok" : "FAIL");
     all_ok = all_ok && cmp.ok;

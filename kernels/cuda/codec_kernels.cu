@@ -629,6 +629,32 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
   }
 }
 
+// mos-k routing per token (routing blocks of one token, the default), one warp per token: the energy
+// of each basis's first route_cols coefficients by a warp reduction (first basis on ties), then the
+// chosen basis's coefficients as bf16. Reads K rank floats per token where route_select_kernel ran
+// a 256-thread block with three barriers per basis.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) route_select_warp_kernel(const float* __restrict__ p, std::int64_t tokens, int rank,
+                                                                               int subspaces, int route_cols, std::uint16_t* z,
+                                                                               std::int32_t* route) {
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;
+  const int lane = lane_id();
+  const float* pt = p + t * subspaces * rank;
+  float best = -1.0f;
+  int best_s = 0;
+  for (int s = 0; s < subspaces; ++s) {
+    float e = 0;
+    for (int i = lane; i < route_cols; i += 32) {
+      const float v = pt[s * rank + i];
+      e += v * v;
+    }
+    for (int o = 16; o > 0; o >>= 1) e += __shfl_xor_sync(kFullMask, e, o);  // the same sum on every lane
+    if (e > best) best = e, best_s = s;
+  }
+  if (lane == 0) route[t] = best_s;
+  for (int i = lane; i < rank; i += 32) z[t * rank + i] = float_to_bits(pt[best_s * rank + i]);
+}
+
 // topk decode, one warp per token: the row zeroed with 16-byte stores, then the kept values scattered.
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_warp_kernel(const std::uint16_t* __restrict__ values,
                                                                               const std::int32_t* __restrict__ indices, std::int64_t tokens,
@@ -889,11 +915,19 @@ void launch_moss_gemm(const std::uint16_t* a, std::int64_t lda, const std::uint1
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+// Rows of whole 16-byte chunks: the warp-per-token kernels apply.
+bool chunked_rows(const void* p, int dim) { return dim % 8 == 0 && aligned16(p); }
+unsigned warp_blocks(std::int64_t tokens) { return static_cast<unsigned>((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock); }
+bool aligned8(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 8 == 0; }
+}  // namespace
+
 void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int route_cols, int block_tokens,
                          std::uint16_t* z, std::int32_t* route, cudaStream_t stream) {
   if (tokens <= 0) return;
   const std::int64_t bl = block_tokens <= 0 ? tokens : block_tokens;
-  route_select_kernel<<<static_cast<unsigned>((tokens + bl - 1) / bl), 256, 0, stream>>>(p, tokens, rank, subspaces, route_cols, bl, z, route);
+  if (bl == 1) route_select_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(p, tokens, rank, subspaces, route_cols, z, route);
+  else route_select_kernel<<<static_cast<unsigned>((tokens + bl - 1) / bl), 256, 0, stream>>>(p, tokens, rank, subspaces, route_cols, bl, z, route);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
@@ -913,12 +947,6 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
-namespace {
-// Rows of whole 16-byte chunks: the warp-per-token kernels apply.
-bool chunked_rows(const void* p, int dim) { return dim % 8 == 0 && aligned16(p); }
-unsigned warp_blocks(std::int64_t tokens) { return static_cast<unsigned>((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock); }
-bool aligned8(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 8 == 0; }
-}  // namespace
 
 void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int k, std::uint16_t* values,
                         std::int32_t* indices, cudaStream_t stream) {
