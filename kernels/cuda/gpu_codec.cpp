@@ -77,24 +77,22 @@ class GpuProducts : public cpu::SubspaceProducts {
  private:
   cpu::Bf16SplitProducts split() const {
     // X (rows x dim) times b (dim x cols): rows x cols.
-    auto x_times_bits = [this](const std::vector<std::uint16_t>& b, std::int64_t cols) {
-      DeviceBuffer<std::uint16_t> db(b.size());
-      DeviceBuffer<float> dc(static_cast<std::size_t>(rows_ * cols));
-      db.upload(b, stream_.get());
-      cuda::launch_gemm_bf16(dx_.get(), dim_, db.get(), cols, false, dc.get(), nullptr, cols, rows_, static_cast<int>(cols),
-                             static_cast<int>(dim_), stream_.get());
-      return dc.download(stream_.get());  // synchronises: b and the buffers outlive the work
-    };
+    auto x_times_bits = [this](const std::vector<std::uint16_t>& b, std::int64_t cols) { return product(b, rows_, cols, dim_, false); };
     // a (n x rows) times X (rows x dim): n x dim.
-    auto bits_times_x = [this](const std::vector<std::uint16_t>& a, std::int64_t n) {
-      DeviceBuffer<std::uint16_t> da(a.size());
-      DeviceBuffer<float> dc(static_cast<std::size_t>(n * dim_));
-      da.upload(a, stream_.get());
-      cuda::launch_gemm_bf16(da.get(), rows_, dx_.get(), dim_, false, dc.get(), nullptr, dim_, n, static_cast<int>(dim_),
-                             static_cast<int>(rows_), stream_.get());
-      return dc.download(stream_.get());
-    };
+    auto bits_times_x = [this](const std::vector<std::uint16_t>& a, std::int64_t n) { return product(a, n, dim_, rows_, true); };
     return cpu::Bf16SplitProducts(rows_, dim_, x_times_bits, bits_times_x);
+  }
+  // C (m x n, fp32, downloaded) = X operand (`operand` uploaded as the right factor, k x n) or
+  // operand X (`operand` uploaded as the left factor, m x k, when `operand_left`).
+  std::vector<float> product(const std::vector<std::uint16_t>& operand, std::int64_t m, std::int64_t n, std::int64_t k,
+                             bool operand_left) const {
+    DeviceBuffer<std::uint16_t> dop(operand.size());
+    DeviceBuffer<float> dc(static_cast<std::size_t>(m * n));
+    dop.upload(operand, stream_.get());
+    const std::uint16_t* a = operand_left ? dop.get() : dx_.get();
+    const std::uint16_t* b = operand_left ? dx_.get() : dop.get();
+    cuda::launch_gemm_bf16(a, k, b, n, false, dc.get(), nullptr, n, m, static_cast<int>(n), static_cast<int>(k), stream_.get());
+    return dc.download(stream_.get());  // synchronises: the operand and the buffers outlive the work
   }
   std::int64_t rows_, dim_;
   Stream stream_;
