@@ -525,6 +525,26 @@ __device__ __forceinline__ int warp_exclusive_sum(int v) {
   return inclusive - v;
 }
 
+// The 8 bf16 values of a 16-byte chunk and the 8 int8 codes of an 8-byte one, by shifts (no aliasing
+// of the vector through narrower pointers); `q` is a constant once the caller's loop is unrolled.
+__device__ __forceinline__ std::uint16_t half_of(const uint4& v, int q) {
+  const unsigned word = q < 2 ? v.x : q < 4 ? v.y : q < 6 ? v.z : v.w;
+  return static_cast<std::uint16_t>((q & 1) != 0 ? word >> 16 : word & 0xffffu);
+}
+__device__ __forceinline__ void set_half(uint4& v, int q, std::uint16_t h) {
+  unsigned& word = q < 2 ? v.x : q < 4 ? v.y : q < 6 ? v.z : v.w;
+  word = (q & 1) != 0 ? (word & 0xffffu) | (static_cast<unsigned>(h) << 16) : (word & 0xffff0000u) | h;
+}
+__device__ __forceinline__ int code_of(const uint2& v, int q) {
+  const unsigned word = q < 4 ? v.x : v.y;
+  return static_cast<int>(static_cast<std::int8_t>((word >> (8 * (q & 3))) & 0xffu));
+}
+__device__ __forceinline__ void set_code(uint2& v, int q, int code) {
+  unsigned& word = q < 4 ? v.x : v.y;
+  const int shift = 8 * (q & 3);
+  word = (word & ~(0xffu << shift)) | ((static_cast<unsigned>(code) & 0xffu) << shift);
+}
+
 // Of the 32 * kPerLane bins of `hist` (lane i owns bins [i kPerLane, (i + 1) kPerLane)), the largest
 // bin b with base + sum_{h >= b} hist[h] >= k, and base + sum_{h > b} hist[h]; every lane gets both.
 // The caller guarantees base < k <= base + sum hist, so exactly one bin qualifies.
@@ -556,7 +576,8 @@ __device__ void select_bin(const int* hist, int base, int k, int& bin, int& abov
 // low 15 bits) by a two-pass radix select (histograms of the high 7 bits, then of the low 8 bits of
 // the keys in tau's high bin) in shared memory, then the kept entries compacted in index order:
 // per step of 32 chunks, warp prefix sums of the ties (lowest index first) and of the kept counts.
-// Requires 1 <= k <= dim.
+// Requires 1 <= k <= dim. Inputs are finite (the loaders reject NaN and Inf); for a NaN the 15-bit key
+// ranks it above every finite value, as topk_encode_kernel does.
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
                                                                               int dim, int k, std::uint16_t* values, std::int32_t* indices) {
   __shared__ int hist_all[kWarpsPerBlock][256];
@@ -570,8 +591,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
   __syncwarp();
   for (int c = lane; c < chunks; c += 32) {
     const uint4 v = row[c];
-    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
-    for (int q = 0; q < 8; ++q) atomicAdd(&hist[(h[q] & 0x7fff) >> 8], 1);
+#pragma unroll
+    for (int q = 0; q < 8; ++q) atomicAdd(&hist[(half_of(v, q) & 0x7fff) >> 8], 1);
   }
   __syncwarp();
   int high = 0, above_high = 0;
@@ -581,9 +602,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
   __syncwarp();
   for (int c = lane; c < chunks; c += 32) {
     const uint4 v = row[c];
-    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
+#pragma unroll
     for (int q = 0; q < 8; ++q) {
-      const int key = h[q] & 0x7fff;
+      const int key = half_of(v, q) & 0x7fff;
       if ((key >> 8) == high) atomicAdd(&hist[key & 0xff], 1);
     }
   }
@@ -598,12 +619,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
     const int c = c0 + lane;
     uint4 v = make_uint4(0, 0, 0, 0);
     if (c < chunks) v = row[c];
-    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
     unsigned take = 0, ties = 0;
 #pragma unroll
     for (int q = 0; q < 8; ++q) {
       if (c >= chunks) break;
-      const int key = h[q] & 0x7fff;
+      const int key = half_of(v, q) & 0x7fff;
       if (key > tau) take |= 1u << q;
       else if (key == tau) ties |= 1u << q;
     }
@@ -620,7 +640,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
 #pragma unroll
     for (int q = 0; q < 8; ++q)
       if ((take >> q) & 1u) {
-        out_values[pos] = h[q];
+        out_values[pos] = half_of(v, q);
         out_indices[pos] = c * 8 + q;
         ++pos;
       }
@@ -679,8 +699,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(
   float amax = 0;
   for (int c = lane; c < chunks; c += 32) {
     const uint4 v = row[c];
-    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
-    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(h[q])));
+#pragma unroll
+    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(half_of(v, q))));
   }
   for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
   const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
@@ -689,28 +709,30 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(
   uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
   for (int c = lane; c < chunks; c += 32) {
     const uint4 v = row[c];
-    const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&v);
-    uint2 packed;
-    std::int8_t* o = reinterpret_cast<std::int8_t*>(&packed);
+    uint2 packed = make_uint2(0, 0);
+#pragma unroll
     for (int q = 0; q < 8; ++q)
-      o[q] = static_cast<std::int8_t>(scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(h[q]) / scale))) : 0);
+      set_code(packed, q, scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / scale))) : 0);
     out[c] = packed;
   }
 }
 
-// quant decode over all 8-value chunks of all tokens (rows contiguous, dim % 8 == 0), grid-stride.
-__global__ void quant_decode_flat_kernel(const std::int8_t* __restrict__ codes, const std::uint16_t* __restrict__ scales,
+// quant decode (rows of whole 8-value chunks): blocks stride over tokens, threads over a row's
+// chunks; no barrier, no per-token block start-up, no index division.
+__global__ void quant_decode_rows_kernel(const std::int8_t* __restrict__ codes, const std::uint16_t* __restrict__ scales,
                                          std::int64_t tokens, int dim, std::uint16_t* out) {
-  const std::int64_t chunks = dim / 8, total = tokens * chunks;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const float scale = bits_to_float(scales[i / chunks]);
-    const uint2 in = reinterpret_cast<const uint2*>(codes)[i];
-    const std::int8_t* c = reinterpret_cast<const std::int8_t*>(&in);
-    uint4 v;
-    std::uint16_t* h = reinterpret_cast<std::uint16_t*>(&v);
-    for (int q = 0; q < 8; ++q) h[q] = float_to_bits(static_cast<float>(c[q]) * scale);
-    reinterpret_cast<uint4*>(out)[i] = v;
+  const int chunks = dim / 8;
+  for (std::int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
+    const float scale = bits_to_float(scales[t]);
+    const uint2* in = reinterpret_cast<const uint2*>(codes + t * dim);
+    uint4* row = reinterpret_cast<uint4*>(out + t * dim);
+    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+      const uint2 packed = in[c];
+      uint4 v = make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int q = 0; q < 8; ++q) set_half(v, q, float_to_bits(static_cast<float>(code_of(packed, q)) * scale));
+      row[c] = v;
+    }
   }
 }
 
@@ -981,9 +1003,8 @@ void launch_quant_decode(const std::int8_t* codes, const std::uint16_t* scales, 
                          std::uint16_t* out, cudaStream_t stream) {
   if (tokens <= 0) return;
   if (chunked_rows(out, dim) && aligned8(codes)) {
-    const std::int64_t total = tokens * (dim / 8);
-    const std::int64_t blocks = std::max<std::int64_t>(1, std::min<std::int64_t>((total + 255) / 256, 16 * static_cast<std::int64_t>(multiprocessors())));
-    quant_decode_flat_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(codes, scales, tokens, dim, out);
+    const std::int64_t blocks = std::min<std::int64_t>(tokens, 16 * static_cast<std::int64_t>(multiprocessors()));
+    quant_decode_rows_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(codes, scales, tokens, dim, out);
   } else {
     quant_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(codes, scales, dim, out);
   }
