@@ -20,6 +20,7 @@
 
 #include "codec_launch.h"
 #include "cuda_check.h"
+#include "pack_word.h"
 
 namespace moss::kernels::cuda {
 
@@ -736,6 +737,14 @@ __global__ void quant_decode_rows_kernel(const std::int8_t* __restrict__ codes, 
   }
 }
 
+// The wire's bit stream (pack_word.h), one 32-bit word per thread, grid-stride.
+template <typename T>
+__global__ void pack_bits_kernel(const T* __restrict__ values, std::int64_t count, int bits, std::uint32_t* words) {
+  const std::int64_t n = packed_words(count, bits);
+  for (std::int64_t w = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; w < n; w += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    words[w] = packed_word(values, count, bits, w);
+}
+
 __global__ void topk_decode_kernel(const std::uint16_t* values, const std::int32_t* indices, int dim, int k,
                                    std::uint16_t* out) {
   const std::int64_t t = blockIdx.x;
@@ -969,6 +978,26 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
+
+namespace {
+template <typename T>
+void launch_pack(const T* values, std::int64_t count, int bits, std::uint32_t* words, cudaStream_t stream) {
+  if (count <= 0 || bits <= 0) return;
+  if (bits > 32) throw std::invalid_argument("launch_pack_bits: at most 32 bits per value");
+  const std::int64_t n = packed_words(count, bits);
+  const std::int64_t blocks = std::min<std::int64_t>((n + 255) / 256, 16 * static_cast<std::int64_t>(multiprocessors()));
+  pack_bits_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(values, count, bits, words);
+  MOSS_CUDA_CHECK_LAUNCH();
+}
+}  // namespace
+
+void launch_pack_bits(const std::int32_t* values, std::int64_t count, int bits, std::uint32_t* words, cudaStream_t stream) {
+  launch_pack(values, count, bits, words, stream);
+}
+
+void launch_pack_bits(const std::int8_t* values, std::int64_t count, int bits, std::uint32_t* words, cudaStream_t stream) {
+  launch_pack(values, count, bits, words, stream);
+}
 
 void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int k, std::uint16_t* values,
                         std::int32_t* indices, cudaStream_t stream) {

@@ -79,6 +79,12 @@ void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, in
 void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices, std::int64_t tokens, int dim,
                         int k, std::uint16_t* out, cudaStream_t stream);
 
+/// The wire's bit stream of `count` values at `bits` (1..32; 0: nothing) bits each (pack_word.h: the
+/// bytes of reference::pack_bits, as little-endian 32-bit words; packed_words(count, bits) of them,
+/// the last one zero-padded): topk and mos-k indices (int32), quant codes (int8, low bits).
+void launch_pack_bits(const std::int32_t* values, std::int64_t count, int bits, std::uint32_t* words, cudaStream_t stream);
+void launch_pack_bits(const std::int8_t* values, std::int64_t count, int bits, std::uint32_t* words, cudaStream_t stream);
+
 /// quant encode: per token scale = bf16(max|x| / qmax), codes = clamp(rint(x / scale)), qmax 127 or 7.
 void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,
                          std::uint16_t* scales, cudaStream_t stream);

@@ -1,8 +1,9 @@
 // GPU codec (gpu_codec.h): device buffers, the kernels of codec_kernels.cu, CUDA-event timing.
 // Host work inside encode: mos fits theta on the host from the device projections of a strided
 // sample (a (m+1)r-wide download per block) with the CPU encoder's own fits (MosBlockMixer: O(n r)
-// on the diagonal path of one rotation), then the device forms U(theta) = [Ubar W_1..W_m] S;
-// index/code bit-packing for the wire is done on the host after download (sizes are exact either way).
+// on the diagonal path of one rotation), then the device forms U(theta) = [Ubar W_1..W_m] S.
+// The wire's bit streams (mos-k routes, topk indices, quant codes) are packed on the device inside the
+// timed encode (pack_word.h), as a sender would before its send.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -12,11 +13,11 @@
 #include "../cpu/eigen_types.h"
 #include "codec_launch.h"
 #include "cuda_check.h"
+#include "pack_word.h"
 #include "vendor_gemm.h"
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/mos_block_mixer.h"
-#include "moss/kernels/reference.h"
 
 namespace moss::kernels {
 
@@ -195,6 +196,11 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   DeviceBuffer<std::int32_t> didx(c.method == Method::topk ? static_cast<std::size_t>(t * k) : 0);
   DeviceBuffer<std::int8_t> dcodes(c.method == Method::quant ? static_cast<std::size_t>(t * d) : 0);
   DeviceBuffer<std::uint16_t> dscales(c.method == Method::quant ? static_cast<std::size_t>(t) : 0);
+  // The wire's bit stream, packed on the device as part of the encode: mos-k routes, topk indices or
+  // quant codes (pack_word.h; count values of `pack_bits` bits each).
+  const std::int64_t pack_count = c.method == Method::mos_k ? route_blocks : c.method == Method::topk ? t * k : c.method == Method::quant ? t * d : 0;
+  const int pack_bits = c.method == Method::mos_k ? index_bits(nk) : c.method == Method::topk ? index_bits(d) : c.method == Method::quant ? c.bits : 0;
+  DeviceBuffer<std::uint32_t> dpacked(pack_bits > 0 ? static_cast<std::size_t>(cuda::packed_words(pack_count, pack_bits)) : 0);
   std::vector<float> theta;
 
   auto encode_on_device = [&] {
@@ -246,12 +252,15 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
         cuda::launch_route_select(dp.get(), t, static_cast<int>(r), static_cast<int>(nk),
                                   c.routing == Routing::sketch ? route_sketch_columns(c.rank) : c.rank, c.route_block_tokens,
                                   dz.get(), droute.get(), stream);
+        cuda::launch_pack_bits(droute.get(), pack_count, pack_bits, dpacked.get(), stream);
         break;
       case Method::topk:
         cuda::launch_topk_encode(dx.get(), t, static_cast<int>(d), static_cast<int>(k), dvals.get(), didx.get(), stream);
+        cuda::launch_pack_bits(didx.get(), pack_count, pack_bits, dpacked.get(), stream);
         break;
       case Method::quant:
         cuda::launch_quant_encode(dx.get(), t, static_cast<int>(d), c.bits, dcodes.get(), dscales.get(), stream);
+        cuda::launch_pack_bits(dcodes.get(), pack_count, pack_bits, dpacked.get(), stream);
         break;
     }
   };
@@ -313,27 +322,15 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   if (c.method == Method::none) e.values = bf16_bits_to_floats(dx.download(stream));
   if (subspace) e.values = bf16_bits_to_floats(dz.download(stream));
   if (c.method == Method::mos) e.theta = theta;
-  if (c.method == Method::mos_k) {
-    const std::vector<std::int32_t> route = droute.download(stream);
-    e.route = route;
-    const int ib = index_bits(nk);
-    e.packed.assign(static_cast<std::size_t>((route_blocks * ib + 7) / 8), 0);
-    for (std::int64_t b = 0; b < route_blocks; ++b) reference::pack_bits(e.packed, static_cast<std::uint64_t>(b * ib), ib, static_cast<std::uint32_t>(route[b]));
-  }
-  if (c.method == Method::topk) {
-    e.values = bf16_bits_to_floats(dvals.download(stream));
-    const std::vector<std::int32_t> idx = didx.download(stream);
-    const int ib = index_bits(d);
-    e.packed.assign(static_cast<std::size_t>((t * k * ib + 7) / 8), 0);
-    for (std::size_t i = 0; i < idx.size(); ++i) reference::pack_bits(e.packed, i * static_cast<std::uint64_t>(ib), ib, static_cast<std::uint32_t>(idx[i]));
-  }
-  if (c.method == Method::quant) {
-    const std::vector<std::int8_t> codes = dcodes.download(stream);
-    e.scales = bf16_bits_to_floats(dscales.download(stream));
-    e.packed.assign(static_cast<std::size_t>((t * d * c.bits + 7) / 8), 0);
-    const std::uint32_t mask = (1u << c.bits) - 1u;
-    for (std::size_t i = 0; i < codes.size(); ++i)
-      reference::pack_bits(e.packed, i * static_cast<std::uint64_t>(c.bits), c.bits, static_cast<std::uint32_t>(codes[i]) & mask);
+  if (c.method == Method::mos_k) e.route = droute.download(stream);
+  if (c.method == Method::topk) e.values = bf16_bits_to_floats(dvals.download(stream));
+  if (c.method == Method::quant) e.scales = bf16_bits_to_floats(dscales.download(stream));
+  if (pack_bits > 0) {  // the words' bytes are the stream (little-endian host), the last word zero-padded
+    const std::vector<std::uint32_t> words = dpacked.download(stream);
+    e.packed.resize(static_cast<std::size_t>((pack_count * pack_bits + 7) / 8));
+    for (std::size_t i = 0; i < e.packed.size(); ++i) e.packed[i] = static_cast<std::uint8_t>(words[i / 4] >> (8 * (i % 4)));
+  } else if (c.method == Method::mos_k || c.method == Method::topk || c.method == Method::quant) {
+    e.packed.clear();  // index_bits 0 (one basis, or one feature): nothing travels
   }
   const std::vector<std::uint16_t> out = dout.download(stream);
   for (std::size_t i = 0; i < out.size(); ++i) x_hat[i] = bf16_bits_to_float(out[i]);

@@ -67,6 +67,11 @@ TEST_P(GpuVsCpu, SameReconstructionWithinBf16Tolerance) {
   EXPECT_LT(diff, 2e-2) << "relative difference of GPU and CPU reconstructions";
   EXPECT_NEAR(err_gpu, err_cpu, 0.01 + 0.05 * err_cpu);
   EXPECT_GT(timing.encode_s, 0.0);
+  // The GPU's wire encoding (its bit streams packed on the device) read by the CPU decoder gives the
+  // GPU's own reconstruction: a misplaced index or code would not.
+  mk::Matrix cross(x.rows, x.cols);
+  mk::decode(st, eg, cross.data.data());
+  EXPECT_LT(mk::reconstruction_error(gpu.view(), cross.view()).relative, 1e-2) << "CPU decode of the GPU encoding";
 }
 
 TEST(GpuMos, OneAndTwoRotationsGiveTheCpuThetaAndReconstruction) {
