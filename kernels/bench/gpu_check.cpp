@@ -2,11 +2,12 @@
 // runtime (static) and the plain C++ reference (no Eigen, no HDF5, no Debian libraries); cuBLAS is
 // loaded at run time with dlopen when the toolkit's libcublas is present (vendor_gemm.h).
 //   1. parity: every method on the GPU against reference::encode/decode on the same data and bases,
-//      with each GEMM choice (codec_launch.h: moss's tiled kernels, the simple one forced, cuBLAS, and
-//      `automatic`, the fastest per shape, which the codec uses), on sizes that are not multiples of
-//      the tiles, one shape the tiled kernels refuse (odd rank: the simple kernel), rank 256, and an
-//      odd width (261: the element-wise methods' one-block-per-token kernels instead of the
-//      warp-per-token ones); tolerance |gpu - ref| <= atol + rtol |ref| with atol = 1e-2 x rms(ref),
+//      with each GEMM choice (codec_launch.h: moss's tiled kernels, the simple one forced, and where
+//      libcublas loads cuBLAS and `automatic`, the fastest per shape, which the codec uses), on sizes
+//      that are not multiples of the tiles, one shape the tiled kernels refuse (rank 20: not whole
+//      16-byte rows, the simple kernel), rank 256, an odd width (261: the element-wise methods'
+//      one-block-per-token kernels instead of the warp-per-token ones) and a width of 40 (rows
+//      shorter than a warp's 32 chunks); tolerance |gpu - ref| <= atol + rtol |ref| with atol = 1e-2 x rms(ref),
 //      rtol = 2e-2 (bf16 outputs, fp32 accumulation in another order); mos-k (exhaustive and sketch
 //      routing, per token and in 16-token blocks) also needs every routing block routed as the
 //      reference's except near ties (reference energies within 2e-3), whose tokens are then compared
@@ -486,7 +487,7 @@ void bench(bool quick) {
                   raw / dec_s / 1e9 / copy_gbps);
   }
   const std::string choices = cu::gemm_choices();
-  std::printf("auto's choices (m x n x k, T: transposed B): %s\n", choices.empty() ? "none" : choices.c_str());
+  std::printf("auto's choices (m's power-of-two bucket, n, k; B^T: transposed B): %s\n", choices.empty() ? "none" : choices.c_str());
 }
 
 // One launch of each projection kernel on the benchmark's largest shapes, ours then cuBLAS's, in a

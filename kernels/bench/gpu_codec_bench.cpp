@@ -1,5 +1,6 @@
 // moss_gpu_codec_bench: every codec end to end through the public library, as `moss compress` runs
-// it: fit on the CPU (warm-up 2048 tokens), then encode + decode one chunk of T = 8192 tokens of the
+// it: fit on the warm-up of 2048 tokens (gpu_fit_codec for the GPU column: its subspace products on
+// the GPU; fit_codec for the CPU column), then encode + decode one chunk of T = 8192 tokens of the
 // `llama` synthetic K on the GPU (gpu_roundtrip: CUDA events around encode, mos's theta fit on the host
 // included) and with the Eigen CPU codec in the same run, at d = 2048 and r in {16, 64, 256}.
 // Prints bytes ratio, relative error on both devices (they must agree: the check fails otherwise),

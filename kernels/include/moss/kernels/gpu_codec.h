@@ -1,6 +1,7 @@
 #pragma once
 
-// The CUDA implementation behind the codec interface. Fitting stays on the CPU (the one-time warm-up);
+// The CUDA implementation behind the codec interface. The one-time fit on the warm-up runs its
+// subspace products on the device and the rest on the host (gpu_fit_codec);
 // encode and decode run on the device with the kernels of kernels/cuda/; the projection GEMMs run
 // moss's kernels or cuBLAS (loaded at run time when installed), whichever is faster for the shape
 // (MOSS_GPU_GEMM=auto|moss|simple|cublas forces one; kernels/README.md). Without a CUDA build or
@@ -25,13 +26,15 @@ bool gpu_available();
 /// the faster per shape)" ("" when no device).
 std::string gpu_device_name();
 
-/// fit_codec (codec.h) with the fit's products over the warm-up on the GPU: the warm-up is uploaded
-/// once (as bf16: the fit runs on the wire copy, which is bf16 already) and every X V and X^T Y of
-/// the randomised subspace iterations (pca and mos: Ubar; mos-k: seeds, refits and routing energies)
-/// is a bf16 GEMM with fp32 accumulation whose fp32 operand goes as bf16 hi + lo parts (~16 bits);
-/// the small factorisations (QR and the Rayleigh-Ritz eigenproblem of p = rank + 8 columns) and mos's
-/// generator directions stay on the host. The state equals fit_codec's up to the products' rounding
-/// (tests/kernels/fit_products_test.cpp). value_bytes must be 2; throws std::runtime_error without a GPU.
+/// fit_codec (codec.h) with the products of its randomised subspace iterations on the GPU (pca and
+/// mos: Ubar; mos-k: its seeds, refits and routing energies): each matrix iterated on is uploaded once
+/// as bf16 (the warm-up is the bf16 wire copy, so exactly; mos-k also uploads its seed blocks and
+/// each cluster's tokens), and every X V and X^T Y is a bf16 GEMM with fp32 accumulation whose fp32
+/// operand goes as bf16 hi + lo parts (~16 bits). The small factorisations (QR and the Rayleigh-Ritz
+/// eigenproblem of p = rank + 8 columns) and mos's generator directions stay on the host. On data with
+/// a gap at the rank the fitted spans are fit_codec's up to bf16 rounding; without one the weakest
+/// directions may differ while the reconstruction errors agree (tests/kernels/fit_products_test.cpp).
+/// value_bytes must be 2; throws std::runtime_error without a GPU.
 CodecState gpu_fit_codec(const CodecConfig& config, MatrixView warmup, std::uint64_t seed);
 
 /// Uploads x as bf16, encodes and decodes it on the GPU (value_bytes must be 2), writes the decoded
