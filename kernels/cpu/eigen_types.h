@@ -25,8 +25,8 @@ inline ConstMapF map(MatrixView x) { return ConstMapF(x.data, x.rows, x.cols); }
 inline ConstMapF map(const float* p, std::int64_t rows, std::int64_t cols) { return ConstMapF(p, rows, cols); }
 
 /// The two products randomised subspace iteration takes of its rows x dim matrix X: Y = X V
-/// (rows x p) and W = X^T Y (dim x p). top_subspace computes them with Eigen unless it is given
-/// another implementation (the GPU's: gpu_codec.cpp).
+/// (rows x p) and W = X^T Y (dim x p): EigenProducts on the CPU, or another implementation (the
+/// GPU's: gpu_codec.cpp).
 class SubspaceProducts {
  public:
   virtual ~SubspaceProducts() = default;
@@ -34,8 +34,19 @@ class SubspaceProducts {
   [[nodiscard]] virtual RowMatrixF xt_times(const RowMatrixF& y) const = 0;
 };
 
+/// The products with Eigen, of a matrix that must outlive this object.
+class EigenProducts : public SubspaceProducts {
+ public:
+  explicit EigenProducts(MatrixView x) : x_(x) {}
+  [[nodiscard]] RowMatrixF x_times(const RowMatrixF& v) const override { return map(x_) * v; }
+  [[nodiscard]] RowMatrixF xt_times(const RowMatrixF& y) const override { return map(x_).transpose() * y; }
+
+ private:
+  MatrixView x_;
+};
+
 /// Makes the products of one matrix; a fit calls it once for each matrix it iterates on (the warm-up,
-/// a block of it, the tokens of one cluster). Empty: Eigen on the CPU.
+/// a block of it, the tokens of one cluster). Empty, or a null result: EigenProducts.
 using ProductsFor = std::function<std::unique_ptr<SubspaceProducts>(MatrixView x)>;
 
 /// SubspaceProducts of a matrix X that is exact in bf16 (the fit's wire copy), through a GEMM with
@@ -62,7 +73,7 @@ class Bf16SplitProducts : public SubspaceProducts {
 /// Top-`rank` right singular subspace of x (rows x dim) as dim x rank orthonormal columns, by
 /// randomised subspace iteration (`iterations` passes, oversampling 8). Deterministic in `seed`.
 /// `start` (dim x rank), when given, replaces the first `rank` random columns (a warm start).
-/// `products`, when given, computes the products with x (it must be made for x).
+/// `products`, when given, computes the products with x (it must be made for x); else EigenProducts.
 RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed,
                         const RowMatrixF* start = nullptr, const SubspaceProducts* products = nullptr);
 

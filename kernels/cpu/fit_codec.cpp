@@ -66,25 +66,22 @@ std::vector<float> fit_directions(MatrixView x, const RowMatrixF& ubar, int m, i
   return out;
 }
 
-// The products of x (null: Eigen on the CPU).
+// The products of x: `products`' own, or Eigen's when it makes none.
 std::unique_ptr<cpu::SubspaceProducts> products_of(const cpu::ProductsFor& products, MatrixView x) {
-  return products ? products(x) : nullptr;
+  std::unique_ptr<cpu::SubspaceProducts> p = products ? products(x) : nullptr;
+  if (p == nullptr) p = std::make_unique<cpu::EigenProducts>(x);
+  return p;
 }
 
-// ||x_t U||^2 of every token (x U by `products` when given, which must be made for x).
-Eigen::VectorXf token_energy(const ConstMapF& x, const RowMatrixF& u, const cpu::SubspaceProducts* products) {
-  if (products != nullptr) return products->x_times(u).rowwise().squaredNorm();
-  return (x * u).rowwise().squaredNorm();
-}
+// ||x_t U||^2 of every token of the matrix `xp` was made for.
+Eigen::VectorXf token_energy(const cpu::SubspaceProducts& xp, const RowMatrixF& u) { return xp.x_times(u).rowwise().squaredNorm(); }
 
-// Token energies ||x_t U_k||^2 for every basis, summed per routing block; returns the best basis of
-// each token (every token of a block gets the block's choice).
-std::vector<int> route(const ConstMapF& x, const std::vector<RowMatrixF>& bases, std::int64_t block,
-                       const cpu::SubspaceProducts* products) {
-  const std::int64_t t = x.rows();
+// Token energies ||x_t U_k||^2 (of the t tokens `xp` was made for) for every basis, summed per routing
+// block; returns the best basis of each token (every token of a block gets the block's choice).
+std::vector<int> route(const cpu::SubspaceProducts& xp, std::int64_t t, const std::vector<RowMatrixF>& bases, std::int64_t block) {
   std::vector<int> best(static_cast<std::size_t>(t), 0);
   Eigen::MatrixXf energy(t, static_cast<Eigen::Index>(bases.size()));
-  for (std::size_t k = 0; k < bases.size(); ++k) energy.col(static_cast<Eigen::Index>(k)) = token_energy(x, bases[k], products);
+  for (std::size_t k = 0; k < bases.size(); ++k) energy.col(static_cast<Eigen::Index>(k)) = token_energy(xp, bases[k]);
   const std::int64_t bl = block <= 0 ? t : block;
   for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
     const std::int64_t n = std::min(bl, t - t0);
@@ -108,7 +105,7 @@ std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, st
   std::vector<RowMatrixF> bases;
   bases.push_back(subspace_of(x.slice_rows(0, seed_block), kPowerIterations, seed, nullptr));
   const Eigen::VectorXf norms = xm.rowwise().squaredNorm();
-  Eigen::VectorXf captured = token_energy(xm, bases.back(), all.get());
+  Eigen::VectorXf captured = token_energy(*all, bases.back());
   while (static_cast<int>(bases.size()) < k) {
     std::int64_t worst = 0;
     double worst_residual = -1;
@@ -117,10 +114,10 @@ std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, st
       if (residual > worst_residual) worst_residual = residual, worst = t0;
     }
     bases.push_back(subspace_of(x.slice_rows(worst, seed_block), kPowerIterations, seed + bases.size(), nullptr));
-    captured = captured.cwiseMax(token_energy(xm, bases.back(), all.get()));
+    captured = captured.cwiseMax(token_energy(*all, bases.back()));
   }
   for (int it = 0; it < kClusterIterations; ++it) {
-    const std::vector<int> assign = route(xm, bases, route_block, all.get());
+    const std::vector<int> assign = route(*all, x.rows, bases, route_block);
     for (int c = 0; c < k; ++c) {
       Matrix members(std::count(assign.begin(), assign.end(), c), x.cols);
       std::int64_t row = 0;

@@ -72,20 +72,14 @@ RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t se
   }
   if (start != nullptr && start->rows() == d && start->cols() <= p) v.leftCols(start->cols()) = *start;
   v = orthonormal_columns(v);
-  const ConstMapF xm = map(x);
+  const EigenProducts eigen(x);
+  const SubspaceProducts& xp = products != nullptr ? *products : eigen;
   RowMatrixF y;
   for (int it = 0; it < iterations; ++it) {
-    if (products != nullptr) {
-      y = products->x_times(v);
-      v = products->xt_times(y);
-    } else {
-      y.noalias() = xm * v;
-      v.noalias() = xm.transpose() * y;
-    }
-    v = orthonormal_columns(v);
+    y = xp.x_times(v);
+    v = orthonormal_columns(xp.xt_times(y));
   }
-  if (products != nullptr) y = products->x_times(v);
-  else y.noalias() = xm * v;
+  y = xp.x_times(v);
   const Eigen::MatrixXd small = (y.transpose() * y).cast<double>();
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(small);
   // Eigenvalues ascend: take the last `rank` columns, largest first.
