@@ -63,25 +63,11 @@ class Stream {
   cudaStream_t s_ = nullptr;
 };
 
-// The fit's products of one matrix X on the device (eigen_types.h SubspaceProducts): X uploaded once
-// as bf16, each product a launch_gemm_bf16 with the other operand as bf16 hi + lo parts
-// (Bf16SplitProducts), fp32 out, downloaded.
-class GpuProducts : public cpu::SubspaceProducts {
- public:
-  explicit GpuProducts(MatrixView x) : rows_(x.rows), dim_(x.cols), dx_(static_cast<std::size_t>(x.rows * x.cols)) {
-    dx_.upload(to_bf16_bits(x.data, static_cast<std::size_t>(x.size())), stream_.get());
-    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));  // the host bits are a temporary
-  }
-  [[nodiscard]] cpu::RowMatrixF x_times(const cpu::RowMatrixF& v) const override { return split().x_times(v); }
-  [[nodiscard]] cpu::RowMatrixF xt_times(const cpu::RowMatrixF& y) const override { return split().xt_times(y); }
-
- private:
-  cpu::Bf16SplitProducts split() const {
-    // X (rows x dim) times b (dim x cols): rows x cols.
-    auto x_times_bits = [this](const std::vector<std::uint16_t>& b, std::int64_t cols) { return product(b, rows_, cols, dim_, false); };
-    // a (n x rows) times X (rows x dim): n x dim.
-    auto bits_times_x = [this](const std::vector<std::uint16_t>& a, std::int64_t n) { return product(a, n, dim_, rows_, true); };
-    return cpu::Bf16SplitProducts(rows_, dim_, x_times_bits, bits_times_x);
+// A matrix X of the fit uploaded once as bf16 (exact: the fit runs on the wire copy), with its stream.
+struct DeviceMatrix {
+  explicit DeviceMatrix(MatrixView x) : rows(x.rows), dim(x.cols), dx(static_cast<std::size_t>(x.rows * x.cols)) {
+    dx.upload(to_bf16_bits(x.data, static_cast<std::size_t>(x.size())), stream.get());
+    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream.get()));  // the host bits are a temporary
   }
   // C (m x n, fp32, downloaded) = X operand (`operand` uploaded as the right factor, k x n) or
   // operand X (`operand` uploaded as the left factor, m x k, when `operand_left`).
@@ -89,16 +75,26 @@ class GpuProducts : public cpu::SubspaceProducts {
                              bool operand_left) const {
     DeviceBuffer<std::uint16_t> dop(operand.size());
     DeviceBuffer<float> dc(static_cast<std::size_t>(m * n));
-    dop.upload(operand, stream_.get());
-    const std::uint16_t* a = operand_left ? dop.get() : dx_.get();
-    const std::uint16_t* b = operand_left ? dx_.get() : dop.get();
-    cuda::launch_gemm_bf16(a, k, b, n, false, dc.get(), nullptr, n, m, static_cast<int>(n), static_cast<int>(k), stream_.get());
-    return dc.download(stream_.get());  // synchronises: the operand and the buffers outlive the work
+    dop.upload(operand, stream.get());
+    const std::uint16_t* a = operand_left ? dop.get() : dx.get();
+    const std::uint16_t* b = operand_left ? dx.get() : dop.get();
+    cuda::launch_gemm_bf16(a, k, b, n, false, dc.get(), nullptr, n, m, static_cast<int>(n), static_cast<int>(k), stream.get());
+    return dc.download(stream.get());  // synchronises: the operand and the buffers outlive the work
   }
-  std::int64_t rows_, dim_;
-  Stream stream_;
-  DeviceBuffer<std::uint16_t> dx_;
+  std::int64_t rows, dim;
+  Stream stream;
+  DeviceBuffer<std::uint16_t> dx;
 };
+
+// The fit's products of X on the device: X uploaded once (DeviceMatrix), each product a launch_gemm_bf16
+// with the other operand as bf16 hi + lo parts (Bf16SplitProducts), fp32 out, downloaded.
+std::unique_ptr<cpu::SubspaceProducts> device_products(MatrixView x) {
+  const auto dev = std::make_shared<const DeviceMatrix>(x);
+  // X (rows x dim) times b (dim x cols): rows x cols; a (n x rows) times X (rows x dim): n x dim.
+  auto x_times_bits = [dev](const std::vector<std::uint16_t>& b, std::int64_t cols) { return dev->product(b, dev->rows, cols, dev->dim, false); };
+  auto bits_times_x = [dev](const std::vector<std::uint16_t>& a, std::int64_t n) { return dev->product(a, n, dev->dim, dev->rows, true); };
+  return std::make_unique<cpu::Bf16SplitProducts>(x.rows, x.cols, x_times_bits, bits_times_x);
+}
 
 }  // namespace
 
@@ -107,7 +103,7 @@ CodecState gpu_fit_codec(const CodecConfig& config, MatrixView warmup, std::uint
   if (config.value_bytes != 2) throw std::invalid_argument("the GPU kernels are bf16 only (value_bytes = 2)");
   const cpu::ProductsFor on_device = [](MatrixView x) -> std::unique_ptr<cpu::SubspaceProducts> {
     if (x.rows < 1 || x.cols < 1) return nullptr;  // nothing to upload: the fit's own checks speak
-    return std::make_unique<GpuProducts>(x);
+    return device_products(x);
   };
   return cpu::fit_codec_with(config, warmup, seed, on_device);
 }
