@@ -325,9 +325,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
     const std::vector<std::uint32_t> words = dpacked.download(stream);
     e.packed.resize(static_cast<std::size_t>((pack_count * pack_bits + 7) / 8));
     for (std::size_t i = 0; i < e.packed.size(); ++i) e.packed[i] = static_cast<std::uint8_t>(words[i / 4] >> (8 * (i % 4)));
-  } else if (c.method == Method::mos_k || c.method == Method::topk || c.method == Method::quant) {
-    e.packed.clear();  // index_bits 0 (one basis, or one feature): nothing travels
-  }
+  }  // else index_bits 0 (one basis, or one feature): nothing travels, `packed` stays empty
   const std::vector<std::uint16_t> out = dout.download(stream);
   for (std::size_t i = 0; i < out.size(); ++i) x_hat[i] = bf16_bits_to_float(out[i]);
   return e;
