@@ -110,16 +110,6 @@ Compare compare(const std::vector<float>& gpu, const std::vector<float>& ref) {
   return c;
 }
 
-const char* gemm_name(cu::GemmKernel kernel) {
-  switch (kernel) {
-    case cu::GemmKernel::automatic: return "auto";
-    case cu::GemmKernel::moss: return "moss";
-    case cu::GemmKernel::simple: return "simple";
-    case cu::GemmKernel::cublas: return "cublas";
-  }
-  return "?";
-}
-
 // mos-k routes of the GPU against the reference's. A routing block routed differently is a near tie
 // when the reference energies (double, from the same bf16 bases, over the routing columns) of the two
 // bases are within 2e-3 of each other: the GPU projects bf16 tokens, which moves energies by ~1e-3.
@@ -227,7 +217,7 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
 
 bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
   cu::set_gemm_kernel(kernel);
-  const char* kernel_name = gemm_name(kernel);
+  const char* kernel_name = cu::gemm_kernel_name(kernel);
   mk::SyntheticSpec spec;
   spec.tokens = t, spec.dim = d, spec.rank = std::max(4, r / 2), spec.seed = 5;
   const mk::Matrix x = mk::generate_synthetic(spec, false);

@@ -31,6 +31,8 @@ GemmKernel gemm_kernel();
 /// "auto", "moss", "simple" or "cublas" to its GemmKernel; anything else throws
 /// std::invalid_argument naming `where` (e.g. "MOSS_GPU_GEMM") and the accepted names.
 GemmKernel parse_gemm_kernel(const std::string& name, const std::string& where);
+/// The name parse_gemm_kernel reads for `kernel`.
+const char* gemm_kernel_name(GemmKernel kernel);
 /// The choices `automatic` timed so far, per shape, e.g. "m<=8192 n=16 k=2048 bf16: moss/split4;
 /// m<=8192 n=2048 k=16 B^T bf16: cublas", or "" before any.
 std::string gemm_choices();

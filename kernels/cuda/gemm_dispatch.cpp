@@ -77,11 +77,19 @@ float time_ms(F&& launch, cudaStream_t stream) {
 bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 }  // namespace
 
+const char* gemm_kernel_name(GemmKernel kernel) {
+  switch (kernel) {
+    case GemmKernel::automatic: return "auto";
+    case GemmKernel::moss: return "moss";
+    case GemmKernel::simple: return "simple";
+    case GemmKernel::cublas: return "cublas";
+  }
+  return "?";
+}
+
 GemmKernel parse_gemm_kernel(const std::string& name, const std::string& where) {
-  if (name == "auto") return GemmKernel::automatic;
-  if (name == "moss") return GemmKernel::moss;
-  if (name == "simple") return GemmKernel::simple;
-  if (name == "cublas") return GemmKernel::cublas;
+  for (const GemmKernel kernel : {GemmKernel::automatic, GemmKernel::moss, GemmKernel::simple, GemmKernel::cublas})
+    if (name == gemm_kernel_name(kernel)) return kernel;
   throw std::invalid_argument(where + ": \"" + name + "\" is not a GEMM kernel; expected auto, moss, simple or cublas");
 }
 
