@@ -780,8 +780,6 @@ __global__ void quant_decode_kernel(const std::int8_t* codes, const std::uint16_
 }  // namespace
 
 namespace {
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
 int current_device() {
   int device = 0;
   MOSS_CUDA_CHECK(cudaGetDevice(&device));
@@ -903,7 +901,7 @@ void launch_decode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t
 namespace {
 // The tiled kernels move 8 bf16 values per copy: rows and leading dimensions in whole 16-byte chunks.
 bool tiled_shape(const void* a, std::int64_t lda, const void* b, std::int64_t ldb, const void* c, std::int64_t ldc, int n, int k) {
-  return k % 8 == 0 && n % 8 == 0 && lda % 8 == 0 && ldb % 8 == 0 && ldc % 8 == 0 && aligned16(a) && aligned16(b) && aligned16(c);
+  return k % 8 == 0 && n % 8 == 0 && lda % 8 == 0 && ldb % 8 == 0 && ldc % 8 == 0 && aligned_to(a, 16) && aligned_to(b, 16) && aligned_to(c, 16);
 }
 
 }  // namespace
@@ -948,9 +946,8 @@ void launch_moss_gemm(const std::uint16_t* a, std::int64_t lda, const std::uint1
 
 namespace {
 // Rows of whole 16-byte chunks: the warp-per-token kernels apply.
-bool chunked_rows(const void* p, int dim) { return dim % 8 == 0 && aligned16(p); }
+bool chunked_rows(const void* p, int dim) { return dim % 8 == 0 && aligned_to(p, 16); }
 unsigned warp_blocks(std::int64_t tokens) { return static_cast<unsigned>((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock); }
-bool aligned8(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 8 == 0; }
 }  // namespace
 
 void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int route_cols, int block_tokens,
@@ -968,7 +965,7 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
   if (tokens <= 0) return;
   const std::int64_t bl = block_tokens <= 0 ? tokens : block_tokens;
   if (gemm_kernel() != GemmKernel::simple && subspaces >= 1 && subspaces <= kMaxSubspaces && dim % 8 == 0 &&
-      rank % 8 == 0 && aligned16(z) && aligned16(bases) && aligned16(out)) {
+      rank % 8 == 0 && aligned_to(z, 16) && aligned_to(bases, 16) && aligned_to(out, 16)) {
     launch_decode(z, rank, bases, rank, static_cast<std::int64_t>(dim) * rank, route, bl, subspaces, nullptr, out, dim,
                   tokens, dim, rank, stream);
     return;
@@ -1022,7 +1019,7 @@ void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, i
                          std::uint16_t* scales, cudaStream_t stream) {
   if (tokens <= 0) return;
   const int qmax = bits == 8 ? 127 : 7;
-  if (chunked_rows(x, dim) && aligned8(codes))
+  if (chunked_rows(x, dim) && aligned_to(codes, 8))
     quant_encode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
   else quant_encode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, qmax, codes, scales);
   MOSS_CUDA_CHECK_LAUNCH();
@@ -1031,7 +1028,7 @@ void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, i
 void launch_quant_decode(const std::int8_t* codes, const std::uint16_t* scales, std::int64_t tokens, int dim,
                          std::uint16_t* out, cudaStream_t stream) {
   if (tokens <= 0) return;
-  if (chunked_rows(out, dim) && aligned8(codes)) {
+  if (chunked_rows(out, dim) && aligned_to(codes, 8)) {
     const std::int64_t blocks = std::min<std::int64_t>(tokens, 16 * static_cast<std::int64_t>(multiprocessors()));
     quant_decode_rows_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(codes, scales, tokens, dim, out);
   } else {

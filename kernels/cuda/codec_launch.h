@@ -26,6 +26,10 @@ namespace moss::kernels::cuda {
 ///   results may differ in the last bits between runs: `moss` for bitwise-reproducible runs.
 ///   The mos-k routed decode has no cuBLAS form: moss's kernels there.
 enum class GemmKernel { automatic, moss, simple, cublas };
+
+/// True when `p` is a multiple of `bytes`: the vector loads and stores of the kernels (16-byte bf16
+/// chunks, 8-byte int8 code chunks) need it.
+inline bool aligned_to(const void* p, std::uintptr_t bytes) { return reinterpret_cast<std::uintptr_t>(p) % bytes == 0; }
 void set_gemm_kernel(GemmKernel kernel);
 GemmKernel gemm_kernel();
 /// "auto", "moss", "simple" or "cublas" to its GemmKernel; anything else throws

@@ -73,8 +73,6 @@ float time_ms(F&& launch, cudaStream_t stream) {
   MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
   return ms / kLaunches;
 }
-
-bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 }  // namespace
 
 const char* gemm_kernel_name(GemmKernel kernel) {
@@ -154,7 +152,7 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
   // many row counts of one shape otherwise.
   std::int64_t bucket = 1;
   while (bucket < m) bucket *= 2;
-  GemmShape shape{bucket, lda, ldb, ldc, n, k, 0, b_transposed, c_f32 != nullptr, aligned(a) && aligned(b) && aligned(c)};
+  GemmShape shape{bucket, lda, ldb, ldc, n, k, 0, b_transposed, c_f32 != nullptr, aligned_to(a, 16) && aligned_to(b, 16) && aligned_to(c, 16)};
   MOSS_CUDA_CHECK(cudaGetDevice(&shape.device));
   {
     const std::lock_guard<std::mutex> lock(g_choice_mutex);
