@@ -149,7 +149,7 @@ void print_table(std::ostream& out, const CompressOptions& o, const std::vector<
   if (rows.size() > 1) line("total", total);
   out << "\none-time basis exchange: " << total.one_time_bytes << " bytes (not in sent_bytes)\n";
   out << "one-time fit on the warm-up: " << std::setprecision(3) << total.fit_s << " s (wall, all tensors"
-      << (total.device.rfind("cpu", 0) == 0 ? "" : "; products on the GPU") << ")\n";
+      << (o.device == "gpu" ? "; products on the GPU" : "") << ")\n";
 }
 }  // namespace
 
