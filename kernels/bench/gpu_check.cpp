@@ -11,7 +11,9 @@
 //      rtol = 2e-2 (bf16 outputs, fp32 accumulation in another order); mos-k (exhaustive and sketch
 //      routing, per token and in 16-token blocks) also needs every routing block routed as the
 //      reference's except near ties (reference energies within 2e-3), whose tokens are then compared
-//      as the reference's; topk at 10 % and 100 %, quant at 4 and 8 bits.
+//      as the reference's; topk at 10 % and 100 %, quant at 4 and 8 bits; moss's split-k encode
+//      against a double product (split_parity); mos's theta and U(theta) on the device (one
+//      rotation, the diagonal path) against the same steps on the host (theta_parity).
 //   2. bench: encode/decode GB/s of bf16 input (decode: of bf16 output) at T in {8192, 65536},
 //      d in {2048, 4096}, r in {16, 64, 256}, with moss's kernels, the simple kernel, cuBLAS
 //      cublasGemmEx (bf16 in and out, fp32 compute: the baseline a user would pick instead) and
@@ -42,6 +44,7 @@
 #include "moss/kernels/reference.h"
 #include "moss/kernels/rotation.h"
 #include "moss/kernels/synthetic.h"
+#include "theta_diagonal.h"
 #include "vendor_gemm.h"
 
 namespace mk = moss::kernels;
@@ -339,6 +342,77 @@ bool split_parity() {
   return all_ok;
 }
 
+// mos's diagonal path on the device (launch_theta_diagonal, launch_rotate_diagonal) against the
+// same steps on the host (theta_diagonal.h fit_theta_columns with the column sums in row order, as
+// the CPU encoder): theta equal, or where the device's other summation order flips a step of the
+// line search, an objective no worse than 1e-9 relative; the column scales of the device's theta
+// within 1e-6; U(theta) within one bf16 step of the host formula. Ranks below, at and above the
+// block's 256 threads, not multiples of 32; rows 0 (theta 0, U = Ubar), 1, 37 and 512.
+bool theta_parity() {
+  bool all_ok = true;
+  for (const auto& [rows, rank] : {std::pair<int, int>{512, 16}, {37, 6}, {1, 40}, {0, 8}, {300, 100}, {512, 256}, {64, 300}, {512, 513}}) {
+    std::mt19937_64 rng(static_cast<std::uint64_t>(rows * 1000 + rank));
+    std::normal_distribution<float> g;
+    std::uniform_real_distribution<double> u(0.05, 1.0);
+    const std::int64_t ld = 2 * static_cast<std::int64_t>(rank), dim = 333;
+    std::vector<float> p(static_cast<std::size_t>(std::max<std::int64_t>(1, rows * ld)));
+    std::vector<double> lambda(static_cast<std::size_t>(rank));
+    double total = 0;
+    for (double& l : lambda) total += (l = u(rng));
+    for (double& l : lambda) l /= total;
+    std::vector<float> corr(static_cast<std::size_t>(rank));
+    for (float& c : corr) c = g(rng);
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (int q = 0; q < rank; ++q) {
+        const float a = g(rng) / std::sqrt(1.0f + q);
+        p[i * ld + q] = a, p[i * ld + rank + q] = corr[q] * a + 0.3f * g(rng) / std::sqrt(1.0f + q);
+      }
+    std::vector<std::uint16_t> wide(static_cast<std::size_t>(dim * ld));
+    for (auto& v : wide) v = mk::float_to_bf16_bits(g(rng) / 16);
+    std::vector<cu::ColumnStat> stats(static_cast<std::size_t>(rank), cu::ColumnStat{0, 0, 0});
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (int q = 0; q < rank; ++q) {
+        const double x = p[i * ld + q], y = p[i * ld + rank + q];
+        stats[q].g00 += x * x, stats[q].g01 += x * y, stats[q].g11 += y * y;
+      }
+    const float expect = cu::fit_theta_columns(stats.data(), lambda.data(), rank, mk::kMaxTheta);
+    Dev<float> dp(p.size()), dtheta(1), dscales(static_cast<std::size_t>(2 * rank));
+    Dev<double> dlambda(lambda.size()), dstats(static_cast<std::size_t>(3 * rank));
+    Dev<std::uint16_t> dwide(wide.size()), du(static_cast<std::size_t>(dim * rank));
+    dp.put(p), dlambda.put(lambda), dwide.put(wide);
+    cu::launch_theta_diagonal(dp.p, rows, rank, dlambda.p, dstats.p, dtheta.p, dscales.p, nullptr);
+    cu::launch_rotate_diagonal(dwide.p, dim, rank, dscales.p, du.p, nullptr);
+    MOSS_CUDA_CHECK(cudaDeviceSynchronize());
+    const float theta = dtheta.get()[0];
+    const std::vector<float> scales = dscales.get();
+    const std::vector<std::uint16_t> ug = du.get();
+    auto objective = [&](float th) {
+      double f = 0;
+      for (int q = 0; q < rank; ++q) f += cu::diagonal_term(stats[q], lambda[q], th);
+      return f;
+    };
+    const double f_gpu = objective(theta), f_host = objective(expect);
+    bool ok = theta == expect || f_gpu >= f_host - 1e-9 * std::fabs(f_host);
+    double worst_scale = 0;
+    int u_far = 0;
+    for (int q = 0; q < rank; ++q) {
+      const cu::ColumnScale c = cu::diagonal_scale(lambda[q], theta);
+      worst_scale = std::max({worst_scale, std::fabs(scales[q] - c.a) / std::max(1e-30, static_cast<double>(std::fabs(c.a))),
+                              static_cast<double>(std::fabs(scales[rank + q] - c.b)) / std::max(1e-30, static_cast<double>(std::fabs(c.b)))});
+      for (std::int64_t i = 0; i < dim; ++i) {
+        const float host = mk::bf16_bits_to_float(wide[i * ld + q]) * c.a + mk::bf16_bits_to_float(wide[i * ld + rank + q]) * c.b;
+        const std::uint16_t hb = mk::float_to_bf16_bits(host), gb = ug[i * rank + q];
+        u_far += std::abs(static_cast<int>(hb) - static_cast<int>(gb)) > 1;
+      }
+    }
+    ok = ok && worst_scale <= 1e-6 && u_far == 0 && (rows > 0 || theta == 0.0f);
+    std::printf("parity mos-theta rows=%-4d r=%-4d theta gpu %.7g host %.7g (objective %.12g vs %.12g), scales worst rel %.2g, U beyond 1 bf16 step %d  %s\n",
+                rows, rank, theta, expect, f_gpu, f_host, worst_scale, u_far, ok ? "ok" : "FAIL");
+    all_ok = all_ok && ok;
+  }
+  return all_ok;
+}
+
 // Median of 5 timings of `reps` back-to-back calls, seconds per call.
 template <typename F>
 double time_s(F&& f, int reps = 10) {
@@ -560,6 +634,7 @@ int main(int argc, char** argv) {
       ok = parity(37, 40, 8, kernel) && ok;     // rows shorter than a warp's 32 chunks: lanes without a chunk
     }
     ok = split_parity() && ok;
+    ok = theta_parity() && ok;
     std::fflush(stdout);
     if (!parity_only) bench(quick);
     std::printf("\n%s\n", ok ? "PASS" : "FAIL: GPU and CPU reference differ beyond tolerance");

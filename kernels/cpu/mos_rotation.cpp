@@ -1,7 +1,9 @@
 // The diagonal MoS path (eigen_types.h): theta fit and U(theta) when W_1^T W_1 is diagonal.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "../cuda/theta_diagonal.h"
 #include "eigen_types.h"
 #include "moss/kernels/rotation.h"
 
@@ -47,26 +49,19 @@ void ColumnStats::add(const Eigen::Ref<const RowMatrixF>& p0, const Eigen::Ref<c
 }
 
 float fit_theta_diagonal(const ColumnStats& st, const Eigen::ArrayXd& lambda) {
-  // f(theta) = tr((U^T U)^-1 U^T X^T X U), every matrix diagonal: the objective of theta_objective.
-  auto f = [&](const std::vector<float>& t) {
-    const double th = t[0], th2 = th * th;
-    const Eigen::ArrayXd k = 1.0 - 0.5 * th2 * lambda;
-    const Eigen::ArrayXd num = k * k * st.g00 + 2.0 * th * k * st.g01 + th2 * st.g11;
-    const Eigen::ArrayXd utu = 1.0 + 0.25 * th2 * th2 * lambda * lambda;
-    return (num / utu).sum();
-  };
-  return maximise_theta(f, 1)[0];
+  // The device's own steps (cuda/theta_diagonal.h).
+  std::vector<cuda::ColumnStat> stats(static_cast<std::size_t>(lambda.size()));
+  for (Eigen::Index p = 0; p < lambda.size(); ++p) stats[static_cast<std::size_t>(p)] = {st.g00(p), st.g01(p), st.g11(p)};
+  return cuda::fit_theta_columns(stats.data(), lambda.data(), static_cast<int>(lambda.size()), kMaxTheta);
 }
 
 DiagonalFactors diagonal_factors(const Eigen::ArrayXd& lambda, float theta) {
-  // U2 = Ubar diag(k) + theta W, G = U2^T U2 = diag(g); two Newton-Schulz steps U <- U (3I - G)/2
-  // (as rotation.cpp) scale column p by c = c1 c2 with c1 = (3 - g)/2, c2 = (3 - c1^2 g)/2.
-  const double th = theta, th2 = th * th;
-  const Eigen::ArrayXd k = 1.0 - 0.5 * th2 * lambda;
-  const Eigen::ArrayXd g = 1.0 + 0.25 * th2 * th2 * lambda * lambda;
-  const Eigen::ArrayXd c1 = 0.5 * (3.0 - g);
-  const Eigen::ArrayXd c = c1 * 0.5 * (3.0 - c1 * c1 * g);
-  return {(k * c).cast<float>(), (th * c).cast<float>()};
+  DiagonalFactors f{Eigen::ArrayXf(lambda.size()), Eigen::ArrayXf(lambda.size())};
+  for (Eigen::Index p = 0; p < lambda.size(); ++p) {
+    const cuda::ColumnScale c = cuda::diagonal_scale(lambda(p), theta);
+    f.a(p) = c.a, f.b(p) = c.b;
+  }
+  return f;
 }
 
 void rotated_basis_diagonal(const float* ubar, const float* w, const Eigen::ArrayXd& lambda, float theta,

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "bf16_device.h"
 #include "codec_launch.h"
 #include "cuda_check.h"
 #include "pack_word.h"
@@ -31,9 +32,6 @@ namespace wmma = nvcuda::wmma;
 constexpr int kTileM = 64, kTileN = 64, kTileK = 32, kThreads = 128;
 constexpr int kPadA = kTileK + 8, kPadB = kTileN + 8, kPadC = kTileN + 4;
 
-__device__ __forceinline__ bf16 to_bf16(std::uint16_t bits) { return __ushort_as_bfloat16(bits); }
-__device__ __forceinline__ float bits_to_float(std::uint16_t bits) { return __bfloat162float(__ushort_as_bfloat16(bits)); }
-__device__ __forceinline__ std::uint16_t float_to_bits(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
 
 template <bool kTransB>
 __global__ void gemm_bf16_kernel(const std::uint16_t* __restrict__ a, std::int64_t lda,
@@ -222,14 +220,19 @@ __global__ void __launch_bounds__(kEncThreads, kNT <= 2 ? 3 : 2) tiled_encode_ke
 // The split-k partials (splits blocks of m x n fp32, contiguous) added into C.
 __global__ void add_splits_kernel(const float* __restrict__ parts, int splits, std::int64_t m, int n, float* c_f32,
                                   std::uint16_t* c_bf16, std::int64_t ldc) {
-  const std::int64_t total = m * n;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  // Element i = row n + col; row and col advance with i by the grid's stride (no division per element).
+  const std::int64_t total = m * n, stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  const std::int64_t stride_rows = stride / n;
+  const int stride_cols = static_cast<int>(stride % n);
+  std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, row = i / n;
+  int col = static_cast<int>(i % n);
+  for (; i < total; i += stride) {
     float v = 0;
     for (int s = 0; s < splits; ++s) v += parts[s * total + i];
-    const std::int64_t row = i / n, col = i % n;
     if (c_f32 != nullptr) c_f32[row * ldc + col] = v;
     else c_bf16[row * ldc + col] = float_to_bits(v);
+    row += stride_rows, col += stride_cols;
+    if (col >= n) col -= n, ++row;
   }
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Launchers of the codec kernels (codec_kernels.cu). bf16 buffers are passed as std::uint16_t bits;
+// Launchers of the codec kernels (codec_kernels.cu, mos_kernels.cu). bf16 buffers are passed as std::uint16_t bits;
 // all pointers are device pointers, all matrices row-major; every launcher is asynchronous on
 // `stream` and checks the launch (throws std::runtime_error with file:line).
 
@@ -76,6 +76,18 @@ void launch_route_select(const float* p, std::int64_t tokens, int rank, int subs
 void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, const std::int32_t* route,
                           std::int64_t tokens, int dim, int rank, int block_tokens, std::uint16_t* out,
                           cudaStream_t stream, int subspaces);
+
+/// mos on the diagonal path (one rotation, W^T W = diag(lambda); theta_diagonal.h), one block: from
+/// its sample projections p = X_sample [Ubar W] (rows x 2 rank fp32) the theta the CPU encoder
+/// chooses (its steps; the sums in another order) into *theta, and the column scales of U(theta) =
+/// Ubar diag(a) + W diag(b) into scales (a: [0, rank), b: [rank, 2 rank)). lambda: rank doubles;
+/// stats: 3 rank doubles of scratch. One thread block, deterministic.
+void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats, float* theta,
+                           float* scales, cudaStream_t stream);
+/// u (dim x rank bf16) = Ubar diag(a) + W diag(b) from wide = [Ubar | W] (dim x 2 rank bf16) and the
+/// scales of launch_theta_diagonal.
+void launch_rotate_diagonal(const std::uint16_t* wide, std::int64_t dim, int rank, const float* scales, std::uint16_t* u,
+                            cudaStream_t stream);
 
 /// topk encode: per token the k largest |x| (ties: lowest index first), values bf16 and indices in
 /// ascending index order (tokens x k each).

@@ -1,7 +1,10 @@
-// GPU codec (gpu_codec.h): device buffers, the kernels of codec_kernels.cu, CUDA-event timing.
-// Host work inside encode: mos fits theta on the host from the device projections of a strided
-// sample (a (m+1)r-wide download per block) with the CPU encoder's own fits (MosBlockMixer: O(n r)
-// on the diagonal path of one rotation), then the device forms U(theta) = [Ubar W_1..W_m] S.
+// GPU codec (gpu_codec.h): device buffers, the kernels of codec_kernels.cu and mos_kernels.cu,
+// CUDA-event timing.
+// mos with one rotation on a fitted state (the diagonal path, the default) runs wholly on the device:
+// per theta block the sample projection, theta and U(theta) (mos_kernels.cu), the projection, with no
+// wait for the host. Other mos states fit theta on the host from the device projections of a strided
+// sample (a (m+1)r-wide download per block) with the CPU encoder's own fit (MosBlockMixer: Newton
+// steps, r x r factors), then the device forms U(theta) = [Ubar W_1..W_m] S.
 // The wire's bit streams (mos-k routes, topk indices, quant codes) are packed on the device inside the
 // timed encode (pack_word.h), as a sender would before its send.
 #include <cuda_runtime_api.h>
@@ -173,9 +176,19 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   DeviceBuffer<float> dp(c.method == Method::mos_k ? static_cast<std::size_t>(t * wide_cols)
                          : c.method == Method::mos ? static_cast<std::size_t>(sample_rows * wide_cols) : 0);
   DeviceBuffer<std::uint16_t> drot(c.method == Method::mos ? static_cast<std::size_t>(theta_blocks * d * r) : 0);
-  // mos states from fit_codec: the basis stored twice side by side and S (hi; lo) for U = wide2 S.
+  // mos on the diagonal path: lambda = diag(W^T W), the theta kernel's scratch, U(theta)'s column
+  // scales, theta per block.
+  const bool diagonal = c.method == Method::mos && cpu::diagonal_rotation(s);
+  DeviceBuffer<double> dlambda(diagonal ? static_cast<std::size_t>(r) : 0), dstats(diagonal ? static_cast<std::size_t>(3 * r) : 0);
+  DeviceBuffer<float> dcolumn_scales(diagonal ? static_cast<std::size_t>(2 * r) : 0), dtheta(diagonal ? static_cast<std::size_t>(theta_blocks) : 0);
+  if (diagonal) {
+    const Eigen::ArrayXd lambda = cpu::direction_eigenvalues(s);
+    dlambda.upload(std::vector<double>(lambda.data(), lambda.data() + lambda.size()), stream);
+    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector is a temporary
+  }
+  // Other mos states from fit_codec: the basis stored twice side by side and S (hi; lo) for U = wide2 S.
   const MosBlockMixer mixer(s);
-  const bool mixed = mixer.available();
+  const bool mixed = !diagonal && mixer.available();
   DeviceBuffer<std::uint16_t> dwide2(mixed ? 2 * wide.size() : 0), ds(mixed ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
   std::vector<std::uint16_t> s_bits;
   if (mixed) {
@@ -213,6 +226,14 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
           const std::int64_t stride = theta_sample_stride(n, static_cast<int>(m), static_cast<int>(r));
           cuda::launch_gemm_bf16(dx.get() + t0 * d, stride * d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, ns,
                                  static_cast<int>(wide_cols), static_cast<int>(d), stream);
+          if (diagonal) {
+            cuda::launch_theta_diagonal(dp.get(), ns, static_cast<int>(r), dlambda.get(), dstats.get(), dtheta.get() + b,
+                                        dcolumn_scales.get(), stream);
+            cuda::launch_rotate_diagonal(dwide.get(), d, static_cast<int>(r), dcolumn_scales.get(), drot.get() + b * d * r, stream);
+            cuda::launch_gemm_bf16(dx.get() + t0 * d, d, drot.get() + b * d * r, r, false, nullptr, dz.get() + t0 * r, r, n,
+                                   static_cast<int>(r), static_cast<int>(d), stream);
+            continue;
+          }
           std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
           p.resize(static_cast<std::size_t>(ns * wide_cols));
           if (mixed) {
@@ -317,7 +338,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   e.tokens = t, e.dim = d, e.value_bytes = 2;
   if (c.method == Method::none) e.values = bf16_bits_to_floats(dx.download(stream));
   if (subspace) e.values = bf16_bits_to_floats(dz.download(stream));
-  if (c.method == Method::mos) e.theta = theta;
+  if (c.method == Method::mos) e.theta = diagonal ? dtheta.download(stream) : theta;
   if (c.method == Method::mos_k) e.route = droute.download(stream);
   if (c.method == Method::topk) e.values = bf16_bits_to_floats(dvals.download(stream));
   if (c.method == Method::quant) e.scales = bf16_bits_to_floats(dscales.download(stream));

@@ -7,11 +7,7 @@
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define MOSS_HOST_DEVICE __host__ __device__
-#else
-#define MOSS_HOST_DEVICE
-#endif
+#include "host_device.h"
 
 namespace moss::kernels::cuda {
 

@@ -75,8 +75,9 @@ TEST_P(GpuVsCpu, SameReconstructionWithinBf16Tolerance) {
 }
 
 TEST(GpuMos, OneAndTwoRotationsGiveTheCpuThetaAndReconstruction) {
-  // The GPU encode fits theta on the host with MosBlockMixer: one rotation on the diagonal path (the
-  // default), two on the general path. Same theta per block as the CPU encoder (the sample
+  // One rotation (the default, the diagonal path): theta and U(theta) on the device by the CPU
+  // encoder's steps (mos_kernels.cu, theta_diagonal.h). Two: the host's general-path fit
+  // (MosBlockMixer) between device steps. Same theta per block as the CPU encoder (the sample
   // projections differ only in fp32 summation order) and the same reconstruction.
   if (!mk::gpu_available()) GTEST_SKIP() << "no usable CUDA device (or moss built without CUDA)";
   mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,dim=320");

@@ -1,7 +1,9 @@
 #pragma once
 
-// MosBlockMixer: the host side of the GPU mos encode for one theta block, in plain CPU code (built
-// with or without CUDA) so that the CPU tests and benchmark check it; kernels/cuda/gpu_codec.cpp uses it.
+// MosBlockMixer: the host side of the GPU mos encode for one theta block of a state off the diagonal
+// path (several rotations; the diagonal path runs on the device, kernels/cuda/mos_kernels.cu), in
+// plain CPU code (built with or without CUDA) so that the CPU tests and benchmark check it;
+// kernels/cuda/gpu_codec.cpp uses it.
 
 #include <cstdint>
 #include <vector>
@@ -11,29 +13,25 @@
 namespace moss::kernels {
 
 /// From a block's sample projections p = X_sample [Ubar W_1 .. W_m] (n x (m+1) rank, fp32,
-/// row-major; the sample of theta_sample_tokens), fit() returns the theta the CPU encoder chooses and
-/// the mixing matrix S ((m+1) rank x rank, row-major) with U(theta) = [Ubar W_1 .. W_m] S, the U the
-/// CPU encoder forms before its bf16 rounding, for the device to form with one product. One rotation
-/// with a diagonal W_1^T W_1 (states from fit_codec, kernels/cpu/eigen_types.h) takes the diagonal
-/// path: S = [diag(a); diag(b)] after an O(n rank) fit. Otherwise S = [K C; theta_1 C; ..; theta_m C]
-/// from the r x r factors of the general path (O(n rank^2 + rank^3) per block).
+/// row-major; the sample of theta_sample_tokens), fit() returns the theta of the CPU encoder's general
+/// path and the mixing matrix S ((m+1) rank x rank, row-major) with U(theta) = [Ubar W_1 .. W_m] S,
+/// the U the CPU encoder forms before its bf16 rounding, for the device to form with one product:
+/// S = [K C; theta_1 C; ..; theta_m C] from the r x r factors of the general path (O(n rank^2 +
+/// rank^3) per block).
 class MosBlockMixer {
  public:
   /// `s` must outlive the mixer.
   explicit MosBlockMixer(const CodecState& s);
   MosBlockMixer(CodecState&&) = delete;  // would dangle
-  /// False when `s` is not mos, or holds neither the diagonal form nor the Gram blocks of fit_codec:
-  /// U(theta) must then be formed whole (rotation.h).
-  bool available() const { return diagonal_ || grams_; }
-  /// True on the diagonal path.
-  bool diagonal() const { return diagonal_; }
+  /// False when `s` is not mos or lacks the Gram blocks of fit_codec: U(theta) must then be formed
+  /// whole (rotation.h).
+  bool available() const { return grams_; }
   /// Theta (m values) and S of the block whose sample projections are p (n rows).
   void fit(const float* p, std::int64_t n, std::vector<float>& theta, std::vector<float>& mix) const;
 
  private:
   const CodecState& s_;
-  bool diagonal_ = false, grams_ = false;
-  std::vector<double> lambda_;  ///< diag(W_1^T W_1) on the diagonal path
+  bool grams_ = false;
 };
 
 }  // namespace moss::kernels
