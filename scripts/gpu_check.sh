@@ -5,6 +5,9 @@
 #   scripts/gpu_check.sh [BIN_DIR] [LOG_DIR]
 # BIN_DIR holds moss_gpu_check, moss_gpu_codec_bench and moss_kernels_gpu_test (default build-gpu,
 # with the test under tests/kernels/); LOG_DIR gets one log per step (default gpu-logs).
+# GPU_STEPS (optional) names the steps to run, e.g. GPU_STEPS="gpu_check gpu_test codec_bench" then
+# GPU_STEPS="codec_bench_moss memcheck racecheck": the step limits add up to 810 s, so a machine lent
+# for 10-minute commands takes two calls. Unset: every step.
 # Build them with:
 #   cmake -S . -B build-gpu -DMOSS_WITH_CUDA=ON -DMOSS_WITH_NS3=OFF -DMOSS_WITH_MPI=OFF \
 #         -DMOSS_KERNELS_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES="80;90"
@@ -18,6 +21,7 @@ status=0
 step() {  # step NAME TIMEOUT COMMAND...
   local name=$1 limit=$2
   shift 2
+  if [ -n "${GPU_STEPS:-}" ] && [[ " $GPU_STEPS " != *" $name "* ]]; then return 0; fi
   echo "== $name: $*"
   timeout "$limit" "$@" 2>&1 | tee "$logs/$name.log"
   local rc=${PIPESTATUS[0]}

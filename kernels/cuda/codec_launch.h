@@ -81,7 +81,8 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
 /// its sample projections p = X_sample [Ubar W] (rows x 2 rank fp32) the theta the CPU encoder
 /// chooses (its steps; the sums in another order) into *theta, and the column scales of U(theta) =
 /// Ubar diag(a) + W diag(b) into scales (a: [0, rank), b: [rank, 2 rank)). lambda: rank doubles;
-/// stats: 3 rank doubles of scratch. One thread block, deterministic.
+/// stats: 3 rank doubles of scratch. One thread block, deterministic for a given p (p itself comes
+/// from a GEMM: bitwise reproducible run to run with GemmKernel::moss only).
 void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats, float* theta,
                            float* scales, cudaStream_t stream);
 /// u (dim x rank bf16) = Ubar diag(a) + W diag(b) from wide = [Ubar | W] (dim x 2 rank bf16) and the

@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(kThetaThreads) theta_diagonal_kernel(const flo
 }
 
 // u (dim x rank, bf16) = Ubar diag(a) + W diag(b) from wide = [Ubar | W] (dim x 2 rank, bf16), in fp32
-// without contraction (as rotated_basis_diagonal on the host). Columns along x, rows strided along y.
+// without contraction, as rotated_basis_diagonal in a portable host build (a -march=native build
+// may fuse it: one bf16 step apart in ~2e-5 of U's values). Columns along x, rows strided along y.
 __global__ void rotate_diagonal_kernel(const std::uint16_t* __restrict__ wide, std::int64_t dim, int rank,
                                        const float* __restrict__ scales, std::uint16_t* __restrict__ u) {
   const int q = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
@@ -96,8 +97,9 @@ void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const do
 void launch_rotate_diagonal(const std::uint16_t* wide, std::int64_t dim, int rank, const float* scales, std::uint16_t* u,
                             cudaStream_t stream) {
   if (rank <= 0 || dim <= 0) return;
-  const dim3 grid(static_cast<unsigned>((rank + 127) / 128), static_cast<unsigned>(dim < 65535 ? dim : 65535));
-  rotate_diagonal_kernel<<<grid, 128, 0, stream>>>(wide, dim, rank, scales, u);
+  const int threads = rank < 128 ? (rank + 31) / 32 * 32 : 128;  // no idle warp at small ranks
+  const dim3 grid(static_cast<unsigned>((rank + threads - 1) / threads), static_cast<unsigned>(dim < 65535 ? dim : 65535));
+  rotate_diagonal_kernel<<<grid, threads, 0, stream>>>(wide, dim, rank, scales, u);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
