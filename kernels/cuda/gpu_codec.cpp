@@ -226,36 +226,34 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
           const std::int64_t stride = theta_sample_stride(n, static_cast<int>(m), static_cast<int>(r));
           cuda::launch_gemm_bf16(dx.get() + t0 * d, stride * d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, ns,
                                  static_cast<int>(wide_cols), static_cast<int>(d), stream);
-          if (diagonal) {
+          if (diagonal) {  // theta and U(theta) on the device, no wait for the host
             cuda::launch_theta_diagonal(dp.get(), ns, static_cast<int>(r), dlambda.get(), dstats.get(), dtheta.get() + b,
                                         dcolumn_scales.get(), stream);
             cuda::launch_rotate_diagonal(dwide.get(), d, static_cast<int>(r), dcolumn_scales.get(), drot.get() + b * d * r, stream);
-            cuda::launch_gemm_bf16(dx.get() + t0 * d, d, drot.get() + b * d * r, r, false, nullptr, dz.get() + t0 * r, r, n,
-                                   static_cast<int>(r), static_cast<int>(d), stream);
-            continue;
-          }
-          std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
-          p.resize(static_cast<std::size_t>(ns * wide_cols));
-          if (mixed) {
-            // U = [Ubar W_1 .. W_m] S with S from the CPU encoder's fits (MosBlockMixer), on the
-            // device: S as bf16 hi + lo parts against the basis stored twice (dwide2), so S keeps
-            // ~16 bits and the product accumulates in fp32.
-            std::vector<float> th, mix;
-            mixer.fit(p.data(), ns, th, mix);
-            theta.insert(theta.end(), th.begin(), th.end());
-            s_bits = to_bf16_hi_lo(mix.data(), mix.size());
-            ds.upload(s_bits, stream);
-            cuda::launch_gemm_bf16(dwide2.get(), 2 * wide_cols, ds.get(), r, false, nullptr, drot.get() + b * d * r, r, d,
-                                   static_cast<int>(r), static_cast<int>(2 * wide_cols), stream);
-          } else {  // states without the Gram blocks: U(theta) on the host as rotation.h defines it
-            cpu::RowMatrixD m_theta;
-            const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
-            theta.insert(theta.end(), th.begin(), th.end());
-            const cpu::RowMatrixF u =
-                cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
-            MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bf16_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
-                                            static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));
-            MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector above is a temporary
+          } else {
+            std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
+            p.resize(static_cast<std::size_t>(ns * wide_cols));
+            if (mixed) {
+              // U = [Ubar W_1 .. W_m] S with S from the CPU encoder's fits (MosBlockMixer), on the
+              // device: S as bf16 hi + lo parts against the basis stored twice (dwide2), so S keeps
+              // ~16 bits and the product accumulates in fp32.
+              std::vector<float> th, mix;
+              mixer.fit(p.data(), ns, th, mix);
+              theta.insert(theta.end(), th.begin(), th.end());
+              s_bits = to_bf16_hi_lo(mix.data(), mix.size());
+              ds.upload(s_bits, stream);
+              cuda::launch_gemm_bf16(dwide2.get(), 2 * wide_cols, ds.get(), r, false, nullptr, drot.get() + b * d * r, r, d,
+                                     static_cast<int>(r), static_cast<int>(2 * wide_cols), stream);
+            } else {  // states without the Gram blocks: U(theta) on the host as rotation.h defines it
+              cpu::RowMatrixD m_theta;
+              const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
+              theta.insert(theta.end(), th.begin(), th.end());
+              const cpu::RowMatrixF u =
+                  cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
+              MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bf16_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
+                                              static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));
+              MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector above is a temporary
+            }
           }
           cuda::launch_gemm_bf16(dx.get() + t0 * d, d, drot.get() + b * d * r, r, false, nullptr, dz.get() + t0 * r, r, n,
                                  static_cast<int>(r), static_cast<int>(d), stream);
