@@ -303,7 +303,7 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
 // moss's split-k encode (launch_moss_gemm with k split 1, 2 and 4 ways) against a double-precision
 // product of the same bf16 inputs: m not a multiple of the tiles, k whose last chunk is a partial
 // stage, bf16 and fp32 C, n = 16, 48 and 64 (1, 3 and 4 column fragments); m = 1000 runs 32-row
-// tiles, m = 9000 with 4 splits 64-row tiles (on a device of up to 141 SMs). The automatic choice
+// tiles, m = 9000 with 4 splits 64-row tiles (on a device of up to 142 SMs). The automatic choice
 // may never pick a split form on the shapes of `parity`, so each is checked here directly.
 bool split_parity() {
   const int k = 2056;

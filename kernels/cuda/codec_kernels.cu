@@ -813,6 +813,9 @@ const DeviceFacts& device_facts() {
     f.memory_pools = cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess &&
                      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess;
   }
+  // A failed probe above leaves a (non-sticky) last error that the next launch check would report
+  // as its own: the facts say what failed, the error is cleared.
+  (void)cudaGetLastError();
   return facts.emplace(device, f).first->second;
 }
 
@@ -848,7 +851,7 @@ template <int kNT>
 void launch_encode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb, float* c_f32,
                    std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n, int k, int splits, cudaStream_t stream) {
   // A split needs at least one whole stage and stream-ordered memory; otherwise k is not split.
-  if (splits > 1 && (k < splits * kEncK || !device_facts().memory_pools)) splits = 1;
+  if (splits > 1 && (k / kEncK < splits || !device_facts().memory_pools)) splits = 1;  // k / kEncK: no overflow
   const int chunk = splits > 1 ? split_chunk(k, splits) : k;
   if (splits > 1) splits = (k + chunk - 1) / chunk;
   // The partials, in stream-ordered memory (no device-wide synchronisation), freed on every exit.
@@ -856,7 +859,7 @@ void launch_encode(const std::uint16_t* a, std::int64_t lda, const std::uint16_t
     float* p = nullptr;
     cudaStream_t stream;
     ~Parts() {
-      if (p != nullptr) cudaFreeAsync(p, stream);
+      if (p != nullptr && cudaFreeAsync(p, stream) != cudaSuccess) (void)cudaGetLastError();  // not a later launch's error
     }
   } partials{nullptr, stream};
   if (splits > 1)

@@ -21,8 +21,8 @@ namespace moss::kernels::cuda {
 ///   loads; timed on the first call of a shape on its stream (a few launches of each) and remembered
 ///   for that shape (sizes with m as its power-of-two bucket, leading dimensions, transposition,
 ///   output type, alignment, device). Products under 2^24 multiply-adds are not timed (moss's default
-///   kernel), nor is anything timed under stream capture (a shape already chosen runs its choice, else
-///   moss's default kernel). Near-tied candidates can be chosen differently from run to run, so
+///   kernel), nor is anything timed under stream capture (a shape already chosen runs its choice, a split one
+///   unsplit, else moss's default kernel). Near-tied candidates can be chosen differently from run to run, so
 ///   results may differ in the last bits between runs: `moss` for bitwise-reproducible runs.
 ///   The mos-k routed decode has no cuBLAS form: moss's kernels there.
 enum class GemmKernel { automatic, moss, simple, cublas };

@@ -154,19 +154,22 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
   while (bucket < m) bucket *= 2;
   GemmShape shape{bucket, lda, ldb, ldc, n, k, 0, b_transposed, c_f32 != nullptr, aligned_to(a, 16) && aligned_to(b, 16) && aligned_to(c, 16)};
   MOSS_CUDA_CHECK(cudaGetDevice(&shape.device));
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  MOSS_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  const bool capturing = capture != cudaStreamCaptureStatusNone;
   {
     const std::lock_guard<std::mutex> lock(g_choice_mutex);
     const auto it = g_choice.find(shape);
     if (it != g_choice.end()) {
-      if (!run(it->second)) run(Candidate{});  // cuBLAS may refuse a row count its bucket's first did not
+      // Under capture a split runs unsplit: its stream-ordered partials would become graph memory nodes.
+      const Candidate cand = capturing && it->second.splits > 1 ? Candidate{} : it->second;
+      if (!run(cand)) run(Candidate{});  // cuBLAS may refuse a row count its bucket's first did not
       return;
     }
   }
   // Nothing can be timed inside a graph capture, and creating a cuBLAS handle there could break it:
   // moss's default kernel, not remembered.
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  MOSS_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  if (capture != cudaStreamCaptureStatusNone) {
+  if (capturing) {
     run(Candidate{});
     return;
   }
