@@ -45,9 +45,10 @@ int main(int argc, char** argv) {
     std::printf("%-12s %4s %7s | %9s %9s %9s | %9s %9s %8s %8s\n", "method", "r", "ratio", "err_gpu", "err_cpu", "enc_cpu", "enc_gpu",
                 "dec_gpu", "enc_x", "dec_x");
     bool ok = true;
-    // mos/1: one rotation (the default; the diagonal path, O(n r) host work per theta block);
+    // mos/1: one rotation (the default; the diagonal path: theta and U(theta) on the device);
+    // mos/1/b512: the same with a theta per 512 tokens (16 blocks: the cost of a block);
     // mos/2: two (the general path: theta Newton steps and r x r factors on the host).
-    for (const char* name : {"none", "quant", "topk", "pca", "mos/1", "mos/2", "mos-k", "mos-k/sketch"})
+    for (const char* name : {"none", "quant", "topk", "pca", "mos/1", "mos/1/b512", "mos/2", "mos-k", "mos-k/sketch"})
       for (int r : {16, 64, 256}) {
         const std::string method(name);
         const bool ranked = method != "none" && method != "quant" && method != "topk";
@@ -55,7 +56,8 @@ int main(int argc, char** argv) {
         mk::CodecConfig c;
         c.method = mk::parse_method(method.substr(0, method.find('/')));
         if (method == "mos-k/sketch") c.routing = mk::Routing::sketch;
-        c.rank = r, c.rotations = method == "mos/1" ? 1 : 2, c.subspaces = 4, c.bits = 8, c.fraction = 0.1;
+        c.rank = r, c.rotations = method.rfind("mos/1", 0) == 0 ? 1 : 2, c.subspaces = 4, c.bits = 8, c.fraction = 0.1;
+        if (method == "mos/1/b512") c.theta_block_tokens = 512;
         // Two CPU repeats: the second encodes into the first one's buffers (the steady state).
         const mk::TensorReport cpu = mk::evaluate_tensor(c, w, x, mk::Device::cpu, 7, 2);
         mk::TensorReport gpu = cpu;
