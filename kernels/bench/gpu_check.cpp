@@ -416,23 +416,19 @@ bool theta_parity() {
 // Median of 5 timings of `reps` back-to-back calls, seconds per call.
 template <typename F>
 double time_s(F&& f, int reps = 10) {
-  cudaEvent_t a, b;
-  MOSS_CUDA_CHECK(cudaEventCreate(&a));
-  MOSS_CUDA_CHECK(cudaEventCreate(&b));
+  const cu::Event a, b;
   f();
   MOSS_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<double> runs;
   for (int run = 0; run < 5; ++run) {
-    MOSS_CUDA_CHECK(cudaEventRecord(a));
+    MOSS_CUDA_CHECK(cudaEventRecord(a.get()));
     for (int i = 0; i < reps; ++i) f();
-    MOSS_CUDA_CHECK(cudaEventRecord(b));
-    MOSS_CUDA_CHECK(cudaEventSynchronize(b));
+    MOSS_CUDA_CHECK(cudaEventRecord(b.get()));
+    MOSS_CUDA_CHECK(cudaEventSynchronize(b.get()));
     float ms = 0;
-    MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, a.get(), b.get()));
     runs.push_back(ms * 1e-3 / reps);
   }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
   std::sort(runs.begin(), runs.end());
   return runs[runs.size() / 2];
 }

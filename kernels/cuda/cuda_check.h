@@ -1,6 +1,6 @@
 #pragma once
 // Checked CUDA runtime calls: every call and launch throws std::runtime_error with file:line and the
-// CUDA error string. Usable from .cu and plain C++ files.
+// CUDA error string; an event that cannot leak. Usable from .cu and plain C++ files.
 
 #include <cuda_runtime_api.h>
 
@@ -20,3 +20,20 @@ inline void check(cudaError_t status, const char* expr, const char* file, int li
 #define MOSS_CUDA_CHECK(expr) ::moss::kernels::cuda::check((expr), #expr, __FILE__, __LINE__)
 /// After a kernel launch: the launch error (configuration, missing device code).
 #define MOSS_CUDA_CHECK_LAUNCH() ::moss::kernels::cuda::check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+namespace moss::kernels::cuda {
+
+/// A CUDA event destroyed on scope exit (a launch that throws mid-timing leaks none).
+class Event {
+ public:
+  Event() { MOSS_CUDA_CHECK(cudaEventCreate(&e_)); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  ~Event() { cudaEventDestroy(e_); }
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+
+}  // namespace moss::kernels::cuda

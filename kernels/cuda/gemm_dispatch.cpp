@@ -53,24 +53,14 @@ std::map<GemmShape, Candidate> g_choice;
 /// Milliseconds per launch of `launch` (three back to back on `stream`).
 template <typename F>
 float time_ms(F&& launch, cudaStream_t stream) {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  struct Events {
-    cudaEvent_t& a;
-    cudaEvent_t& b;
-    ~Events() {
-      if (a != nullptr) cudaEventDestroy(a);
-      if (b != nullptr) cudaEventDestroy(b);
-    }
-  } guard{start, stop};
-  MOSS_CUDA_CHECK(cudaEventCreate(&start));
-  MOSS_CUDA_CHECK(cudaEventCreate(&stop));
-  MOSS_CUDA_CHECK(cudaEventRecord(start, stream));
+  const Event start, stop;
+  MOSS_CUDA_CHECK(cudaEventRecord(start.get(), stream));
   constexpr int kLaunches = 3;
   for (int i = 0; i < kLaunches; ++i) launch();
-  MOSS_CUDA_CHECK(cudaEventRecord(stop, stream));
-  MOSS_CUDA_CHECK(cudaEventSynchronize(stop));
+  MOSS_CUDA_CHECK(cudaEventRecord(stop.get(), stream));
+  MOSS_CUDA_CHECK(cudaEventSynchronize(stop.get()));
   float ms = 0;
-  MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), stop.get()));
   return ms / kLaunches;
 }
 }  // namespace

@@ -308,29 +308,23 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
         break;
     }
   };
-  cudaEvent_t e0, e1, e2;
-  MOSS_CUDA_CHECK(cudaEventCreate(&e0));
-  MOSS_CUDA_CHECK(cudaEventCreate(&e1));
-  MOSS_CUDA_CHECK(cudaEventCreate(&e2));
+  const cuda::Event e0, e1, e2;
   timing.encode_s = timing.decode_s = 1e30;
   for (int i = 0; i < std::max(1, repeats) + 1; ++i) {  // first round warms up (module load, caches)
-    MOSS_CUDA_CHECK(cudaEventRecord(e0, stream));
+    MOSS_CUDA_CHECK(cudaEventRecord(e0.get(), stream));
     encode_on_device();
-    MOSS_CUDA_CHECK(cudaEventRecord(e1, stream));
+    MOSS_CUDA_CHECK(cudaEventRecord(e1.get(), stream));
     decode_on_device();
-    MOSS_CUDA_CHECK(cudaEventRecord(e2, stream));
-    MOSS_CUDA_CHECK(cudaEventSynchronize(e2));
+    MOSS_CUDA_CHECK(cudaEventRecord(e2.get(), stream));
+    MOSS_CUDA_CHECK(cudaEventSynchronize(e2.get()));
     float enc_ms = 0, dec_ms = 0;
-    MOSS_CUDA_CHECK(cudaEventElapsedTime(&enc_ms, e0, e1));
-    MOSS_CUDA_CHECK(cudaEventElapsedTime(&dec_ms, e1, e2));
+    MOSS_CUDA_CHECK(cudaEventElapsedTime(&enc_ms, e0.get(), e1.get()));
+    MOSS_CUDA_CHECK(cudaEventElapsedTime(&dec_ms, e1.get(), e2.get()));
     if (i > 0 || repeats < 1) {
       timing.encode_s = std::min(timing.encode_s, enc_ms * 1e-3);
       timing.decode_s = std::min(timing.decode_s, dec_ms * 1e-3);
     }
   }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  cudaEventDestroy(e2);
   // What travelled, in the wire layout of codec.h.
   Encoded e;
   e.tokens = t, e.dim = d, e.value_bytes = 2;
