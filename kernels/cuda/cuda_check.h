@@ -1,6 +1,6 @@
 #pragma once
 // Checked CUDA runtime calls: every call and launch throws std::runtime_error with file:line and the
-// CUDA error string; an event that cannot leak. Usable from .cu and plain C++ files.
+// CUDA error string; streams and events that cannot leak. Usable from .cu and plain C++ files.
 
 #include <cuda_runtime_api.h>
 
@@ -23,17 +23,21 @@ inline void check(cudaError_t status, const char* expr, const char* file, int li
 
 namespace moss::kernels::cuda {
 
-/// A CUDA event destroyed on scope exit (a launch that throws mid-timing leaks none).
-class Event {
+/// A CUDA stream or event, created checked and destroyed on scope exit (a launch that throws
+/// mid-way leaks none).
+template <typename T, cudaError_t (*kCreate)(T*), cudaError_t (*kDestroy)(T)>
+class Owned {
  public:
-  Event() { MOSS_CUDA_CHECK(cudaEventCreate(&e_)); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  ~Event() { cudaEventDestroy(e_); }
-  cudaEvent_t get() const { return e_; }
+  Owned() { MOSS_CUDA_CHECK(kCreate(&h_)); }
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  ~Owned() { kDestroy(h_); }
+  T get() const { return h_; }
 
  private:
-  cudaEvent_t e_ = nullptr;
+  T h_ = nullptr;
 };
+using Stream = Owned<cudaStream_t, cudaStreamCreate, cudaStreamDestroy>;
+using Event = Owned<cudaEvent_t, cudaEventCreate, cudaEventDestroy>;
 
 }  // namespace moss::kernels::cuda

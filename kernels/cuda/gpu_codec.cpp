@@ -53,19 +53,6 @@ class DeviceBuffer {
   std::size_t n_;
 };
 
-/// A CUDA stream destroyed on scope exit.
-class Stream {
- public:
-  Stream() { MOSS_CUDA_CHECK(cudaStreamCreate(&s_)); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  ~Stream() { cudaStreamDestroy(s_); }
-  cudaStream_t get() const { return s_; }
-
- private:
-  cudaStream_t s_ = nullptr;
-};
-
 // A matrix X of the fit uploaded once as bf16 (exact: the fit runs on the wire copy), with its stream.
 struct DeviceMatrix {
   explicit DeviceMatrix(MatrixView x) : rows(x.rows), dim(x.cols), dx(static_cast<std::size_t>(x.rows * x.cols)) {
@@ -85,7 +72,7 @@ struct DeviceMatrix {
     return dc.download(stream.get());  // synchronises: the operand and the buffers outlive the work
   }
   std::int64_t rows, dim;
-  Stream stream;
+  cuda::Stream stream;
   DeviceBuffer<std::uint16_t> dx;
 };
 
@@ -145,7 +132,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   const CodecConfig& c = s.config;
   if (c.value_bytes != 2) throw std::invalid_argument("the GPU kernels are bf16 only (value_bytes = 2)");
   const std::int64_t t = x.rows, d = x.cols, r = c.rank;
-  const Stream owned_stream;
+  const cuda::Stream owned_stream;
   const cudaStream_t stream = owned_stream.get();
   DeviceBuffer<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
   dx.upload(to_bf16_bits(x.data, static_cast<std::size_t>(t * d)), stream);
