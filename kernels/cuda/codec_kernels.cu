@@ -32,7 +32,6 @@ namespace wmma = nvcuda::wmma;
 constexpr int kTileM = 64, kTileN = 64, kTileK = 32, kThreads = 128;
 constexpr int kPadA = kTileK + 8, kPadB = kTileN + 8, kPadC = kTileN + 4;
 
-
 template <bool kTransB>
 __global__ void gemm_bf16_kernel(const std::uint16_t* __restrict__ a, std::int64_t lda,
                                  const std::uint16_t* __restrict__ b, std::int64_t ldb, float* c_f32,

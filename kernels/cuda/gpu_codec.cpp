@@ -38,6 +38,8 @@ class DeviceBuffer {
     if (p_ != nullptr) cudaFree(p_);
   }
   T* get() const { return p_; }
+  /// Ordered on `s`; `v` may be a temporary: a copy from pageable host memory returns once the data
+  /// is staged (CUDA's API synchronisation rules), before the transfer itself.
   void upload(const std::vector<T>& v, cudaStream_t s) {
     MOSS_CUDA_CHECK(cudaMemcpyAsync(p_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, s));
   }
@@ -57,7 +59,6 @@ class DeviceBuffer {
 struct DeviceMatrix {
   explicit DeviceMatrix(MatrixView x) : rows(x.rows), dim(x.cols), dx(static_cast<std::size_t>(x.rows * x.cols)) {
     dx.upload(to_bf16_bits(x.data, static_cast<std::size_t>(x.size())), stream.get());
-    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream.get()));  // the host bits are a temporary
   }
   // C (m x n, fp32, downloaded) = X operand (`operand` uploaded as the right factor, k x n) or
   // operand X (`operand` uploaded as the left factor, m x k, when `operand_left`).
@@ -171,7 +172,6 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   if (diagonal) {
     const Eigen::ArrayXd lambda = cpu::direction_eigenvalues(s);
     dlambda.upload(std::vector<double>(lambda.data(), lambda.data() + lambda.size()), stream);
-    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector is a temporary
   }
   // Other mos states from fit_codec: the basis stored twice side by side and S (hi; lo) for U = wide2 S.
   const MosBlockMixer mixer(s);
@@ -185,7 +185,6 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
       for (int half = 0; half < 2; ++half)
         std::copy(wb.begin() + i * wide_cols, wb.begin() + (i + 1) * wide_cols, w2.begin() + (2 * i + half) * wide_cols);
     dwide2.upload(w2, stream);
-    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // w2 is a temporary
   }
   DeviceBuffer<std::int32_t> droute(c.method == Method::mos_k ? static_cast<std::size_t>(route_blocks) : 0);
   DeviceBuffer<std::uint16_t> dvals(c.method == Method::topk ? static_cast<std::size_t>(t * k) : 0);
@@ -238,8 +237,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
               const cpu::RowMatrixF u =
                   cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
               MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bf16_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
-                                              static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));
-              MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vector above is a temporary
+                                              static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));  // staged: see upload
             }
           }
           cuda::launch_gemm_bf16(dx.get() + t0 * d, d, drot.get() + b * d * r, r, false, nullptr, dz.get() + t0 * r, r, n,
