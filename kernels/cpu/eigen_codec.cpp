@@ -1,8 +1,11 @@
 // Encode/decode with Eigen (codec.h). The subspace methods are GEMMs; none/topk/quant have no linear
 // algebra: their single-pass loops are in elementwise_codec.cpp.
 #include <algorithm>
+#include <span>
 #include <stdexcept>
+#include <vector>
 
+#include "bf16_dot.h"
 #include "eigen_types.h"
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/codec.h"
@@ -38,14 +41,57 @@ void for_wire_panels(MatrixView x, std::int64_t stride, int value_bytes, F&& f) 
   }
 }
 
+/// Whether the encoder's GEMMs run as bf16 dot products (cpu/bf16_dot.h): the wire carries bf16 and
+/// the CPU has them. The tokens' wire bits and the (bf16-rounded) bases' bits then go in directly.
+bool bf16_wire_dots(int value_bytes) { return value_bytes == 2 && cpu::bf16_dot_enabled(); }
+
+/// Calls f(first, bits, n) for consecutive panels of x's rows as bf16 wire bits (n rows x x.cols).
+template <typename F>
+void for_bf16_panels(MatrixView x, F&& f) {
+  std::vector<std::uint16_t> panel(static_cast<std::size_t>(std::min(kPanelRows, x.rows) * x.cols));
+  for (std::int64_t i0 = 0; i0 < x.rows; i0 += kPanelRows) {
+    const std::int64_t n = std::min(kPanelRows, x.rows - i0);
+    cpu::to_bf16_bits(x.row(i0), n * x.cols, panel.data());
+    f(i0, static_cast<const std::uint16_t*>(panel.data()), n);
+  }
+}
+
+/// The bf16 bits of b^T (b.cols() x b.rows(), row-major): the right-hand side of bf16_gemm_nt.
+template <typename B>
+std::vector<std::uint16_t> bf16_transposed(const B& b) {
+  std::vector<std::uint16_t> bt(static_cast<std::size_t>(b.rows() * b.cols()));
+  for (Eigen::Index i = 0; i < b.rows(); ++i)
+    for (Eigen::Index j = 0; j < b.cols(); ++j) bt[static_cast<std::size_t>(j * b.rows() + i)] = float_to_bf16_bits(b(i, j));
+  return bt;
+}
+
+/// Every mos-k basis transposed, one after the other: basis j at j * r * d.
+std::vector<std::uint16_t> bf16_transposed_bases(const CodecState& s) {
+  const std::int64_t d = s.dim, r = s.config.rank;
+  std::vector<std::uint16_t> all;
+  all.reserve(static_cast<std::size_t>(s.config.subspaces * r * d));
+  for (std::int64_t j = 0; j < s.config.subspaces; ++j) {
+    const std::vector<std::uint16_t> bt = bf16_transposed(cpu::map(s.basis.data() + j * d * r, d, r));
+    all.insert(all.end(), bt.begin(), bt.end());
+  }
+  return all;
+}
+
 /// z (rows of x) = wire(x) * b, computed panel by panel.
 template <typename B>
 void project_wire(MatrixView x, const B& b, float* z, int value_bytes) {
+  const std::int64_t cols = b.cols();
+  if (bf16_wire_dots(value_bytes)) {
+    const std::vector<std::uint16_t> bt = bf16_transposed(b);
+    for_bf16_panels(x, [&](std::int64_t i0, const std::uint16_t* panel, std::int64_t n) {
+      cpu::bf16_gemm_nt(panel, nullptr, n, x.cols, bt.data(), cols, z + i0 * cols, nullptr, cols);
+    });
+    return;
+  }
   if (value_bytes != 2) {
     MapF(z, x.rows, b.cols()).noalias() = cpu::map(x) * b;
     return;
   }
-  const std::int64_t cols = b.cols();
   for_wire_panels(x, 1, value_bytes, [&](std::int64_t i0, const auto& panel) {
     MapF(z + i0 * cols, panel.rows(), cols).noalias() = panel * b;
   });
@@ -153,25 +199,30 @@ void encode_mos_k_exhaustive(const CodecState& s, MatrixView x, Encoded& e) {
 
 /// mos-k, sketch routing ("route then project"): the energy of every token in the first s columns of
 /// each basis (a T x d x K s GEMM) picks the basis of each block, then the tokens of each basis are
-/// gathered and projected on it alone (K GEMMs of T x d x r in all). Per-token routing (the default
-/// block of 1) does both in the same cache-resident panel; longer blocks route in a first pass.
-void encode_mos_k_sketch(const CodecState& s, MatrixView x, Encoded& e) {
+/// projected on it alone (K GEMMs of T x d x r in all). Per-token routing (the default block of 1)
+/// does both in the same cache-resident panel; longer blocks route in a first pass.
+/// `panels(f)` calls f(first, panel, n) per wire panel; `sketch(panel, n, ps)` writes the n x K s
+/// sketch products into ps; `project(panel, j, rows, z)` writes the panel rows `rows` times basis j
+/// into the rows `rows` of z (n x r, the panel's output).
+template <typename Panels, typename Sketch, typename Project>
+void route_then_project(const CodecState& s, MatrixView x, Encoded& e, Panels&& panels, Sketch&& sketch, Project&& project) {
   const CodecConfig& c = s.config;
-  const std::int64_t t = x.rows, d = s.dim, r = c.rank, k = c.subspaces;
+  const std::int64_t t = x.rows, r = c.rank, k = c.subspaces;
   const std::int64_t sc = route_sketch_columns(c.rank);
-  RowMatrixF sketch(d, k * sc);
-  for (std::int64_t j = 0; j < k; ++j) sketch.middleCols(j * sc, sc) = cpu::map(s.basis.data() + j * d * r, d, r).leftCols(sc);
   const std::int64_t bl = block_len(c.route_block_tokens, t);
   const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
   std::vector<std::int32_t> route(static_cast<std::size_t>(blocks));
   // Block energies in the sketch columns, accumulated in token order (as the reference does).
-  std::vector<float> energy(static_cast<std::size_t>(blocks * k), 0.0f);
-  RowMatrixF ps;
-  auto add_energies = [&](std::int64_t i0, const auto& panel) {
-    ps.noalias() = panel * sketch;
-    for (std::int64_t i = 0; i < panel.rows(); ++i)
-      for (std::int64_t j = 0; j < k; ++j)
-        energy[static_cast<std::size_t>(((i0 + i) / bl) * k + j)] += ps.row(i).segment(j * sc, sc).squaredNorm();
+  std::vector<float> energy(static_cast<std::size_t>(blocks * k), 0.0f), ps;
+  auto add_energies = [&](std::int64_t i0, const auto& panel, std::int64_t n) {
+    ps.resize(static_cast<std::size_t>(n * k * sc));
+    sketch(panel, n, ps.data());
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < k; ++j) {
+        float sum = 0.0f;
+        for (const float v : std::span(ps).subspan(static_cast<std::size_t>((i * k + j) * sc), static_cast<std::size_t>(sc))) sum += v * v;
+        energy[static_cast<std::size_t>(((i0 + i) / bl) * k + j)] += sum;
+      }
   };
   auto choose = [&](std::int64_t b0, std::int64_t b1) {
     for (std::int64_t bi = b0; bi < b1; ++bi) {
@@ -180,30 +231,51 @@ void encode_mos_k_sketch(const CodecState& s, MatrixView x, Encoded& e) {
     }
   };
   if (bl > 1) {  // a block may span panels: route everything first
-    for_wire_panels(x, 1, c.value_bytes, add_energies);
+    panels(add_energies);
     choose(0, blocks);
   }
   e.values.resize(static_cast<std::size_t>(t * r));
-  RowMatrixF gathered, zk;
   std::vector<std::int64_t> rows;
-  for_wire_panels(x, 1, c.value_bytes, [&](std::int64_t i0, const auto& panel) {
+  panels([&](std::int64_t i0, const auto& panel, std::int64_t n) {
     if (bl == 1) {
-      add_energies(i0, panel);
-      choose(i0, i0 + panel.rows());
+      add_energies(i0, panel, n);
+      choose(i0, i0 + n);
     }
     for (std::int64_t j = 0; j < k; ++j) {
       rows.clear();
-      for (std::int64_t i = 0; i < panel.rows(); ++i)
+      for (std::int64_t i = 0; i < n; ++i)
         if (route[static_cast<std::size_t>((i0 + i) / bl)] == j) rows.push_back(i);
-      if (rows.empty()) continue;
-      gathered.resize(static_cast<Eigen::Index>(rows.size()), d);
-      for (std::size_t i = 0; i < rows.size(); ++i) gathered.row(static_cast<Eigen::Index>(i)) = panel.row(rows[i]);
-      zk.noalias() = gathered * cpu::map(s.basis.data() + j * d * r, d, r);
-      for (std::size_t i = 0; i < rows.size(); ++i)
-        MapF(e.values.data() + (i0 + rows[i]) * r, 1, r) = zk.row(static_cast<Eigen::Index>(i));
+      if (!rows.empty()) project(panel, j, rows, e.values.data() + i0 * r);
     }
   });
   pack_routes(route, static_cast<int>(k), e);
+}
+
+void encode_mos_k_sketch(const CodecState& s, MatrixView x, Encoded& e) {
+  const std::int64_t d = s.dim, r = s.config.rank, k = s.config.subspaces;
+  const std::int64_t sc = route_sketch_columns(s.config.rank);
+  RowMatrixF sketch(d, k * sc);
+  for (std::int64_t j = 0; j < k; ++j) sketch.middleCols(j * sc, sc) = cpu::map(s.basis.data() + j * d * r, d, r).leftCols(sc);
+  if (bf16_wire_dots(s.config.value_bytes)) {
+    const std::vector<std::uint16_t> sketch_t = bf16_transposed(sketch), bases_t = bf16_transposed_bases(s);
+    route_then_project(
+        s, x, e, [&](auto&& f) { for_bf16_panels(x, f); },
+        [&](const std::uint16_t* panel, std::int64_t n, float* ps) { cpu::bf16_gemm_nt(panel, nullptr, n, d, sketch_t.data(), k * sc, ps, nullptr, k * sc); },
+        [&](const std::uint16_t* panel, std::int64_t j, const std::vector<std::int64_t>& rows, float* z) {
+          cpu::bf16_gemm_nt(panel, rows.data(), static_cast<std::int64_t>(rows.size()), d, bases_t.data() + j * r * d, r, z, rows.data(), r);
+        });
+    return;
+  }
+  RowMatrixF gathered, zk;
+  route_then_project(
+      s, x, e, [&](auto&& f) { for_wire_panels(x, 1, s.config.value_bytes, [&](std::int64_t i0, const auto& p) { f(i0, p, p.rows()); }); },
+      [&](const auto& panel, std::int64_t n, float* ps) { MapF(ps, n, k * sc).noalias() = panel * sketch; },
+      [&](const auto& panel, std::int64_t j, const std::vector<std::int64_t>& rows, float* z) {
+        gathered.resize(static_cast<Eigen::Index>(rows.size()), d);
+        for (std::size_t i = 0; i < rows.size(); ++i) gathered.row(static_cast<Eigen::Index>(i)) = panel.row(rows[i]);
+        zk.noalias() = gathered * cpu::map(s.basis.data() + j * d * r, d, r);
+        for (std::size_t i = 0; i < rows.size(); ++i) MapF(z + rows[i] * r, 1, r) = zk.row(static_cast<Eigen::Index>(i));
+      });
 }
 
 void encode_mos_k(const CodecState& s, MatrixView x, Encoded& e) {

@@ -1,0 +1,31 @@
+#pragma once
+// bf16 dot products on the CPU (AVX512-BF16's VDPBF16PS) for wire data that is bf16 already.
+//
+// When the wire carries bf16 (value_bytes == 2) the encoder's inputs are bf16 values: the tokens
+// after wire rounding and the bases the fit rounded. The product of two bf16 numbers is exact in
+// fp32, so a bf16 x bf16 dot product with fp32 sums computes the same numbers as the fp32 GEMM on
+// the rounded values, up to the order of the sums (and bf16 denormals, flushed to zero), as the
+// GPU's tensor cores do. It reads half the bytes and does twice the multiply-adds per instruction
+// of an fp32 FMA. Used only where the CPU has the instruction; MOSS_KERNELS_SIMD=0 turns it off (the
+// Eigen fp32 path then runs, as on other CPUs).
+
+#include <cstdint>
+
+namespace moss::kernels::cpu {
+
+/// Whether bf16_gemm_nt may be called: the CPU has AVX512-BF16 (and AVX512-BW/VL) and the environment
+/// variable MOSS_KERNELS_SIMD is not "0" (the switch that also turns off the element-wise AVX-512
+/// loops). Read on every call (getenv), so that a test can switch it: cheap next to a GEMM.
+bool bf16_dot_enabled();
+
+/// Wire bits of n floats: bf16 rounded to nearest even (moss::kernels::round_bf16's value). Finite
+/// inputs only (activations are validated before they get here).
+void to_bf16_bits(const float* x, std::int64_t n, std::uint16_t* out);
+
+/// C = A B^T in fp32: A is n x d bf16 (row i at a + arow(i) * d), Bt is q x d bf16 (row-major, the
+/// transposed right-hand side), C row i at c + crow(i) * ldc, where arow(i) = a_rows ? a_rows[i] : i
+/// and crow likewise. Each C element is written (not accumulated). Precondition: bf16_dot_enabled().
+void bf16_gemm_nt(const std::uint16_t* a, const std::int64_t* a_rows, std::int64_t n, std::int64_t d, const std::uint16_t* bt,
+                  std::int64_t q, float* c, const std::int64_t* c_rows, std::int64_t ldc);
+
+}  // namespace moss::kernels::cpu

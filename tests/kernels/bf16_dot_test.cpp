@@ -1,0 +1,168 @@
+// bf16 dot products (kernels/cpu/bf16_dot.h) against a double-precision sum of the same bf16
+// values, and the encoder with them against the encoder without them (MOSS_KERNELS_SIMD=0).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bf16_dot.h"
+#include "moss/kernels/bf16.h"
+#include "moss/kernels/codec.h"
+#include "moss/kernels/reference.h"
+
+#include "codec_test_support.h"
+
+namespace mk = moss::kernels;
+namespace cpu = moss::kernels::cpu;
+
+namespace {
+
+std::vector<std::uint16_t> random_bf16(std::int64_t n, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<std::uint16_t> v(static_cast<std::size_t>(n));
+  for (auto& b : v) b = mk::float_to_bf16_bits(g(rng));
+  return v;
+}
+
+/// Sets MOSS_KERNELS_SIMD for the scope, restoring what was there.
+class SimdSwitch {
+ public:
+  explicit SimdSwitch(const char* value) {
+    if (const char* old = std::getenv("MOSS_KERNELS_SIMD")) saved_ = old, had_ = true;
+    setenv("MOSS_KERNELS_SIMD", value, 1);
+  }
+  ~SimdSwitch() {
+    if (had_)
+      setenv("MOSS_KERNELS_SIMD", saved_.c_str(), 1);
+    else
+      unsetenv("MOSS_KERNELS_SIMD");
+  }
+  SimdSwitch(const SimdSwitch&) = delete;
+  SimdSwitch& operator=(const SimdSwitch&) = delete;
+
+ private:
+  std::string saved_;
+  bool had_ = false;
+};
+
+bool dots_here() {
+  SimdSwitch on("1");
+  return cpu::bf16_dot_enabled();
+}
+
+}  // namespace
+
+TEST(Bf16Dot, ToBitsIsTheWireRounding) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<std::uint32_t> bits(0, 0x7f7fffffu);  // finite, both signs below
+  std::vector<float> x;
+  for (int i = 0; i < 4096; ++i) {
+    std::uint32_t u = bits(rng) | (i % 2 == 0 ? 0x80000000u : 0u);
+    if (i % 4 == 1) u = (u & 0xffff0000u) | 0x8000u;  // exact ties: nearest even
+    float f = 0.0f;
+    std::memcpy(&f, &u, sizeof f);
+    x.push_back(f);
+  }
+  std::vector<std::uint16_t> out(x.size());
+  cpu::to_bf16_bits(x.data(), static_cast<std::int64_t>(x.size()), out.data());
+  for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(out[i], mk::float_to_bf16_bits(x[i])) << "element " << i;
+}
+
+TEST(Bf16Dot, GemmMatchesADoubleSumAtEveryTailShape) {
+  if (!dots_here()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
+  // Rows and columns around the 4 x 4 block, depths around the 32-element step.
+  for (std::int64_t n : {1, 3, 4, 5, 9})
+    for (std::int64_t d : {1, 2, 31, 32, 33, 64, 100, 2050})
+      for (std::int64_t q : {1, 3, 4, 6, 17}) {
+        const auto a = random_bf16(n * d, static_cast<std::uint32_t>(n * 1000 + d));
+        const auto bt = random_bf16(q * d, static_cast<std::uint32_t>(q * 7 + d));
+        const std::int64_t ldc = q + 2;  // a row stride wider than q: the gap must stay untouched
+        std::vector<float> c(static_cast<std::size_t>(n * ldc), -7.0f);
+        cpu::bf16_gemm_nt(a.data(), nullptr, n, d, bt.data(), q, c.data(), nullptr, ldc);
+        for (std::int64_t i = 0; i < n; ++i) {
+          for (std::int64_t j = 0; j < q; ++j) {
+            double ref = 0.0, mag = 0.0;
+            for (std::int64_t k = 0; k < d; ++k) {
+              const double p = static_cast<double>(mk::bf16_bits_to_float(a[static_cast<std::size_t>(i * d + k)])) *
+                               mk::bf16_bits_to_float(bt[static_cast<std::size_t>(j * d + k)]);
+              ref += p, mag += std::abs(p);
+            }
+            // fp32 sums of exact products: at most ~log2(d) + 32 roundings of 2^-24 each, relative to sum |p|.
+            const double got = c[static_cast<std::size_t>(i * ldc + j)];
+            ASSERT_LE(std::abs(got - ref), 1e-6 * mag + 1e-30) << "n " << n << " d " << d << " q " << q << " at " << i << "," << j;
+          }
+          EXPECT_EQ(c[static_cast<std::size_t>(i * ldc + q)], -7.0f);
+          EXPECT_EQ(c[static_cast<std::size_t>(i * ldc + q + 1)], -7.0f);
+        }
+      }
+}
+
+TEST(Bf16Dot, GemmReadsAndWritesTheIndexedRows) {
+  if (!dots_here()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
+  const std::int64_t rows = 11, d = 70, q = 5;
+  const auto a = random_bf16(rows * d, 1), bt = random_bf16(q * d, 2);
+  std::vector<float> full(static_cast<std::size_t>(rows * q));
+  cpu::bf16_gemm_nt(a.data(), nullptr, rows, d, bt.data(), q, full.data(), nullptr, q);
+  const std::vector<std::int64_t> picked{9, 2, 5, 10, 0, 7};  // 6 rows: a full block and a tail
+  std::vector<float> c(static_cast<std::size_t>(rows * q), -1.0f);
+  cpu::bf16_gemm_nt(a.data(), picked.data(), static_cast<std::int64_t>(picked.size()), d, bt.data(), q, c.data(), picked.data(), q);
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const bool in = std::find(picked.begin(), picked.end(), i) != picked.end();
+    for (std::int64_t j = 0; j < q; ++j) {
+      const float got = c[static_cast<std::size_t>(i * q + j)];
+      if (in)
+        EXPECT_EQ(got, full[static_cast<std::size_t>(i * q + j)]) << "row " << i;  // same block sums, same order
+      else
+        EXPECT_EQ(got, -1.0f) << "row " << i << " was not picked";
+    }
+  }
+}
+
+TEST(Bf16Dot, SwitchedOffByMossKernelsSimd) {
+  SimdSwitch off("0");
+  EXPECT_FALSE(cpu::bf16_dot_enabled());
+  const std::vector<std::uint16_t> one{0x3f80};
+  float c = 0.0f;
+  EXPECT_THROW(cpu::bf16_gemm_nt(one.data(), nullptr, 1, 1, one.data(), 1, &c, nullptr, 1), std::logic_error);
+}
+
+TEST(Bf16Dot, EncoderGivesTheFp32PathsCoefficientsAndRoutes) {
+  if (!dots_here()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
+  const mk::Matrix warm = mk::test::mixture(1024, 200, 4, 12, 2.0, 50, 11);
+  const mk::Matrix x = mk::test::mixture(517, 200, 4, 12, 2.0, 50, 12);
+  struct Case {
+    mk::Method method;
+    int rotations;
+    mk::Routing routing;
+    int route_block;
+  };
+  for (const Case& k : {Case{mk::Method::pca, 1, mk::Routing::exhaustive, 1}, Case{mk::Method::mos, 1, mk::Routing::exhaustive, 1},
+                        Case{mk::Method::mos, 3, mk::Routing::exhaustive, 1}, Case{mk::Method::mos_k, 1, mk::Routing::exhaustive, 1},
+                        Case{mk::Method::mos_k, 1, mk::Routing::sketch, 1}, Case{mk::Method::mos_k, 1, mk::Routing::sketch, 16}}) {
+    mk::CodecConfig c = mk::test::config(k.method, 24);
+    c.rotations = k.rotations, c.routing = k.routing, c.route_block_tokens = k.route_block, c.subspaces = 4;
+    const mk::CodecState s = mk::fit_codec(c, warm.view(), 5);
+    mk::Encoded fp32;
+    {
+      SimdSwitch off("0");
+      fp32 = mk::encode(s, x.view());
+    }
+    const mk::Encoded dots = mk::encode(s, x.view());
+    const std::string what = std::string(mk::method_name(k.method)) + " m " + std::to_string(k.rotations) + " block " + std::to_string(k.route_block);
+    EXPECT_EQ(dots.route, fp32.route) << what;
+    EXPECT_EQ(dots.packed, fp32.packed) << what;
+    ASSERT_EQ(dots.theta.size(), fp32.theta.size()) << what;
+    for (std::size_t i = 0; i < dots.theta.size(); ++i) EXPECT_EQ(dots.theta[i], fp32.theta[i]) << what;  // the theta fit is Eigen's in both
+    // The coefficients go on the wire as bf16: the two sums may round one step apart.
+    EXPECT_LT(mk::test::relative_difference(dots.values, fp32.values), 4e-3) << what;
+    const mk::Encoded ref = mk::reference::encode(s, x.view(), dots.theta);
+    EXPECT_EQ(dots.route, ref.route) << what;
+    EXPECT_LT(mk::test::relative_difference(dots.values, ref.values), 4e-3) << what;
+  }
+}
