@@ -3,6 +3,8 @@
 // same data, interleaved with the codec (so machine noise hits both alike), by thread CPU time:
 //   pca, mos encode   an Eigen GEMM of the encode's shape (T x d times d x r)       counter x_gemm
 //   mos-k encode      the same, and K such GEMMs (exhaustive routing projects on K bases) x_gemm, x_kgemm
+//   subspace encode, on a CPU with AVX512-BF16: also the bf16 dot-product GEMM the encoder itself uses
+//                     (cpu/bf16_dot.h) of the same shape, on X already in bf16             x_bf16gemm
 //   subspace decode   an Eigen GEMM of the decode's shape (T x r times r x d)       x_gemm
 //   none/topk/quant   a memcpy of the fp32 tensor the codec reads (encode) or writes (decode)  x_copy
 // The counters are median(codec) / median(baseline) over the iterations of a run; base_ms is the
@@ -20,7 +22,9 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <optional>
 
+#include "bf16_dot.h"
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/codec.h"
 #include "moss/kernels/mos_block_mixer.h"
@@ -103,6 +107,25 @@ struct Gemm {
   }
 };
 
+/// The encoder's own bf16 dot-product GEMM, z = x b, with x and b already bf16 bits: the floor of a
+/// projection once the bf16 rounding of X (which the encoder does panel by panel) is left out.
+struct Bf16Gemm {
+  std::vector<std::uint16_t> x, bt;
+  std::vector<float> z;
+  std::int64_t rows, depth, cols;
+  Bf16Gemm(mk::MatrixView a, std::int64_t n)
+      : x(static_cast<std::size_t>(a.size())), bt(static_cast<std::size_t>(n * a.cols)), z(static_cast<std::size_t>(a.rows * n)), rows(a.rows),
+        depth(a.cols), cols(n) {
+    mk::cpu::to_bf16_bits(a.data, a.size(), x.data());
+    const RowMatrix b = RowMatrix::Random(n, a.cols);
+    mk::cpu::to_bf16_bits(b.data(), b.size(), bt.data());
+  }
+  void operator()() {
+    mk::cpu::bf16_gemm_nt(x.data(), nullptr, rows, depth, bt.data(), cols, z.data(), nullptr, cols);
+    benchmark::DoNotOptimize(z.data());
+  }
+};
+
 void encode_bench(benchmark::State& state, mk::Method m, int rotations, mk::Routing routing = mk::Routing::exhaustive) {
   const std::int64_t d = state.range(0);
   const int r = static_cast<int>(state.range(1));
@@ -120,6 +143,8 @@ void encode_bench(benchmark::State& state, mk::Method m, int rotations, mk::Rout
       base.emplace_back("x_kgemm", [&] {
         for (int k = 0; k < kSubspaces; ++k) one();
       });
+    std::optional<Bf16Gemm> dots;
+    if (mk::cpu::bf16_dot_enabled()) base.emplace_back("x_bf16gemm", std::ref(dots.emplace(x, r)));
     run_against(state, op, base);
   } else {  // memory-bound: a copy of the fp32 tensor the encoder reads
     std::vector<float> dst(static_cast<std::size_t>(x.size()));

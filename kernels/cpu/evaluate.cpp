@@ -5,11 +5,14 @@
 #include <limits>
 #include <stdexcept>
 
+#include "bf16_dot.h"
 #include "moss/kernels/gpu_codec.h"
 
 namespace moss::kernels {
 
-std::string cpu_device_name() { return "cpu (Eigen, 1 thread)"; }
+std::string cpu_device_name() {
+  return cpu::bf16_dot_enabled() ? "cpu (Eigen + AVX512-BF16 dot products, 1 thread)" : "cpu (Eigen, 1 thread)";
+}
 
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,
                              std::uint64_t seed, int repeats) {

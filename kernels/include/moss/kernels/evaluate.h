@@ -26,7 +26,7 @@ struct TensorReport {
   double decode_s = 0;
   double encode_input_bytes_per_s = 0;   ///< raw_bytes / encode_s
   double decode_output_bytes_per_s = 0;  ///< raw_bytes / decode_s
-  std::string device;                    ///< "cpu (Eigen, 1 thread)" or the GPU's name
+  std::string device;                    ///< cpu_device_name() or the GPU's name
   double fit_s = 0;  ///< the one-time fit on the warm-up, wall seconds (its products on the GPU when device is gpu)
 };
 
@@ -36,7 +36,8 @@ struct TensorReport {
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,
                              std::uint64_t seed, int repeats = 1);
 
-/// Name of the CPU implementation as reports print it.
+/// Name of the CPU implementation as reports print it: "cpu (Eigen, 1 thread)", or "cpu (Eigen +
+/// AVX512-BF16 dot products, 1 thread)" where the encoder's GEMMs on bf16 wire data use them.
 std::string cpu_device_name();
 
 }  // namespace moss::kernels
