@@ -51,11 +51,6 @@ class SimdSwitch {
   bool had_ = false;
 };
 
-bool dots_here() {
-  SimdSwitch on("1");
-  return cpu::bf16_dot_enabled();
-}
-
 }  // namespace
 
 TEST(Bf16Dot, ToBitsIsTheWireRounding) {
@@ -75,7 +70,8 @@ TEST(Bf16Dot, ToBitsIsTheWireRounding) {
 }
 
 TEST(Bf16Dot, GemmMatchesADoubleSumAtEveryTailShape) {
-  if (!dots_here()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
+  const SimdSwitch on("1");  // whatever the environment says: these tests are about the dots
+  if (!cpu::bf16_dot_enabled()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
   // Rows and columns around the 4 x 4 block, depths around the 32-element step.
   for (std::int64_t n : {1, 3, 4, 5, 9})
     for (std::int64_t d : {1, 2, 31, 32, 33, 64, 100, 2050})
@@ -104,7 +100,8 @@ TEST(Bf16Dot, GemmMatchesADoubleSumAtEveryTailShape) {
 }
 
 TEST(Bf16Dot, GemmReadsAndWritesTheIndexedRows) {
-  if (!dots_here()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
+  const SimdSwitch on("1");  // whatever the environment says: these tests are about the dots
+  if (!cpu::bf16_dot_enabled()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
   const std::int64_t rows = 11, d = 70, q = 5;
   const auto a = random_bf16(rows * d, 1), bt = random_bf16(q * d, 2);
   std::vector<float> full(static_cast<std::size_t>(rows * q));
@@ -133,7 +130,8 @@ TEST(Bf16Dot, SwitchedOffByMossKernelsSimd) {
 }
 
 TEST(Bf16Dot, EncoderGivesTheFp32PathsCoefficientsAndRoutes) {
-  if (!dots_here()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
+  const SimdSwitch on("1");  // whatever the environment says: these tests are about the dots
+  if (!cpu::bf16_dot_enabled()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
   const mk::Matrix warm = mk::test::mixture(1024, 200, 4, 12, 2.0, 50, 11);
   const mk::Matrix x = mk::test::mixture(517, 200, 4, 12, 2.0, 50, 12);
   struct Case {
