@@ -13,9 +13,13 @@
 
 namespace moss::kernels::cpu {
 
-/// Whether bf16_gemm_nt may be called: the CPU has AVX512-BF16 (and AVX512-BW/VL) and the environment
-/// variable MOSS_KERNELS_SIMD is not "0" (the switch that also turns off the element-wise AVX-512
-/// loops). Read on every call (getenv), so that a test can switch it: cheap next to a GEMM.
+/// Whether this CPU has the instructions bf16_gemm_nt needs (AVX512-BF16, -BW, -VL). Checked once.
+bool bf16_dot_supported();
+
+/// Whether the encoder uses bf16_gemm_nt: bf16_dot_supported() and the environment variable
+/// MOSS_KERNELS_SIMD is not "0" (the switch that also turns off the element-wise AVX-512 loops,
+/// which read it once per process). Read on every call, so that a test can switch it; the encoder
+/// reads it once per projection.
 bool bf16_dot_enabled();
 
 /// Wire bits of n floats: bf16 rounded to nearest even (moss::kernels::round_bf16's value). Finite
@@ -24,7 +28,8 @@ void to_bf16_bits(const float* x, std::int64_t n, std::uint16_t* out);
 
 /// C = A B^T in fp32: A is n x d bf16 (row i at a + arow(i) * d), Bt is q x d bf16 (row-major, the
 /// transposed right-hand side), C row i at c + crow(i) * ldc, where arow(i) = a_rows ? a_rows[i] : i
-/// and crow likewise. Each C element is written (not accumulated). Precondition: bf16_dot_enabled().
+/// and crow likewise. Each C element is written (not accumulated). Throws std::logic_error unless
+/// bf16_dot_supported(). bf16 denormal inputs count as zero and denormal sums are flushed to zero.
 void bf16_gemm_nt(const std::uint16_t* a, const std::int64_t* a_rows, std::int64_t n, std::int64_t d, const std::uint16_t* bt,
                   std::int64_t q, float* c, const std::int64_t* c_rows, std::int64_t ldc);
 

@@ -14,6 +14,11 @@ std::string cpu_device_name() {
   return cpu::bf16_dot_enabled() ? "cpu (Eigen + AVX512-BF16 dot products, 1 thread)" : "cpu (Eigen, 1 thread)";
 }
 
+std::string cpu_device_name(const CodecConfig& config) {
+  const bool projects = config.method == Method::pca || config.method == Method::mos || config.method == Method::mos_k;
+  return projects && config.value_bytes == 2 ? cpu_device_name() : "cpu (Eigen, 1 thread)";
+}
+
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,
                              std::uint64_t seed, int repeats) {
   validate_config(config, x.cols);
@@ -48,7 +53,7 @@ TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, Matri
       r.encode_s = std::min(r.encode_s, std::chrono::duration<double>(t1 - t0).count());
       r.decode_s = std::min(r.decode_s, std::chrono::duration<double>(t2 - t1).count());
     }
-    r.device = cpu_device_name();
+    r.device = cpu_device_name(config);
   }
   r.sent_bytes = encoded.wire_bytes();
   if (r.sent_bytes != encoded_bytes(config, x.rows, x.cols))

@@ -32,7 +32,6 @@ TEST(MeasureKv, PcaBytesAreTheClosedForm) {
   EXPECT_LT(m.relative_error, 1.0);
   EXPECT_TRUE(m.throughput_measured);
   EXPECT_GT(m.encode_input_bytes_per_s, 0.0);
-  EXPECT_EQ(m.device, mk::cpu_device_name());
   EXPECT_EQ(m.device.rfind("cpu (Eigen", 0), 0u) << m.device;
 }
 

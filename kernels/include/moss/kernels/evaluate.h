@@ -39,5 +39,8 @@ TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, Matri
 /// Name of the CPU implementation as reports print it: "cpu (Eigen, 1 thread)", or "cpu (Eigen +
 /// AVX512-BF16 dot products, 1 thread)" where the encoder's GEMMs on bf16 wire data use them.
 std::string cpu_device_name();
+/// The same for a measurement of `config`: the dot products are named only where its encoder uses
+/// them (pca, mos, mos-k with bf16 values).
+std::string cpu_device_name(const CodecConfig& config);
 
 }  // namespace moss::kernels
