@@ -25,6 +25,17 @@ void to_bf16_bits(const float* x, std::int64_t n, std::uint16_t* out) {
   }
 }
 
+std::vector<std::uint32_t> bf16_pack_pairs(const std::uint16_t* bt, std::int64_t q, std::int64_t depth) {
+  const std::int64_t pairs = (depth + 1) / 2;
+  std::vector<std::uint32_t> bp(static_cast<std::size_t>(pairs * q + 16), 0u);
+  for (std::int64_t j = 0; j < q; ++j)
+    for (std::int64_t p = 0; p < pairs; ++p) {
+      const std::uint32_t lo = bt[j * depth + 2 * p], hi = 2 * p + 1 < depth ? bt[j * depth + 2 * p + 1] : 0u;
+      bp[static_cast<std::size_t>(p * q + j)] = lo | (hi << 16);
+    }
+  return bp;
+}
+
 #ifdef MOSS_BF16_DOT_X86
 
 namespace {
@@ -89,6 +100,44 @@ BlockFn block_for(int ra, int cb) {
   return ra == 4 ? block_for<4>(cb) : ra == 3 ? block_for<3>(cb) : ra == 2 ? block_for<2>(cb) : block_for<1>(cb);
 }
 
+/// RA rows of C from column j0 (c[i] points there), CB vectors of 16 columns: per pair step, A's
+/// pair broadcast and 16 columns' pairs of B, one dot-product instruction per accumulator. bp points
+/// at column j0 of pair row 0 (row stride q); its padding keeps the full-width loads in bounds, and
+/// the last vector is stored under `last` (the columns that exist).
+template <int RA, int CB>
+MOSS_BF16_TARGET void pair_block(const std::uint16_t* const* a, std::int64_t depth, const std::uint32_t* bp, std::int64_t q, float* const* c,
+                                 __mmask16 last) {
+  __m512 acc[RA][CB];
+  for (int i = 0; i < RA; ++i)
+    for (int j = 0; j < CB; ++j) acc[i][j] = _mm512_setzero_ps();
+  const std::int64_t pairs = (depth + 1) / 2;
+  for (std::int64_t p = 0; p < pairs; ++p) {
+    __m512bh av[RA], bv[CB];
+    for (int i = 0; i < RA; ++i) {
+      std::uint32_t w = a[i][2 * p];  // an odd depth's last pair is (a, 0), as packed
+      if (2 * p + 1 < depth) std::memcpy(&w, a[i] + 2 * p, sizeof w);  // low half first (x86 is little-endian)
+      av[i] = (__m512bh)_mm512_set1_epi32(static_cast<int>(w));
+    }
+    for (int j = 0; j < CB; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(bp + p * q + 16 * j);
+    for (int i = 0; i < RA; ++i)
+      for (int j = 0; j < CB; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av[i], bv[j]);
+  }
+  for (int i = 0; i < RA; ++i)
+    for (int j = 0; j < CB; ++j) {
+      if (j + 1 < CB || last == 0xffff)
+        _mm512_storeu_ps(c[i] + 16 * j, acc[i][j]);
+      else
+        _mm512_mask_storeu_ps(c[i] + 16 * j, last, acc[i][j]);
+    }
+}
+
+using PairFn = void (*)(const std::uint16_t* const*, std::int64_t, const std::uint32_t*, std::int64_t, float* const*, __mmask16);
+
+template <int CB>
+PairFn pair_for(int ra) {
+  return ra == 4 ? pair_block<4, CB> : ra == 3 ? pair_block<3, CB> : ra == 2 ? pair_block<2, CB> : pair_block<1, CB>;
+}
+
 }  // namespace
 
 bool bf16_dot_supported() {
@@ -122,6 +171,31 @@ void bf16_gemm_nt(const std::uint16_t* a, const std::int64_t* a_rows, std::int64
   }
 }
 
+void bf16_gemm_pairs(const std::uint16_t* a, const std::int64_t* a_rows, std::int64_t n, std::int64_t depth, const std::uint32_t* bp,
+                     std::int64_t q, float* c, const std::int64_t* c_rows, std::int64_t ldc) {
+  if (!bf16_dot_supported()) throw std::logic_error("bf16_gemm_pairs: this CPU has no AVX512-BF16 dot product");
+  for (std::int64_t i0 = 0; i0 < n; i0 += 4) {
+    const int ra = static_cast<int>(n - i0 < 4 ? n - i0 : 4);
+    const std::uint16_t* arow[4];
+    float* crow[4];
+    float* cj[4];
+    for (int i = 0; i < ra; ++i) {
+      arow[i] = a + (a_rows != nullptr ? a_rows[i0 + i] : i0 + i) * depth;
+      crow[i] = c + (c_rows != nullptr ? c_rows[i0 + i] : i0 + i) * ldc;
+    }
+    std::int64_t j0 = 0;
+    for (; j0 + 64 <= q; j0 += 64) {  // 4 x 4 accumulators
+      for (int i = 0; i < ra; ++i) cj[i] = crow[i] + j0;
+      pair_for<4>(ra)(arow, depth, bp + j0, q, cj, 0xffff);
+    }
+    for (; j0 < q; j0 += 16) {
+      for (int i = 0; i < ra; ++i) cj[i] = crow[i] + j0;
+      const __mmask16 last = q - j0 >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (q - j0)) - 1);
+      pair_for<1>(ra)(arow, depth, bp + j0, q, cj, last);
+    }
+  }
+}
+
 #else  // not x86-64: the Eigen fp32 path runs
 
 bool bf16_dot_supported() { return false; }
@@ -131,6 +205,11 @@ bool bf16_dot_enabled() { return false; }
 void bf16_gemm_nt(const std::uint16_t*, const std::int64_t*, std::int64_t, std::int64_t, const std::uint16_t*, std::int64_t, float*,
                   const std::int64_t*, std::int64_t) {
   throw std::logic_error("bf16_gemm_nt: bf16 dot products are built for x86-64 only");
+}
+
+void bf16_gemm_pairs(const std::uint16_t*, const std::int64_t*, std::int64_t, std::int64_t, const std::uint32_t*, std::int64_t, float*,
+                     const std::int64_t*, std::int64_t) {
+  throw std::logic_error("bf16_gemm_pairs: bf16 dot products are built for x86-64 only");
 }
 
 #endif

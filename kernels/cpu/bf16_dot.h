@@ -10,6 +10,7 @@
 // Eigen fp32 path then runs, as on other CPUs).
 
 #include <cstdint>
+#include <vector>
 
 namespace moss::kernels::cpu {
 
@@ -32,5 +33,17 @@ void to_bf16_bits(const float* x, std::int64_t n, std::uint16_t* out);
 /// bf16_dot_supported(). bf16 denormal inputs count as zero and denormal sums are flushed to zero.
 void bf16_gemm_nt(const std::uint16_t* a, const std::int64_t* a_rows, std::int64_t n, std::int64_t d, const std::uint16_t* bt,
                   std::int64_t q, float* c, const std::int64_t* c_rows, std::int64_t ldc);
+
+/// B in pairs for bf16_gemm_pairs, from Bt (q x depth bf16, row-major: B^T): the 32-bit words
+/// (B[2p][j], B[2p+1][j]) = (Bt[j][2p], Bt[j][2p+1]), low half first, p-major: ceil(depth / 2) rows
+/// of q words, an odd depth's last pair completed with a zero, and 16 words of zero padding after.
+std::vector<std::uint32_t> bf16_pack_pairs(const std::uint16_t* bt, std::int64_t q, std::int64_t depth);
+
+/// C = A B in fp32, B given by bf16_pack_pairs (q columns): A is n x depth bf16 (row i at
+/// a + arow(i) * depth), C row i at c + crow(i) * ldc, indices as for bf16_gemm_nt. The output's
+/// columns are the vector lanes (no horizontal sums), so it suits a short depth and a wide C:
+/// decode's Z U^T. Each element written. Throws std::logic_error unless bf16_dot_supported().
+void bf16_gemm_pairs(const std::uint16_t* a, const std::int64_t* a_rows, std::int64_t n, std::int64_t depth, const std::uint32_t* bp,
+                     std::int64_t q, float* c, const std::int64_t* c_rows, std::int64_t ldc);
 
 }  // namespace moss::kernels::cpu

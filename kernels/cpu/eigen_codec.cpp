@@ -329,29 +329,46 @@ void decode(const CodecState& s, const Encoded& e, float* out) {
   const std::int64_t t = e.tokens, d = e.dim, r = c.rank;
   const ConstMapF z(e.values.data(), t, r);
   MapF xo(out, t, d);
+  // bf16 wire: Z's bits (the values travel as bf16) times U's bits in pairs (cpu/bf16_dot.h).
+  const bool dots = bf16_wire_dots(c.value_bytes);
+  std::vector<std::uint16_t> zbits(dots ? static_cast<std::size_t>(t * r) : 0), ubits(dots ? static_cast<std::size_t>(d * r) : 0);
+  if (dots) cpu::to_bf16_bits(e.values.data(), t * r, zbits.data());
+  RowMatrixF zk;
+  // Rows t0..t0+n of X (or the listed rows) = the same rows of Z times u^T, u d x r row-major.
+  auto apply = [&](const float* u, std::int64_t t0, std::int64_t n, const std::vector<std::int64_t>* rows) {
+    if (dots) {
+      cpu::to_bf16_bits(u, d * r, ubits.data());
+      const std::vector<std::uint32_t> pairs = cpu::bf16_pack_pairs(ubits.data(), d, r);
+      const std::int64_t* list = rows != nullptr ? rows->data() : nullptr;
+      cpu::bf16_gemm_pairs(zbits.data() + t0 * r, list, n, r, pairs.data(), d, out + t0 * d, list, d);
+    } else if (rows == nullptr) {
+      xo.middleRows(t0, n).noalias() = z.middleRows(t0, n) * cpu::map(u, d, r).transpose();
+    } else {  // gather the listed rows, one GEMM, scatter back
+      zk.resize(n, r);
+      for (std::int64_t i = 0; i < n; ++i) zk.row(i) = z.row((*rows)[static_cast<std::size_t>(i)]);
+      const RowMatrixF xk = zk * cpu::map(u, d, r).transpose();
+      for (std::int64_t i = 0; i < n; ++i) xo.row((*rows)[static_cast<std::size_t>(i)]) = xk.row(i);
+    }
+  };
   if (c.method == Method::pca) {
-    xo.noalias() = z * cpu::map(s.basis.data(), d, r).transpose();
+    apply(s.basis.data(), 0, t, nullptr);
   } else if (c.method == Method::mos) {
     const std::int64_t bl = block_len(c.theta_block_tokens, t);
     const bool diagonal = cpu::diagonal_rotation(s);
     const Eigen::ArrayXd lambda = diagonal ? cpu::direction_eigenvalues(s) : Eigen::ArrayXd();
     RowMatrixF u;
     for (std::int64_t t0 = 0, bi = 0; t0 < t; t0 += bl, ++bi) {
-      const std::int64_t n = std::min(bl, t - t0);
       mos_basis(s, e.theta.data() + bi * c.rotations, diagonal, lambda, u);
-      xo.middleRows(t0, n).noalias() = z.middleRows(t0, n) * u.transpose();
+      apply(u.data(), t0, std::min(bl, t - t0), nullptr);
     }
-  } else {  // mos-k: gather the tokens of each basis, one GEMM per basis, scatter back
+  } else {  // mos-k: the tokens of each basis
     const std::int64_t bl = block_len(c.route_block_tokens, t);
+    std::vector<std::int64_t> rows;
     for (int k = 0; k < c.subspaces; ++k) {
-      std::vector<std::int64_t> rows;
+      rows.clear();
       for (std::int64_t i = 0; i < t; ++i)
         if (e.route[static_cast<std::size_t>(i / bl)] == k) rows.push_back(i);
-      if (rows.empty()) continue;
-      RowMatrixF zk(static_cast<Eigen::Index>(rows.size()), r);
-      for (std::size_t i = 0; i < rows.size(); ++i) zk.row(static_cast<Eigen::Index>(i)) = z.row(rows[i]);
-      const RowMatrixF xk = zk * cpu::map(s.basis.data() + k * d * r, d, r).transpose();
-      for (std::size_t i = 0; i < rows.size(); ++i) xo.row(rows[i]) = xk.row(static_cast<Eigen::Index>(i));
+      if (!rows.empty()) apply(s.basis.data() + k * d * r, 0, static_cast<std::int64_t>(rows.size()), &rows);
     }
   }
   round_in_place(out, t * d, c.value_bytes);

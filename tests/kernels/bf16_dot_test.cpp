@@ -101,6 +101,52 @@ TEST(Bf16Dot, GemmMatchesADoubleSumAtEveryTailShape) {
       }
 }
 
+TEST(Bf16Dot, PairGemmMatchesADoubleSumAtEveryTailShape) {
+  const SimdSwitch on("1");  // whatever the environment says: these tests are about the dots
+  if (!cpu::bf16_dot_supported()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
+  // Rows around the 4-row block, depths odd and even, columns around the 16- and 64-column blocks.
+  for (std::int64_t n : {1, 3, 4, 5})
+    for (std::int64_t depth : {1, 2, 3, 16, 17, 64, 255})
+      for (std::int64_t q : {1, 15, 16, 17, 63, 64, 65, 130}) {
+        const auto a = random_bf16(n * depth, static_cast<std::uint32_t>(n * 100 + depth));
+        const auto bt = random_bf16(q * depth, static_cast<std::uint32_t>(q * 3 + depth));  // B^T: q x depth
+        const std::vector<std::uint32_t> bp = cpu::bf16_pack_pairs(bt.data(), q, depth);
+        const std::int64_t ldc = q + 3;  // the gap after each row must stay untouched
+        std::vector<float> c(static_cast<std::size_t>(n * ldc), -7.0f);
+        cpu::bf16_gemm_pairs(a.data(), nullptr, n, depth, bp.data(), q, c.data(), nullptr, ldc);
+        for (std::int64_t i = 0; i < n; ++i) {
+          for (std::int64_t j = 0; j < q; ++j) {
+            double ref = 0.0, mag = 0.0;
+            for (std::int64_t k = 0; k < depth; ++k) {
+              const double p = static_cast<double>(mk::bf16_bits_to_float(a[static_cast<std::size_t>(i * depth + k)])) *
+                               mk::bf16_bits_to_float(bt[static_cast<std::size_t>(j * depth + k)]);
+              ref += p, mag += std::abs(p);
+            }
+            // One lane per output: ceil(depth / 2) pair steps, each two fp32 additions.
+            const double bound = static_cast<double>(depth + 2) * std::ldexp(1.0, -24) * mag;
+            ASSERT_LE(std::abs(c[static_cast<std::size_t>(i * ldc + j)] - ref), bound + 1e-30)
+                << "n " << n << " depth " << depth << " q " << q << " at " << i << "," << j;
+          }
+          for (std::int64_t j = q; j < ldc; ++j) EXPECT_EQ(c[static_cast<std::size_t>(i * ldc + j)], -7.0f) << "gap written";
+        }
+      }
+}
+
+TEST(Bf16Dot, PairGemmReadsAndWritesTheIndexedRows) {
+  const SimdSwitch on("1");
+  if (!cpu::bf16_dot_supported()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
+  const std::int64_t rows = 13, depth = 9, q = 70;
+  const auto a = random_bf16(rows * depth, 4), bt = random_bf16(q * depth, 5);
+  const std::vector<std::uint32_t> bp = cpu::bf16_pack_pairs(bt.data(), q, depth);
+  std::vector<float> full(static_cast<std::size_t>(rows * q)), packed(static_cast<std::size_t>(7 * q), -1.0f);
+  cpu::bf16_gemm_pairs(a.data(), nullptr, rows, depth, bp.data(), q, full.data(), nullptr, q);
+  const std::vector<std::int64_t> from{12, 3, 7, 0, 5, 9, 1}, to{6, 0, 1, 5, 2, 4, 3};
+  cpu::bf16_gemm_pairs(a.data(), from.data(), 7, depth, bp.data(), q, packed.data(), to.data(), q);
+  for (std::size_t i = 0; i < from.size(); ++i)
+    for (std::int64_t j = 0; j < q; ++j)
+      EXPECT_EQ(packed[static_cast<std::size_t>(to[i] * q + j)], full[static_cast<std::size_t>(from[i] * q + j)]) << "A row " << from[i];
+}
+
 TEST(Bf16Dot, GemmReadsAndWritesTheIndexedRows) {
   const SimdSwitch on("1");  // whatever the environment says: these tests are about the dots
   if (!cpu::bf16_dot_enabled()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
@@ -187,6 +233,22 @@ TEST(Bf16Dot, EncoderGivesTheFp32PathsCoefficientsAndRoutes) {
       apart += std::abs(a - b) > std::ldexp(1.0, -7) * std::max(std::abs(a), std::abs(b)) + 1e-5 * rms;
     }
     EXPECT_EQ(apart, 0u) << what << ": coefficients more than one bf16 step apart";
+    // Decode of the same encoding with and without the dots: within one bf16 step as well.
+    std::vector<float> xd(static_cast<std::size_t>(x.rows * x.cols)), xf(xd.size());
+    mk::decode(s, fp32, xd.data());
+    {
+      SimdSwitch off("0");
+      mk::decode(s, fp32, xf.data());
+    }
+    double xrms = 0.0;
+    for (const float v : xf) xrms += static_cast<double>(v) * v;
+    xrms = std::sqrt(xrms / static_cast<double>(xf.size()));
+    std::size_t decoded_apart = 0;
+    for (std::size_t i = 0; i < xd.size(); ++i) {
+      const double a = xd[i], b = xf[i];
+      decoded_apart += std::abs(a - b) > std::ldexp(1.0, -7) * std::max(std::abs(a), std::abs(b)) + 1e-5 * xrms;
+    }
+    EXPECT_EQ(decoded_apart, 0u) << what << ": decoded values more than one bf16 step apart";
     const mk::Encoded ref = mk::reference::encode(s, x.view(), dots.theta);
     EXPECT_EQ(dots.route, ref.route) << what;
     EXPECT_LT(mk::test::relative_difference(dots.values, ref.values), 4e-3) << what;
