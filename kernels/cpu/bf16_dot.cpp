@@ -6,13 +6,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MOSS_BF16_DOT_X86 1
-// GCC 12's AVX-512 intrinsics seed their unused operand with a self-initialised variable
-// (_mm512_undefined_ps), which -Wuninitialized reports when they are inlined into a function with
-// a target attribute (GCC bug 105593, fixed in GCC 13): silenced for the header's own lines.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
-#pragma GCC diagnostic pop
 #endif
 
 namespace moss::kernels::cpu {
@@ -51,13 +45,15 @@ MOSS_BF16_TARGET inline __m512bh load_bf16(const std::uint16_t* p, __mmask32 mas
 }
 
 /// The sum of the 16 lanes, as a fixed tree (halves, quarters, pairs, neighbours) in registers.
-/// Not a store to an array and a loop over it: that makes clang 14 keep every accumulator in memory
-/// (a store after each dot-product instruction, half the speed).
+/// Not _mm512_reduce_add_ps nor the unmasked shuffles: in GCC 12 they seed an unused operand with a
+/// self-initialised variable, which -Wuninitialized reports (GCC bug 105593). Not a store to an array
+/// and a loop over it: that makes clang 14 keep every accumulator in memory (half the speed).
 MOSS_BF16_TARGET inline float sum_lanes(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
-  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e));
-  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xb1));
+  // The all-lanes masked forms: the same instructions, without GCC 12's self-initialised operand.
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xffff, v, v, 0x4e));
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xffff, v, v, 0xb1));
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xffff, v, 0x4e));
+  v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xffff, v, 0xb1));
   return _mm512_cvtss_f32(v);
 }
 
@@ -138,6 +134,22 @@ PairFn pair_for(int ra) {
   return ra == 4 ? pair_block<4, CB> : ra == 3 ? pair_block<3, CB> : ra == 2 ? pair_block<2, CB> : pair_block<1, CB>;
 }
 
+/// The A and C rows of the row block starting at i0 of an n-row product: up to 4, through the index
+/// lists where given (the row addressing both products share).
+struct RowBlock {
+  int count;
+  const std::uint16_t* a[4];
+  float* c[4];
+  RowBlock(const std::uint16_t* a0, const std::int64_t* a_rows, std::int64_t n, std::int64_t depth, float* c0, const std::int64_t* c_rows,
+           std::int64_t ldc, std::int64_t i0)
+      : count(static_cast<int>(n - i0 < 4 ? n - i0 : 4)), a{}, c{} {
+    for (int i = 0; i < count; ++i) {
+      a[i] = a0 + (a_rows != nullptr ? a_rows[i0 + i] : i0 + i) * depth;
+      c[i] = c0 + (c_rows != nullptr ? c_rows[i0 + i] : i0 + i) * ldc;
+    }
+  }
+};
+
 }  // namespace
 
 bool bf16_dot_supported() {
@@ -154,13 +166,10 @@ void bf16_gemm_nt(const std::uint16_t* a, const std::int64_t* a_rows, std::int64
                   std::int64_t q, float* c, const std::int64_t* c_rows, std::int64_t ldc) {
   if (!bf16_dot_supported()) throw std::logic_error("bf16_gemm_nt: this CPU has no AVX512-BF16 dot product");
   for (std::int64_t i0 = 0; i0 < n; i0 += 4) {
-    const int ra = static_cast<int>(n - i0 < 4 ? n - i0 : 4);
-    const std::uint16_t* arow[4];
-    float* crow[4];
-    for (int i = 0; i < ra; ++i) {
-      arow[i] = a + (a_rows != nullptr ? a_rows[i0 + i] : i0 + i) * d;
-      crow[i] = c + (c_rows != nullptr ? c_rows[i0 + i] : i0 + i) * ldc;
-    }
+    const RowBlock rb(a, a_rows, n, d, c, c_rows, ldc, i0);
+    const int ra = rb.count;
+    const std::uint16_t* const* arow = rb.a;
+    float* const* crow = rb.c;
     for (std::int64_t j0 = 0; j0 < q; j0 += 4) {
       const int cb = static_cast<int>(q - j0 < 4 ? q - j0 : 4);
       float out[4][4];
@@ -175,14 +184,11 @@ void bf16_gemm_pairs(const std::uint16_t* a, const std::int64_t* a_rows, std::in
                      std::int64_t q, float* c, const std::int64_t* c_rows, std::int64_t ldc) {
   if (!bf16_dot_supported()) throw std::logic_error("bf16_gemm_pairs: this CPU has no AVX512-BF16 dot product");
   for (std::int64_t i0 = 0; i0 < n; i0 += 4) {
-    const int ra = static_cast<int>(n - i0 < 4 ? n - i0 : 4);
-    const std::uint16_t* arow[4];
-    float* crow[4];
+    const RowBlock rb(a, a_rows, n, depth, c, c_rows, ldc, i0);
+    const int ra = rb.count;
+    const std::uint16_t* const* arow = rb.a;
+    const auto& crow = rb.c;
     float* cj[4];
-    for (int i = 0; i < ra; ++i) {
-      arow[i] = a + (a_rows != nullptr ? a_rows[i0 + i] : i0 + i) * depth;
-      crow[i] = c + (c_rows != nullptr ? c_rows[i0 + i] : i0 + i) * ldc;
-    }
     std::int64_t j0 = 0;
     for (; j0 + 64 <= q; j0 += 64) {  // 4 x 4 accumulators
       for (int i = 0; i < ra; ++i) cj[i] = crow[i] + j0;

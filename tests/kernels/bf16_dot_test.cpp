@@ -51,6 +51,19 @@ class SimdSwitch {
   bool had_ = false;
 };
 
+/// Row i of A (n x depth) times row j of Bt (q x depth), both bf16, in double; mag = sum |a b|.
+double double_dot(const std::vector<std::uint16_t>& a, std::int64_t i, const std::vector<std::uint16_t>& bt, std::int64_t j, std::int64_t depth,
+                  double& mag) {
+  double sum = 0.0;
+  mag = 0.0;
+  for (std::int64_t k = 0; k < depth; ++k) {
+    const double p = static_cast<double>(mk::bf16_bits_to_float(a[static_cast<std::size_t>(i * depth + k)])) *
+                     mk::bf16_bits_to_float(bt[static_cast<std::size_t>(j * depth + k)]);
+    sum += p, mag += std::abs(p);
+  }
+  return sum;
+}
+
 }  // namespace
 
 TEST(Bf16Dot, ToBitsIsTheWireRounding) {
@@ -83,12 +96,8 @@ TEST(Bf16Dot, GemmMatchesADoubleSumAtEveryTailShape) {
         cpu::bf16_gemm_nt(a.data(), nullptr, n, d, bt.data(), q, c.data(), nullptr, ldc);
         for (std::int64_t i = 0; i < n; ++i) {
           for (std::int64_t j = 0; j < q; ++j) {
-            double ref = 0.0, mag = 0.0;
-            for (std::int64_t k = 0; k < d; ++k) {
-              const double p = static_cast<double>(mk::bf16_bits_to_float(a[static_cast<std::size_t>(i * d + k)])) *
-                               mk::bf16_bits_to_float(bt[static_cast<std::size_t>(j * d + k)]);
-              ref += p, mag += std::abs(p);
-            }
+            double mag = 0.0;
+            const double ref = double_dot(a, i, bt, j, d, mag);
             // Exact products summed in fp32: each of the 16 lanes adds ceil(d / 16) terms in turn, then 4
             // levels join the lanes; every addition rounds by at most 2^-24 of the partial sums' |p|.
             const double bound = static_cast<double>((d + 15) / 16 + 4) * std::ldexp(1.0, -24) * mag;
@@ -116,12 +125,8 @@ TEST(Bf16Dot, PairGemmMatchesADoubleSumAtEveryTailShape) {
         cpu::bf16_gemm_pairs(a.data(), nullptr, n, depth, bp.data(), q, c.data(), nullptr, ldc);
         for (std::int64_t i = 0; i < n; ++i) {
           for (std::int64_t j = 0; j < q; ++j) {
-            double ref = 0.0, mag = 0.0;
-            for (std::int64_t k = 0; k < depth; ++k) {
-              const double p = static_cast<double>(mk::bf16_bits_to_float(a[static_cast<std::size_t>(i * depth + k)])) *
-                               mk::bf16_bits_to_float(bt[static_cast<std::size_t>(j * depth + k)]);
-              ref += p, mag += std::abs(p);
-            }
+            double mag = 0.0;
+            const double ref = double_dot(a, i, bt, j, depth, mag);
             // One lane per output: ceil(depth / 2) pair steps, each two fp32 additions.
             const double bound = static_cast<double>(depth + 2) * std::ldexp(1.0, -24) * mag;
             ASSERT_LE(std::abs(c[static_cast<std::size_t>(i * ldc + j)] - ref), bound + 1e-30)
