@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "moss/kernels/bf16.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MOSS_BF16_DOT_X86 1
 #include <immintrin.h>
@@ -12,10 +14,10 @@
 namespace moss::kernels::cpu {
 
 void to_bf16_bits(const float* x, std::int64_t n, std::uint16_t* out) {
-  for (std::int64_t i = 0; i < n; ++i) {  // branch-free so that it vectorises; as round_bf16_finite
+  for (std::int64_t i = 0; i < n; ++i) {
     std::uint32_t u = 0;
     std::memcpy(&u, x + i, sizeof u);
-    out[i] = static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    out[i] = static_cast<std::uint16_t>(round_bf16_finite_bits(u) >> 16);
   }
 }
 
@@ -167,15 +169,12 @@ void bf16_gemm_nt(const std::uint16_t* a, const std::int64_t* a_rows, std::int64
   if (!bf16_dot_supported()) throw std::logic_error("bf16_gemm_nt: this CPU has no AVX512-BF16 dot product");
   for (std::int64_t i0 = 0; i0 < n; i0 += 4) {
     const RowBlock rb(a, a_rows, n, d, c, c_rows, ldc, i0);
-    const int ra = rb.count;
-    const std::uint16_t* const* arow = rb.a;
-    float* const* crow = rb.c;
     for (std::int64_t j0 = 0; j0 < q; j0 += 4) {
       const int cb = static_cast<int>(q - j0 < 4 ? q - j0 : 4);
       float out[4][4];
       float* out_rows[4] = {out[0], out[1], out[2], out[3]};
-      block_for(ra, cb)(arow, d, bt + j0 * d, out_rows);
-      for (int i = 0; i < ra; ++i) std::memcpy(crow[i] + j0, out[i], static_cast<std::size_t>(cb) * sizeof(float));
+      block_for(rb.count, cb)(rb.a, d, bt + j0 * d, out_rows);
+      for (int i = 0; i < rb.count; ++i) std::memcpy(rb.c[i] + j0, out[i], static_cast<std::size_t>(cb) * sizeof(float));
     }
   }
 }
@@ -185,19 +184,16 @@ void bf16_gemm_pairs(const std::uint16_t* a, const std::int64_t* a_rows, std::in
   if (!bf16_dot_supported()) throw std::logic_error("bf16_gemm_pairs: this CPU has no AVX512-BF16 dot product");
   for (std::int64_t i0 = 0; i0 < n; i0 += 4) {
     const RowBlock rb(a, a_rows, n, depth, c, c_rows, ldc, i0);
-    const int ra = rb.count;
-    const std::uint16_t* const* arow = rb.a;
-    const auto& crow = rb.c;
     float* cj[4];
+    auto at_column = [&](std::int64_t j0) {
+      for (int i = 0; i < rb.count; ++i) cj[i] = rb.c[i] + j0;
+      return static_cast<float* const*>(cj);
+    };
     std::int64_t j0 = 0;
-    for (; j0 + 64 <= q; j0 += 64) {  // 4 x 4 accumulators
-      for (int i = 0; i < ra; ++i) cj[i] = crow[i] + j0;
-      pair_for<4>(ra)(arow, depth, bp + j0, q, cj, 0xffff);
-    }
+    for (; j0 + 64 <= q; j0 += 64) pair_for<4>(rb.count)(rb.a, depth, bp + j0, q, at_column(j0), 0xffff);  // 4 x 4 accumulators
     for (; j0 < q; j0 += 16) {
-      for (int i = 0; i < ra; ++i) cj[i] = crow[i] + j0;
       const __mmask16 last = q - j0 >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (q - j0)) - 1);
-      pair_for<1>(ra)(arow, depth, bp + j0, q, cj, last);
+      pair_for<1>(rb.count)(rb.a, depth, bp + j0, q, at_column(j0), last);
     }
   }
 }

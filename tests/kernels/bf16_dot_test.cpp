@@ -64,6 +64,21 @@ double double_dot(const std::vector<std::uint16_t>& a, std::int64_t i, const std
   return sum;
 }
 
+/// How many of `got` differ from `ref` by more than one bf16 step: values that go on the wire as bf16
+/// may round one step (2^-7 relative at most) apart, plus the two sums' own difference on values
+/// that cancel (1e-5 of ref's rms). Same sizes.
+std::size_t more_than_a_bf16_step_apart(const std::vector<float>& got, const std::vector<float>& ref) {
+  double rms = 0.0;
+  for (const float v : ref) rms += static_cast<double>(v) * v;
+  rms = std::sqrt(rms / static_cast<double>(std::max<std::size_t>(ref.size(), 1)));
+  std::size_t apart = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double a = got[i], b = ref[i];
+    apart += std::abs(a - b) > std::ldexp(1.0, -7) * std::max(std::abs(a), std::abs(b)) + 1e-5 * rms;
+  }
+  return apart;
+}
+
 }  // namespace
 
 TEST(Bf16Dot, ToBitsIsTheWireRounding) {
@@ -226,18 +241,8 @@ TEST(Bf16Dot, EncoderGivesTheFp32PathsCoefficientsAndRoutes) {
     EXPECT_EQ(dots.packed, fp32.packed) << what;
     ASSERT_EQ(dots.theta.size(), fp32.theta.size()) << what;
     for (std::size_t i = 0; i < dots.theta.size(); ++i) EXPECT_EQ(dots.theta[i], fp32.theta[i]) << what;  // the theta fit is Eigen's in both
-    // The coefficients go on the wire as bf16: the two sums may round one step (2^-7 relative at
-    // most) apart, plus the sums' own difference on coefficients that cancel (1e-5 of the rms).
     ASSERT_EQ(dots.values.size(), fp32.values.size()) << what;
-    double rms = 0.0;
-    for (const float v : fp32.values) rms += static_cast<double>(v) * v;
-    rms = std::sqrt(rms / static_cast<double>(std::max<std::size_t>(fp32.values.size(), 1)));
-    std::size_t apart = 0;
-    for (std::size_t i = 0; i < dots.values.size(); ++i) {
-      const double a = dots.values[i], b = fp32.values[i];
-      apart += std::abs(a - b) > std::ldexp(1.0, -7) * std::max(std::abs(a), std::abs(b)) + 1e-5 * rms;
-    }
-    EXPECT_EQ(apart, 0u) << what << ": coefficients more than one bf16 step apart";
+    EXPECT_EQ(more_than_a_bf16_step_apart(dots.values, fp32.values), 0u) << what << ": coefficients";
     // Decode of the same encoding with and without the dots: within one bf16 step as well.
     std::vector<float> xd(static_cast<std::size_t>(x.rows * x.cols)), xf(xd.size());
     mk::decode(s, fp32, xd.data());
@@ -245,15 +250,7 @@ TEST(Bf16Dot, EncoderGivesTheFp32PathsCoefficientsAndRoutes) {
       SimdSwitch off("0");
       mk::decode(s, fp32, xf.data());
     }
-    double xrms = 0.0;
-    for (const float v : xf) xrms += static_cast<double>(v) * v;
-    xrms = std::sqrt(xrms / static_cast<double>(xf.size()));
-    std::size_t decoded_apart = 0;
-    for (std::size_t i = 0; i < xd.size(); ++i) {
-      const double a = xd[i], b = xf[i];
-      decoded_apart += std::abs(a - b) > std::ldexp(1.0, -7) * std::max(std::abs(a), std::abs(b)) + 1e-5 * xrms;
-    }
-    EXPECT_EQ(decoded_apart, 0u) << what << ": decoded values more than one bf16 step apart";
+    EXPECT_EQ(more_than_a_bf16_step_apart(xd, xf), 0u) << what << ": decoded values";
     const mk::Encoded ref = mk::reference::encode(s, x.view(), dots.theta);
     EXPECT_EQ(dots.route, ref.route) << what;
     EXPECT_LT(mk::test::relative_difference(dots.values, ref.values), 4e-3) << what;

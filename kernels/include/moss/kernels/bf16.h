@@ -55,13 +55,17 @@ inline std::vector<std::uint16_t> to_bf16_hi_lo(const float* p, std::size_t n) {
 /// `x` rounded to the nearest bfloat16, returned as float.
 inline float round_bf16(float x) { return bf16_bits_to_float(float_to_bf16_bits(x)); }
 
+/// The bits of a finite float rounded to the nearest bfloat16 (ties to even), as float bits (the low
+/// 16 zero). Branch-free so that loops over it vectorise; a NaN's payload is not preserved.
+inline std::uint32_t round_bf16_finite_bits(std::uint32_t u) { return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u; }
+
 /// Rounds n finite floats to bfloat16 in place (nearest even). Branch-free so that it vectorises;
 /// NaN payloads are not preserved (activations are validated finite before they get here).
 inline void round_bf16_finite(float* p, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) {
     std::uint32_t u = 0;
     std::memcpy(&u, p + i, sizeof u);
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    u = round_bf16_finite_bits(u);
     std::memcpy(p + i, &u, sizeof u);
   }
 }
