@@ -8,6 +8,9 @@
 # GPU_STEPS (optional) names the steps to run, e.g. GPU_STEPS="gpu_check gpu_test codec_bench" then
 # GPU_STEPS="codec_bench_moss memcheck racecheck": the step limits add up to 810 s, so a machine lent
 # for 10-minute commands takes two calls. Unset: every step.
+# GPU_BUDGET_S (optional) bounds the whole run: a step starts only while at least 30 s remain, and its
+# limit is cut to what remains, so a call with a hard wall-clock limit still returns every log.
+# The steps run in order of what they tell: parity and GB/s first, sanitizers next.
 # Build them with:
 #   cmake -S . -B build-gpu -DMOSS_WITH_CUDA=ON -DMOSS_WITH_NS3=OFF -DMOSS_WITH_MPI=OFF \
 #         -DMOSS_KERNELS_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES="80;90"
@@ -16,12 +19,28 @@ set -u -o pipefail
 bin=${1:-build-gpu}
 logs=${2:-gpu-logs}
 mkdir -p "$logs"
+# cuBLAS is loaded with dlopen: let it be found in the toolkit beside nvcc when the loader's path lacks it.
+if nvcc_bin=$(command -v nvcc); then
+  cuda_root=$(dirname "$(dirname "$nvcc_bin")")
+  export LD_LIBRARY_PATH="$cuda_root/lib64:$cuda_root/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PATH="$PATH:$cuda_root/bin"
+fi
 find_bin() { if [ -x "$bin/$1" ]; then echo "$bin/$1"; else echo "$bin/tests/kernels/$1"; fi; }
 status=0
+start_s=$SECONDS
 step() {  # step NAME TIMEOUT COMMAND...
   local name=$1 limit=$2
   shift 2
   if [ -n "${GPU_STEPS:-}" ] && [[ " $GPU_STEPS " != *" $name "* ]]; then return 0; fi
+  if [ -n "${GPU_BUDGET_S:-}" ]; then
+    local left=$((GPU_BUDGET_S - (SECONDS - start_s)))
+    if [ "$left" -lt 30 ]; then
+      echo "== $name: skipped, $left s of GPU_BUDGET_S left"
+      status=1
+      return 0
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
   echo "== $name: $*"
   timeout "$limit" "$@" 2>&1 | tee "$logs/$name.log"
   local rc=${PIPESTATUS[0]}
@@ -32,8 +51,6 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max
 step gpu_check 240 "$(find_bin moss_gpu_check)"
 step gpu_test 90 "$(find_bin moss_kernels_gpu_test)"
 step codec_bench 120 "$(find_bin moss_gpu_codec_bench)"
-# The same with moss's kernels only (no cuBLAS), for the figures of moss's own GEMMs end to end.
-step codec_bench_moss 120 env MOSS_GPU_GEMM=moss "$(find_bin moss_gpu_codec_bench)"
 if command -v compute-sanitizer >/dev/null; then
   # memcheck: every GEMM choice (cuBLAS included: our arguments to it); racecheck: moss's kernels.
   step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 9 "$(find_bin moss_gpu_check)" --parity-only
@@ -42,5 +59,7 @@ if command -v compute-sanitizer >/dev/null; then
 else
   echo "compute-sanitizer not found: memcheck skipped"
 fi
+# The same with moss's kernels only (no cuBLAS), for the figures of moss's own GEMMs end to end.
+step codec_bench_moss 120 env MOSS_GPU_GEMM=moss "$(find_bin moss_gpu_codec_bench)"
 echo "gpu_check.sh: $([ $status -eq 0 ] && echo all steps passed || echo SOME STEPS FAILED)"
 exit $status
