@@ -9,7 +9,8 @@
 //      one-block-per-token kernels instead of the warp-per-token ones) and a width of 40 (rows
 //      shorter than a warp's 32 chunks); tolerance |gpu - ref| <= atol + rtol |ref| with atol = 1e-2 x rms(ref),
 //      rtol = 2e-2 (bf16 outputs, fp32 accumulation in another order); mos-k (exhaustive and sketch
-//      routing, per token and in 16-token blocks) also needs every routing block routed as the
+//      routing, per token and in 16-token blocks; decoded by the routed kernel and, "/1gemm", as one
+//      GEMM over all bases, launch_decode_expanded) also needs every routing block routed as the
 //      reference's except near ties (reference energies within 2e-3), whose tokens are then compared
 //      as the reference's; topk at 10 % and 100 %, quant at 4 and 8 bits; moss's split-k encode
 //      against a double product (split_parity); mos's theta and U(theta) on the device (one
@@ -18,7 +19,8 @@
 //      d in {2048, 4096}, r in {16, 64, 256}, with moss's kernels, the simple kernel, cuBLAS
 //      cublasGemmEx (bf16 in and out, fp32 compute: the baseline a user would pick instead) and
 //      `automatic`, the device-to-device copy bandwidth measured in the same run (read + write bytes
-//      per second) and the ratios; mos-k (K = 4: projection on all bases + routing; routed decode),
+//      per second) and the ratios; mos-k (K = 4: projection on all bases + routing; decode by the routed
+//      kernel under moss and simple, as one GEMM over all bases under cuBLAS, the faster under auto),
 //      topk and quant. Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
 // Options: --parity-only (no bench), --gemm NAME (parity with that GEMM choice only: auto, moss,
 // simple or cublas), --quick (bench at T = 8192 only), --profile (no parity, no
@@ -160,7 +162,7 @@ RouteCheck check_routes(const mk::CodecState& s, const mk::Matrix& x, const std:
 // GPU encode+decode of one method for the parity check; returns the decoded tokens (floats), and
 // for mos-k the route of each routing block in `route`.
 std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, const std::vector<float>& theta,
-                                 std::vector<std::int32_t>& route) {
+                                 std::vector<std::int32_t>& route, bool expanded_decode) {
   const auto& c = s.config;
   const std::int64_t t = x.rows, d = x.cols, r = c.rank;
   Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
@@ -194,7 +196,13 @@ std::vector<float> gpu_roundtrip(const mk::CodecState& s, const mk::Matrix& x, c
       cu::launch_gemm_bf16(dx.p, d, dw.p, k * r, false, dp.p, nullptr, k * r, t, static_cast<int>(k * r), static_cast<int>(d), nullptr);
       cu::launch_route_select(dp.p, t, static_cast<int>(r), k, c.routing == mk::Routing::sketch ? mk::route_sketch_columns(c.rank) : c.rank,
                               block, dz.p, droute.p, nullptr);
-      cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), static_cast<int>(r), block, dout.p, nullptr, k);
+      if (expanded_decode) {  // the one-GEMM form, whatever launch_decode_mos_k would choose
+        Dev<std::uint16_t> dzw(static_cast<std::size_t>(t * k * r));
+        cu::launch_decode_expanded(dz.p, dw.p, droute.p, t, static_cast<int>(d), static_cast<int>(r), block, k, dzw.p, dout.p, nullptr);
+        MOSS_CUDA_CHECK(cudaDeviceSynchronize());  // before dzw is freed
+      } else {
+        cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), static_cast<int>(r), block, dout.p, nullptr, k);
+      }
       route = droute.get();
       break;
     }
@@ -231,6 +239,7 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
     int route_block = 1;  // mos-k: tokens per route (1: the warp-per-token selection; more: the block one)
     double fraction = 0.1;  // topk
     int bits = 4;           // quant
+    bool expanded = false;  // mos-k: decode as one GEMM over all bases (launch_decode_expanded)
   };
   const Case cases[] = {{mk::Method::none},
                         {mk::Method::pca},
@@ -238,11 +247,13 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
                         {mk::Method::mos_k},
                         {mk::Method::mos_k, mk::Routing::sketch},
                         {mk::Method::mos_k, mk::Routing::exhaustive, 16},
+                        {mk::Method::mos_k, mk::Routing::exhaustive, 1, 0.1, 4, true},
+                        {mk::Method::mos_k, mk::Routing::exhaustive, 16, 0.1, 4, true},
                         {mk::Method::topk},
                         {mk::Method::topk, mk::Routing::exhaustive, 1, 1.0},
                         {mk::Method::quant},
                         {mk::Method::quant, mk::Routing::exhaustive, 1, 0.1, 8}};
-  for (const auto& [m, routing, route_block, fraction, bits] : cases) {
+  for (const auto& [m, routing, route_block, fraction, bits, expanded] : cases) {
     mk::CodecState s;
     s.config.method = m, s.config.rank = r, s.config.rotations = 2, s.config.subspaces = 3, s.config.bits = bits;
     s.config.routing = routing;
@@ -270,7 +281,7 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
     std::vector<float> ref(static_cast<std::size_t>(t * d));
     mk::reference::decode(s, e, ref.data());
     std::vector<std::int32_t> route;
-    std::vector<float> gpu = gpu_roundtrip(s, x, theta, route);
+    std::vector<float> gpu = gpu_roundtrip(s, x, theta, route, expanded);
     RouteCheck routes;
     if (m == mk::Method::mos_k) {
       routes = check_routes(s, x, route, e.route);
@@ -284,6 +295,7 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
     std::string name(mk::method_name(m)), note;
     if (routing == mk::Routing::sketch) name += "/sketch";
     if (route_block > 1) name += "/blk", name += std::to_string(route_block);
+    if (expanded) name += "/1gemm";
     if (m == mk::Method::topk && fraction == 1.0) name += "/all";
     if (m == mk::Method::quant) name += "/", name += std::to_string(bits), name += "bit";
     if (m == mk::Method::mos_k) {
@@ -291,7 +303,7 @@ bool parity(std::int64_t t, std::int64_t d, int r, cu::GemmKernel kernel) {
       std::snprintf(buf, sizeof buf, " routes alike %.4f, %zu near ties, %zu real differences", agreement, routes.near, routes.far);
       note = buf;
     }
-    std::printf("parity %-6s %-16s T=%-5lld d=%-5lld r=%-4d worst |gpu-ref| %.3g at %zu (%.2f of tolerance)%s  %s\n", kernel_name, name.c_str(),
+    std::printf("parity %-6s %-18s T=%-5lld d=%-5lld r=%-4d worst |gpu-ref| %.3g at %zu (%.2f of tolerance)%s  %s\n", kernel_name, name.c_str(),
                 static_cast<long long>(t), static_cast<long long>(d), r, cmp.worst_abs, cmp.worst_index, cmp.worst_excess, note.c_str(),
                 cmp.ok ? "ok" : "FAIL");
     all_ok = all_ok && cmp.ok;
@@ -377,7 +389,7 @@ bool theta_parity() {
       }
     const float expect = cu::fit_theta_columns(stats.data(), lambda.data(), rank, mk::kMaxTheta);
     Dev<float> dp(p.size()), dtheta(1), dscales(static_cast<std::size_t>(2 * rank));
-    Dev<double> dlambda(lambda.size()), dstats(static_cast<std::size_t>(3 * rank));
+    Dev<double> dlambda(lambda.size()), dstats(static_cast<std::size_t>(cu::theta_diagonal_scratch(rank)));
     Dev<std::uint16_t> dwide(wide.size()), du(static_cast<std::size_t>(dim * rank));
     dp.put(p), dlambda.put(lambda), dwide.put(wide);
     cu::launch_theta_diagonal(dp.p, rows, rank, dlambda.p, dstats.p, dtheta.p, dscales.p, nullptr);
@@ -466,6 +478,38 @@ double time_with(cu::GemmKernel kernel, F&& f) {
   return s;
 }
 
+// The steps of one mos encode with one rotation (the diagonal path, one theta block), timed one by
+// one with the GEMM choice `automatic`: the sample projection (512 strided tokens on [Ubar W], fp32),
+// theta (statistics + fit), U(theta), and the block's projection; microseconds per step.
+void mos_steps(bool quick) {
+  std::printf("\nmos, one rotation, one theta block, steps in us (auto GEMMs): sample = 512 tokens x [Ubar W]; theta = statistics\n"
+              "+ fit; rotate = U(theta); project = X U(theta); GB/s = bf16 bytes of X over the sum\n");
+  std::printf("%6s %5s %4s | %8s %8s %8s %8s %8s | %8s\n", "T", "d", "r", "sample", "theta", "rotate", "project", "sum", "GB/s");
+  std::vector<std::int64_t> tokens{8192};
+  if (!quick) tokens.push_back(65536);
+  for (const std::int64_t t : tokens)
+    for (std::int64_t d : {2048, 4096})
+      for (int r : {16, 64, 256}) {
+        const std::int64_t ns = mk::theta_sample_count(t, 1, r), stride = mk::theta_sample_stride(t, 1, r);
+        Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dwide(static_cast<std::size_t>(d * 2 * r)), du(static_cast<std::size_t>(d * r)),
+            dz(static_cast<std::size_t>(t * r));
+        Dev<float> dp(static_cast<std::size_t>(ns * 2 * r)), dtheta(1), dscales(static_cast<std::size_t>(2 * r));
+        Dev<double> dlambda(static_cast<std::size_t>(r)), dstats(static_cast<std::size_t>(cu::theta_diagonal_scratch(r)));
+        fill(dx.p, dx.n);
+        fill(dwide.p, dwide.n);
+        dlambda.put(std::vector<double>(static_cast<std::size_t>(r), 1.0 / r));
+        const int n2 = 2 * r, di = static_cast<int>(d);
+        const double sample_s = time_s([&] { cu::launch_gemm_bf16(dx.p, stride * d, dwide.p, n2, false, dp.p, nullptr, n2, ns, n2, di, nullptr); });
+        const double theta_s = time_s([&] { cu::launch_theta_diagonal(dp.p, ns, r, dlambda.p, dstats.p, dtheta.p, dscales.p, nullptr); });
+        const double rotate_s = time_s([&] { cu::launch_rotate_diagonal(dwide.p, d, r, dscales.p, du.p, nullptr); });
+        const double project_s = time_s([&] { cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, r, di, nullptr); });
+        const double sum = sample_s + theta_s + rotate_s + project_s;
+        std::printf("%6lld %5lld %4d | %8.1f %8.1f %8.1f %8.1f %8.1f | %8.1f\n", static_cast<long long>(t), static_cast<long long>(d), r,
+                    sample_s * 1e6, theta_s * 1e6, rotate_s * 1e6, project_s * 1e6, sum * 1e6, 2.0 * t * d / sum / 1e9);
+        std::fflush(stdout);
+      }
+}
+
 void bench(bool quick) {
   const std::size_t copy_bytes = std::size_t{1} << 30;
   Dev<std::uint8_t> src(copy_bytes), dst(copy_bytes);
@@ -507,7 +551,7 @@ void bench(bool quick) {
                     copy_here, gbps(ae) / copy_here, gbps(ad) / copy_here);
         std::fflush(stdout);
         if (r > 64 || t > 8192) continue;
-        // mos-k, K = 4, exhaustive: projection on all K bases (fp32) + routing; decode with the routed kernel.
+        // mos-k, K = 4, exhaustive: projection on all K bases (fp32) + routing; decode.
         const int k = 4;
         Dev<std::uint16_t> dw(static_cast<std::size_t>(d * k * r)), db(static_cast<std::size_t>(k * d * r));
         Dev<float> dp(static_cast<std::size_t>(t * k * r));
@@ -518,14 +562,19 @@ void bench(bool quick) {
           cu::launch_gemm_bf16(dx.p, d, dw.p, k * r, false, dp.p, nullptr, k * r, t, k * r, static_cast<int>(d), nullptr);
           cu::launch_route_select(dp.p, t, r, k, r, 1, dz.p, droute.p, nullptr);
         };
-        auto kdec = [&] { cu::launch_decode_routed(dz.p, db.p, droute.p, t, static_cast<int>(d), r, 1, dout.p, nullptr, k); };
+        // Decode as the codec does (launch_decode_mos_k): moss and simple run the routed kernel, cuBLAS
+        // the one GEMM over all bases, auto the faster.
+        Dev<std::uint16_t> dzw(static_cast<std::size_t>(t * k * r));
+        auto kdec = [&] { cu::launch_decode_mos_k(dz.p, db.p, dw.p, droute.p, t, static_cast<int>(d), r, 1, k, dzw.p, dout.p, nullptr); };
         kenc();
         const double ke = time_with(cu::GemmKernel::moss, kenc), kd = time_with(cu::GemmKernel::moss, kdec);
         const double kse = time_with(cu::GemmKernel::simple, kenc), ksd = time_with(cu::GemmKernel::simple, kdec);
+        const double kbe = have_blas ? time_with(cu::GemmKernel::cublas, kenc) : 0, kbd = have_blas ? time_with(cu::GemmKernel::cublas, kdec) : 0;
         const double kae = time_with(cu::GemmKernel::automatic, kenc), kad = time_with(cu::GemmKernel::automatic, kdec);
-        std::printf("%-7s %6lld %5lld %4d | %8.1f %5.2f %5s %7.1f %8s %8.1f %5.2f | %8.1f %5.2f %5s %7.1f %8s %8.1f %5.2f\n", "mos-k4",
-                    static_cast<long long>(t), static_cast<long long>(d), r, gbps(ke), gbps(ke) / copy_gbps, "-", gbps(kse), "-", gbps(kae),
-                    gbps(kae) / copy_gbps, gbps(kd), gbps(kd) / copy_gbps, "-", gbps(ksd), "-", gbps(kad), gbps(kad) / copy_gbps);
+        std::printf("%-7s %6lld %5lld %4d | %8.1f %5.2f %5.2f %7.1f %8.1f %8.1f %5.2f | %8.1f %5.2f %5.2f %7.1f %8.1f %8.1f %5.2f\n", "mos-k4",
+                    static_cast<long long>(t), static_cast<long long>(d), r, gbps(ke), gbps(ke) / copy_gbps, kbe / ke, gbps(kse), gbps(kbe),
+                    gbps(kae), gbps(kae) / copy_gbps, gbps(kd), gbps(kd) / copy_gbps, kbd / kd, gbps(ksd), gbps(kbd), gbps(kad),
+                    gbps(kad) / copy_gbps);
       }
   for (std::int64_t d : {2048, 4096}) {  // element-wise methods
     const std::int64_t t = quick ? 8192 : 65536;
@@ -546,6 +595,7 @@ void bench(bool quick) {
                   static_cast<long long>(d), "-", raw / enc_s / 1e9, raw / enc_s / 1e9 / copy_gbps, "-", "-", "-", "-", "-", raw / dec_s / 1e9,
                   raw / dec_s / 1e9 / copy_gbps);
   }
+  mos_steps(quick);
   const std::string choices = cu::gemm_choices();
   std::printf("auto's choices (m's power-of-two bucket, n, k; B^T: transposed B): %s\n", choices.empty() ? "none" : choices.c_str());
 }

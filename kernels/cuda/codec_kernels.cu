@@ -15,6 +15,8 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -446,6 +448,25 @@ __global__ void decode_routed_kernel(const std::uint16_t* __restrict__ z, const 
     float acc = 0;
     for (int q = 0; q < rank; ++q) acc += zs[q] * bits_to_float(u[static_cast<std::int64_t>(j) * rank + q]);
     out[t * dim + j] = float_to_bits(acc);
+  }
+}
+
+// z_wide (tokens x subspaces * rank) = z_t in the columns of its route's block, zeros elsewhere, in
+// chunks of V bf16 values (V = 8: 16-byte stores, rank a multiple of 8 and the rows 16-byte aligned).
+template <int V>
+__global__ void expand_routed_kernel(const std::uint16_t* __restrict__ z, const std::int32_t* __restrict__ route,
+                                     std::int64_t tokens, int rank, int subspaces, std::int64_t block_tokens,
+                                     std::uint16_t* __restrict__ z_wide) {
+  using Chunk = std::conditional_t<V == 8, uint4, std::uint16_t>;
+  const int row_chunks = subspaces * rank / V, rank_chunks = rank / V;
+  const std::int64_t total = tokens * row_chunks;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t t = i / row_chunks;
+    const int c = static_cast<int>(i - t * row_chunks), block = c / rank_chunks;
+    Chunk v{};
+    if (block == route[t / block_tokens]) v = reinterpret_cast<const Chunk*>(z + t * rank)[c - block * rank_chunks];
+    reinterpret_cast<Chunk*>(z_wide + t * static_cast<std::int64_t>(subspaces) * rank)[c] = v;
   }
 }
 
@@ -980,6 +1001,41 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
+
+void launch_decode_expanded(const std::uint16_t* z, const std::uint16_t* wide, const std::int32_t* route, std::int64_t tokens,
+                            int dim, int rank, int block_tokens, int subspaces, std::uint16_t* z_wide, std::uint16_t* out,
+                            cudaStream_t stream) {
+  if (tokens <= 0 || dim <= 0) return;
+  if (rank <= 0 || subspaces < 1) throw std::invalid_argument("launch_decode_expanded: rank and subspaces must be positive");
+  const std::int64_t bl = block_tokens <= 0 ? tokens : block_tokens;
+  const int width = subspaces * rank;
+  const bool vector = rank % 8 == 0 && aligned_to(z, 16) && aligned_to(z_wide, 16);
+  const std::int64_t chunks = tokens * (vector ? width / 8 : width);
+  const auto blocks = static_cast<unsigned>(std::min<std::int64_t>((chunks + 255) / 256, 8 * static_cast<std::int64_t>(multiprocessors())));
+  if (vector) expand_routed_kernel<8><<<blocks, 256, 0, stream>>>(z, route, tokens, rank, subspaces, bl, z_wide);
+  else expand_routed_kernel<1><<<blocks, 256, 0, stream>>>(z, route, tokens, rank, subspaces, bl, z_wide);
+  MOSS_CUDA_CHECK_LAUNCH();
+  launch_gemm_bf16(z_wide, width, wide, width, true, nullptr, out, dim, tokens, dim, width, stream);
+}
+
+void launch_decode_mos_k(const std::uint16_t* z, const std::uint16_t* bases, const std::uint16_t* wide,
+                         const std::int32_t* route, std::int64_t tokens, int dim, int rank, int block_tokens, int subspaces,
+                         std::uint16_t* z_wide, std::uint16_t* out, cudaStream_t stream) {
+  auto routed = [&] { launch_decode_routed(z, bases, route, tokens, dim, rank, block_tokens, out, stream, subspaces); };
+  auto expanded = [&] { launch_decode_expanded(z, wide, route, tokens, dim, rank, block_tokens, subspaces, z_wide, out, stream); };
+  switch (gemm_kernel()) {
+    case GemmKernel::moss:
+    case GemmKernel::simple: routed(); return;
+    case GemmKernel::cublas: expanded(); return;
+    case GemmKernel::automatic: break;
+  }
+  std::int64_t bucket = 1;
+  while (bucket < tokens) bucket *= 2;
+  const std::string key = "mos-k decode m<=" + std::to_string(bucket) + " d=" + std::to_string(dim) + " r=" + std::to_string(rank) +
+                          " K=" + std::to_string(subspaces) + (block_tokens > 1 ? " blocks" : "");
+  if (fastest_alternative(key, {"routed", "expanded"}, {routed, expanded}, stream) == 0) routed();
+  else expanded();
+}
 
 namespace {
 template <typename T>

@@ -5,7 +5,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,7 +26,8 @@ namespace moss::kernels::cuda {
 ///   kernel), nor is anything timed under stream capture (a shape already chosen runs its choice, a split one
 ///   unsplit, else moss's default kernel). Near-tied candidates can be chosen differently from run to run, so
 ///   results may differ in the last bits between runs: `moss` for bitwise-reproducible runs.
-///   The mos-k routed decode has no cuBLAS form: moss's kernels there.
+///   The mos-k decode (launch_decode_mos_k) chooses between moss's routed kernel and one GEMM over all
+///   bases in the same way.
 enum class GemmKernel { automatic, moss, simple, cublas };
 
 /// True when `p` is a multiple of `bytes`: the vector loads and stores of the kernels (16-byte bf16
@@ -38,8 +41,15 @@ GemmKernel parse_gemm_kernel(const std::string& name, const std::string& where);
 /// The name parse_gemm_kernel reads for `kernel`.
 const char* gemm_kernel_name(GemmKernel kernel);
 /// The choices `automatic` timed so far, per shape, e.g. "m<=8192 n=16 k=2048 bf16: moss/split4;
-/// m<=8192 n=2048 k=16 B^T bf16: cublas", or "" before any.
+/// m<=8192 n=2048 k=16 B^T bf16: cublas; mos-k decode m<=8192 d=2048 r=64 K=4: expanded", or "" before any.
 std::string gemm_choices();
+/// `automatic`'s choice between alternative launch sequences of one operation (same results up to
+/// the order of fp32 sums): the index of the fastest for `key` (a shape description; the current
+/// device is added), timed on `stream` on the first call (one untimed launch of each, then the best
+/// of two rounds of three) and remembered; under stream capture an unchosen key gets 0, untimed and
+/// not remembered. `names` (one per alternative) are what gemm_choices lists.
+std::size_t fastest_alternative(const std::string& key, const std::vector<std::string>& names,
+                                const std::vector<std::function<void()>>& alternatives, cudaStream_t stream);
 
 /// C (m x n) = A (m x k, leading dim lda) * B, fp32 accumulation on tensor cores. B is k x n with
 /// leading dim ldb, or when `b_transposed` the n x k matrix whose transpose is B (decode: Z U^T).
@@ -77,12 +87,33 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
                           std::int64_t tokens, int dim, int rank, int block_tokens, std::uint16_t* out,
                           cudaStream_t stream, int subspaces);
 
+/// mos-k decode as one GEMM over all bases: z_wide (tokens x subspaces * rank, bf16 scratch) gets z_t in
+/// the columns of its route's block and zeros elsewhere, then out = z_wide [U_1 .. U_K]^T through
+/// launch_gemm_bf16 (cuBLAS where that is the faster): K times the routed kernel's multiply-adds at the
+/// projection GEMM's speed; the added products are exact zeros, so the values are the routed decode's
+/// up to the order of the fp32 sums. wide: dim x subspaces * rank bf16, row i = [U_1 row i .. U_K row i].
+void launch_decode_expanded(const std::uint16_t* z, const std::uint16_t* wide, const std::int32_t* route, std::int64_t tokens,
+                            int dim, int rank, int block_tokens, int subspaces, std::uint16_t* z_wide, std::uint16_t* out,
+                            cudaStream_t stream);
+/// mos-k decode as the GEMM choice says: `moss` and `simple` the routed kernel (launch_decode_routed,
+/// reading `bases`), `cublas` the expanded GEMM (launch_decode_expanded, reading `wide` and z_wide),
+/// `automatic` the faster of the two for the shape (fastest_alternative).
+void launch_decode_mos_k(const std::uint16_t* z, const std::uint16_t* bases, const std::uint16_t* wide,
+                         const std::int32_t* route, std::int64_t tokens, int dim, int rank, int block_tokens, int subspaces,
+                         std::uint16_t* z_wide, std::uint16_t* out, cudaStream_t stream);
+
+/// Row partitions of launch_theta_diagonal's column statistics.
+constexpr int kThetaStatParts = 32;
+/// Doubles of scratch launch_theta_diagonal needs at `rank`: the partitions' partial statistics and
+/// their sums.
+constexpr std::int64_t theta_diagonal_scratch(int rank) { return 3 * static_cast<std::int64_t>(kThetaStatParts + 1) * rank; }
 /// mos on the diagonal path (one rotation, W^T W = diag(lambda); theta_diagonal.h), one block: from
 /// its sample projections p = X_sample [Ubar W] (rows x 2 rank fp32) the theta the CPU encoder
 /// chooses (its steps; the sums in another order) into *theta, and the column scales of U(theta) =
 /// Ubar diag(a) + W diag(b) into scales (a: [0, rank), b: [rank, 2 rank)). lambda: rank doubles;
-/// stats: 3 rank doubles of scratch. One thread block, deterministic for a given p (p itself comes
-/// from a GEMM: bitwise reproducible run to run with GemmKernel::moss only).
+/// stats: theta_diagonal_scratch(rank) doubles of scratch. Two launches (the statistics over the
+/// device, then the fit in one block), deterministic for a given p (p itself comes from a GEMM:
+/// bitwise reproducible run to run with GemmKernel::moss only).
 void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats, float* theta,
                            float* scales, cudaStream_t stream);
 /// u (dim x rank bf16) = Ubar diag(a) + W diag(b) from wide = [Ubar | W] (dim x 2 rank bf16) and the

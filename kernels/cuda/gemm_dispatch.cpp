@@ -10,6 +10,7 @@
 #include <atomic>
 #include <compare>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -49,6 +50,7 @@ struct Candidate {
 
 std::mutex g_choice_mutex;
 std::map<GemmShape, Candidate> g_choice;
+std::map<std::string, std::string> g_alternative;  // fastest_alternative's choices: key (with the device) -> name
 
 /// Milliseconds per launch of `launch` (three back to back on `stream`).
 template <typename F>
@@ -99,7 +101,38 @@ std::string gemm_choices() {
     out += "m<=" + std::to_string(shape.m) + " n=" + std::to_string(shape.n) + " k=" + std::to_string(shape.k) +
            (shape.transposed ? " B^T" : "") + (shape.f32 ? " fp32" : " bf16") + ": " + choice.name();
   }
+  for (const auto& [key, name] : g_alternative) out += (out.empty() ? "" : "; ") + key + ": " + name;
   return out;
+}
+
+std::size_t fastest_alternative(const std::string& key, const std::vector<std::string>& names,
+                                const std::vector<std::function<void()>>& alternatives, cudaStream_t stream) {
+  if (names.size() != alternatives.size() || alternatives.empty())
+    throw std::invalid_argument("fastest_alternative: one name per alternative, at least one");
+  int device = 0;
+  MOSS_CUDA_CHECK(cudaGetDevice(&device));
+  const std::string full_key = key + (device > 0 ? " device " + std::to_string(device) : "");
+  auto index_of = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  };
+  {
+    const std::lock_guard<std::mutex> lock(g_choice_mutex);
+    const auto it = g_alternative.find(full_key);
+    if (it != g_alternative.end() && index_of(it->second) < names.size()) return index_of(it->second);
+  }
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  MOSS_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return 0;  // nothing is timed inside a capture
+  // As launch_gemm_bf16's candidates: one untimed launch each (module loading, the GEMMs' own
+  // choices inside them), then the best of two rounds.
+  std::vector<float> best(alternatives.size(), std::numeric_limits<float>::infinity());
+  for (const auto& alternative : alternatives) alternative();
+  for (int round = 0; round < 2; ++round)
+    for (std::size_t i = 0; i < alternatives.size(); ++i) best[i] = std::min(best[i], time_ms(alternatives[i], stream));
+  const auto fastest = static_cast<std::size_t>(std::min_element(best.begin(), best.end()) - best.begin());
+  const std::lock_guard<std::mutex> lock(g_choice_mutex);
+  const auto [it, inserted] = g_alternative.emplace(full_key, names[fastest]);  // the first thread's choice stands
+  return index_of(it->second);
 }
 
 void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,

@@ -167,7 +167,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   // mos on the diagonal path: lambda = diag(W^T W), the theta kernel's scratch, U(theta)'s column
   // scales, theta per block.
   const bool diagonal = c.method == Method::mos && cpu::diagonal_rotation(s);
-  DeviceBuffer<double> dlambda(diagonal ? static_cast<std::size_t>(r) : 0), dstats(diagonal ? static_cast<std::size_t>(3 * r) : 0);
+  DeviceBuffer<double> dlambda(diagonal ? static_cast<std::size_t>(r) : 0), dstats(diagonal ? static_cast<std::size_t>(cuda::theta_diagonal_scratch(static_cast<int>(r))) : 0);
   DeviceBuffer<float> dcolumn_scales(diagonal ? static_cast<std::size_t>(2 * r) : 0), dtheta(diagonal ? static_cast<std::size_t>(theta_blocks) : 0);
   if (diagonal) {
     const Eigen::ArrayXd lambda = cpu::direction_eigenvalues(s);
@@ -264,7 +264,10 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
         break;
     }
   };
+  // mos-k decode: the bases one after another for the routed kernel; z spread over all bases' columns
+  // for the one-GEMM form (launch_decode_mos_k takes the faster).
   DeviceBuffer<std::uint16_t> dbases(c.method == Method::mos_k ? s.basis.size() : 0);
+  DeviceBuffer<std::uint16_t> dz_wide(c.method == Method::mos_k ? static_cast<std::size_t>(t * wide_cols) : 0);
   if (c.method == Method::mos_k) dbases.upload(to_bf16_bits(s.basis.data(), s.basis.size()), stream);
   auto decode_on_device = [&] {
     switch (c.method) {
@@ -282,8 +285,8 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
         }
         break;
       case Method::mos_k:
-        cuda::launch_decode_routed(dz.get(), dbases.get(), droute.get(), t, static_cast<int>(d), static_cast<int>(r),
-                                   c.route_block_tokens, dout.get(), stream, static_cast<int>(nk));
+        cuda::launch_decode_mos_k(dz.get(), dbases.get(), dwide.get(), droute.get(), t, static_cast<int>(d), static_cast<int>(r),
+                                  c.route_block_tokens, static_cast<int>(nk), dz_wide.get(), dout.get(), stream);
         break;
       case Method::topk:
         cuda::launch_topk_decode(dvals.get(), didx.get(), t, static_cast<int>(d), static_cast<int>(k), dout.get(), stream);

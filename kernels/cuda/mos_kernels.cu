@@ -12,44 +12,53 @@
 namespace moss::kernels::cuda {
 
 namespace {
-constexpr int kThetaThreads = 256, kThetaWarps = kThetaThreads / 32;
+constexpr int kStatThreadsY = 8, kThetaThreads = 256;
 
-// One block of kThetaThreads. p: the sample projections [P0 | P1] (rows x 2 rank fp32, row-major).
-// 1. Column statistics (double): `groups` row groups per column pass sum strided rows, then the
-//    groups are added in order, so the sums do not depend on scheduling.
-// 2. maximise_theta_one; each objective is a block sum (per-thread columns, warp tree, warps in
-//    order) that every thread reads back whole, so all threads take the same steps.
+// Partial column statistics of the sample projections p = [P0 | P1] (rows x 2 rank fp32, row-major):
+// partition `part` (of kThetaStatParts) sums rows part, part + kThetaStatParts, ... in double;
+// partials[(3 part + s) rank + q], s = 0, 1, 2 for g00, g01, g11. Blocks of 32 columns (x) by
+// kStatThreadsY partitions (y), so a warp reads 32 neighbouring columns of one row and the whole
+// device shares the sums (one block of 256 threads took ~512 dependent steps at rank 256).
+__global__ void __launch_bounds__(32 * kStatThreadsY) theta_stats_kernel(const float* __restrict__ p, std::int64_t rows, int rank,
+                                                                        double* __restrict__ partials) {
+  const int q = static_cast<int>(blockIdx.x * 32 + threadIdx.x);
+  const int part = static_cast<int>(blockIdx.y * kStatThreadsY + threadIdx.y);
+  if (q >= rank) return;
+  const std::int64_t ld = 2 * static_cast<std::int64_t>(rank);
+  double s00 = 0, s01 = 0, s11 = 0;
+#pragma unroll 4
+  for (std::int64_t i = part; i < rows; i += kThetaStatParts) {
+    const double x = p[i * ld + q], y = p[i * ld + rank + q];
+    s00 += x * x, s01 += x * y, s11 += y * y;
+  }
+  double* out = partials + static_cast<std::int64_t>(3 * part) * rank + q;
+  out[0] = s00, out[rank] = s01, out[2 * static_cast<std::int64_t>(rank)] = s11;
+}
+
+// One block of kThetaThreads.
+// 1. The column statistics: the partitions' partials added in partition order (so the sums do not
+//    depend on scheduling), into stats (3 rank doubles after the partials: g00, g01, g11 per column).
+// 2. maximise_theta_one by warp 0 alone: each objective is a warp sum (lane columns, a shuffle tree)
+//    that lane 0 broadcasts, so all lanes take the same steps; no block barrier per evaluation.
 // 3. theta and the column scales a (scales[0, rank)) and b (scales[rank, 2 rank)).
-// stats: 3 rank doubles of scratch (g00, g01, g11 per column).
-__global__ void __launch_bounds__(kThetaThreads) theta_diagonal_kernel(const float* __restrict__ p, std::int64_t rows, int rank,
+__global__ void __launch_bounds__(kThetaThreads) theta_diagonal_kernel(const double* __restrict__ partials, int rank,
                                                                       const double* __restrict__ lambda, double* stats,
                                                                       float max_theta, float* theta, float* scales) {
-  __shared__ double part[3][kThetaThreads];
-  __shared__ double warp_sums[2][kThetaWarps];
-  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
-  const int cols = rank < kThetaThreads ? rank : kThetaThreads, groups = kThetaThreads / cols;
-  const int col = tid % cols, group = tid / cols;
-  const std::int64_t ld = 2 * static_cast<std::int64_t>(rank);
-  for (int q0 = 0; q0 < rank; q0 += cols) {
-    const int q = q0 + col;
-    double s00 = 0, s01 = 0, s11 = 0;
-    if (group < groups && q < rank)
-      for (std::int64_t i = group; i < rows; i += groups) {
-        const double x = p[i * ld + q], y = p[i * ld + rank + q];
-        s00 += x * x, s01 += x * y, s11 += y * y;
-      }
-    part[0][tid] = s00, part[1][tid] = s01, part[2][tid] = s11;
-    __syncthreads();
-    if (group == 0 && q < rank) {
-      double a = 0, b = 0, c = 0;
-      for (int g = 0; g < groups; ++g) a += part[0][g * cols + col], b += part[1][g * cols + col], c += part[2][g * cols + col];
-      stats[3 * q] = a, stats[3 * q + 1] = b, stats[3 * q + 2] = c;
+  const int tid = static_cast<int>(threadIdx.x);
+  for (int q = tid; q < rank; q += kThetaThreads) {
+    double a = 0, b = 0, c = 0;
+#pragma unroll 8
+    for (int part = 0; part < kThetaStatParts; ++part) {
+      const double* in = partials + static_cast<std::int64_t>(3 * part) * rank + q;
+      a += in[0], b += in[rank], c += in[2 * static_cast<std::int64_t>(rank)];
     }
-    __syncthreads();  // `part` is rewritten by the next pass; the stats are read below
+    stats[3 * q] = a, stats[3 * q + 1] = b, stats[3 * q + 2] = c;
   }
+  __syncthreads();
+  if (tid >= 32) return;
   auto objective = [&](float a, float b) {
     double fa = 0, fb = 0;
-    for (int q = tid; q < rank; q += kThetaThreads) {
+    for (int q = tid; q < rank; q += 32) {
       const ColumnStat s{stats[3 * q], stats[3 * q + 1], stats[3 * q + 2]};
       fa += diagonal_term(s, lambda[q], a);
       fb += diagonal_term(s, lambda[q], b);
@@ -58,16 +67,11 @@ __global__ void __launch_bounds__(kThetaThreads) theta_diagonal_kernel(const flo
       fa += __shfl_down_sync(0xffffffffu, fa, o);
       fb += __shfl_down_sync(0xffffffffu, fb, o);
     }
-    if (lane == 0) warp_sums[0][warp] = fa, warp_sums[1][warp] = fb;
-    __syncthreads();
-    ObjectivePair out{0.0, 0.0};
-    for (int w = 0; w < kThetaWarps; ++w) out.first += warp_sums[0][w], out.second += warp_sums[1][w];
-    __syncthreads();  // `warp_sums` is rewritten by the next evaluation
-    return out;
+    return ObjectivePair{__shfl_sync(0xffffffffu, fa, 0), __shfl_sync(0xffffffffu, fb, 0)};
   };
   const float th = maximise_theta_one(objective, max_theta);
   if (tid == 0) *theta = th;
-  for (int q = tid; q < rank; q += kThetaThreads) {
+  for (int q = tid; q < rank; q += 32) {
     const ColumnScale c = diagonal_scale(lambda[q], th);
     scales[q] = c.a, scales[rank + q] = c.b;
   }
@@ -90,7 +94,12 @@ __global__ void rotate_diagonal_kernel(const std::uint16_t* __restrict__ wide, s
 void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats, float* theta,
                            float* scales, cudaStream_t stream) {
   if (rank <= 0) return;
-  theta_diagonal_kernel<<<1, kThetaThreads, 0, stream>>>(p, rows, rank, lambda, stats, kMaxTheta, theta, scales);
+  static_assert(kThetaStatParts % kStatThreadsY == 0, "whole blocks of partitions");
+  const dim3 grid(static_cast<unsigned>((rank + 31) / 32), kThetaStatParts / kStatThreadsY), block(32, kStatThreadsY);
+  theta_stats_kernel<<<grid, block, 0, stream>>>(p, rows, rank, stats);
+  MOSS_CUDA_CHECK_LAUNCH();
+  theta_diagonal_kernel<<<1, kThetaThreads, 0, stream>>>(stats, rank, lambda, stats + static_cast<std::int64_t>(3 * kThetaStatParts) * rank,
+                                                         kMaxTheta, theta, scales);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
