@@ -1029,9 +1029,7 @@ void launch_decode_mos_k(const std::uint16_t* z, const std::uint16_t* bases, con
     case GemmKernel::cublas: expanded(); return;
     case GemmKernel::automatic: break;
   }
-  std::int64_t bucket = 1;
-  while (bucket < tokens) bucket *= 2;
-  const std::string key = "mos-k decode m<=" + std::to_string(bucket) + " d=" + std::to_string(dim) + " r=" + std::to_string(rank) +
+  const std::string key = "mos-k decode m<=" + std::to_string(pow2_bucket(tokens)) + " d=" + std::to_string(dim) + " r=" + std::to_string(rank) +
                           " K=" + std::to_string(subspaces) + (block_tokens > 1 ? " blocks" : "");
   if (fastest_alternative(key, {"routed", "expanded"}, {routed, expanded}, stream) == 0) routed();
   else expanded();
@@ -1070,10 +1068,21 @@ void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, in
 void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices, std::int64_t tokens, int dim,
                         int k, std::uint16_t* out, cudaStream_t stream) {
   if (tokens <= 0) return;
-  if (chunked_rows(out, dim))
+  auto per_block = [&] {
+    topk_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(values, indices, dim, k, out);
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
+  auto per_warp = [&] {
     topk_decode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(values, indices, tokens, dim, k, out);
-  else topk_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(values, indices, dim, k, out);
-  MOSS_CUDA_CHECK_LAUNCH();
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
+  if (!chunked_rows(out, dim)) return per_block();
+  if (gemm_kernel() != GemmKernel::automatic) return per_warp();
+  // The warp kernel was slower than the block one on an H200 (0.29-0.34 of the copy against 0.52):
+  // whichever is faster here.
+  const std::string key = "topk decode m<=" + std::to_string(pow2_bucket(tokens)) + " d=" + std::to_string(dim) + " k=" + std::to_string(k);
+  if (fastest_alternative(key, {"warp per token", "block per token"}, {per_warp, per_block}, stream) == 0) per_warp();
+  else per_block();
 }
 
 void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,

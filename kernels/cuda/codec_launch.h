@@ -33,6 +33,14 @@ enum class GemmKernel { automatic, moss, simple, cublas };
 /// True when `p` is a multiple of `bytes`: the vector loads and stores of the kernels (16-byte bf16
 /// chunks, 8-byte int8 code chunks) need it.
 inline bool aligned_to(const void* p, std::uintptr_t bytes) { return reinterpret_cast<std::uintptr_t>(p) % bytes == 0; }
+/// The power-of-two bucket of a row count (the smallest power of two >= m, 1 for m <= 1): timed
+/// choices are remembered per bucket, since a chunk's last block and the fit's products come in many
+/// row counts of one shape.
+inline std::int64_t pow2_bucket(std::int64_t m) {
+  std::int64_t bucket = 1;
+  while (bucket < m) bucket *= 2;
+  return bucket;
+}
 void set_gemm_kernel(GemmKernel kernel);
 GemmKernel gemm_kernel();
 /// "auto", "moss", "simple" or "cublas" to its GemmKernel; anything else throws
@@ -125,7 +133,9 @@ void launch_rotate_diagonal(const std::uint16_t* wide, std::int64_t dim, int ran
 /// ascending index order (tokens x k each).
 void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int k, std::uint16_t* values,
                         std::int32_t* indices, cudaStream_t stream);
-/// topk decode: zeros with the kept values scattered back.
+/// topk decode: zeros with the kept values scattered back. Rows of whole 16-byte chunks have two
+/// kernels (one warp or one block per token, the same output); `automatic` times them per shape
+/// (fastest_alternative), the other GEMM choices run the warp one.
 void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices, std::int64_t tokens, int dim,
                         int k, std::uint16_t* out, cudaStream_t stream);
 

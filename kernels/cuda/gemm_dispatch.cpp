@@ -171,11 +171,7 @@ void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint1
     run(Candidate{});
     return;
   }
-  // One choice per power-of-two bucket of m: the fit's products and the last block of a chunk come in
-  // many row counts of one shape otherwise.
-  std::int64_t bucket = 1;
-  while (bucket < m) bucket *= 2;
-  GemmShape shape{bucket, lda, ldb, ldc, n, k, 0, b_transposed, c_f32 != nullptr, aligned_to(a, 16) && aligned_to(b, 16) && aligned_to(c, 16)};
+  GemmShape shape{pow2_bucket(m), lda, ldb, ldc, n, k, 0, b_transposed, c_f32 != nullptr, aligned_to(a, 16) && aligned_to(b, 16) && aligned_to(c, 16)};
   MOSS_CUDA_CHECK(cudaGetDevice(&shape.device));
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   MOSS_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
