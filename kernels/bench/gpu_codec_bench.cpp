@@ -1,8 +1,8 @@
 // moss_gpu_codec_bench: every codec end to end through the public library, as `moss compress` runs
 // it: fit on the warm-up of 2048 tokens (gpu_fit_codec for the GPU column: its subspace products on
 // the GPU; fit_codec for the CPU column), then encode + decode one chunk of T = 8192 tokens of the
-// `llama` synthetic K on the GPU (gpu_roundtrip: CUDA events around encode, mos's theta fit on the host
-// included) and with the Eigen CPU codec in the same run, at d = 2048 and r in {16, 64, 256}.
+// `llama` synthetic K on the GPU (gpu_roundtrip: CUDA events around encode, mos's theta fit included:
+// on the device for one rotation, on the host between device steps for several) and with the Eigen CPU codec in the same run, at d = 2048 and r in {16, 64, 256}.
 // Prints bytes ratio, relative error on both devices (they must agree: the check fails otherwise),
 // encode/decode GB/s of bf16 input/output, and the GPU over CPU speed-up.
 // Links moss::kernels statically (Eigen is header-only): runs on a GPU machine without Debian libraries.
