@@ -392,7 +392,7 @@ bool theta_parity() {
     Dev<double> dlambda(lambda.size()), dstats(static_cast<std::size_t>(cu::theta_diagonal_scratch(rank)));
     Dev<std::uint16_t> dwide(wide.size()), du(static_cast<std::size_t>(dim * rank));
     dp.put(p), dlambda.put(lambda), dwide.put(wide);
-    cu::launch_theta_diagonal(dp.p, rows, rank, dlambda.p, dstats.p, dtheta.p, dscales.p, nullptr);
+    cu::launch_theta_diagonal(dp.p, rows, rank, dlambda.p, dstats.p, static_cast<std::int64_t>(dstats.n), dtheta.p, dscales.p, nullptr);
     cu::launch_rotate_diagonal(dwide.p, dim, rank, dscales.p, du.p, nullptr);
     MOSS_CUDA_CHECK(cudaDeviceSynchronize());
     const float theta = dtheta.get()[0];
@@ -527,7 +527,8 @@ void mos_steps(bool quick) {
         dlambda.put(std::vector<double>(static_cast<std::size_t>(r), 1.0 / r));
         const int n2 = 2 * r, di = static_cast<int>(d);
         const double sample_s = time_s([&] { cu::launch_gemm_bf16(dx.p, stride * d, dwide.p, n2, false, dp.p, nullptr, n2, ns, n2, di, nullptr); });
-        const double theta_s = time_s([&] { cu::launch_theta_diagonal(dp.p, ns, r, dlambda.p, dstats.p, dtheta.p, dscales.p, nullptr); });
+        const double theta_s =
+            time_s([&] { cu::launch_theta_diagonal(dp.p, ns, r, dlambda.p, dstats.p, static_cast<std::int64_t>(dstats.n), dtheta.p, dscales.p, nullptr); });
         const double rotate_s = time_s([&] { cu::launch_rotate_diagonal(dwide.p, d, r, dscales.p, du.p, nullptr); });
         const double project_s = time_s([&] { cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, r, di, nullptr); });
         const double sum = sample_s + theta_s + rotate_s + project_s;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -1007,6 +1008,9 @@ void launch_decode_expanded(const std::uint16_t* z, const std::uint16_t* wide, c
                             cudaStream_t stream) {
   if (tokens <= 0 || dim <= 0) return;
   if (rank <= 0 || subspaces < 1) throw std::invalid_argument("launch_decode_expanded: rank and subspaces must be positive");
+  if (static_cast<std::int64_t>(subspaces) * rank > std::numeric_limits<int>::max())
+    throw std::invalid_argument("launch_decode_expanded: subspaces x rank beyond int");
+  if (z_wide == nullptr) throw std::invalid_argument("launch_decode_expanded: no z_wide scratch");
   const std::int64_t bl = block_tokens <= 0 ? tokens : block_tokens;
   const int width = subspaces * rank;
   const bool vector = rank % 8 == 0 && aligned_to(z, 16) && aligned_to(z_wide, 16);
@@ -1023,14 +1027,14 @@ void launch_decode_mos_k(const std::uint16_t* z, const std::uint16_t* bases, con
                          std::uint16_t* z_wide, std::uint16_t* out, cudaStream_t stream) {
   auto routed = [&] { launch_decode_routed(z, bases, route, tokens, dim, rank, block_tokens, out, stream, subspaces); };
   auto expanded = [&] { launch_decode_expanded(z, wide, route, tokens, dim, rank, block_tokens, subspaces, z_wide, out, stream); };
-  switch (gemm_kernel()) {
-    case GemmKernel::moss:
-    case GemmKernel::simple: routed(); return;
-    case GemmKernel::cublas: expanded(); return;
-    case GemmKernel::automatic: break;
-  }
+  const GemmKernel choice = gemm_kernel();
+  if (z_wide == nullptr || choice == GemmKernel::moss || choice == GemmKernel::simple) return routed();
+  if (choice == GemmKernel::cublas) return expanded();
+  const bool aligned = aligned_to(z, 16) && aligned_to(bases, 16) && aligned_to(wide, 16) && aligned_to(z_wide, 16) && aligned_to(out, 16);
   const std::string key = "mos-k decode m<=" + std::to_string(pow2_bucket(tokens)) + " d=" + std::to_string(dim) + " r=" + std::to_string(rank) +
-                          " K=" + std::to_string(subspaces) + (block_tokens > 1 ? " blocks" : "");
+                          " K=" + std::to_string(subspaces) +
+                          (block_tokens == 1 ? "" : block_tokens <= 0 ? " one route" : " routes per " + std::to_string(block_tokens)) +
+                          (aligned ? "" : " unaligned");
   if (fastest_alternative(key, {"routed", "expanded"}, {routed, expanded}, stream) == 0) routed();
   else expanded();
 }
@@ -1077,7 +1081,8 @@ void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices
     MOSS_CUDA_CHECK_LAUNCH();
   };
   if (!chunked_rows(out, dim)) return per_block();
-  if (gemm_kernel() != GemmKernel::automatic) return per_warp();
+  // The block kernel's grid is one block per token: beyond 2^31 - 1 tokens the warp kernel only.
+  if (gemm_kernel() != GemmKernel::automatic || tokens > std::numeric_limits<int>::max()) return per_warp();
   // The warp kernel was slower than the block one on an H200 (0.29-0.34 of the copy against 0.52):
   // whichever is faster here.
   const std::string key = "topk decode m<=" + std::to_string(pow2_bucket(tokens)) + " d=" + std::to_string(dim) + " k=" + std::to_string(k);

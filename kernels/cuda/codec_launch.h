@@ -26,8 +26,9 @@ namespace moss::kernels::cuda {
 ///   kernel), nor is anything timed under stream capture (a shape already chosen runs its choice, a split one
 ///   unsplit, else moss's default kernel). Near-tied candidates can be chosen differently from run to run, so
 ///   results may differ in the last bits between runs: `moss` for bitwise-reproducible runs.
-///   The mos-k decode (launch_decode_mos_k) chooses between moss's routed kernel and one GEMM over all
-///   bases in the same way.
+///   Other operations with several kernels choose among them under `automatic` alike
+///   (fastest_alternative: the mos-k decode between moss's routed kernel and one GEMM over all
+///   bases, the topk decode between a warp and a block per token), timed whatever their size.
 enum class GemmKernel { automatic, moss, simple, cublas };
 
 /// True when `p` is a multiple of `bytes`: the vector loads and stores of the kernels (16-byte bf16
@@ -98,14 +99,15 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
 /// mos-k decode as one GEMM over all bases: z_wide (tokens x subspaces * rank, bf16 scratch) gets z_t in
 /// the columns of its route's block and zeros elsewhere, then out = z_wide [U_1 .. U_K]^T through
 /// launch_gemm_bf16 (cuBLAS where that is the faster): K times the routed kernel's multiply-adds at the
-/// projection GEMM's speed; the added products are exact zeros, so the values are the routed decode's
-/// up to the order of the fp32 sums. wide: dim x subspaces * rank bf16, row i = [U_1 row i .. U_K row i].
+/// projection GEMM's speed; with finite bases (as fitted) the added products are exact zeros, so the
+/// values are the routed decode's up to the order of the fp32 sums. wide: dim x subspaces * rank bf16, row i = [U_1 row i .. U_K row i].
 void launch_decode_expanded(const std::uint16_t* z, const std::uint16_t* wide, const std::int32_t* route, std::int64_t tokens,
                             int dim, int rank, int block_tokens, int subspaces, std::uint16_t* z_wide, std::uint16_t* out,
                             cudaStream_t stream);
 /// mos-k decode as the GEMM choice says: `moss` and `simple` the routed kernel (launch_decode_routed,
 /// reading `bases`), `cublas` the expanded GEMM (launch_decode_expanded, reading `wide` and z_wide),
-/// `automatic` the faster of the two for the shape (fastest_alternative).
+/// `automatic` the faster of the two for the shape (fastest_alternative). z_wide may be null (no
+/// scratch allocated): the routed kernel.
 void launch_decode_mos_k(const std::uint16_t* z, const std::uint16_t* bases, const std::uint16_t* wide,
                          const std::int32_t* route, std::int64_t tokens, int dim, int rank, int block_tokens, int subspaces,
                          std::uint16_t* z_wide, std::uint16_t* out, cudaStream_t stream);
@@ -119,11 +121,12 @@ constexpr std::int64_t theta_diagonal_scratch(int rank) { return 3 * static_cast
 /// its sample projections p = X_sample [Ubar W] (rows x 2 rank fp32) the theta the CPU encoder
 /// chooses (its steps; the sums in another order) into *theta, and the column scales of U(theta) =
 /// Ubar diag(a) + W diag(b) into scales (a: [0, rank), b: [rank, 2 rank)). lambda: rank doubles;
-/// stats: theta_diagonal_scratch(rank) doubles of scratch. Two launches (the statistics over the
+/// stats: `stats_doubles` >= theta_diagonal_scratch(rank) doubles of scratch (else throws
+/// std::invalid_argument). Two launches (the statistics over the
 /// device, then the fit in one block), deterministic for a given p (p itself comes from a GEMM:
 /// bitwise reproducible run to run with GemmKernel::moss only).
-void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats, float* theta,
-                           float* scales, cudaStream_t stream);
+void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats,
+                           std::int64_t stats_doubles, float* theta, float* scales, cudaStream_t stream);
 /// u (dim x rank bf16) = Ubar diag(a) + W diag(b) from wide = [Ubar | W] (dim x 2 rank bf16) and the
 /// scales of launch_theta_diagonal.
 void launch_rotate_diagonal(const std::uint16_t* wide, std::int64_t dim, int rank, const float* scales, std::uint16_t* u,

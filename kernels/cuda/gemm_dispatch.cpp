@@ -10,6 +10,7 @@
 #include <atomic>
 #include <compare>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <map>
@@ -111,25 +112,46 @@ std::size_t fastest_alternative(const std::string& key, const std::vector<std::s
     throw std::invalid_argument("fastest_alternative: one name per alternative, at least one");
   int device = 0;
   MOSS_CUDA_CHECK(cudaGetDevice(&device));
-  const std::string full_key = key + (device > 0 ? " device " + std::to_string(device) : "");
+  // The names are part of the key, so a remembered name is always one of `names`.
+  std::string full_key = key + " [";
+  for (std::size_t i = 0; i < names.size(); ++i) full_key += (i > 0 ? "|" : "") + names[i];
+  full_key += "]" + (device > 0 ? " device " + std::to_string(device) : "");
   auto index_of = [&](const std::string& name) {
     return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
   };
   {
     const std::lock_guard<std::mutex> lock(g_choice_mutex);
     const auto it = g_alternative.find(full_key);
-    if (it != g_alternative.end() && index_of(it->second) < names.size()) return index_of(it->second);
+    if (it != g_alternative.end()) return index_of(it->second);
   }
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   MOSS_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
   if (capture != cudaStreamCaptureStatusNone) return 0;  // nothing is timed inside a capture
   // As launch_gemm_bf16's candidates: one untimed launch each (module loading, the GEMMs' own
-  // choices inside them), then the best of two rounds.
+  // choices inside them), then the best of two rounds. An alternative that throws (a launch the
+  // device refuses) is out of the running; the error it left is cleared. All failing: the first's
+  // error is rethrown.
   std::vector<float> best(alternatives.size(), std::numeric_limits<float>::infinity());
-  for (const auto& alternative : alternatives) alternative();
+  std::vector<bool> usable(alternatives.size(), true);
+  std::exception_ptr first_error;
+  auto attempt = [&](std::size_t i, auto&& f) {
+    if (!usable[i]) return;
+    try {
+      f();
+    } catch (const std::runtime_error&) {
+      usable[i] = false;
+      if (!first_error) first_error = std::current_exception();
+      (void)cudaGetLastError();
+    }
+  };
+  for (std::size_t i = 0; i < alternatives.size(); ++i) attempt(i, alternatives[i]);
   for (int round = 0; round < 2; ++round)
-    for (std::size_t i = 0; i < alternatives.size(); ++i) best[i] = std::min(best[i], time_ms(alternatives[i], stream));
-  const auto fastest = static_cast<std::size_t>(std::min_element(best.begin(), best.end()) - best.begin());
+    for (std::size_t i = 0; i < alternatives.size(); ++i)
+      attempt(i, [&] { best[i] = std::min(best[i], time_ms(alternatives[i], stream)); });
+  std::size_t fastest = alternatives.size();
+  for (std::size_t i = 0; i < alternatives.size(); ++i)
+    if (usable[i] && (fastest == alternatives.size() || best[i] < best[fastest])) fastest = i;
+  if (fastest == alternatives.size()) std::rethrow_exception(first_error);
   const std::lock_guard<std::mutex> lock(g_choice_mutex);
   const auto [it, inserted] = g_alternative.emplace(full_key, names[fastest]);  // the first thread's choice stands
   return index_of(it->second);

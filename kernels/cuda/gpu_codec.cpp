@@ -38,6 +38,7 @@ class DeviceBuffer {
     if (p_ != nullptr) cudaFree(p_);
   }
   T* get() const { return p_; }
+  std::size_t size() const { return n_; }
   /// Ordered on `s`; `v` may be a temporary: a copy from pageable host memory returns once the data
   /// is staged (CUDA's API synchronisation rules), before the transfer itself.
   void upload(const std::vector<T>& v, cudaStream_t s) {
@@ -213,7 +214,8 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
           cuda::launch_gemm_bf16(dx.get() + t0 * d, stride * d, dwide.get(), wide_cols, false, dp.get(), nullptr, wide_cols, ns,
                                  static_cast<int>(wide_cols), static_cast<int>(d), stream);
           if (diagonal) {  // theta and U(theta) on the device, no wait for the host
-            cuda::launch_theta_diagonal(dp.get(), ns, static_cast<int>(r), dlambda.get(), dstats.get(), dtheta.get() + b,
+            cuda::launch_theta_diagonal(dp.get(), ns, static_cast<int>(r), dlambda.get(), dstats.get(),
+                                        static_cast<std::int64_t>(dstats.size()), dtheta.get() + b,
                                         dcolumn_scales.get(), stream);
             cuda::launch_rotate_diagonal(dwide.get(), d, static_cast<int>(r), dcolumn_scales.get(), drot.get() + b * d * r, stream);
           } else {
@@ -267,7 +269,9 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   // mos-k decode: the bases one after another for the routed kernel; z spread over all bases' columns
   // for the one-GEMM form (launch_decode_mos_k takes the faster).
   DeviceBuffer<std::uint16_t> dbases(c.method == Method::mos_k ? s.basis.size() : 0);
-  DeviceBuffer<std::uint16_t> dz_wide(c.method == Method::mos_k ? static_cast<std::size_t>(t * wide_cols) : 0);
+  const bool expanded_decode = c.method == Method::mos_k && (cuda::gemm_kernel() == cuda::GemmKernel::automatic ||
+                                                            cuda::gemm_kernel() == cuda::GemmKernel::cublas);
+  DeviceBuffer<std::uint16_t> dz_wide(expanded_decode ? static_cast<std::size_t>(t * wide_cols) : 0);
   if (c.method == Method::mos_k) dbases.upload(to_bf16_bits(s.basis.data(), s.basis.size()), stream);
   auto decode_on_device = [&] {
     switch (c.method) {
@@ -286,7 +290,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
         break;
       case Method::mos_k:
         cuda::launch_decode_mos_k(dz.get(), dbases.get(), dwide.get(), droute.get(), t, static_cast<int>(d), static_cast<int>(r),
-                                  c.route_block_tokens, static_cast<int>(nk), dz_wide.get(), dout.get(), stream);
+                                  c.route_block_tokens, static_cast<int>(nk), expanded_decode ? dz_wide.get() : nullptr, dout.get(), stream);
         break;
       case Method::topk:
         cuda::launch_topk_decode(dvals.get(), didx.get(), t, static_cast<int>(d), static_cast<int>(k), dout.get(), stream);

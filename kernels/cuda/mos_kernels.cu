@@ -3,6 +3,9 @@
 // stream-ordered, so the GPU encode of a one-rotation state goes from its sample projection to its
 // projection without waiting for the host (the host work it replaces was ~5-100 us, the wait for it
 // a synchronisation and two copies per block).
+#include <stdexcept>
+#include <string>
+
 #include "bf16_device.h"
 #include "codec_launch.h"
 #include "cuda_check.h"
@@ -91,9 +94,12 @@ __global__ void rotate_diagonal_kernel(const std::uint16_t* __restrict__ wide, s
 }
 }  // namespace
 
-void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats, float* theta,
-                           float* scales, cudaStream_t stream) {
+void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats,
+                           std::int64_t stats_doubles, float* theta, float* scales, cudaStream_t stream) {
   if (rank <= 0) return;
+  if (stats_doubles < theta_diagonal_scratch(rank))
+    throw std::invalid_argument("launch_theta_diagonal: " + std::to_string(stats_doubles) + " doubles of scratch, " +
+                                std::to_string(theta_diagonal_scratch(rank)) + " needed at rank " + std::to_string(rank));
   static_assert(kThetaStatParts % kStatThreadsY == 0, "whole blocks of partitions");
   const dim3 grid(static_cast<unsigned>((rank + 31) / 32), kThetaStatParts / kStatThreadsY), block(32, kStatThreadsY);
   theta_stats_kernel<<<grid, block, 0, stream>>>(p, rows, rank, stats);
