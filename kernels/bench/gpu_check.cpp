@@ -425,51 +425,51 @@ bool theta_parity() {
   return all_ok;
 }
 
+// Seconds per call of `reps` back-to-back calls of `f`, timed once by CUDA events.
+template <typename F>
+double time_block(F&& f, int reps) {
+  const cu::Event a, b;
+  MOSS_CUDA_CHECK(cudaEventRecord(a.get()));
+  for (int i = 0; i < reps; ++i) f();
+  MOSS_CUDA_CHECK(cudaEventRecord(b.get()));
+  MOSS_CUDA_CHECK(cudaEventSynchronize(b.get()));
+  float ms = 0;
+  MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, a.get(), b.get()));
+  return ms * 1e-3 / reps;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 // Median of 5 timings of `reps` back-to-back calls, seconds per call.
 template <typename F>
 double time_s(F&& f, int reps = 10) {
-  const cu::Event a, b;
   f();
   MOSS_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<double> runs;
-  for (int run = 0; run < 5; ++run) {
-    MOSS_CUDA_CHECK(cudaEventRecord(a.get()));
-    for (int i = 0; i < reps; ++i) f();
-    MOSS_CUDA_CHECK(cudaEventRecord(b.get()));
-    MOSS_CUDA_CHECK(cudaEventSynchronize(b.get()));
-    float ms = 0;
-    MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, a.get(), b.get()));
-    runs.push_back(ms * 1e-3 / reps);
-  }
-  std::sort(runs.begin(), runs.end());
-  return runs[runs.size() / 2];
+  for (int run = 0; run < 5; ++run) runs.push_back(time_block(f, reps));
+  return median(runs);
 }
 
 // Median seconds per call of `f` under the GEMM choices `a` and `b`, their timings interleaved (a, b,
 // a, b, ...) so that a change of clocks during the run weighs on both alike; then back to automatic.
 template <typename F>
 std::pair<double, double> time_interleaved(cu::GemmKernel a, cu::GemmKernel b, F&& f, int reps = 10) {
-  const cu::Event start, stop;
   std::vector<double> runs[2];
   for (int round = -1; round < 5; ++round)  // round -1 warms up both (module loading, auto's timing)
     for (int which = 0; which < 2; ++which) {
       cu::set_gemm_kernel(which == 0 ? a : b);
-      if (round < 0) {
-        f();
-        MOSS_CUDA_CHECK(cudaDeviceSynchronize());
+      if (round >= 0) {
+        runs[which].push_back(time_block(f, reps));
         continue;
       }
-      MOSS_CUDA_CHECK(cudaEventRecord(start.get()));
-      for (int i = 0; i < reps; ++i) f();
-      MOSS_CUDA_CHECK(cudaEventRecord(stop.get()));
-      MOSS_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-      float ms = 0;
-      MOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), stop.get()));
-      runs[which].push_back(ms * 1e-3 / reps);
+      f();
+      MOSS_CUDA_CHECK(cudaDeviceSynchronize());
     }
   cu::set_gemm_kernel(cu::GemmKernel::automatic);
-  for (auto& r : runs) std::sort(r.begin(), r.end());
-  return {runs[0][runs[0].size() / 2], runs[1][runs[1].size() / 2]};
+  return {median(runs[0]), median(runs[1])};
 }
 
 // Fills n bf16 values with a deterministic pattern of moderate magnitudes (no NaN/Inf, not constant).
