@@ -505,6 +505,21 @@ double time_with(cu::GemmKernel kernel, F&& f) {
   return s;
 }
 
+/// Median seconds per call of `f` with `auto` (what the codec runs) and with cuBLAS, timed interleaved:
+/// the comparison the goal asks for. Without cuBLAS: `auto` alone, and 0 for cuBLAS.
+template <typename F>
+std::pair<double, double> time_auto_and_cublas(bool have_blas, F&& f) {
+  if (!have_blas) return {time_with(cu::GemmKernel::automatic, f), 0.0};
+  return time_interleaved(cu::GemmKernel::automatic, cu::GemmKernel::cublas, f);
+}
+
+/// The token counts the benchmark runs: 8192, and 65536 unless `quick`.
+std::vector<std::int64_t> bench_tokens(bool quick) {
+  std::vector<std::int64_t> tokens{8192};
+  if (!quick) tokens.push_back(65536);
+  return tokens;
+}
+
 // The steps of one mos encode with one rotation (the diagonal path, one theta block), timed one by
 // one with the GEMM choice `automatic`: the sample projection (512 strided tokens on [Ubar W], fp32),
 // theta (statistics + fit), U(theta), and the block's projection; microseconds per step.
@@ -512,9 +527,7 @@ void mos_steps(bool quick) {
   std::printf("\nmos, one rotation, one theta block, steps in us (auto GEMMs): sample = 512 tokens x [Ubar W]; theta = statistics\n"
               "+ fit; rotate = U(theta); project = X U(theta); GB/s = bf16 bytes of X over the sum\n");
   std::printf("%6s %5s %4s | %8s %8s %8s %8s %8s | %8s\n", "T", "d", "r", "sample", "theta", "rotate", "project", "sum", "GB/s");
-  std::vector<std::int64_t> tokens{8192};
-  if (!quick) tokens.push_back(65536);
-  for (const std::int64_t t : tokens)
+  for (const std::int64_t t : bench_tokens(quick))
     for (std::int64_t d : {2048, 4096})
       for (int r : {16, 64, 256}) {
         const std::int64_t ns = mk::theta_sample_count(t, 1, r), stride = mk::theta_sample_stride(t, 1, r);
@@ -553,9 +566,7 @@ void bench(bool quick) {
   std::printf("%-7s %6s %5s %4s | %8s %5s %5s %7s %8s %8s %5s | %8s %5s %5s %7s %8s %8s %5s | %7s %5s %5s\n", "method", "T", "d", "r",
               "enc_moss", "/copy", "/blas", "simple", "cublas", "enc_auto", "/copy", "dec_moss", "/copy", "/blas", "simple", "cublas", "dec_auto",
               "/copy", "copyT", "enc/cT", "dec/cT");
-  std::vector<std::int64_t> tokens{8192};
-  if (!quick) tokens.push_back(65536);
-  for (const std::int64_t t : tokens)
+  for (const std::int64_t t : bench_tokens(quick))
     for (std::int64_t d : {2048, 4096})
       for (int r : {16, 64, 256}) {
         const Projection pr(t, d, r);
@@ -570,11 +581,8 @@ void bench(bool quick) {
         const double tc = time_s([&] { MOSS_CUDA_CHECK(cudaMemcpyAsync(dout.p, dx.p, dx.n * 2, cudaMemcpyDeviceToDevice)); });
         const double copy_here = 2.0 * raw / tc / 1e9;
         const double se = time_with(cu::GemmKernel::simple, enc), sd = time_with(cu::GemmKernel::simple, dec);
-        // cuBLAS and auto (what the codec runs) timed interleaved: the comparison the goal asks for.
-        const auto [ae, be] = have_blas ? time_interleaved(cu::GemmKernel::automatic, cu::GemmKernel::cublas, enc)
-                                        : std::pair{time_with(cu::GemmKernel::automatic, enc), 0.0};
-        const auto [ad, bd] = have_blas ? time_interleaved(cu::GemmKernel::automatic, cu::GemmKernel::cublas, dec)
-                                        : std::pair{time_with(cu::GemmKernel::automatic, dec), 0.0};
+        const auto [ae, be] = time_auto_and_cublas(have_blas, enc);
+        const auto [ad, bd] = time_auto_and_cublas(have_blas, dec);
         auto gbps = [&](double sec) { return sec > 0 ? raw / sec / 1e9 : 0.0; };
         std::printf("%-7s %6lld %5lld %4d | %8.1f %5.2f %5.2f %7.1f %8.1f %8.1f %5.2f | %8.1f %5.2f %5.2f %7.1f %8.1f %8.1f %5.2f | %7.1f %5.2f %5.2f\n",
                     "pca", static_cast<long long>(t), static_cast<long long>(d), r, gbps(te), gbps(te) / copy_gbps, be / te, gbps(se), gbps(be),
@@ -600,10 +608,8 @@ void bench(bool quick) {
         kenc();
         const double ke = time_with(cu::GemmKernel::moss, kenc), kd = time_with(cu::GemmKernel::moss, kdec);
         const double kse = time_with(cu::GemmKernel::simple, kenc), ksd = time_with(cu::GemmKernel::simple, kdec);
-        const auto [kae, kbe] = have_blas ? time_interleaved(cu::GemmKernel::automatic, cu::GemmKernel::cublas, kenc)
-                                          : std::pair{time_with(cu::GemmKernel::automatic, kenc), 0.0};
-        const auto [kad, kbd] = have_blas ? time_interleaved(cu::GemmKernel::automatic, cu::GemmKernel::cublas, kdec)
-                                          : std::pair{time_with(cu::GemmKernel::automatic, kdec), 0.0};
+        const auto [kae, kbe] = time_auto_and_cublas(have_blas, kenc);
+        const auto [kad, kbd] = time_auto_and_cublas(have_blas, kdec);
         std::printf("%-7s %6lld %5lld %4d | %8.1f %5.2f %5.2f %7.1f %8.1f %8.1f %5.2f | %8.1f %5.2f %5.2f %7.1f %8.1f %8.1f %5.2f\n", "mos-k4",
                     static_cast<long long>(t), static_cast<long long>(d), r, gbps(ke), gbps(ke) / copy_gbps, kbe / ke, gbps(kse), gbps(kbe),
                     gbps(kae), gbps(kae) / copy_gbps, gbps(kd), gbps(kd) / copy_gbps, kbd / kd, gbps(ksd), gbps(kbd), gbps(kad),

@@ -269,8 +269,8 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   // mos-k decode: the bases one after another for the routed kernel; z spread over all bases' columns
   // for the one-GEMM form (launch_decode_mos_k takes the faster).
   DeviceBuffer<std::uint16_t> dbases(c.method == Method::mos_k ? s.basis.size() : 0);
-  const bool expanded_decode = c.method == Method::mos_k && (cuda::gemm_kernel() == cuda::GemmKernel::automatic ||
-                                                            cuda::gemm_kernel() == cuda::GemmKernel::cublas);
+  const cuda::GemmKernel gemm = cuda::gemm_kernel();
+  const bool expanded_decode = c.method == Method::mos_k && (gemm == cuda::GemmKernel::automatic || gemm == cuda::GemmKernel::cublas);
   DeviceBuffer<std::uint16_t> dz_wide(expanded_decode ? static_cast<std::size_t>(t * wide_cols) : 0);
   if (c.method == Method::mos_k) dbases.upload(to_bf16_bits(s.basis.data(), s.basis.size()), stream);
   auto decode_on_device = [&] {

@@ -152,6 +152,17 @@ TEST(Bf16Dot, PairGemmMatchesADoubleSumAtEveryTailShape) {
       }
 }
 
+namespace {
+// Row from[i] of `full` (q columns) is row to[i] of `moved`, bit for bit (the same sums in the same
+// order): what a GEMM through index lists must write.
+void expect_rows_moved(const std::vector<float>& moved, const std::vector<float>& full, const std::vector<std::int64_t>& from,
+                       const std::vector<std::int64_t>& to, std::int64_t q) {
+  for (std::size_t i = 0; i < from.size(); ++i)
+    for (std::int64_t j = 0; j < q; ++j)
+      EXPECT_EQ(moved[static_cast<std::size_t>(to[i] * q + j)], full[static_cast<std::size_t>(from[i] * q + j)]) << "A row " << from[i];
+}
+}  // namespace
+
 TEST(Bf16Dot, PairGemmReadsAndWritesTheIndexedRows) {
   const SimdSwitch on("1");
   if (!cpu::bf16_dot_supported()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
@@ -162,9 +173,7 @@ TEST(Bf16Dot, PairGemmReadsAndWritesTheIndexedRows) {
   cpu::bf16_gemm_pairs(a.data(), nullptr, rows, depth, bp.data(), q, full.data(), nullptr, q);
   const std::vector<std::int64_t> from{12, 3, 7, 0, 5, 9, 1}, to{6, 0, 1, 5, 2, 4, 3};
   cpu::bf16_gemm_pairs(a.data(), from.data(), 7, depth, bp.data(), q, packed.data(), to.data(), q);
-  for (std::size_t i = 0; i < from.size(); ++i)
-    for (std::int64_t j = 0; j < q; ++j)
-      EXPECT_EQ(packed[static_cast<std::size_t>(to[i] * q + j)], full[static_cast<std::size_t>(from[i] * q + j)]) << "A row " << from[i];
+  expect_rows_moved(packed, full, from, to, q);
 }
 
 TEST(Bf16Dot, GemmReadsAndWritesTheIndexedRows) {
@@ -184,9 +193,7 @@ TEST(Bf16Dot, GemmReadsAndWritesTheIndexedRows) {
   cpu::bf16_gemm_nt(a13.data(), nullptr, more, d, bt.data(), q, full13.data(), nullptr, q);
   const std::vector<std::int64_t> from{12, 3, 7, 0, 5, 9, 1}, to{0, 1, 2, 3, 4, 5, 6};
   cpu::bf16_gemm_nt(a13.data(), from.data(), 7, d, bt.data(), q, packed.data(), to.data(), q);
-  for (std::size_t i = 0; i < from.size(); ++i)
-    for (std::int64_t j = 0; j < q; ++j)
-      EXPECT_EQ(packed[static_cast<std::size_t>(to[i] * q + j)], full13[static_cast<std::size_t>(from[i] * q + j)]) << "A row " << from[i];
+  expect_rows_moved(packed, full13, from, to, q);
   for (std::int64_t i = 0; i < rows; ++i) {
     const bool in = std::find(picked.begin(), picked.end(), i) != picked.end();
     for (std::int64_t j = 0; j < q; ++j) {
