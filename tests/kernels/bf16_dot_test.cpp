@@ -97,6 +97,25 @@ TEST(Bf16Dot, ToBitsIsTheWireRounding) {
   for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(out[i], mk::float_to_bf16_bits(x[i])) << "element " << i;
 }
 
+namespace {
+// C (n x q, row stride ldc) against the double sum of the same bf16 products, within `additions`
+// fp32 roundings of 2^-24 of the sum of |products| each; the gap after each row untouched (-7).
+void expect_double_sums(const std::vector<float>& c, std::int64_t ldc, const std::vector<std::uint16_t>& a,
+                        const std::vector<std::uint16_t>& bt, std::int64_t n, std::int64_t depth, std::int64_t q,
+                        std::int64_t additions) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t j = 0; j < q; ++j) {
+      double mag = 0.0;
+      const double ref = double_dot(a, i, bt, j, depth, mag);
+      const double bound = static_cast<double>(additions) * std::ldexp(1.0, -24) * mag;
+      ASSERT_LE(std::abs(c[static_cast<std::size_t>(i * ldc + j)] - ref), bound + 1e-30)
+          << "n " << n << " depth " << depth << " q " << q << " at " << i << "," << j;
+    }
+    for (std::int64_t j = q; j < ldc; ++j) EXPECT_EQ(c[static_cast<std::size_t>(i * ldc + j)], -7.0f) << "gap written";
+  }
+}
+}  // namespace
+
 TEST(Bf16Dot, GemmMatchesADoubleSumAtEveryTailShape) {
   const SimdSwitch on("1");  // whatever the environment says: these tests are about the dots
   if (!cpu::bf16_dot_enabled()) GTEST_SKIP() << "this CPU has no AVX512-BF16 dot product: the Eigen fp32 path runs";
@@ -109,19 +128,9 @@ TEST(Bf16Dot, GemmMatchesADoubleSumAtEveryTailShape) {
         const std::int64_t ldc = q + 2;  // a row stride wider than q: the gap must stay untouched
         std::vector<float> c(static_cast<std::size_t>(n * ldc), -7.0f);
         cpu::bf16_gemm_nt(a.data(), nullptr, n, d, bt.data(), q, c.data(), nullptr, ldc);
-        for (std::int64_t i = 0; i < n; ++i) {
-          for (std::int64_t j = 0; j < q; ++j) {
-            double mag = 0.0;
-            const double ref = double_dot(a, i, bt, j, d, mag);
-            // Exact products summed in fp32: each of the 16 lanes adds ceil(d / 16) terms in turn, then 4
-            // levels join the lanes; every addition rounds by at most 2^-24 of the partial sums' |p|.
-            const double bound = static_cast<double>((d + 15) / 16 + 4) * std::ldexp(1.0, -24) * mag;
-            const double got = c[static_cast<std::size_t>(i * ldc + j)];
-            ASSERT_LE(std::abs(got - ref), bound + 1e-30) << "n " << n << " d " << d << " q " << q << " at " << i << "," << j;
-          }
-          EXPECT_EQ(c[static_cast<std::size_t>(i * ldc + q)], -7.0f);
-          EXPECT_EQ(c[static_cast<std::size_t>(i * ldc + q + 1)], -7.0f);
-        }
+        // Exact products summed in fp32: each of the 16 lanes adds ceil(d / 16) terms in turn, then 4
+        // levels join the lanes; every addition rounds by at most 2^-24 of the partial sums' |p|.
+        expect_double_sums(c, ldc, a, bt, n, d, q, (d + 15) / 16 + 4);
       }
 }
 
@@ -138,17 +147,8 @@ TEST(Bf16Dot, PairGemmMatchesADoubleSumAtEveryTailShape) {
         const std::int64_t ldc = q + 3;  // the gap after each row must stay untouched
         std::vector<float> c(static_cast<std::size_t>(n * ldc), -7.0f);
         cpu::bf16_gemm_pairs(a.data(), nullptr, n, depth, bp.data(), q, c.data(), nullptr, ldc);
-        for (std::int64_t i = 0; i < n; ++i) {
-          for (std::int64_t j = 0; j < q; ++j) {
-            double mag = 0.0;
-            const double ref = double_dot(a, i, bt, j, depth, mag);
-            // One lane per output: ceil(depth / 2) pair steps, each two fp32 additions.
-            const double bound = static_cast<double>(depth + 2) * std::ldexp(1.0, -24) * mag;
-            ASSERT_LE(std::abs(c[static_cast<std::size_t>(i * ldc + j)] - ref), bound + 1e-30)
-                << "n " << n << " depth " << depth << " q " << q << " at " << i << "," << j;
-          }
-          for (std::int64_t j = q; j < ldc; ++j) EXPECT_EQ(c[static_cast<std::size_t>(i * ldc + j)], -7.0f) << "gap written";
-        }
+        // One lane per output: ceil(depth / 2) pair steps, each two fp32 additions.
+        expect_double_sums(c, ldc, a, bt, n, depth, q, depth + 2);
       }
 }
 
