@@ -21,7 +21,8 @@
 //      `automatic`, the device-to-device copy bandwidth measured in the same run (read + write bytes
 //      per second) and the ratios (auto and cuBLAS timed interleaved); mos-k (K = 4: projection on all bases + routing; decode by the routed
 //      kernel under moss and simple, as one GEMM over all bases under cuBLAS, the faster under auto),
-//      topk and quant. Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
+//      topk and quant (encode: the row held in registers under moss, the streaming warp kernel under
+//      simple, the faster under auto). Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
 // Options: --parity-only (no bench), --gemm NAME (parity with that GEMM choice only: auto, moss,
 // simple or cublas), --quick (bench at T = 8192 only), --profile (no parity, no
 // timing: each projection kernel launched once at T = 65536, d = 4096, r in {16, 64, 256}, encode
@@ -624,15 +625,30 @@ void bench(bool quick) {
     Dev<std::int32_t> di(static_cast<std::size_t>(t * k));
     Dev<std::int8_t> dc(static_cast<std::size_t>(t * d));
     const double raw = 2.0 * t * d;
-    const double te = time_s([&] { cu::launch_topk_encode(dx.p, t, static_cast<int>(d), static_cast<int>(k), dv.p, di.p, nullptr); });
-    const double td = time_s([&] { cu::launch_topk_decode(dv.p, di.p, t, static_cast<int>(d), static_cast<int>(k), dout.p, nullptr); });
-    const double qe = time_s([&] { cu::launch_quant_encode(dx.p, t, static_cast<int>(d), 8, dc.p, ds.p, nullptr); });
-    const double qd = time_s([&] { cu::launch_quant_decode(dc.p, ds.p, t, static_cast<int>(d), dout.p, nullptr); });
-    // moss's own kernels (no GEMM): in the enc_moss and dec_moss columns.
-    for (const auto& [name, enc_s, dec_s] : {std::tuple<const char*, double, double>{"topk", te, td}, {"quant8", qe, qd}})
-      std::printf("%-7s %6lld %5lld %4s | %8.1f %5.2f %5s %7s %8s %8s %5s | %8.1f %5.2f\n", name, static_cast<long long>(t),
-                  static_cast<long long>(d), "-", raw / enc_s / 1e9, raw / enc_s / 1e9 / copy_gbps, "-", "-", "-", "-", "-", raw / dec_s / 1e9,
-                  raw / dec_s / 1e9 / copy_gbps);
+    auto topk_enc = [&] { cu::launch_topk_encode(dx.p, t, static_cast<int>(d), static_cast<int>(k), dv.p, di.p, nullptr); };
+    auto topk_dec = [&] { cu::launch_topk_decode(dv.p, di.p, t, static_cast<int>(d), static_cast<int>(k), dout.p, nullptr); };
+    auto quant_enc = [&] { cu::launch_quant_encode(dx.p, t, static_cast<int>(d), 8, dc.p, ds.p, nullptr); };
+    auto quant_dec = [&] { cu::launch_quant_decode(dc.p, ds.p, t, static_cast<int>(d), dout.p, nullptr); };
+    // No GEMM here: enc_moss is the row-in-registers encode, simple the streaming one, auto the
+    // faster (the codec's); decode: moss and simple the warp kernel (topk) or the one quant decode.
+    struct Timed {
+      const char* name;
+      double enc_moss, enc_simple, enc_auto, dec_moss, dec_auto;
+    };
+    topk_enc();
+    quant_enc();
+    const Timed rows[] = {{"topk", time_with(cu::GemmKernel::moss, topk_enc), time_with(cu::GemmKernel::simple, topk_enc),
+                           time_with(cu::GemmKernel::automatic, topk_enc), time_with(cu::GemmKernel::moss, topk_dec),
+                           time_with(cu::GemmKernel::automatic, topk_dec)},
+                          {"quant8", time_with(cu::GemmKernel::moss, quant_enc), time_with(cu::GemmKernel::simple, quant_enc),
+                           time_with(cu::GemmKernel::automatic, quant_enc), time_with(cu::GemmKernel::moss, quant_dec),
+                           time_with(cu::GemmKernel::automatic, quant_dec)}};
+    auto gbps = [&](double s) { return raw / s / 1e9; };
+    for (const Timed& row : rows)
+      std::printf("%-7s %6lld %5lld %4s | %8.1f %5.2f %5s %7.1f %8s %8.1f %5.2f | %8.1f %5.2f %5s %7s %8s %8.1f %5.2f\n", row.name,
+                  static_cast<long long>(t), static_cast<long long>(d), "-", gbps(row.enc_moss), gbps(row.enc_moss) / copy_gbps, "-",
+                  gbps(row.enc_simple), "-", gbps(row.enc_auto), gbps(row.enc_auto) / copy_gbps, gbps(row.dec_moss),
+                  gbps(row.dec_moss) / copy_gbps, "-", "-", "-", gbps(row.dec_auto), gbps(row.dec_auto) / copy_gbps);
   }
   mos_steps(quick);
   const std::string choices = cu::gemm_choices();

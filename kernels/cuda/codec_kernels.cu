@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -25,6 +26,7 @@
 #include "codec_launch.h"
 #include "cuda_check.h"
 #include "pack_word.h"
+#include "warp_row_kernels.h"
 
 namespace moss::kernels::cuda {
 
@@ -531,149 +533,6 @@ __global__ void topk_encode_kernel(const std::uint16_t* __restrict__ x, int dim,
   }
 }
 
-// ---- warp-per-token element-wise kernels (rows of whole 16-byte chunks) ---------------------------
-// One warp per token, 8 tokens per 256-thread block, no block-wide barrier: each lane walks the row's
-// 16-byte chunks lane, lane + 32, ..., so a warp reads 512 contiguous bytes per step. A second walk
-// of the same row hits L1. The one-block-per-token forms above stay for other rows.
-constexpr int kWarpsPerBlock = 8;
-constexpr unsigned kFullMask = 0xffffffffu;
-
-__device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x & 31); }
-__device__ __forceinline__ std::int64_t warp_token() { return static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; }
-
-__device__ __forceinline__ int warp_exclusive_sum(int v) {
-  int inclusive = v;
-  for (int o = 1; o < 32; o <<= 1) {
-    const int n = __shfl_up_sync(kFullMask, inclusive, o);
-    if (lane_id() >= o) inclusive += n;
-  }
-  return inclusive - v;
-}
-
-// The 8 bf16 values of a 16-byte chunk and the 8 int8 codes of an 8-byte one, by shifts (no aliasing
-// of the vector through narrower pointers); `q` is a constant once the caller's loop is unrolled.
-__device__ __forceinline__ std::uint16_t half_of(const uint4& v, int q) {
-  const unsigned word = q < 2 ? v.x : q < 4 ? v.y : q < 6 ? v.z : v.w;
-  return static_cast<std::uint16_t>((q & 1) != 0 ? word >> 16 : word & 0xffffu);
-}
-__device__ __forceinline__ void set_half(uint4& v, int q, std::uint16_t h) {
-  unsigned& word = q < 2 ? v.x : q < 4 ? v.y : q < 6 ? v.z : v.w;
-  word = (q & 1) != 0 ? (word & 0xffffu) | (static_cast<unsigned>(h) << 16) : (word & 0xffff0000u) | h;
-}
-__device__ __forceinline__ int code_of(const uint2& v, int q) {
-  const unsigned word = q < 4 ? v.x : v.y;
-  return static_cast<int>(static_cast<std::int8_t>((word >> (8 * (q & 3))) & 0xffu));
-}
-__device__ __forceinline__ void set_code(uint2& v, int q, int code) {
-  unsigned& word = q < 4 ? v.x : v.y;
-  const int shift = 8 * (q & 3);
-  word = (word & ~(0xffu << shift)) | ((static_cast<unsigned>(code) & 0xffu) << shift);
-}
-
-// Of the 32 * kPerLane bins of `hist` (lane i owns bins [i kPerLane, (i + 1) kPerLane)), the largest
-// bin b with base + sum_{h >= b} hist[h] >= k, and base + sum_{h > b} hist[h]; every lane gets both.
-// The caller guarantees base < k <= base + sum hist, so exactly one bin qualifies.
-template <int kPerLane>
-__device__ void select_bin(const int* hist, int base, int k, int& bin, int& above) {
-  const int lane = lane_id();
-  int own[kPerLane];
-  int lane_sum = 0;
-  for (int i = 0; i < kPerLane; ++i) lane_sum += own[i] = hist[lane * kPerLane + i];
-  int suffix = lane_sum;  // this lane's bins and all higher lanes'
-  for (int o = 1; o < 32; o <<= 1) {
-    const int n = __shfl_down_sync(kFullMask, suffix, o);
-    if (lane + o < 32) suffix += n;
-  }
-  int count = base + suffix - lane_sum;  // keys in bins above this lane's
-  int found = -1, found_above = 0;
-  for (int i = kPerLane - 1; i >= 0; --i) {
-    const int above_bin = count;
-    count += own[i];
-    if (found < 0 && count >= k && above_bin < k) found = lane * kPerLane + i, found_above = above_bin;
-  }
-  const unsigned who = __ballot_sync(kFullMask, found >= 0);
-  const int src = who != 0 ? __ffs(static_cast<int>(who)) - 1 : 0;
-  bin = __shfl_sync(kFullMask, found, src);
-  above = __shfl_sync(kFullMask, found_above, src);
-}
-
-// topk encode, one warp per token: the k-th largest key tau (keys as in topk_encode_kernel: |x| as the
-// low 15 bits) by a two-pass radix select (histograms of the high 7 bits, then of the low 8 bits of
-// the keys in tau's high bin) in shared memory, then the kept entries compacted in index order:
-// per step of 32 chunks, warp prefix sums of the ties (lowest index first) and of the kept counts.
-// Requires 1 <= k <= dim. Inputs are finite (the loaders reject NaN and Inf); for a NaN the 15-bit key
-// ranks it above every finite value, as topk_encode_kernel does.
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
-                                                                              int dim, int k, std::uint16_t* values, std::int32_t* indices) {
-  __shared__ int hist_all[kWarpsPerBlock][256];
-  const std::int64_t t = warp_token();
-  if (t >= tokens) return;  // the whole warp: no block-wide barrier follows
-  const int lane = lane_id();
-  int* hist = hist_all[threadIdx.x / 32];
-  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
-  const int chunks = dim / 8;
-  for (int i = lane; i < 128; i += 32) hist[i] = 0;
-  __syncwarp();
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 v = row[c];
-#pragma unroll
-    for (int q = 0; q < 8; ++q) atomicAdd(&hist[(half_of(v, q) & 0x7fff) >> 8], 1);
-  }
-  __syncwarp();
-  int high = 0, above_high = 0;
-  select_bin<4>(hist, 0, k, high, above_high);
-  __syncwarp();  // every lane has read the histogram
-  for (int i = lane; i < 256; i += 32) hist[i] = 0;
-  __syncwarp();
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 v = row[c];
-#pragma unroll
-    for (int q = 0; q < 8; ++q) {
-      const int key = half_of(v, q) & 0x7fff;
-      if ((key >> 8) == high) atomicAdd(&hist[key & 0xff], 1);
-    }
-  }
-  __syncwarp();
-  int low = 0, above = 0;
-  select_bin<8>(hist, above_high, k, low, above);
-  const int tau = (high << 8) | low, ties_needed = k - above;
-  std::uint16_t* out_values = values + t * k;
-  std::int32_t* out_indices = indices + t * k;
-  int kept_before = 0, ties_before = 0;  // over the earlier steps, the same on every lane
-  for (int c0 = 0; c0 < chunks; c0 += 32) {
-    const int c = c0 + lane;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (c < chunks) v = row[c];
-    unsigned take = 0, ties = 0;
-#pragma unroll
-    for (int q = 0; q < 8; ++q) {
-      if (c >= chunks) break;
-      const int key = half_of(v, q) & 0x7fff;
-      if (key > tau) take |= 1u << q;
-      else if (key == tau) ties |= 1u << q;
-    }
-    const int n_ties = __popc(ties), ties_lane = warp_exclusive_sum(n_ties);
-    int tie = ties_before + ties_lane;  // ties before this lane's first one, in index order
-#pragma unroll
-    for (int q = 0; q < 8; ++q)
-      if ((ties >> q) & 1u) {
-        if (tie < ties_needed) take |= 1u << q;
-        ++tie;
-      }
-    const int n_take = __popc(take), kept_lane = warp_exclusive_sum(n_take);
-    int pos = kept_before + kept_lane;
-#pragma unroll
-    for (int q = 0; q < 8; ++q)
-      if ((take >> q) & 1u) {
-        out_values[pos] = half_of(v, q);
-        out_indices[pos] = c * 8 + q;
-        ++pos;
-      }
-    ties_before += __shfl_sync(kFullMask, ties_lane + n_ties, 31);
-    kept_before += __shfl_sync(kFullMask, kept_lane + n_take, 31);
-  }
-}
-
 // mos-k routing per token (routing blocks of one token, the default), one warp per token: the energy
 // of each basis's first route_cols coefficients by a warp reduction (first basis on ties), then the
 // chosen basis's coefficients as bf16. Reads K rank floats per token where route_select_kernel ran
@@ -711,35 +570,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_warp_kernel(c
   for (int c = lane; c < dim / 8; c += 32) row[c] = make_uint4(0, 0, 0, 0);
   __syncwarp();  // orders the zeros before the scatter within the warp
   for (int q = lane; q < k; q += 32) out[t * dim + indices[t * k + q]] = values[t * k + q];
-}
-
-// quant encode, one warp per token: max |x| by a warp reduction, then the codes, 8 per 8-byte store.
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
-                                                                               int dim, int qmax, std::int8_t* codes, std::uint16_t* scales) {
-  const std::int64_t t = warp_token();
-  if (t >= tokens) return;
-  const int lane = lane_id();
-  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
-  const int chunks = dim / 8;
-  float amax = 0;
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 v = row[c];
-#pragma unroll
-    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(half_of(v, q))));
-  }
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
-  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
-  const float scale = bits_to_float(scale_bits);
-  if (lane == 0) scales[t] = scale_bits;
-  uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 v = row[c];
-    uint2 packed = make_uint2(0, 0);
-#pragma unroll
-    for (int q = 0; q < 8; ++q)
-      set_code(packed, q, scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / scale))) : 0);
-    out[c] = packed;
-  }
 }
 
 // quant decode (rows of whole 8-value chunks): blocks stride over tokens, threads over a row's
@@ -975,6 +805,21 @@ namespace {
 // Rows of whole 16-byte chunks: the warp-per-token kernels apply.
 bool chunked_rows(const void* p, int dim) { return dim % 8 == 0 && aligned_to(p, 16); }
 unsigned warp_blocks(std::int64_t tokens) { return static_cast<unsigned>((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock); }
+
+// The row-in-registers form of an element-wise encode where it holds the row (`resident_fits`), else
+// the streaming one. `automatic` times the two per shape (fastest_alternative: which is faster
+// depends on the device and the row), `simple` runs the streaming one (the older, simpler form, as
+// for the GEMMs), `moss` and `cublas` the resident one. `shape` names the operation and its shape but
+// the token count, which the remembered choice adds as a bucket.
+void run_resident_or_streaming(const std::string& shape, std::int64_t tokens, bool resident_fits, const std::function<void()>& resident,
+                               const std::function<void()>& streaming, cudaStream_t stream) {
+  const GemmKernel choice = gemm_kernel();
+  if (!resident_fits || choice == GemmKernel::simple) return streaming();
+  if (choice != GemmKernel::automatic) return resident();
+  const std::string key = shape + " m<=" + std::to_string(pow2_bucket(tokens));
+  if (fastest_alternative(key, {"row in registers", "streaming"}, {resident, streaming}, stream) == 0) resident();
+  else streaming();
+}
 }  // namespace
 
 void launch_route_select(const float* p, std::int64_t tokens, int rank, int subspaces, int route_cols, int block_tokens,
@@ -1063,10 +908,27 @@ void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, in
                         std::int32_t* indices, cudaStream_t stream) {
   if (tokens <= 0) return;
   if (k < 1 || k > dim) throw std::invalid_argument("launch_topk_encode: k must be in [1, dim]");
-  if (chunked_rows(x, dim))
+  if (!chunked_rows(x, dim)) {
+    topk_encode_kernel<<<static_cast<unsigned>(tokens), 256, 2 * 256 * sizeof(int), stream>>>(x, dim, k, values, indices);
+    MOSS_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  auto streaming = [&] {
     topk_encode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, k, values, indices);
-  else topk_encode_kernel<<<static_cast<unsigned>(tokens), 256, 2 * 256 * sizeof(int), stream>>>(x, dim, k, values, indices);
-  MOSS_CUDA_CHECK_LAUNCH();
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
+  const int per_lane = resident_chunks(dim);
+  auto resident = [&] {
+    const unsigned grid = warp_blocks(tokens), block = kWarpsPerBlock * 32;
+    switch (per_lane) {
+      case 2: topk_encode_resident_kernel<2><<<grid, block, 0, stream>>>(x, tokens, dim, k, values, indices); break;
+      case 4: topk_encode_resident_kernel<4><<<grid, block, 0, stream>>>(x, tokens, dim, k, values, indices); break;
+      case 8: topk_encode_resident_kernel<8><<<grid, block, 0, stream>>>(x, tokens, dim, k, values, indices); break;
+      default: topk_encode_resident_kernel<16><<<grid, block, 0, stream>>>(x, tokens, dim, k, values, indices); break;
+    }
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
+  run_resident_or_streaming("topk encode d=" + std::to_string(dim) + " k=" + std::to_string(k), tokens, per_lane != 0, resident, streaming, stream);
 }
 
 void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices, std::int64_t tokens, int dim,
@@ -1094,10 +956,27 @@ void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, i
                          std::uint16_t* scales, cudaStream_t stream) {
   if (tokens <= 0) return;
   const int qmax = bits == 8 ? 127 : 7;
-  if (chunked_rows(x, dim) && aligned_to(codes, 8))
+  if (!chunked_rows(x, dim) || !aligned_to(codes, 8)) {
+    quant_encode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, qmax, codes, scales);
+    MOSS_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  auto streaming = [&] {
     quant_encode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
-  else quant_encode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, qmax, codes, scales);
-  MOSS_CUDA_CHECK_LAUNCH();
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
+  const int per_lane = resident_chunks(dim);
+  auto resident = [&] {
+    const unsigned grid = warp_blocks(tokens), block = kWarpsPerBlock * 32;
+    switch (per_lane) {
+      case 2: quant_encode_resident_kernel<2><<<grid, block, 0, stream>>>(x, tokens, dim, qmax, codes, scales); break;
+      case 4: quant_encode_resident_kernel<4><<<grid, block, 0, stream>>>(x, tokens, dim, qmax, codes, scales); break;
+      case 8: quant_encode_resident_kernel<8><<<grid, block, 0, stream>>>(x, tokens, dim, qmax, codes, scales); break;
+      default: quant_encode_resident_kernel<16><<<grid, block, 0, stream>>>(x, tokens, dim, qmax, codes, scales); break;
+    }
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
+  run_resident_or_streaming("quant encode d=" + std::to_string(dim) + " bits=" + std::to_string(bits), tokens, per_lane != 0, resident, streaming, stream);
 }
 
 void launch_quant_decode(const std::int8_t* codes, const std::uint16_t* scales, std::int64_t tokens, int dim,

@@ -28,7 +28,8 @@ namespace moss::kernels::cuda {
 ///   results may differ in the last bits between runs: `moss` for bitwise-reproducible runs.
 ///   Other operations with several kernels choose among them under `automatic` alike
 ///   (fastest_alternative: the mos-k decode between moss's routed kernel and one GEMM over all
-///   bases, the topk decode between a warp and a block per token), timed whatever their size.
+///   bases, the topk decode between a warp and a block per token, the topk and quant encodes between
+///   the row held in registers and the streaming warp kernel), timed whatever their size.
 enum class GemmKernel { automatic, moss, simple, cublas };
 
 /// True when `p` is a multiple of `bytes`: the vector loads and stores of the kernels (16-byte bf16
@@ -133,7 +134,9 @@ void launch_rotate_diagonal(const std::uint16_t* wide, std::int64_t dim, int ran
                             cudaStream_t stream);
 
 /// topk encode: per token the k largest |x| (ties: lowest index first), values bf16 and indices in
-/// ascending index order (tokens x k each).
+/// ascending index order (tokens x k each). Rows of whole 16-byte chunks run a warp per token
+/// (warp_row_kernels.h): rows of up to 4096 values held in registers (`moss`, `cublas`) or streamed
+/// (`simple`), `automatic` the faster for the shape; other rows a block per token. The same output.
 void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int k, std::uint16_t* values,
                         std::int32_t* indices, cudaStream_t stream);
 /// topk decode: zeros with the kept values scattered back. Rows of whole 16-byte chunks have two
@@ -149,6 +152,7 @@ void launch_pack_bits(const std::int32_t* values, std::int64_t count, int bits, 
 void launch_pack_bits(const std::int8_t* values, std::int64_t count, int bits, std::uint32_t* words, cudaStream_t stream);
 
 /// quant encode: per token scale = bf16(max|x| / qmax), codes = clamp(rint(x / scale)), qmax 127 or 7.
+/// Kernels chosen as for launch_topk_encode (codes 8-byte aligned for the warp kernels).
 void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,
                          std::uint16_t* scales, cudaStream_t stream);
 /// quant decode: bf16(code * scale).

@@ -1,0 +1,331 @@
+#pragma once
+// Warp-per-token element-wise kernels (rows of whole 16-byte chunks): topk and quant encode, and the
+// warp primitives they share with the other warp kernels of codec_kernels.cu. One warp per token, 8
+// tokens per 256-thread block, no block-wide barrier.
+//
+// Two forms of each encode:
+// - streaming (topk_encode_warp_kernel, quant_encode_warp_kernel): each lane walks the row's 16-byte
+//   chunks lane, lane + 32, ..., one chunk in flight per lane, and walks it again (L1) per pass;
+// - row in registers (..._resident_kernel<kPerLane>, rows of up to 256 kPerLane values): every lane
+//   loads its kPerLane chunks at once, so a warp has the whole row in flight (4 KB at d = 2048, not
+//   512 bytes), and the later passes read registers. topk's first histogram (the high 7 bits of the
+//   key: mostly the exponent, so nearly every value of a row falls in a handful of bins) is counted
+//   in per-lane 8-bit counters, [word][lane] in shared memory: no atomics and no bank conflicts,
+//   where the streaming kernel's shared atomics on a few hot bins serialise.
+//
+// Compiled by nvcc (included by codec_kernels.cu) and, for tests/kernels/warp_row_kernels_test.cpp,
+// by the host compiler under a CPU emulation of the warp intrinsics used here
+// (tests/kernels/warp_emulation.h): each kernel's own source is run there against a CPU reference.
+// Everything is in an anonymous namespace: one copy per translation unit, no clash between the two.
+#include <cstdint>
+
+#ifdef __CUDACC__
+#include "bf16_device.h"
+#endif
+
+namespace moss::kernels::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 8;
+constexpr unsigned kFullMask = 0xffffffffu;
+/// Largest chunks per lane of the row-in-registers kernels: rows of up to 32 x 16 x 8 = 4096 values.
+constexpr int kMaxResidentChunks = 16;
+
+/// Chunks per lane (2, 4, 8 or 16) of the row-in-registers kernels for a row of `dim` values (a
+/// multiple of 8), or 0 when the row is longer than they hold.
+inline int resident_chunks(int dim) {
+  const int per_lane = (dim / 8 + 31) / 32;
+  for (int c = 2; c <= kMaxResidentChunks; c *= 2)
+    if (per_lane <= c) return c;
+  return 0;
+}
+
+__device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x & 31); }
+__device__ __forceinline__ std::int64_t warp_token() { return static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32; }
+
+__device__ __forceinline__ int warp_exclusive_sum(int v) {
+  int inclusive = v;
+  for (int o = 1; o < 32; o <<= 1) {
+    const int n = __shfl_up_sync(kFullMask, inclusive, o);
+    if (lane_id() >= o) inclusive += n;
+  }
+  return inclusive - v;
+}
+
+// The 8 bf16 values of a 16-byte chunk and the 8 int8 codes of an 8-byte one, by shifts (no aliasing
+// of the vector through narrower pointers); `q` is a constant once the caller's loop is unrolled.
+__device__ __forceinline__ std::uint16_t half_of(const uint4& v, int q) {
+  const unsigned word = q < 2 ? v.x : q < 4 ? v.y : q < 6 ? v.z : v.w;
+  return static_cast<std::uint16_t>((q & 1) != 0 ? word >> 16 : word & 0xffffu);
+}
+__device__ __forceinline__ void set_half(uint4& v, int q, std::uint16_t h) {
+  unsigned& word = q < 2 ? v.x : q < 4 ? v.y : q < 6 ? v.z : v.w;
+  word = (q & 1) != 0 ? (word & 0xffffu) | (static_cast<unsigned>(h) << 16) : (word & 0xffff0000u) | h;
+}
+__device__ __forceinline__ int code_of(const uint2& v, int q) {
+  const unsigned word = q < 4 ? v.x : v.y;
+  return static_cast<int>(static_cast<std::int8_t>((word >> (8 * (q & 3))) & 0xffu));
+}
+__device__ __forceinline__ void set_code(uint2& v, int q, int code) {
+  unsigned& word = q < 4 ? v.x : v.y;
+  const int shift = 8 * (q & 3);
+  word = (word & ~(0xffu << shift)) | ((static_cast<unsigned>(code) & 0xffu) << shift);
+}
+
+// Of the 32 * kPerLane bins whose counts lane i holds in own[] (bins [i kPerLane, (i + 1) kPerLane)),
+// the largest bin b with base + sum_{h >= b} count[h] >= k, and base + sum_{h > b} count[h]; every
+// lane gets both. The caller guarantees base < k <= base + sum of the counts, so exactly one bin
+// qualifies.
+template <int kPerLane>
+__device__ void select_bin_of(const int (&own)[kPerLane], int base, int k, int& bin, int& above) {
+  const int lane = lane_id();
+  int lane_sum = 0;
+  for (int i = 0; i < kPerLane; ++i) lane_sum += own[i];
+  int suffix = lane_sum;  // this lane's bins and all higher lanes'
+  for (int o = 1; o < 32; o <<= 1) {
+    const int n = __shfl_down_sync(kFullMask, suffix, o);
+    if (lane + o < 32) suffix += n;
+  }
+  int count = base + suffix - lane_sum;  // keys in bins above this lane's
+  int found = -1, found_above = 0;
+  for (int i = kPerLane - 1; i >= 0; --i) {
+    const int above_bin = count;
+    count += own[i];
+    if (found < 0 && count >= k && above_bin < k) found = lane * kPerLane + i, found_above = above_bin;
+  }
+  const unsigned who = __ballot_sync(kFullMask, found >= 0);
+  const int src = who != 0 ? __ffs(static_cast<int>(who)) - 1 : 0;
+  bin = __shfl_sync(kFullMask, found, src);
+  above = __shfl_sync(kFullMask, found_above, src);
+}
+
+/// select_bin_of over a shared histogram of 32 * kPerLane bins.
+template <int kPerLane>
+__device__ void select_bin(const int* hist, int base, int k, int& bin, int& above) {
+  int own[kPerLane];
+  for (int i = 0; i < kPerLane; ++i) own[i] = hist[lane_id() * kPerLane + i];
+  select_bin_of<kPerLane>(own, base, k, bin, above);
+}
+
+// The kept entries of one step of 32 chunks (chunk c = c0 + lane of this lane, `v` its values,
+// `valid` false past the row), written in index order: every key above tau, then the ties (lowest
+// index first) while fewer than ties_needed were taken. kept_before and ties_before count the
+// earlier steps' and are advanced (the same on every lane).
+__device__ __forceinline__ void compact_step(const uint4& v, int c, bool valid, int tau, int ties_needed, std::uint16_t* out_values,
+                                             std::int32_t* out_indices, int& kept_before, int& ties_before) {
+  unsigned take = 0, ties = 0;
+#pragma unroll
+  for (int q = 0; q < 8; ++q) {
+    const int key = half_of(v, q) & 0x7fff;
+    if (valid && key > tau) take |= 1u << q;
+    else if (valid && key == tau) ties |= 1u << q;
+  }
+  const int n_ties = __popc(ties), ties_lane = warp_exclusive_sum(n_ties);
+  int tie = ties_before + ties_lane;  // ties before this lane's first one, in index order
+#pragma unroll
+  for (int q = 0; q < 8; ++q)
+    if ((ties >> q) & 1u) {
+      if (tie < ties_needed) take |= 1u << q;
+      ++tie;
+    }
+  const int n_take = __popc(take), kept_lane = warp_exclusive_sum(n_take);
+  int pos = kept_before + kept_lane;
+#pragma unroll
+  for (int q = 0; q < 8; ++q)
+    if ((take >> q) & 1u) {
+      out_values[pos] = half_of(v, q);
+      out_indices[pos] = c * 8 + q;
+      ++pos;
+    }
+  ties_before += __shfl_sync(kFullMask, ties_lane + n_ties, 31);
+  kept_before += __shfl_sync(kFullMask, kept_lane + n_take, 31);
+}
+
+// topk encode, one warp per token, streaming: the k-th largest key tau (keys: |x| as the low 15 bits
+// of the bf16 pattern, monotone in |x| for finite values) by a two-pass radix select (histograms of
+// the high 7 bits, then of the low 8 bits of the keys in tau's high bin) in shared memory, then the
+// kept entries compacted in index order (compact_step). Requires 1 <= k <= dim. Inputs are finite
+// (the loaders reject NaN and Inf); a NaN's 15-bit key ranks it above every finite value, as the
+// block kernel's does.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
+                                                                              int dim, int k, std::uint16_t* values, std::int32_t* indices) {
+  __shared__ int hist_all[kWarpsPerBlock][256];
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;  // the whole warp: no block-wide barrier follows
+  const int lane = lane_id();
+  int* hist = hist_all[threadIdx.x / 32];
+  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
+  const int chunks = dim / 8;
+  for (int i = lane; i < 128; i += 32) hist[i] = 0;
+  __syncwarp();
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = row[c];
+#pragma unroll
+    for (int q = 0; q < 8; ++q) atomicAdd(&hist[(half_of(v, q) & 0x7fff) >> 8], 1);
+  }
+  __syncwarp();
+  int high = 0, above_high = 0;
+  select_bin<4>(hist, 0, k, high, above_high);
+  __syncwarp();  // every lane has read the histogram
+  for (int i = lane; i < 256; i += 32) hist[i] = 0;
+  __syncwarp();
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = row[c];
+#pragma unroll
+    for (int q = 0; q < 8; ++q) {
+      const int key = half_of(v, q) & 0x7fff;
+      if ((key >> 8) == high) atomicAdd(&hist[key & 0xff], 1);
+    }
+  }
+  __syncwarp();
+  int low = 0, above = 0;
+  select_bin<8>(hist, above_high, k, low, above);
+  const int tau = (high << 8) | low;
+  int kept_before = 0, ties_before = 0;
+  for (int c0 = 0; c0 < chunks; c0 += 32) {
+    const int c = c0 + lane;
+    const uint4 v = c < chunks ? row[c] : make_uint4(0, 0, 0, 0);
+    compact_step(v, c, c < chunks, tau, k - above, values + t * k, indices + t * k, kept_before, ties_before);
+  }
+}
+
+// topk encode, one warp per token, the row in registers (chunk c = lane + 32 i in v[i], dim <= 256
+// kPerLane): the same select and compaction as topk_encode_warp_kernel, the same output. The first
+// histogram is counted per lane: 128 bins as 8-bit counters, 4 per word, word w of lane l at
+// counts[32 w + l] (a lane counts at most 8 kPerLane <= 128 keys per bin); lane j then owns bins
+// [4 j, 4 j + 4), word j, summed over the 32 lanes' columns starting at its own, so that the 32 lanes
+// read 32 different banks.
+template <int kPerLane>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_resident_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
+                                                                                  int dim, int k, std::uint16_t* values, std::int32_t* indices) {
+  static_assert(kPerLane >= 1 && 8 * kPerLane <= 255, "8-bit counters");
+  __shared__ unsigned counts_all[kWarpsPerBlock][32 * 32];
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;  // the whole warp: no block-wide barrier follows
+  const int lane = lane_id();
+  unsigned* counts = counts_all[threadIdx.x / 32];
+  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
+  const int chunks = dim / 8;
+  uint4 v[kPerLane];
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int c = lane + 32 * i;
+    v[i] = c < chunks ? row[c] : make_uint4(0, 0, 0, 0);
+  }
+#pragma unroll
+  for (int w = 0; w < 32; ++w) counts[32 * w + lane] = 0;  // this lane's column only: no sync needed
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    if (lane + 32 * i >= chunks) continue;
+#pragma unroll
+    for (int q = 0; q < 8; ++q) {
+      const int bin = (half_of(v[i], q) & 0x7fff) >> 8;
+      counts[32 * (bin >> 2) + lane] += 1u << (8 * (bin & 3));
+    }
+  }
+  __syncwarp();
+  unsigned even = 0, odd = 0;  // bytes 0 and 2, 1 and 3 of word `lane` summed into 16-bit halves
+  for (int i = 0; i < 32; ++i) {
+    const unsigned w = counts[32 * lane + ((lane + i) & 31)];
+    even += w & 0x00ff00ffu;
+    odd += (w >> 8) & 0x00ff00ffu;
+  }
+  int own[4] = {static_cast<int>(even & 0xffffu), static_cast<int>(odd & 0xffffu), static_cast<int>(even >> 16), static_cast<int>(odd >> 16)};
+  int high = 0, above_high = 0;
+  select_bin_of<4>(own, 0, k, high, above_high);
+  __syncwarp();  // every lane has read the counters before they become the second histogram
+  int* hist = reinterpret_cast<int*>(counts);
+  for (int i = lane; i < 256; i += 32) hist[i] = 0;
+  __syncwarp();
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    if (lane + 32 * i >= chunks) continue;
+#pragma unroll
+    for (int q = 0; q < 8; ++q) {
+      const int key = half_of(v[i], q) & 0x7fff;
+      if ((key >> 8) == high) atomicAdd(&hist[key & 0xff], 1);
+    }
+  }
+  __syncwarp();
+  int low = 0, above = 0;
+  select_bin<8>(hist, above_high, k, low, above);
+  const int tau = (high << 8) | low;
+  int kept_before = 0, ties_before = 0;
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    if (32 * i >= chunks) break;  // the same on every lane
+    const int c = lane + 32 * i;
+    compact_step(v[i], c, c < chunks, tau, k - above, values + t * k, indices + t * k, kept_before, ties_before);
+  }
+}
+
+// quant encode, one warp per token, streaming: max |x| by a warp reduction, then the codes, 8 per
+// 8-byte store.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
+                                                                               int dim, int qmax, std::int8_t* codes, std::uint16_t* scales) {
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;
+  const int lane = lane_id();
+  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
+  const int chunks = dim / 8;
+  float amax = 0;
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = row[c];
+#pragma unroll
+    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(half_of(v, q))));
+  }
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
+  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
+  const float scale = bits_to_float(scale_bits);
+  if (lane == 0) scales[t] = scale_bits;
+  uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = row[c];
+    uint2 packed = make_uint2(0, 0);
+#pragma unroll
+    for (int q = 0; q < 8; ++q)
+      set_code(packed, q, scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / scale))) : 0);
+    out[c] = packed;
+  }
+}
+
+// quant encode, one warp per token, the row in registers (as topk_encode_resident_kernel): the same
+// codes and scale as quant_encode_warp_kernel.
+template <int kPerLane>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_resident_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
+                                                                                   int dim, int qmax, std::int8_t* codes, std::uint16_t* scales) {
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;
+  const int lane = lane_id();
+  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
+  const int chunks = dim / 8;
+  uint4 v[kPerLane];
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int c = lane + 32 * i;
+    v[i] = c < chunks ? row[c] : make_uint4(0, 0, 0, 0);  // zeros leave max |x| as it is
+  }
+  float amax = 0;
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i)
+#pragma unroll
+    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(half_of(v[i], q))));
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
+  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
+  const float scale = bits_to_float(scale_bits);
+  if (lane == 0) scales[t] = scale_bits;
+  uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int c = lane + 32 * i;
+    if (c >= chunks) continue;
+    uint2 packed = make_uint2(0, 0);
+#pragma unroll
+    for (int q = 0; q < 8; ++q)
+      set_code(packed, q, scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v[i], q)) / scale))) : 0);
+    out[c] = packed;
+  }
+}
+
+}  // namespace
+}  // namespace moss::kernels::cuda

@@ -1,0 +1,172 @@
+// The warp-per-token topk and quant encode kernels (kernels/cuda/warp_row_kernels.h), their own
+// source run on the CPU under warp_emulation.h, against a plain reference written here: topk as a
+// sort (largest |x| first, lowest index first among ties, then back in index order), quant as the
+// codec's formula. Both forms of each kernel (streaming, row in registers at every chunk count that
+// holds the row), rows of 1 to 512 chunks, ties, zero rows, k from 1 to d; the outputs must match
+// exactly and nothing may be written past them.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "warp_emulation.h"
+// warp_emulation.h first: it defines what the kernels' source takes from CUDA.
+#include "warp_row_kernels.h"
+
+namespace {
+namespace cu = moss::kernels::cuda;
+namespace emu = moss::kernels::emulation;
+using Bits = std::vector<std::uint16_t>;
+
+constexpr std::uint16_t kGuard16 = 0xdead;
+constexpr std::int32_t kGuard32 = -7;
+constexpr int kGuard = 64;  // entries past each output that must stay untouched
+
+enum class Data { gaussian, ties, zeros };
+
+Bits make_rows(std::int64_t tokens, int dim, Data data, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> level(-3, 3);
+  Bits x(static_cast<std::size_t>(tokens * dim));
+  for (auto& v : x) {
+    const float f = data == Data::gaussian ? normal(rng) : data == Data::ties ? 0.5f * static_cast<float>(level(rng)) : 0.0f;
+    v = moss::kernels::float_to_bf16_bits(f);
+  }
+  if (data == Data::zeros && dim > 3) x[2] = 0x8000;  // a negative zero ties with the zeros
+  return x;
+}
+
+/// The reference topk of one row: indices in ascending order, values their bf16 bits.
+void reference_topk(const std::uint16_t* row, int dim, int k, std::uint16_t* values, std::int32_t* indices) {
+  std::vector<std::int32_t> order(static_cast<std::size_t>(dim));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [row](std::int32_t a, std::int32_t b) { return (row[a] & 0x7fff) > (row[b] & 0x7fff); });
+  order.resize(static_cast<std::size_t>(k));
+  std::sort(order.begin(), order.end());
+  for (int q = 0; q < k; ++q) indices[q] = order[static_cast<std::size_t>(q)], values[q] = row[order[static_cast<std::size_t>(q)]];
+}
+
+/// The reference quant of one row (the codec's rule: scale = bf16(max |x| / qmax), codes = clamp(rint(x / scale))).
+std::uint16_t reference_quant(const std::uint16_t* row, int dim, int qmax, std::int8_t* codes) {
+  float amax = 0.0f;
+  for (int j = 0; j < dim; ++j) amax = std::max(amax, std::fabs(moss::kernels::bf16_bits_to_float(row[j])));
+  const std::uint16_t scale_bits = moss::kernels::float_to_bf16_bits(amax / static_cast<float>(qmax));
+  const float scale = moss::kernels::bf16_bits_to_float(scale_bits);
+  for (int j = 0; j < dim; ++j) {
+    const float v = scale > 0.0f ? std::nearbyint(moss::kernels::bf16_bits_to_float(row[j]) / scale) : 0.0f;
+    codes[j] = static_cast<std::int8_t>(std::clamp(v, static_cast<float>(-qmax), static_cast<float>(qmax)));
+  }
+  return scale_bits;
+}
+
+unsigned warp_grid(std::int64_t tokens) { return static_cast<unsigned>((tokens + cu::kWarpsPerBlock - 1) / cu::kWarpsPerBlock); }
+
+template <typename Kernel>
+void expect_topk(Kernel kernel, const std::string& form, const Bits& x, std::int64_t tokens, int dim, int k) {
+  Bits values(static_cast<std::size_t>(tokens * k + kGuard), kGuard16);
+  std::vector<std::int32_t> indices(static_cast<std::size_t>(tokens * k + kGuard), kGuard32);
+  emu::launch(warp_grid(tokens), cu::kWarpsPerBlock * 32, kernel, x.data(), tokens, dim, k, values.data(), indices.data());
+  Bits want_values(static_cast<std::size_t>(k));
+  std::vector<std::int32_t> want_indices(static_cast<std::size_t>(k));
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    reference_topk(x.data() + t * dim, dim, k, want_values.data(), want_indices.data());
+    const auto first = static_cast<std::ptrdiff_t>(t * k);
+    ASSERT_TRUE(std::equal(want_indices.begin(), want_indices.end(), indices.begin() + first))
+        << form << ": indices of token " << t << " (d = " << dim << ", k = " << k << ")";
+    ASSERT_TRUE(std::equal(want_values.begin(), want_values.end(), values.begin() + first))
+        << form << ": values of token " << t << " (d = " << dim << ", k = " << k << ")";
+  }
+  const auto end = static_cast<std::ptrdiff_t>(tokens * k);
+  EXPECT_TRUE(std::all_of(values.begin() + end, values.end(), [](std::uint16_t v) { return v == kGuard16; })) << form << ": wrote past the values";
+  EXPECT_TRUE(std::all_of(indices.begin() + end, indices.end(), [](std::int32_t v) { return v == kGuard32; })) << form << ": wrote past the indices";
+}
+
+template <typename Kernel>
+void expect_quant(Kernel kernel, const std::string& form, const Bits& x, std::int64_t tokens, int dim, int qmax) {
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(tokens * dim + kGuard), 99);
+  Bits scales(static_cast<std::size_t>(tokens + kGuard), kGuard16);
+  emu::launch(warp_grid(tokens), cu::kWarpsPerBlock * 32, kernel, x.data(), tokens, dim, qmax, codes.data(), scales.data());
+  std::vector<std::int8_t> want(static_cast<std::size_t>(dim));
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    const std::uint16_t scale = reference_quant(x.data() + t * dim, dim, qmax, want.data());
+    ASSERT_EQ(scales[static_cast<std::size_t>(t)], scale) << form << ": scale of token " << t << " (d = " << dim << ")";
+    ASSERT_TRUE(std::equal(want.begin(), want.end(), codes.begin() + static_cast<std::ptrdiff_t>(t * dim)))
+        << form << ": codes of token " << t << " (d = " << dim << ", qmax = " << qmax << ")";
+  }
+  EXPECT_TRUE(std::all_of(codes.begin() + static_cast<std::ptrdiff_t>(tokens * dim), codes.end(), [](std::int8_t v) { return v == 99; }))
+      << form << ": wrote past the codes";
+  EXPECT_TRUE(std::all_of(scales.begin() + static_cast<std::ptrdiff_t>(tokens), scales.end(), [](std::uint16_t v) { return v == kGuard16; }))
+      << form << ": wrote past the scales";
+}
+
+/// The resident forms for a row of `dim`: the smallest chunk count that holds it (what the launcher
+/// runs), and 16, whose extra chunks past the row check the masking.
+template <typename Run>
+void for_resident_forms(int dim, Run run) {
+  switch (cu::resident_chunks(dim)) {
+    case 2: run(std::integral_constant<int, 2>{}); break;
+    case 4: run(std::integral_constant<int, 4>{}); break;
+    case 8: run(std::integral_constant<int, 8>{}); break;
+    default: break;
+  }
+  if (cu::resident_chunks(dim) != 0) run(std::integral_constant<int, 16>{});
+}
+
+struct Shape {
+  std::int64_t tokens;
+  int dim;
+};
+// 1, 5, 32 (one per lane), 33 (a second step), 65, 128, 256 and 512 chunks; 10 tokens leave the
+// second block's last 6 warps without a token.
+constexpr Shape kShapes[] = {{10, 8}, {10, 40}, {10, 256}, {10, 264}, {10, 520}, {4, 1024}, {3, 2048}, {2, 4096}};
+
+TEST(WarpRowKernels, ResidentChunksHoldTheRowOrSayNo) {
+  EXPECT_EQ(cu::resident_chunks(8), 2);
+  EXPECT_EQ(cu::resident_chunks(512), 2);
+  EXPECT_EQ(cu::resident_chunks(520), 4);
+  EXPECT_EQ(cu::resident_chunks(2048), 8);
+  EXPECT_EQ(cu::resident_chunks(4096), 16);
+  EXPECT_EQ(cu::resident_chunks(4104), 0);
+}
+
+TEST(WarpRowKernels, TopkMatchesTheSortingReference) {
+  unsigned seed = 1;
+  for (const Shape& s : kShapes)
+    for (const Data data : {Data::gaussian, Data::ties, Data::zeros}) {
+      const Bits x = make_rows(s.tokens, s.dim, data, seed++);
+      const int tenth = static_cast<int>(std::ceil(0.1 * s.dim));
+      std::vector<int> ks{tenth};
+      if (data == Data::gaussian) ks = {1, tenth, s.dim};
+      for (const int k : ks) {
+        const std::string what = "d " + std::to_string(s.dim) + " k " + std::to_string(k) + " data " + std::to_string(static_cast<int>(data));
+        expect_topk(cu::topk_encode_warp_kernel, "streaming " + what, x, s.tokens, s.dim, k);
+        for_resident_forms(s.dim, [&](auto per_lane) {
+          expect_topk(cu::topk_encode_resident_kernel<decltype(per_lane)::value>, "resident " + std::to_string(per_lane()) + " " + what, x,
+                      s.tokens, s.dim, k);
+        });
+      }
+    }
+}
+
+TEST(WarpRowKernels, QuantMatchesTheCodecRule) {
+  unsigned seed = 100;
+  for (const Shape& s : kShapes)
+    for (const Data data : {Data::gaussian, Data::ties, Data::zeros})
+      for (const int qmax : {127, 7}) {
+        const Bits x = make_rows(s.tokens, s.dim, data, seed++);
+        const std::string what = "d " + std::to_string(s.dim) + " qmax " + std::to_string(qmax);
+        expect_quant(cu::quant_encode_warp_kernel, "streaming " + what, x, s.tokens, s.dim, qmax);
+        for_resident_forms(s.dim, [&](auto per_lane) {
+          expect_quant(cu::quant_encode_resident_kernel<decltype(per_lane)::value>, "resident " + std::to_string(per_lane()) + " " + what,
+                       x, s.tokens, s.dim, qmax);
+        });
+      }
+}
+
+}  // namespace
