@@ -68,6 +68,62 @@ MOSS_HOST_DEVICE float maximise_theta_one(Objective&& objective, float max_theta
   return best > f0 ? theta : 0.0f;  // plain PCA is never beaten by a worse theta
 }
 
+/// The objective at a trial theta and at theta +- h (h = 1e-3: the central difference the next step
+/// of the line search takes there).
+struct ObjectiveTriple {
+  double at, plus, minus;
+};
+
+/// maximise_theta_one taken in rounds of up to kBatch trials whose objectives are independent, for a
+/// device that evaluates them at once (one warp each): every round evaluates the backtracking line's
+/// next kBatch steps, each with the central difference at its trial, so that the step accepted (the
+/// first that improves, as in maximise_theta_one) comes with its gradient. The same evaluations are
+/// compared in the same order, so the result is maximise_theta_one's whenever `evaluate` computes each
+/// objective as `objective` does; the sequential depth falls from one evaluation per trial and per
+/// gradient to one round per accepted step (and per kBatch rejected trials). `evaluate(trials, n,
+/// out)` fills out[0, n) for trials[0, n), 1 <= n <= kBatch; every caller thread must make the same
+/// calls (a device version synchronises inside).
+#ifdef __CUDACC__
+#pragma nv_exec_check_disable
+#endif
+template <int kBatch, typename Evaluate>
+MOSS_HOST_DEVICE float maximise_theta_batched(Evaluate&& evaluate, float max_theta) {
+  static_assert(kBatch >= 1, "at least one trial per round");
+  float trials[kBatch], steps[kBatch];
+  ObjectiveTriple out[kBatch];
+  trials[0] = 0.0f;
+  evaluate(trials, 1, out);
+  const double f0 = out[0].at;
+  double best = f0, plus = out[0].plus, minus = out[0].minus;
+  float theta = 0.0f, step = 0.25f;
+  for (int it = 0; it < 12 && step > 1e-4f; ++it) {
+    constexpr float kH = 1e-3f;
+    const double g = (plus - minus) / (2.0 * kH);
+    const double norm = sqrt(g * g);
+    if (norm == 0) break;
+    bool improved = false;
+    while (!improved && step > 1e-4f) {
+      int n = 0;
+      for (float s = step; n < kBatch && s > 1e-4f; s *= 0.5f, ++n) {
+        const auto v = static_cast<float>(theta + s * g / norm);
+        trials[n] = v < -max_theta ? -max_theta : (max_theta < v ? max_theta : v);
+        steps[n] = s;
+      }
+      evaluate(trials, n, out);
+      step = steps[n - 1] * 0.5f;  // where the next round starts if none of these improves
+      for (int j = 0; j < n; ++j)
+        if (out[j].at > best) {
+          best = out[j].at, theta = trials[j], improved = true;
+          plus = out[j].plus, minus = out[j].minus;
+          step = steps[j] * 1.5f;
+          break;
+        }
+    }
+    if (!improved) break;
+  }
+  return best > f0 ? theta : 0.0f;  // plain PCA is never beaten by a worse theta
+}
+
 /// maximise_theta_one with f summed over the columns in column order (the CPU encoder's sum; the
 /// device adds the same terms in another order). stats, lambda: rank entries.
 MOSS_HOST_DEVICE inline float fit_theta_columns(const ColumnStat* stats, const double* lambda, int rank, float max_theta) {

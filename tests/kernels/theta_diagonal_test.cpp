@@ -146,3 +146,60 @@ TEST(ThetaDiagonal, ScalesFormTheReferenceRotation) {
     EXPECT_LT(std::sqrt(num / den), 2e-6) << "theta " << theta;
   }
 }
+
+namespace {
+/// theta from maximise_theta_batched<kBatch> over the column terms summed in column order, as
+/// fit_theta_columns sums them; also counts the rounds.
+template <int kBatch>
+float batched_theta(const std::vector<cu::ColumnStat>& st, const double* lambda, float max_theta, int& rounds) {
+  rounds = 0;
+  auto evaluate = [&](const float* trials, int n, cu::ObjectiveTriple* out) {
+    ++rounds;
+    for (int j = 0; j < n; ++j) {
+      const float at = trials[j], plus = at + 1e-3f, minus = at - 1e-3f;
+      out[j] = cu::ObjectiveTriple{0, 0, 0};
+      for (std::size_t p = 0; p < st.size(); ++p) {
+        out[j].at += cu::diagonal_term(st[p], lambda[p], at);
+        out[j].plus += cu::diagonal_term(st[p], lambda[p], plus);
+        out[j].minus += cu::diagonal_term(st[p], lambda[p], minus);
+      }
+    }
+  };
+  return cu::maximise_theta_batched<kBatch>(evaluate, max_theta);
+}
+}  // namespace
+
+TEST(ThetaDiagonal, BatchedRoundsTakeTheSerialLineSearchsSteps) {
+  // The device's rounds of independent trials (theta_diagonal_kernel) must end where the serial line
+  // search of the CPU encoder ends, bit for bit, for any batch size: over random samples, with theta
+  // clamped (a small max_theta), with a gradient of zero, and on flat samples.
+  int cases = 0, moved = 0, clamped = 0, fewer_rounds = 0;
+  for (int r : {1, 6, 16, 40, 100})
+    for (int n : {3, 64, 512})
+      for (std::uint64_t seed = 1; seed <= 4; ++seed)
+        for (float max_theta : {mk::kMaxTheta, 2e-3f}) {
+          const Sample s = draw(n, r, seed * 977 + static_cast<std::uint64_t>(r * n));
+          const std::vector<cu::ColumnStat> st = column_stats(s, n, r);
+          const float serial = cu::fit_theta_columns(st.data(), s.lambda.data(), r, max_theta);
+          int rounds1 = 0, rounds3 = 0, rounds8 = 0;
+          EXPECT_EQ(batched_theta<1>(st, s.lambda.data(), max_theta, rounds1), serial) << "r " << r << " n " << n << " seed " << seed;
+          EXPECT_EQ(batched_theta<3>(st, s.lambda.data(), max_theta, rounds3), serial) << "r " << r << " n " << n << " seed " << seed;
+          EXPECT_EQ(batched_theta<8>(st, s.lambda.data(), max_theta, rounds8), serial) << "r " << r << " n " << n << " seed " << seed;
+          EXPECT_LE(rounds8, rounds3);
+          EXPECT_LE(rounds3, rounds1);
+          ++cases;
+          moved += serial != 0.0f;
+          clamped += std::fabs(serial) == max_theta;
+          fewer_rounds += rounds8 < rounds1;
+        }
+  // The cases exercise what they are meant to: most move theta, some hit the clamp, rounds save depth.
+  EXPECT_GT(moved, cases / 2);
+  EXPECT_GT(clamped, 0);
+  EXPECT_GT(fewer_rounds, cases / 2);
+  const double lambda[3] = {0.5, 0.3, 0.2};
+  int rounds = 0;
+  const std::vector<cu::ColumnStat> none(3, cu::ColumnStat{0, 0, 0}), flat{{4, 0, 0}, {2, 0, 0}, {1, 0, 0}};
+  EXPECT_EQ(batched_theta<8>(none, lambda, mk::kMaxTheta, rounds), 0.0f);
+  EXPECT_EQ(rounds, 1);  // the gradient at 0 is zero: no trial
+  EXPECT_EQ(batched_theta<8>(flat, lambda, mk::kMaxTheta, rounds), 0.0f);
+}
