@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(32 * kStatThreadsY) theta_stats_kernel(const f
 //    evaluates the round's trial w and the central difference there, each objective a warp sum (lane
 //    columns, a shuffle tree) that lane 0 hands over through shared memory; every thread then takes
 //    the same decision. A round is one evaluation deep where the serial search took one per trial and
-//    one per gradient (24-41 on the llama preset, against 6-13 rounds).
+//    one per gradient (14-41 on the llama preset, against 3-13 rounds).
 // 3. theta and the column scales a (scales[0, rank)) and b (scales[rank, 2 rank)).
 __global__ void __launch_bounds__(kThetaThreads) theta_diagonal_kernel(const double* __restrict__ partials, int rank,
                                                                       const double* __restrict__ lambda, double* stats,
