@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "theta_diagonal.h"  // kThetaStatParts
+
 namespace moss::kernels::cuda {
 
 /// Which GEMM launch_gemm_bf16 (and, for `moss` and `simple`, launch_decode_routed) uses:
@@ -113,8 +115,6 @@ void launch_decode_mos_k(const std::uint16_t* z, const std::uint16_t* bases, con
                          const std::int32_t* route, std::int64_t tokens, int dim, int rank, int block_tokens, int subspaces,
                          std::uint16_t* z_wide, std::uint16_t* out, cudaStream_t stream);
 
-/// Row partitions of launch_theta_diagonal's column statistics.
-constexpr int kThetaStatParts = 32;
 /// Doubles of scratch launch_theta_diagonal needs at `rank`: the partitions' partial statistics and
 /// their sums.
 constexpr std::int64_t theta_diagonal_scratch(int rank) { return 3 * static_cast<std::int64_t>(kThetaStatParts + 1) * rank; }

@@ -16,6 +16,9 @@
 
 namespace moss::kernels::cuda {
 
+/// Row partitions of the device's column statistics (theta_kernels.h), added in partition order.
+constexpr int kThetaStatParts = 32;
+
 /// Column statistics of one column of the sample projections (double sums over the sample rows).
 struct ColumnStat {
   double g00, g01, g11;

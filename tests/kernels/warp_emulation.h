@@ -1,17 +1,20 @@
 #pragma once
-// A CPU emulation of the CUDA warp intrinsics the warp-per-token kernels use
-// (kernels/cuda/warp_row_kernels.h), so that the kernels' own source runs in the CPU test suite: each
-// thread of a warp is a std::thread, warps run one after another, and the warp's collective
-// operations (__syncwarp, shuffles, ballots) meet at a std::barrier of the 32 lanes. Shared memory
-// (`__shared__`) becomes a function-local static, one copy for all warps: the kernels give each warp
-// its own slice and need no block-wide barrier (__syncthreads is deliberately not provided).
-// Include this header before kernels/cuda/warp_row_kernels.h, outside any namespace.
+// A CPU emulation of the CUDA intrinsics that moss's warp and small-block kernels use
+// (kernels/cuda/warp_row_kernels.h, kernels/cuda/theta_kernels.h), so that the kernels' own source
+// runs in the CPU test suite: each CUDA thread is a std::thread, and a warp's collective operations
+// (__syncwarp, shuffles, ballots) meet at a std::barrier of its 32 lanes. Shared memory
+// (`__shared__`) becomes a function-local static: one copy, so blocks run one after another.
+// - launch_warps: one warp at a time (32 threads), for kernels without a block-wide barrier (each
+//   warp works on its own slice of shared memory); __syncthreads there aborts.
+// - launch_blocks: a whole block at a time, __syncthreads a barrier of all its threads.
+// Include this header before the kernels' header, outside any namespace.
 #include <array>
 #include <atomic>
 #include <barrier>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -47,7 +50,8 @@ struct Warp {
 };
 inline thread_local Warp* current_warp = nullptr;
 
-inline int lane() { return static_cast<int>(threadIdx.x & 31u); }
+/// The lane of this thread: its linear index in the block modulo 32.
+inline int lane() { return static_cast<int>((threadIdx.x + threadIdx.y * blockDim.x) & 31u); }
 
 /// Every lane publishes `v`; each then reads the value lane `src(lane)` published (its own where src
 /// is out of range).
@@ -66,13 +70,16 @@ T exchange(T v, Src src) {
   return out;
 }
 
-/// Runs kernel(args...) on grid x block threads, one warp at a time on 32 lane threads. The kernels in
-/// question run with a full warp and uniform control flow at every collective; a lane that returns
-/// leaves its warp's barrier (arrive_and_drop), so a kernel that breaks that rule reads stale data
-/// rather than hanging.
+/// The block being run by launch_blocks (null under launch_warps): its __syncthreads barrier.
+inline thread_local std::barrier<>* current_block = nullptr;
+
+/// Runs kernel(args...) on grid x block threads (1-D), one warp at a time on 32 lane threads. The
+/// kernels in question run with a full warp and uniform control flow at every collective; a lane
+/// that returns leaves its warp's barrier (arrive_and_drop), so a kernel that breaks that rule reads
+/// stale data rather than hanging.
 template <typename Kernel, typename... Args>
-void launch(unsigned grid, unsigned block, Kernel kernel, Args... args) {
-  const unsigned warps = grid * ((block + 31) / 32);
+void launch_warps(unsigned grid, unsigned block, Kernel kernel, Args... args) {
+  const unsigned per_block = (block + 31) / 32, warps = grid * per_block;
   const std::unique_ptr<Warp[]> warp(new Warp[warps]);
   std::barrier<> next_warp(32);  // a warp starts when every lane has left the one before
   std::vector<std::thread> lanes;
@@ -80,7 +87,6 @@ void launch(unsigned grid, unsigned block, Kernel kernel, Args... args) {
   for (unsigned l = 0; l < 32; ++l)
     lanes.emplace_back([&, l] {
       for (unsigned i = 0; i < warps; ++i) {
-        const unsigned per_block = (block + 31) / 32;
         threadIdx = {(i % per_block) * 32 + l, 0, 0};
         blockIdx = {i / per_block, 0, 0};
         blockDim = {block, 1, 1};
@@ -93,9 +99,42 @@ void launch(unsigned grid, unsigned block, Kernel kernel, Args... args) {
     });
   for (auto& t : lanes) t.join();
 }
+
+/// Runs kernel(args...) on a grid of blocks (2-D), each block's threads all at once (x fastest; a
+/// warp is 32 consecutive threads, the block a whole number of warps). A thread that returns leaves
+/// its warp's and its block's barriers, as an exited CUDA thread no longer counts at __syncthreads.
+template <typename Kernel, typename... Args>
+void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
+  const unsigned threads = block.x * block.y;
+  if (threads % 32 != 0) std::abort();  // whole warps only
+  for (unsigned by = 0; by < grid.y; ++by)
+    for (unsigned bx = 0; bx < grid.x; ++bx) {
+      const std::unique_ptr<Warp[]> warp(new Warp[threads / 32]);
+      std::barrier<> sync(static_cast<std::ptrdiff_t>(threads));
+      std::vector<std::thread> all;
+      all.reserve(threads);
+      for (unsigned i = 0; i < threads; ++i)
+        all.emplace_back([&, i] {
+          threadIdx = {i % block.x, i / block.x, 0};
+          blockIdx = {bx, by, 0};
+          blockDim = block;
+          gridDim = grid;
+          current_warp = &warp[i / 32];
+          current_block = &sync;
+          kernel(args...);
+          warp[i / 32].barrier.arrive_and_drop();
+          sync.arrive_and_drop();
+        });
+      for (auto& t : all) t.join();
+    }
+}
 }  // namespace moss::kernels::emulation
 
 inline void __syncwarp(unsigned = 0xffffffffu) { moss::kernels::emulation::current_warp->barrier.arrive_and_wait(); }
+inline void __syncthreads() {
+  if (moss::kernels::emulation::current_block == nullptr) std::abort();  // launch_warps runs no whole block
+  moss::kernels::emulation::current_block->arrive_and_wait();
+}
 template <typename T>
 T __shfl_sync(unsigned, T v, int src) {
   return moss::kernels::emulation::exchange(v, [src](int) { return src & 31; });

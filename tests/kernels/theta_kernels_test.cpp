@@ -1,0 +1,98 @@
+// mos's theta kernels on the diagonal path (kernels/cuda/theta_kernels.h: the column statistics over
+// the device, then the line search in rounds of parallel trials in one block), their own source run
+// on the CPU under warp_emulation.h with whole blocks of threads, against the CPU encoder: column
+// statistics summed in row order and its serial line search (fit_theta_columns). The kernels add the
+// same terms in another order (row partitions, warp trees), so theta must be the encoder's or, where
+// a rounding flips a comparison of the line search, no worse by 1e-9 of the objective.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "warp_emulation.h"
+// warp_emulation.h first: it defines what the kernels' source takes from CUDA.
+#include "moss/kernels/rotation.h"
+#include "theta_kernels.h"
+
+namespace {
+namespace cu = moss::kernels::cuda;
+namespace emu = moss::kernels::emulation;
+
+double objective(const std::vector<cu::ColumnStat>& st, const std::vector<double>& lambda, float theta) {
+  double f = 0;
+  for (std::size_t q = 0; q < st.size(); ++q) f += cu::diagonal_term(st[q], lambda[q], theta);
+  return f;
+}
+
+TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
+  int cases = 0, same = 0, moved = 0;
+  // Ranks below, at and above a warp and the block's 256 threads; no rows, one row, partial partitions.
+  const std::pair<int, int> shapes[] = {{512, 16}, {37, 6}, {1, 40}, {0, 8}, {300, 100}, {512, 256}, {64, 300}, {200, 1}};
+  // A strong correlation of P1 with P0 moves theta far (few trials per step); a weak one, as on
+  // real activations, keeps it near 1e-3, reached by many halvings of the step: several rounds.
+  for (const auto& [rows, rank] : shapes)
+    for (const float strength : {1.0f, 2e-3f}) {
+      const std::uint64_t seed = strength == 1.0f ? 1 : 2;
+      std::mt19937_64 rng(seed * 7919 + static_cast<std::uint64_t>(rows * 1000 + rank));
+      std::normal_distribution<float> g;
+      std::uniform_real_distribution<double> u(0.05, 1.0);
+      const std::int64_t ld = 2 * static_cast<std::int64_t>(rank);
+      std::vector<float> p(static_cast<std::size_t>(std::max<std::int64_t>(1, rows * ld)));
+      std::vector<double> lambda(static_cast<std::size_t>(rank));
+      std::vector<float> corr(static_cast<std::size_t>(rank));
+      double total = 0;
+      for (int q = 0; q < rank; ++q) corr[q] = strength * g(rng), lambda[q] = u(rng), total += lambda[q];
+      for (double& l : lambda) l /= total;
+      for (std::int64_t i = 0; i < rows; ++i)
+        for (int q = 0; q < rank; ++q) {
+          const float a = g(rng) / std::sqrt(1.0f + q);
+          p[i * ld + q] = a, p[i * ld + rank + q] = corr[q] * a + 0.3f * g(rng) / std::sqrt(1.0f + q);
+        }
+      // The CPU encoder's statistics (row order) and theta.
+      std::vector<cu::ColumnStat> ref(static_cast<std::size_t>(rank), cu::ColumnStat{0, 0, 0});
+      for (std::int64_t i = 0; i < rows; ++i)
+        for (int q = 0; q < rank; ++q) {
+          const double x = p[i * ld + q], y = p[i * ld + rank + q];
+          ref[q].g00 += x * x, ref[q].g01 += x * y, ref[q].g11 += y * y;
+        }
+      const float want = cu::fit_theta_columns(ref.data(), lambda.data(), rank, moss::kernels::kMaxTheta);
+
+      // The kernels, as launch_theta_diagonal runs them: partials, then their sums after them.
+      std::vector<double> scratch(static_cast<std::size_t>(3 * (cu::kThetaStatParts + 1) * rank), -1.0);
+      double* partials = scratch.data();
+      double* stats = partials + static_cast<std::ptrdiff_t>(3 * cu::kThetaStatParts * rank);
+      emu::launch_blocks(dim3{static_cast<unsigned>((rank + 31) / 32), cu::kThetaStatParts / cu::kStatThreadsY, 1}, dim3{32, cu::kStatThreadsY, 1},
+                         cu::theta_stats_kernel, static_cast<const float*>(p.data()), static_cast<std::int64_t>(rows), rank, partials);
+      float theta = 99.0f;
+      std::vector<float> scales(static_cast<std::size_t>(2 * rank), -9.0f);
+      emu::launch_blocks(dim3{1, 1, 1}, dim3{cu::kThetaThreads, 1, 1}, cu::theta_diagonal_kernel, static_cast<const double*>(partials), rank,
+                         static_cast<const double*>(lambda.data()), stats, moss::kernels::kMaxTheta, &theta, scales.data());
+
+      std::vector<cu::ColumnStat> got(static_cast<std::size_t>(rank));
+      for (int q = 0; q < rank; ++q) {
+        got[q] = cu::ColumnStat{stats[3 * q], stats[3 * q + 1], stats[3 * q + 2]};
+        const double scale = 1e-12 * (1.0 + ref[q].g00 + ref[q].g11);
+        EXPECT_NEAR(got[q].g00, ref[q].g00, scale) << "rows " << rows << " rank " << rank << " column " << q;
+        EXPECT_NEAR(got[q].g01, ref[q].g01, scale) << "rows " << rows << " rank " << rank << " column " << q;
+        EXPECT_NEAR(got[q].g11, ref[q].g11, scale) << "rows " << rows << " rank " << rank << " column " << q;
+      }
+      const double f_got = objective(ref, lambda, theta), f_want = objective(ref, lambda, want);
+      EXPECT_TRUE(theta == want || f_got >= f_want - 1e-9 * std::fabs(f_want))
+          << "rows " << rows << " rank " << rank << ": theta " << theta << " against " << want;
+      for (int q = 0; q < rank; ++q) {
+        const cu::ColumnScale c = cu::diagonal_scale(lambda[q], theta);
+        EXPECT_EQ(scales[q], c.a) << "rank " << rank << " column " << q;
+        EXPECT_EQ(scales[rank + q], c.b) << "rank " << rank << " column " << q;
+      }
+      ++cases;
+      same += theta == want;
+      moved += want != 0.0f;
+    }
+  std::printf("%d blocks: theta identical in %d, non-zero in %d\n", cases, same, moved);
+  EXPECT_GE(same, cases - 2);  // a flipped comparison is rare
+  EXPECT_GT(moved, cases / 2);
+}
+
+}  // namespace
