@@ -1,12 +1,17 @@
 #pragma once
 // A CPU emulation of the CUDA intrinsics that moss's warp and small-block kernels use
 // (kernels/cuda/warp_row_kernels.h, kernels/cuda/theta_kernels.h), so that the kernels' own source
-// runs in the CPU test suite: each CUDA thread is a std::thread, and a warp's collective operations
-// (__syncwarp, shuffles, ballots) meet at a std::barrier of its 32 lanes. Shared memory
-// (`__shared__`) becomes a function-local static: one copy, so blocks run one after another.
-// - launch_warps: one warp at a time (32 threads), for kernels without a block-wide barrier (each
-//   warp works on its own slice of shared memory); __syncthreads there aborts.
-// - launch_blocks: a whole block at a time, __syncthreads a barrier of all its threads.
+// runs in the CPU test suite. launch_blocks runs one block at a time with all its threads at once,
+// each CUDA thread a std::thread: a warp's collectives (__syncwarp, shuffles, ballots) meet at a
+// std::barrier of its 32 lanes, __syncthreads at one of the whole block. Shared memory (`__shared__`)
+// becomes a function-local static: one copy, which is why blocks run one after another.
+// Checked, and reported by launch_blocks as std::logic_error once all threads have ended:
+// - every lane of a warp at the same collective, in the same order (a collective reached by some
+//   lanes only, or after others returned, is undefined on a GPU with a full mask);
+// - every thread of a block through the same number of __syncthreads.
+// Not emulated: the weak memory ordering of a GPU (a shuffle here orders memory like a barrier,
+// which CUDA does not promise: a missing __syncwarp before shared data is read can go unnoticed when
+// a shuffle precedes the read), and the mask arguments (the kernels use full warps).
 // Include this header before the kernels' header, outside any namespace.
 #include <array>
 #include <atomic>
@@ -17,6 +22,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -43,26 +50,54 @@ inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 namespace moss::kernels::emulation {
-/// The 32 lanes of the warp being run: their meeting point and one exchange slot each.
+/// What a lane is doing at a collective: its kind and how many collectives the lane made before.
+enum class Collective : std::uint64_t { syncwarp = 1, shfl, shfl_up, shfl_down, shfl_xor, ballot };
+
+/// The 32 lanes of a warp: their meeting point, one exchange slot and one collective tag each.
 struct Warp {
   std::barrier<> barrier{32};
-  std::array<std::uint64_t, 32> slots{};
+  std::array<std::uint64_t, 32> slots{}, tags{}, count{};
+};
+
+/// The block being run: its __syncthreads barrier and faults found.
+struct Block {
+  explicit Block(unsigned threads) : sync(static_cast<std::ptrdiff_t>(threads)), syncs(threads, 0) {}
+  std::barrier<> sync;
+  std::vector<std::uint64_t> syncs;  ///< __syncthreads per thread
+  std::atomic<int> faults{0};
 };
 inline thread_local Warp* current_warp = nullptr;
+inline thread_local Block* current_block = nullptr;
+inline thread_local unsigned current_thread = 0;  ///< linear index in the block
 
 /// The lane of this thread: its linear index in the block modulo 32.
-inline int lane() { return static_cast<int>((threadIdx.x + threadIdx.y * blockDim.x) & 31u); }
+inline int lane() { return static_cast<int>(current_thread & 31u); }
+
+/// Every lane arrives at a collective of `kind`; a lane whose 31 partners are not at the same
+/// collective (kind and sequence number) records a fault. The caller waits at the warp's barrier once
+/// more before it returns, so that no lane overwrites its tag or slot while another still reads them.
+inline void meet(Collective kind) {
+  Warp& w = *current_warp;
+  const auto l = static_cast<std::size_t>(lane());
+  w.tags[l] = (static_cast<std::uint64_t>(kind) << 48) | w.count[l]++;
+  w.barrier.arrive_and_wait();
+  for (std::size_t other = 0; other < 32; ++other)
+    if (w.tags[other] != w.tags[l]) {
+      current_block->faults.fetch_add(1);
+      break;
+    }
+}
 
 /// Every lane publishes `v`; each then reads the value lane `src(lane)` published (its own where src
 /// is out of range).
 template <typename T, typename Src>
-T exchange(T v, Src src) {
+T exchange(Collective kind, T v, Src src) {
   static_assert(sizeof(T) <= sizeof(std::uint64_t));
   Warp& w = *current_warp;
   std::uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof v);
   w.slots[static_cast<std::size_t>(lane())] = bits;
-  w.barrier.arrive_and_wait();
+  meet(kind);
   const int from = src(lane());
   T out = v;
   if (from >= 0 && from < 32) std::memcpy(&out, &w.slots[static_cast<std::size_t>(from)], sizeof out);
@@ -70,47 +105,20 @@ T exchange(T v, Src src) {
   return out;
 }
 
-/// The block being run by launch_blocks (null under launch_warps): its __syncthreads barrier.
-inline thread_local std::barrier<>* current_block = nullptr;
-
-/// Runs kernel(args...) on grid x block threads (1-D), one warp at a time on 32 lane threads. The
-/// kernels in question run with a full warp and uniform control flow at every collective; a lane
-/// that returns leaves its warp's barrier (arrive_and_drop), so a kernel that breaks that rule reads
-/// stale data rather than hanging.
-template <typename Kernel, typename... Args>
-void launch_warps(unsigned grid, unsigned block, Kernel kernel, Args... args) {
-  const unsigned per_block = (block + 31) / 32, warps = grid * per_block;
-  const std::unique_ptr<Warp[]> warp(new Warp[warps]);
-  std::barrier<> next_warp(32);  // a warp starts when every lane has left the one before
-  std::vector<std::thread> lanes;
-  lanes.reserve(32);
-  for (unsigned l = 0; l < 32; ++l)
-    lanes.emplace_back([&, l] {
-      for (unsigned i = 0; i < warps; ++i) {
-        threadIdx = {(i % per_block) * 32 + l, 0, 0};
-        blockIdx = {i / per_block, 0, 0};
-        blockDim = {block, 1, 1};
-        gridDim = {grid, 1, 1};
-        current_warp = &warp[i];
-        kernel(args...);
-        warp[i].barrier.arrive_and_drop();
-        next_warp.arrive_and_wait();
-      }
-    });
-  for (auto& t : lanes) t.join();
-}
-
 /// Runs kernel(args...) on a grid of blocks (2-D), each block's threads all at once (x fastest; a
 /// warp is 32 consecutive threads, the block a whole number of warps). A thread that returns leaves
-/// its warp's and its block's barriers, as an exited CUDA thread no longer counts at __syncthreads.
+/// its warp's and its block's barriers, as an exited CUDA thread no longer counts at __syncthreads;
+/// its partners' next collective then records a fault instead of hanging. Throws std::logic_error
+/// naming the faults (see the top of this file).
 template <typename Kernel, typename... Args>
 void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
   const unsigned threads = block.x * block.y;
-  if (threads % 32 != 0) std::abort();  // whole warps only
+  if (threads == 0 || threads % 32 != 0) throw std::logic_error("launch_blocks: whole warps only");
+  int faults = 0;
   for (unsigned by = 0; by < grid.y; ++by)
     for (unsigned bx = 0; bx < grid.x; ++bx) {
       const std::unique_ptr<Warp[]> warp(new Warp[threads / 32]);
-      std::barrier<> sync(static_cast<std::ptrdiff_t>(threads));
+      Block state(threads);
       std::vector<std::thread> all;
       all.reserve(threads);
       for (unsigned i = 0; i < threads; ++i)
@@ -119,42 +127,55 @@ void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
           blockIdx = {bx, by, 0};
           blockDim = block;
           gridDim = grid;
+          current_thread = i;
           current_warp = &warp[i / 32];
-          current_block = &sync;
+          current_block = &state;
           kernel(args...);
           warp[i / 32].barrier.arrive_and_drop();
-          sync.arrive_and_drop();
+          state.sync.arrive_and_drop();
         });
       for (auto& t : all) t.join();
+      for (unsigned i = 0; i < threads; ++i) {  // the same collectives and barriers to the end
+        if (warp[i / 32].count[i % 32] != warp[i / 32].count[0]) ++faults;
+        if (state.syncs[i] != state.syncs[0]) ++faults;
+      }
+      faults += state.faults.load();
     }
+  if (faults > 0)
+    throw std::logic_error("launch_blocks: " + std::to_string(faults) + " divergent collectives or barriers (lanes of a warp at different "
+                           "collectives, or threads of a block through different numbers of __syncthreads)");
 }
 }  // namespace moss::kernels::emulation
 
-inline void __syncwarp(unsigned = 0xffffffffu) { moss::kernels::emulation::current_warp->barrier.arrive_and_wait(); }
+inline void __syncwarp(unsigned = 0xffffffffu) {
+  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::syncwarp);
+  moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
+}
 inline void __syncthreads() {
-  if (moss::kernels::emulation::current_block == nullptr) std::abort();  // launch_warps runs no whole block
-  moss::kernels::emulation::current_block->arrive_and_wait();
+  auto& b = *moss::kernels::emulation::current_block;
+  ++b.syncs[moss::kernels::emulation::current_thread];
+  b.sync.arrive_and_wait();
 }
 template <typename T>
 T __shfl_sync(unsigned, T v, int src) {
-  return moss::kernels::emulation::exchange(v, [src](int) { return src & 31; });
+  return moss::kernels::emulation::exchange(moss::kernels::emulation::Collective::shfl, v, [src](int) { return src & 31; });
 }
 template <typename T>
 T __shfl_up_sync(unsigned, T v, unsigned delta) {
-  return moss::kernels::emulation::exchange(v, [delta](int l) { return l - static_cast<int>(delta); });
+  return moss::kernels::emulation::exchange(moss::kernels::emulation::Collective::shfl_up, v, [delta](int l) { return l - static_cast<int>(delta); });
 }
 template <typename T>
 T __shfl_down_sync(unsigned, T v, unsigned delta) {
-  return moss::kernels::emulation::exchange(v, [delta](int l) { return l + static_cast<int>(delta); });
+  return moss::kernels::emulation::exchange(moss::kernels::emulation::Collective::shfl_down, v, [delta](int l) { return l + static_cast<int>(delta); });
 }
 template <typename T>
 T __shfl_xor_sync(unsigned, T v, int mask) {
-  return moss::kernels::emulation::exchange(v, [mask](int l) { return l ^ mask; });
+  return moss::kernels::emulation::exchange(moss::kernels::emulation::Collective::shfl_xor, v, [mask](int l) { return l ^ mask; });
 }
 inline unsigned __ballot_sync(unsigned, int predicate) {
   auto& w = *moss::kernels::emulation::current_warp;
   w.slots[static_cast<std::size_t>(moss::kernels::emulation::lane())] = predicate != 0 ? 1 : 0;
-  w.barrier.arrive_and_wait();
+  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::ballot);
   unsigned ballot = 0;
   for (int l = 0; l < 32; ++l) ballot |= static_cast<unsigned>(w.slots[static_cast<std::size_t>(l)]) << l;
   w.barrier.arrive_and_wait();
