@@ -919,13 +919,9 @@ void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, in
   };
   const int per_lane = resident_chunks(dim);
   auto resident = [&] {
-    const unsigned grid = warp_blocks(tokens), block = kWarpsPerBlock * 32;
-    switch (per_lane) {
-      case 2: topk_encode_resident_kernel<2><<<grid, block, 0, stream>>>(x, tokens, dim, k, values, indices); break;
-      case 4: topk_encode_resident_kernel<4><<<grid, block, 0, stream>>>(x, tokens, dim, k, values, indices); break;
-      case 8: topk_encode_resident_kernel<8><<<grid, block, 0, stream>>>(x, tokens, dim, k, values, indices); break;
-      default: topk_encode_resident_kernel<16><<<grid, block, 0, stream>>>(x, tokens, dim, k, values, indices); break;
-    }
+    with_resident_chunks(per_lane, [&](auto chunks) {
+      topk_encode_resident_kernel<decltype(chunks)::value><<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, k, values, indices);
+    });
     MOSS_CUDA_CHECK_LAUNCH();
   };
   run_resident_or_streaming("topk encode d=" + std::to_string(dim) + " k=" + std::to_string(k), tokens, per_lane != 0, resident, streaming, stream);
@@ -967,13 +963,9 @@ void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, i
   };
   const int per_lane = resident_chunks(dim);
   auto resident = [&] {
-    const unsigned grid = warp_blocks(tokens), block = kWarpsPerBlock * 32;
-    switch (per_lane) {
-      case 2: quant_encode_resident_kernel<2><<<grid, block, 0, stream>>>(x, tokens, dim, qmax, codes, scales); break;
-      case 4: quant_encode_resident_kernel<4><<<grid, block, 0, stream>>>(x, tokens, dim, qmax, codes, scales); break;
-      case 8: quant_encode_resident_kernel<8><<<grid, block, 0, stream>>>(x, tokens, dim, qmax, codes, scales); break;
-      default: quant_encode_resident_kernel<16><<<grid, block, 0, stream>>>(x, tokens, dim, qmax, codes, scales); break;
-    }
+    with_resident_chunks(per_lane, [&](auto chunks) {
+      quant_encode_resident_kernel<decltype(chunks)::value><<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
+    });
     MOSS_CUDA_CHECK_LAUNCH();
   };
   run_resident_or_streaming("quant encode d=" + std::to_string(dim) + " bits=" + std::to_string(bits), tokens, per_lane != 0, resident, streaming, stream);

@@ -18,6 +18,7 @@
 // (tests/kernels/warp_emulation.h): each kernel's own source is run there against a CPU reference.
 // Everything is in an anonymous namespace: one copy per translation unit, no clash between the two.
 #include <cstdint>
+#include <type_traits>
 
 #ifdef __CUDACC__
 #include "bf16_device.h"
@@ -38,6 +39,18 @@ inline int resident_chunks(int dim) {
   for (int c = 2; c <= kMaxResidentChunks; c *= 2)
     if (per_lane <= c) return c;
   return 0;
+}
+
+/// Calls f(std::integral_constant<int, c>{}) with c = per_lane, one of resident_chunks's non-zero
+/// values (the template argument of the row-in-registers kernels).
+template <typename F>
+void with_resident_chunks(int per_lane, F&& f) {
+  switch (per_lane) {
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    default: f(std::integral_constant<int, 16>{}); break;
+  }
 }
 
 __device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x & 31); }
@@ -107,6 +120,52 @@ __device__ void select_bin(const int* hist, int base, int k, int& bin, int& abov
   select_bin_of<kPerLane>(own, base, k, bin, above);
 }
 
+// This lane's chunks of a row of `chunks` 16-byte chunks, all loads issued at once: v[i] = chunk
+// lane + 32 i, zeros past the row.
+template <int kPerLane>
+__device__ __forceinline__ void load_row(const uint4* row, int chunks, uint4 (&v)[kPerLane]) {
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) {
+    const int c = lane_id() + 32 * i;
+    v[i] = c < chunks ? row[c] : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// The second histogram of the radix select: the low 8 bits of the keys of chunk v whose high 7 bits
+// are `high`, added to hist (256 bins, shared by the warp).
+__device__ __forceinline__ void count_low_bits(const uint4& v, int high, int* hist) {
+#pragma unroll
+  for (int q = 0; q < 8; ++q) {
+    const int key = half_of(v, q) & 0x7fff;
+    if ((key >> 8) == high) atomicAdd(&hist[key & 0xff], 1);
+  }
+}
+
+// max |x| of a chunk's 8 values.
+__device__ __forceinline__ float chunk_amax(const uint4& v, float amax) {
+#pragma unroll
+  for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(half_of(v, q))));
+  return amax;
+}
+
+// The token's scale from every lane's max |x| (a warp reduction): bf16(max |x| / qmax), written by
+// lane 0 to *scale_out; returns it as a float.
+__device__ __forceinline__ float warp_quant_scale(float amax, int qmax, std::uint16_t* scale_out) {
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
+  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
+  if (lane_id() == 0) *scale_out = scale_bits;
+  return bits_to_float(scale_bits);
+}
+
+// The 8 codes of chunk v: clamp(rint(x / scale)), 0 for a zero scale.
+__device__ __forceinline__ uint2 quant_codes(const uint4& v, float scale, int qmax) {
+  uint2 packed = make_uint2(0, 0);
+#pragma unroll
+  for (int q = 0; q < 8; ++q)
+    set_code(packed, q, scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / scale))) : 0);
+  return packed;
+}
+
 // The kept entries of one step of 32 chunks (chunk c = c0 + lane of this lane, `v` its values,
 // `valid` false past the row), written in index order: every key above tau, then the ties (lowest
 // index first) while fewer than ties_needed were taken. kept_before and ties_before count the
@@ -169,14 +228,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
   __syncwarp();  // every lane has read the histogram
   for (int i = lane; i < 256; i += 32) hist[i] = 0;
   __syncwarp();
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 v = row[c];
-#pragma unroll
-    for (int q = 0; q < 8; ++q) {
-      const int key = half_of(v, q) & 0x7fff;
-      if ((key >> 8) == high) atomicAdd(&hist[key & 0xff], 1);
-    }
-  }
+  for (int c = lane; c < chunks; c += 32) count_low_bits(row[c], high, hist);
   __syncwarp();
   int low = 0, above = 0;
   select_bin<8>(hist, above_high, k, low, above);
@@ -207,11 +259,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_resident_kern
   const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
   const int chunks = dim / 8;
   uint4 v[kPerLane];
-#pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int c = lane + 32 * i;
-    v[i] = c < chunks ? row[c] : make_uint4(0, 0, 0, 0);
-  }
+  load_row<kPerLane>(row, chunks, v);
 #pragma unroll
   for (int w = 0; w < 32; ++w) counts[32 * w + lane] = 0;  // this lane's column only: no sync needed
 #pragma unroll
@@ -238,14 +286,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_resident_kern
   for (int i = lane; i < 256; i += 32) hist[i] = 0;
   __syncwarp();
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    if (lane + 32 * i >= chunks) continue;
-#pragma unroll
-    for (int q = 0; q < 8; ++q) {
-      const int key = half_of(v[i], q) & 0x7fff;
-      if ((key >> 8) == high) atomicAdd(&hist[key & 0xff], 1);
-    }
-  }
+  for (int i = 0; i < kPerLane; ++i)
+    if (lane + 32 * i < chunks) count_low_bits(v[i], high, hist);
   __syncwarp();
   int low = 0, above = 0;
   select_bin<8>(hist, above_high, k, low, above);
@@ -269,24 +311,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(
   const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
   const int chunks = dim / 8;
   float amax = 0;
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 v = row[c];
-#pragma unroll
-    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(half_of(v, q))));
-  }
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
-  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
-  const float scale = bits_to_float(scale_bits);
-  if (lane == 0) scales[t] = scale_bits;
+  for (int c = lane; c < chunks; c += 32) amax = chunk_amax(row[c], amax);
+  const float scale = warp_quant_scale(amax, qmax, scales + t);
   uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 v = row[c];
-    uint2 packed = make_uint2(0, 0);
-#pragma unroll
-    for (int q = 0; q < 8; ++q)
-      set_code(packed, q, scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / scale))) : 0);
-    out[c] = packed;
-  }
+  for (int c = lane; c < chunks; c += 32) out[c] = quant_codes(row[c], scale, qmax);
 }
 
 // quant encode, one warp per token, the row in registers (as topk_encode_resident_kernel): the same
@@ -300,31 +328,15 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_resident_ker
   const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
   const int chunks = dim / 8;
   uint4 v[kPerLane];
-#pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int c = lane + 32 * i;
-    v[i] = c < chunks ? row[c] : make_uint4(0, 0, 0, 0);  // zeros leave max |x| as it is
-  }
+  load_row<kPerLane>(row, chunks, v);  // zeros past the row leave max |x| as it is
   float amax = 0;
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i)
-#pragma unroll
-    for (int q = 0; q < 8; ++q) amax = fmaxf(amax, fabsf(bits_to_float(half_of(v[i], q))));
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
-  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
-  const float scale = bits_to_float(scale_bits);
-  if (lane == 0) scales[t] = scale_bits;
+  for (int i = 0; i < kPerLane; ++i) amax = chunk_amax(v[i], amax);
+  const float scale = warp_quant_scale(amax, qmax, scales + t);
   uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) {
-    const int c = lane + 32 * i;
-    if (c >= chunks) continue;
-    uint2 packed = make_uint2(0, 0);
-#pragma unroll
-    for (int q = 0; q < 8; ++q)
-      set_code(packed, q, scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v[i], q)) / scale))) : 0);
-    out[c] = packed;
-  }
+  for (int i = 0; i < kPerLane; ++i)
+    if (lane + 32 * i < chunks) out[lane + 32 * i] = quant_codes(v[i], scale, qmax);
 }
 
 }  // namespace

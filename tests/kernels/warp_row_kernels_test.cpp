@@ -109,13 +109,9 @@ void expect_quant(Kernel kernel, const std::string& form, const Bits& x, std::in
 /// runs), and 16, whose extra chunks past the row check the masking.
 template <typename Run>
 void for_resident_forms(int dim, Run run) {
-  switch (cu::resident_chunks(dim)) {
-    case 2: run(std::integral_constant<int, 2>{}); break;
-    case 4: run(std::integral_constant<int, 4>{}); break;
-    case 8: run(std::integral_constant<int, 8>{}); break;
-    default: break;
-  }
-  if (cu::resident_chunks(dim) != 0) run(std::integral_constant<int, 16>{});
+  if (cu::resident_chunks(dim) == 0) return;
+  cu::with_resident_chunks(cu::resident_chunks(dim), run);
+  if (cu::resident_chunks(dim) != 16) run(std::integral_constant<int, 16>{});
 }
 
 struct Shape {
