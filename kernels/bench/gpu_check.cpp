@@ -22,7 +22,8 @@
 //      per second) and the ratios (auto and cuBLAS timed interleaved); mos-k (K = 4: projection on all bases + routing; decode by the routed
 //      kernel under moss and simple, as one GEMM over all bases under cuBLAS, the faster under auto),
 //      topk and quant (encode: the row held in registers under moss, the streaming warp kernel under
-//      simple, the faster under auto). Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
+//      simple, the faster under auto; topk decode: the merging warp kernel under moss, the scattering
+//      one under simple, the fastest of those and the block kernel under auto). Each figure is the median of 5 timings of 10 back-to-back launches (CUDA events).
 // Options: --parity-only (no bench), --gemm NAME (parity with that GEMM choice only: auto, moss,
 // simple or cublas), --quick (bench at T = 8192 only), --profile (no parity, no
 // timing: each projection kernel launched once at T = 65536, d = 4096, r in {16, 64, 256}, encode
@@ -630,25 +631,29 @@ void bench(bool quick) {
     auto quant_enc = [&] { cu::launch_quant_encode(dx.p, t, static_cast<int>(d), 8, dc.p, ds.p, nullptr); };
     auto quant_dec = [&] { cu::launch_quant_decode(dc.p, ds.p, t, static_cast<int>(d), dout.p, nullptr); };
     // No GEMM here: enc_moss is the row-in-registers encode, simple the streaming one, auto the
-    // faster (the codec's); decode: moss and simple the warp kernel (topk) or the one quant decode.
+    // faster (the codec's); topk decode: moss the merging warp kernel, simple the scattering one,
+    // auto the fastest of those and the block kernel; quant has one decode.
     struct Timed {
       const char* name;
-      double enc_moss, enc_simple, enc_auto, dec_moss, dec_auto;
+      double enc_moss, enc_simple, enc_auto, dec_moss, dec_simple, dec_auto;
     };
-    topk_enc();
-    quant_enc();
-    const Timed rows[] = {{"topk", time_with(cu::GemmKernel::moss, topk_enc), time_with(cu::GemmKernel::simple, topk_enc),
-                           time_with(cu::GemmKernel::automatic, topk_enc), time_with(cu::GemmKernel::moss, topk_dec),
-                           time_with(cu::GemmKernel::automatic, topk_dec)},
-                          {"quant8", time_with(cu::GemmKernel::moss, quant_enc), time_with(cu::GemmKernel::simple, quant_enc),
-                           time_with(cu::GemmKernel::automatic, quant_enc), time_with(cu::GemmKernel::moss, quant_dec),
-                           time_with(cu::GemmKernel::automatic, quant_dec)}};
+    auto timed = [&](const char* name, auto&& enc, auto&& dec) {
+      enc();
+      return Timed{name,
+                   time_with(cu::GemmKernel::moss, enc),
+                   time_with(cu::GemmKernel::simple, enc),
+                   time_with(cu::GemmKernel::automatic, enc),
+                   time_with(cu::GemmKernel::moss, dec),
+                   time_with(cu::GemmKernel::simple, dec),
+                   time_with(cu::GemmKernel::automatic, dec)};
+    };
+    const Timed rows[] = {timed("topk", topk_enc, topk_dec), timed("quant8", quant_enc, quant_dec)};
     auto gbps = [&](double s) { return raw / s / 1e9; };
     for (const Timed& row : rows)
-      std::printf("%-7s %6lld %5lld %4s | %8.1f %5.2f %5s %7.1f %8s %8.1f %5.2f | %8.1f %5.2f %5s %7s %8s %8.1f %5.2f\n", row.name,
+      std::printf("%-7s %6lld %5lld %4s | %8.1f %5.2f %5s %7.1f %8s %8.1f %5.2f | %8.1f %5.2f %5s %7.1f %8s %8.1f %5.2f\n", row.name,
                   static_cast<long long>(t), static_cast<long long>(d), "-", gbps(row.enc_moss), gbps(row.enc_moss) / copy_gbps, "-",
                   gbps(row.enc_simple), "-", gbps(row.enc_auto), gbps(row.enc_auto) / copy_gbps, gbps(row.dec_moss),
-                  gbps(row.dec_moss) / copy_gbps, "-", "-", "-", gbps(row.dec_auto), gbps(row.dec_auto) / copy_gbps);
+                  gbps(row.dec_moss) / copy_gbps, "-", gbps(row.dec_simple), "-", gbps(row.dec_auto), gbps(row.dec_auto) / copy_gbps);
   }
   mos_steps(quick);
   const std::string choices = cu::gemm_choices();

@@ -559,19 +559,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) route_select_warp_kernel(
   for (int i = lane; i < rank; i += 32) z[t * rank + i] = float_to_bits(pt[best_s * rank + i]);
 }
 
-// topk decode, one warp per token: the row zeroed with 16-byte stores, then the kept values scattered.
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_warp_kernel(const std::uint16_t* __restrict__ values,
-                                                                              const std::int32_t* __restrict__ indices, std::int64_t tokens,
-                                                                              int dim, int k, std::uint16_t* out) {
-  const std::int64_t t = warp_token();
-  if (t >= tokens) return;
-  const int lane = lane_id();
-  uint4* row = reinterpret_cast<uint4*>(out + t * dim);
-  for (int c = lane; c < dim / 8; c += 32) row[c] = make_uint4(0, 0, 0, 0);
-  __syncwarp();  // orders the zeros before the scatter within the warp
-  for (int q = lane; q < k; q += 32) out[t * dim + indices[t * k + q]] = values[t * k + q];
-}
-
 // quant decode (rows of whole 8-value chunks): blocks stride over tokens, threads over a row's
 // chunks; no barrier, no per-token block start-up, no index division.
 __global__ void quant_decode_rows_kernel(const std::int8_t* __restrict__ codes, const std::uint16_t* __restrict__ scales,
@@ -938,14 +925,28 @@ void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices
     topk_decode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(values, indices, tokens, dim, k, out);
     MOSS_CUDA_CHECK_LAUNCH();
   };
+  auto merged = [&] {
+    topk_decode_merge_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(values, indices, tokens, dim, k, out);
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
   if (!chunked_rows(out, dim)) return per_block();
-  // The block kernel's grid is one block per token: beyond 2^31 - 1 tokens the warp kernel only.
-  if (gemm_kernel() != GemmKernel::automatic || tokens > std::numeric_limits<int>::max()) return per_warp();
-  // The warp kernel was slower than the block one on an H200 (0.29-0.34 of the copy against 0.52):
-  // whichever is faster here.
+  const GemmKernel choice = gemm_kernel();
+  if (choice == GemmKernel::simple) return per_warp();
+  if (choice != GemmKernel::automatic) return merged();
+  // The warp (scatter) kernel was slower than the block one on an H200 (0.29-0.34 of the copy
+  // against 0.52); the merged one is newer: whichever is faster here. The block kernel's grid is one
+  // block per token: beyond 2^31 - 1 tokens it is not offered.
   const std::string key = "topk decode m<=" + std::to_string(pow2_bucket(tokens)) + " d=" + std::to_string(dim) + " k=" + std::to_string(k);
-  if (fastest_alternative(key, {"warp per token", "block per token"}, {per_warp, per_block}, stream) == 0) per_warp();
-  else per_block();
+  if (tokens > std::numeric_limits<int>::max()) {
+    if (fastest_alternative(key, {"merged per warp", "warp per token"}, {merged, per_warp}, stream) == 0) merged();
+    else per_warp();
+    return;
+  }
+  switch (fastest_alternative(key, {"merged per warp", "warp per token", "block per token"}, {merged, per_warp, per_block}, stream)) {
+    case 0: merged(); break;
+    case 1: per_warp(); break;
+    default: per_block(); break;
+  }
 }
 
 void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,

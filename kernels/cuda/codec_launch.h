@@ -30,8 +30,9 @@ namespace moss::kernels::cuda {
 ///   results may differ in the last bits between runs: `moss` for bitwise-reproducible runs.
 ///   Other operations with several kernels choose among them under `automatic` alike
 ///   (fastest_alternative: the mos-k decode between moss's routed kernel and one GEMM over all
-///   bases, the topk decode between a warp and a block per token, the topk and quant encodes between
-///   the row held in registers and the streaming warp kernel), timed whatever their size.
+///   bases, the topk decode between a merging warp, a scattering warp and a block per token, the topk
+///   and quant encodes between the row held in registers and the streaming warp kernel), timed
+///   whatever their size.
 enum class GemmKernel { automatic, moss, simple, cublas };
 
 /// True when `p` is a multiple of `bytes`: the vector loads and stores of the kernels (16-byte bf16
@@ -139,9 +140,10 @@ void launch_rotate_diagonal(const std::uint16_t* wide, std::int64_t dim, int ran
 /// (`simple`), `automatic` the faster for the shape; other rows a block per token. The same output.
 void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int k, std::uint16_t* values,
                         std::int32_t* indices, cudaStream_t stream);
-/// topk decode: zeros with the kept values scattered back. Rows of whole 16-byte chunks have two
-/// kernels (one warp or one block per token, the same output); `automatic` times them per shape
-/// (fastest_alternative), the other GEMM choices run the warp one.
+/// topk decode: zeros with the kept values scattered back. Rows of whole 16-byte chunks have three
+/// kernels (warp_row_kernels.h and a block per token; the same output when indices ascend per token,
+/// as the encoders write them): `automatic` times them per shape (fastest_alternative), `simple`
+/// runs the warp one that scatters, `moss` and `cublas` the warp one that merges.
 void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices, std::int64_t tokens, int dim,
                         int k, std::uint16_t* out, cudaStream_t stream);
 

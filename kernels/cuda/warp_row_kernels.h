@@ -301,6 +301,59 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_resident_kern
   }
 }
 
+// topk decode, one warp per token, scattering: the row zeroed with 16-byte stores, then the kept
+// values scattered (2-byte stores; any order of indices in [0, dim)).
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_warp_kernel(const std::uint16_t* __restrict__ values,
+                                                                              const std::int32_t* __restrict__ indices, std::int64_t tokens,
+                                                                              int dim, int k, std::uint16_t* out) {
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;
+  const int lane = lane_id();
+  uint4* row = reinterpret_cast<uint4*>(out + t * dim);
+  for (int c = lane; c < dim / 8; c += 32) row[c] = make_uint4(0, 0, 0, 0);
+  __syncwarp();  // orders the zeros before the scatter within the warp
+  for (int q = lane; q < k; q += 32) out[t * dim + indices[t * k + q]] = values[t * k + q];
+}
+
+// topk decode, one warp per token, merging: the kept entries (indices ascending, as the encoders
+// write them) are placed step by step into a 512-byte stage of the warp's next 32 chunks, which the
+// lanes then store once with 16-byte stores: every output byte written once, values and indices read
+// once and coalesced (32 entries per load; the entries of a step are a prefix of those not yet
+// placed, counted by a ballot). Indices out of order give wrong values, never an access outside the
+// row or the stage.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_merge_kernel(const std::uint16_t* __restrict__ values,
+                                                                               const std::int32_t* __restrict__ indices, std::int64_t tokens,
+                                                                               int dim, int k, std::uint16_t* out) {
+  __shared__ uint4 stage_all[kWarpsPerBlock][32];
+  const std::int64_t t = warp_token();
+  if (t >= tokens) return;
+  const int lane = lane_id();
+  uint4* stage = stage_all[threadIdx.x / 32];
+  std::uint16_t* stage_values = reinterpret_cast<std::uint16_t*>(stage);
+  const std::int32_t* row_indices = indices + t * k;
+  const std::uint16_t* row_values = values + t * k;
+  uint4* row = reinterpret_cast<uint4*>(out + t * dim);
+  const int chunks = dim / 8;
+  int placed = 0;  // entries placed in earlier steps (the same on every lane)
+  for (int c0 = 0; c0 < chunks; c0 += 32) {
+    const int begin = 8 * c0, end = 8 * (c0 + 32);
+    stage[lane] = make_uint4(0, 0, 0, 0);
+    __syncwarp();
+    for (;;) {
+      const int q = placed + lane;
+      const int index = q < k ? row_indices[q] : end;
+      const bool here = index < end;
+      if (here && index >= begin) stage_values[index - begin] = row_values[q];
+      const int n = __popc(__ballot_sync(kFullMask, here));
+      placed += n;
+      if (n < 32) break;
+    }
+    __syncwarp();
+    if (c0 + lane < chunks) row[c0 + lane] = stage[lane];
+    __syncwarp();  // every lane has read the stage before the next step clears it
+  }
+}
+
 // quant encode, one warp per token, streaming: max |x| by a warp reduction, then the codes, 8 per
 // 8-byte store.
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,

@@ -1,7 +1,7 @@
-// The warp-per-token topk and quant encode kernels (kernels/cuda/warp_row_kernels.h), their own
-// source run on the CPU under warp_emulation.h, against a plain reference written here: topk as a
-// sort (largest |x| first, lowest index first among ties, then back in index order), quant as the
-// codec's formula. Both forms of each kernel (streaming, row in registers at every chunk count that
+// The warp-per-token topk and quant kernels (kernels/cuda/warp_row_kernels.h), their own source run
+// on the CPU under warp_emulation.h, against a plain reference written here: topk encode as a sort
+// (largest |x| first, lowest index first among ties, then back in index order), topk decode as a
+// dense row with the kept values placed, quant as the codec's formula. Both forms of each kernel (streaming, row in registers at every chunk count that
 // holds the row), rows of 1 to 512 chunks, ties, zero rows, k from 1 to d; the outputs must match
 // exactly and nothing may be written past them.
 #include <gtest/gtest.h>
@@ -147,6 +147,65 @@ TEST(WarpRowKernels, TopkMatchesTheSortingReference) {
         });
       }
     }
+}
+
+template <typename Kernel>
+void expect_topk_decode(Kernel kernel, const std::string& form, const Bits& values, const std::vector<std::int32_t>& indices, std::int64_t tokens,
+                        int dim, int k) {
+  Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
+  emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, kernel, values.data(), indices.data(), tokens, dim,
+                     k, out.data());
+  Bits want(static_cast<std::size_t>(dim));
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    std::fill(want.begin(), want.end(), std::uint16_t{0});
+    for (int q = 0; q < k; ++q) want[static_cast<std::size_t>(indices[static_cast<std::size_t>(t * k + q)])] = values[static_cast<std::size_t>(t * k + q)];
+    ASSERT_TRUE(std::equal(want.begin(), want.end(), out.begin() + static_cast<std::ptrdiff_t>(t * dim)))
+        << form << ": token " << t << " (d = " << dim << ", k = " << k << ")";
+  }
+  EXPECT_TRUE(std::all_of(out.begin() + static_cast<std::ptrdiff_t>(tokens * dim), out.end(), [](std::uint16_t v) { return v == kGuard16; }))
+      << form << ": wrote past the output";
+}
+
+TEST(WarpRowKernels, TopkDecodePlacesEveryKeptValue) {
+  // Ascending index sets as the encoders write them: one entry, every entry, random subsets of 10 %
+  // and 60 % (steps of 32 chunks with more than 32 entries), entries only at the ends of the row.
+  std::mt19937 rng(7);
+  for (const Shape& s : kShapes)
+    for (const double density : {0.0, 0.1, 0.6, 1.0}) {
+      const int k = density == 0.0 ? 1 : std::max(1, static_cast<int>(density * s.dim));
+      Bits values(static_cast<std::size_t>(s.tokens * k));
+      std::vector<std::int32_t> indices(static_cast<std::size_t>(s.tokens * k));
+      std::vector<std::int32_t> all(static_cast<std::size_t>(s.dim));
+      std::iota(all.begin(), all.end(), 0);
+      for (std::int64_t t = 0; t < s.tokens; ++t) {
+        std::shuffle(all.begin(), all.end(), rng);
+        std::vector<std::int32_t> pick(all.begin(), all.begin() + k);
+        if (density == 0.0) pick = {t % 2 == 0 ? 0 : s.dim - 1};
+        std::sort(pick.begin(), pick.end());
+        for (int q = 0; q < k; ++q) {
+          indices[static_cast<std::size_t>(t * k + q)] = pick[static_cast<std::size_t>(q)];
+          values[static_cast<std::size_t>(t * k + q)] = static_cast<std::uint16_t>(1 + (rng() % 0xfffe));  // never 0: a lost value shows
+        }
+      }
+      const std::string what = "d " + std::to_string(s.dim) + " k " + std::to_string(k);
+      expect_topk_decode(cu::topk_decode_warp_kernel, "scatter " + what, values, indices, s.tokens, s.dim, k);
+      expect_topk_decode(cu::topk_decode_merge_kernel, "merge " + what, values, indices, s.tokens, s.dim, k);
+    }
+}
+
+TEST(WarpRowKernels, TopkDecodeMergeStaysInTheRowOnIndicesOutOfOrder) {
+  // Not what an encoder writes: the merge may then misplace values, but must not write outside the
+  // row (the guard entries) nor hang.
+  const int dim = 264, k = 40;
+  const std::int64_t tokens = 3;
+  Bits values(static_cast<std::size_t>(tokens * k), 0x3f80);
+  std::vector<std::int32_t> indices(static_cast<std::size_t>(tokens * k));
+  for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<std::int32_t>((i * 97) % dim);
+  indices[5] = -3;
+  Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
+  emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, cu::topk_decode_merge_kernel,
+                     static_cast<const std::uint16_t*>(values.data()), static_cast<const std::int32_t*>(indices.data()), tokens, dim, k, out.data());
+  EXPECT_TRUE(std::all_of(out.begin() + tokens * dim, out.end(), [](std::uint16_t v) { return v == kGuard16; }));
 }
 
 TEST(WarpRowKernels, QuantMatchesTheCodecRule) {
