@@ -1,7 +1,7 @@
 #pragma once
 // The theta of one mos block on the diagonal path (kernels/cpu/eigen_types.h: one rotation, W^T W =
 // diag(lambda)), in plain C++ that both ends compile: the CPU encoder (mos_rotation.cpp
-// fit_theta_diagonal, diagonal_factors) and the device (mos_kernels.cu theta_diagonal_kernel), so
+// fit_theta_diagonal, diagonal_factors) and the device (theta_kernels.h theta_diagonal_kernel), so
 // the GPU encode chooses theta by the same steps without a trip to the host. No CUDA header needed:
 // the functions are __host__ __device__ under nvcc and plain C++ otherwise.
 //

@@ -317,10 +317,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_warp_kernel(c
 
 // topk decode, one warp per token, merging: the kept entries (indices ascending, as the encoders
 // write them) are placed step by step into a 512-byte stage of the warp's next 32 chunks, which the
-// lanes then store once with 16-byte stores: every output byte written once, values and indices read
-// once and coalesced (32 entries per load; the entries of a step are a prefix of those not yet
-// placed, counted by a ballot). Indices out of order give wrong values, never an access outside the
-// row or the stage.
+// lanes then store once with 16-byte stores: every output byte written once, the values read once
+// and coalesced (32 entries per load; the entries of a step are a prefix of those not yet placed,
+// counted by a ballot; the window of indices that ends a step is read again by the next, from
+// cache). Indices out of order give wrong values, never an access outside the row or the stage.
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_merge_kernel(const std::uint16_t* __restrict__ values,
                                                                                const std::int32_t* __restrict__ indices, std::int64_t tokens,
                                                                                int dim, int k, std::uint16_t* out) {

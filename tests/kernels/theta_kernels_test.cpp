@@ -27,14 +27,18 @@ double objective(const std::vector<cu::ColumnStat>& st, const std::vector<double
 }
 
 TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
-  int cases = 0, same = 0, moved = 0;
+  int cases = 0, same = 0, moved = 0, interior = 0, deep = 0;
   // Ranks below, at and above a warp and the block's 256 threads; no rows, one row, partial partitions.
   const std::pair<int, int> shapes[] = {{512, 16}, {37, 6}, {1, 40}, {0, 8}, {300, 100}, {512, 256}, {64, 300}, {200, 1}};
-  // A strong correlation of P1 with P0 moves theta far (few trials per step); a weak one, as on
-  // real activations, keeps it near 1e-3, reached by many halvings of the step: several rounds.
+  // P1 strongly correlated with P0 and as large: the objective grows with |theta| up to the clamp
+  // (few trials per step). P1 = X W small against P0, as on real activations (W's directions carry
+  // less energy than Ubar's, ||W_q||^2 = lambda_q) and weakly correlated: an interior maximum
+  // (|theta| 0.02 to 0.23 here), reached after halvings of the step: 6 to 13 rounds, trials other
+  // than a round's first taken.
   for (const auto& [rows, rank] : shapes)
-    for (const float strength : {1.0f, 2e-3f}) {
-      const std::uint64_t seed = strength == 1.0f ? 1 : 2;
+    for (const bool strong : {true, false}) {
+      const float strength = strong ? 1.0f : 0.05f;
+      const std::uint64_t seed = strong ? 1 : 2;
       std::mt19937_64 rng(seed * 7919 + static_cast<std::uint64_t>(rows * 1000 + rank));
       std::normal_distribution<float> g;
       std::uniform_real_distribution<double> u(0.05, 1.0);
@@ -48,7 +52,8 @@ TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
       for (std::int64_t i = 0; i < rows; ++i)
         for (int q = 0; q < rank; ++q) {
           const float a = g(rng) / std::sqrt(1.0f + q);
-          p[i * ld + q] = a, p[i * ld + rank + q] = corr[q] * a + 0.3f * g(rng) / std::sqrt(1.0f + q);
+          const float b = corr[q] * a + 0.3f * g(rng) / std::sqrt(1.0f + q);
+          p[i * ld + q] = a, p[i * ld + rank + q] = strong ? b : static_cast<float>(std::sqrt(lambda[q])) * b;
         }
       // The CPU encoder's statistics (row order) and theta.
       std::vector<cu::ColumnStat> ref(static_cast<std::size_t>(rank), cu::ColumnStat{0, 0, 0});
@@ -58,6 +63,17 @@ TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
           ref[q].g00 += x * x, ref[q].g01 += x * y, ref[q].g11 += y * y;
         }
       const float want = cu::fit_theta_columns(ref.data(), lambda.data(), rank, moss::kernels::kMaxTheta);
+      int rounds = 0;  // of the search in rounds of 8 on the host, to know what the case exercises
+      auto count = [&](const float* trials, int n, cu::ObjectiveTriple* out) {
+        ++rounds;
+        for (int j = 0; j < n; ++j) {
+          const float at = trials[j];
+          out[j] = cu::ObjectiveTriple{objective(ref, lambda, at), objective(ref, lambda, at + 1e-3f), objective(ref, lambda, at - 1e-3f)};
+        }
+      };
+      (void)cu::maximise_theta_batched<8>(count, moss::kernels::kMaxTheta);
+      interior += want != 0.0f && std::fabs(want) < moss::kernels::kMaxTheta;
+      deep += rounds >= 4;
 
       // The kernels, as launch_theta_diagonal runs them: partials, then their sums after them.
       std::vector<double> scratch(static_cast<std::size_t>(3 * (cu::kThetaStatParts + 1) * rank), -1.0);
@@ -90,9 +106,12 @@ TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
       same += theta == want;
       moved += want != 0.0f;
     }
-  std::printf("%d blocks: theta identical in %d, non-zero in %d\n", cases, same, moved);
+  std::printf("%d blocks: theta identical in %d, non-zero in %d, not clamped in %d, 4 or more rounds in %d\n", cases, same, moved,
+              interior, deep);
   EXPECT_GE(same, cases - 2);  // a flipped comparison is rare
   EXPECT_GT(moved, cases / 2);
+  EXPECT_GE(interior, 6);
+  EXPECT_GE(deep, 6);
 }
 
 }  // namespace

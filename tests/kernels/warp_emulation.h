@@ -9,9 +9,13 @@
 // - every lane of a warp at the same collective, in the same order (a collective reached by some
 //   lanes only, or after others returned, is undefined on a GPU with a full mask);
 // - every thread of a block through the same number of __syncthreads.
+// A launch with such a fault ends (the warp's lanes leave the kernel) rather than hangs.
 // Not emulated: the weak memory ordering of a GPU (a shuffle here orders memory like a barrier,
 // which CUDA does not promise: a missing __syncwarp before shared data is read can go unnoticed when
-// a shuffle precedes the read), and the mask arguments (the kernels use full warps).
+// a shuffle precedes the read), the mask arguments (the kernels use full warps), and uninitialised
+// shared memory (a static here: zeros on first use, then what the last block left, never garbage).
+// The host build reads the kernels' shared memory through narrower views as nvcc does: the tests
+// compile with -fno-strict-aliasing.
 // Include this header before the kernels' header, outside any namespace.
 #include <array>
 #include <atomic>
@@ -51,7 +55,12 @@ inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 namespace moss::kernels::emulation {
 /// What a lane is doing at a collective: its kind and how many collectives the lane made before.
-enum class Collective : std::uint64_t { syncwarp = 1, shfl, shfl_up, shfl_down, shfl_xor, ballot };
+enum class Collective : std::uint64_t { syncwarp = 1, shfl, shfl_up, shfl_down, shfl_xor, ballot, syncthreads };
+
+/// Thrown through a kernel by every lane of a warp whose lanes met at different collectives (the
+/// fault is recorded first): the lanes leave the kernel and their barriers instead of waiting for
+/// partners that are elsewhere.
+struct Diverged {};
 
 /// The 32 lanes of a warp: their meeting point, one exchange slot and one collective tag each.
 struct Warp {
@@ -73,9 +82,10 @@ inline thread_local unsigned current_thread = 0;  ///< linear index in the block
 /// The lane of this thread: its linear index in the block modulo 32.
 inline int lane() { return static_cast<int>(current_thread & 31u); }
 
-/// Every lane arrives at a collective of `kind`; a lane whose 31 partners are not at the same
-/// collective (kind and sequence number) records a fault. The caller waits at the warp's barrier once
-/// more before it returns, so that no lane overwrites its tag or slot while another still reads them.
+/// Every lane arrives at a collective of `kind`. When the 32 lanes are not all at the same collective
+/// (kind and sequence number; a lane that returned keeps its last tag), every lane sees it: each
+/// records a fault and throws Diverged. Otherwise the caller waits at the warp's barrier once more
+/// before it returns, so that no lane overwrites its tag or slot while another still reads them.
 inline void meet(Collective kind) {
   Warp& w = *current_warp;
   const auto l = static_cast<std::size_t>(lane());
@@ -84,7 +94,7 @@ inline void meet(Collective kind) {
   for (std::size_t other = 0; other < 32; ++other)
     if (w.tags[other] != w.tags[l]) {
       current_block->faults.fetch_add(1);
-      break;
+      throw Diverged{};
     }
 }
 
@@ -113,7 +123,8 @@ T exchange(Collective kind, T v, Src src) {
 template <typename Kernel, typename... Args>
 void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
   const unsigned threads = block.x * block.y;
-  if (threads == 0 || threads % 32 != 0) throw std::logic_error("launch_blocks: whole warps only");
+  if (threads == 0 || threads % 32 != 0 || threads > 1024 || block.z != 1 || grid.z != 1)
+    throw std::logic_error("launch_blocks: 2-D grids of 2-D blocks of whole warps, at most 1024 threads");
   int faults = 0;
   for (unsigned by = 0; by < grid.y; ++by)
     for (unsigned bx = 0; bx < grid.x; ++bx) {
@@ -130,7 +141,10 @@ void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
           current_thread = i;
           current_warp = &warp[i / 32];
           current_block = &state;
-          kernel(args...);
+          try {
+            kernel(args...);
+          } catch (const Diverged&) {  // recorded; leave the barriers below
+          }
           warp[i / 32].barrier.arrive_and_drop();
           state.sync.arrive_and_drop();
         });
@@ -152,6 +166,10 @@ inline void __syncwarp(unsigned = 0xffffffffu) {
   moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
 }
 inline void __syncthreads() {
+  // A warp meets first, so that lanes split between a warp collective and this barrier throw
+  // Diverged rather than wait for each other at two different barriers.
+  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::syncthreads);
+  moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
   auto& b = *moss::kernels::emulation::current_block;
   ++b.syncs[moss::kernels::emulation::current_thread];
   b.sync.arrive_and_wait();

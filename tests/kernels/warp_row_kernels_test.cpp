@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <string>
@@ -122,6 +123,42 @@ struct Shape {
 // second block's last 6 warps without a token.
 constexpr Shape kShapes[] = {{10, 8}, {10, 40}, {10, 256}, {10, 264}, {10, 520}, {4, 1024}, {3, 2048}, {2, 4096}};
 
+// Kernels that break the rules of warp collectives, for the emulation's own checks.
+void split_warp_then_block_barrier(int* out) {
+  if (moss::kernels::emulation::lane() < 16) __syncwarp();
+  __syncthreads();
+  out[threadIdx.x] = 1;
+}
+void half_warp_shuffles(int* out) {
+  int v = static_cast<int>(threadIdx.x);
+  if (threadIdx.x % 32 < 8) v = __shfl_down_sync(0xffffffffu, v, 1);
+  out[threadIdx.x] = v;
+}
+void lane_returns_early(int* out) {
+  if (threadIdx.x % 32 == 3) return;
+  out[threadIdx.x] = __shfl_sync(0xffffffffu, 7, 0);
+}
+void well_formed(int* out) {
+  __shared__ int total[2];
+  if (threadIdx.x < 2) total[threadIdx.x] = 0;
+  __syncthreads();
+  const int v = __shfl_xor_sync(0xffffffffu, static_cast<int>(threadIdx.x), 1);
+  atomicAdd(&total[threadIdx.x / 32], v);
+  __syncthreads();
+  out[threadIdx.x] = total[threadIdx.x / 32];
+}
+
+TEST(WarpEmulation, RejectsDivergentCollectivesWithoutHanging) {
+  std::vector<int> out(64, 0);
+  EXPECT_THROW(emu::launch_blocks(dim3{1, 1, 1}, dim3{64, 1, 1}, split_warp_then_block_barrier, out.data()), std::logic_error);
+  EXPECT_THROW(emu::launch_blocks(dim3{1, 1, 1}, dim3{64, 1, 1}, half_warp_shuffles, out.data()), std::logic_error);
+  EXPECT_THROW(emu::launch_blocks(dim3{1, 1, 1}, dim3{64, 1, 1}, lane_returns_early, out.data()), std::logic_error);
+  EXPECT_THROW(emu::launch_blocks(dim3{1, 1, 1}, dim3{48, 1, 1}, well_formed, out.data()), std::logic_error);  // not whole warps
+  emu::launch_blocks(dim3{1, 1, 1}, dim3{64, 1, 1}, well_formed, out.data());
+  EXPECT_EQ(out[0], 31 * 32 / 2 + 0);  // the sum of lanes 0..31, each swapped with its neighbour
+  EXPECT_EQ(out[63], (32 + 63) * 32 / 2);
+}
+
 TEST(WarpRowKernels, ResidentChunksHoldTheRowOrSayNo) {
   EXPECT_EQ(cu::resident_chunks(8), 2);
   EXPECT_EQ(cu::resident_chunks(512), 2);
@@ -194,18 +231,22 @@ TEST(WarpRowKernels, TopkDecodePlacesEveryKeptValue) {
 }
 
 TEST(WarpRowKernels, TopkDecodeMergeStaysInTheRowOnIndicesOutOfOrder) {
-  // Not what an encoder writes: the merge may then misplace values, but must not write outside the
-  // row (the guard entries) nor hang.
+  // Not what an encoder writes (out of order, negative, beyond the row): the merge may then misplace
+  // values but must write nothing outside the row (guards before and after it) nor hang.
   const int dim = 264, k = 40;
-  const std::int64_t tokens = 3;
-  Bits values(static_cast<std::size_t>(tokens * k), 0x3f80);
-  std::vector<std::int32_t> indices(static_cast<std::size_t>(tokens * k));
-  for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<std::int32_t>((i * 97) % dim);
-  indices[5] = -3;
-  Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
-  emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, cu::topk_decode_merge_kernel,
-                     static_cast<const std::uint16_t*>(values.data()), static_cast<const std::int32_t*>(indices.data()), tokens, dim, k, out.data());
-  EXPECT_TRUE(std::all_of(out.begin() + tokens * dim, out.end(), [](std::uint16_t v) { return v == kGuard16; }));
+  std::vector<std::int32_t> indices(static_cast<std::size_t>(k));
+  for (int pattern = 0; pattern < 3; ++pattern) {
+    for (int q = 0; q < k; ++q) indices[static_cast<std::size_t>(q)] = static_cast<std::int32_t>((q * 97 + pattern * 13) % dim);
+    indices[5] = -3, indices[9] = dim + 1, indices[17] = 2 * dim, indices[k - 1] = std::numeric_limits<std::int32_t>::min();
+    if (pattern == 2) std::reverse(indices.begin(), indices.end());
+    const Bits values(static_cast<std::size_t>(k), 0x3f80);
+    Bits out(static_cast<std::size_t>(kGuard + dim + kGuard), kGuard16);
+    emu::launch_blocks(dim3{1, 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, cu::topk_decode_merge_kernel, values.data(), indices.data(),
+                       std::int64_t{1}, dim, k, out.data() + kGuard);
+    EXPECT_TRUE(std::all_of(out.begin(), out.begin() + kGuard, [](std::uint16_t v) { return v == kGuard16; })) << "pattern " << pattern;
+    EXPECT_TRUE(std::all_of(out.end() - kGuard, out.end(), [](std::uint16_t v) { return v == kGuard16; })) << "pattern " << pattern;
+    EXPECT_TRUE(std::all_of(out.begin() + kGuard, out.end() - kGuard, [](std::uint16_t v) { return v == 0 || v == 0x3f80; }));
+  }
 }
 
 TEST(WarpRowKernels, QuantMatchesTheCodecRule) {
