@@ -454,25 +454,6 @@ __global__ void decode_routed_kernel(const std::uint16_t* __restrict__ z, const 
   }
 }
 
-// z_wide (tokens x subspaces * rank) = z_t in the columns of its route's block, zeros elsewhere, in
-// chunks of V bf16 values (V = 8: 16-byte stores, rank a multiple of 8 and the rows 16-byte aligned).
-template <int V>
-__global__ void expand_routed_kernel(const std::uint16_t* __restrict__ z, const std::int32_t* __restrict__ route,
-                                     std::int64_t tokens, int rank, int subspaces, std::int64_t block_tokens,
-                                     std::uint16_t* __restrict__ z_wide) {
-  using Chunk = std::conditional_t<V == 8, uint4, std::uint16_t>;
-  const int row_chunks = subspaces * rank / V, rank_chunks = rank / V;
-  const std::int64_t total = tokens * row_chunks;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t t = i / row_chunks;
-    const int c = static_cast<int>(i - t * row_chunks), block = c / rank_chunks;
-    Chunk v{};
-    if (block == route[t / block_tokens]) v = reinterpret_cast<const Chunk*>(z + t * rank)[c - block * rank_chunks];
-    reinterpret_cast<Chunk*>(z_wide + t * static_cast<std::int64_t>(subspaces) * rank)[c] = v;
-  }
-}
-
 // One block per token. Keys are |x| as the low 15 bits of the bf16 pattern (monotone in |x| for
 // finite values). The threshold is found by bisection on the key, then kept entries are compacted in
 // index order with a per-thread contiguous segment and serial scans over threads.
@@ -530,51 +511,6 @@ __global__ void topk_encode_kernel(const std::uint16_t* __restrict__ x, int dim,
     values[t * k + pos] = row[j];
     indices[t * k + pos] = j;
     ++pos;
-  }
-}
-
-// mos-k routing per token (routing blocks of one token, the default), one warp per token: the energy
-// of each basis's first route_cols coefficients by a warp reduction (first basis on ties), then the
-// chosen basis's coefficients as bf16. Reads K rank floats per token where route_select_kernel ran
-// a 256-thread block with three barriers per basis.
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) route_select_warp_kernel(const float* __restrict__ p, std::int64_t tokens, int rank,
-                                                                               int subspaces, int route_cols, std::uint16_t* z,
-                                                                               std::int32_t* route) {
-  const std::int64_t t = warp_token();
-  if (t >= tokens) return;
-  const int lane = lane_id();
-  const float* pt = p + t * subspaces * rank;
-  float best = -1.0f;
-  int best_s = 0;
-  for (int s = 0; s < subspaces; ++s) {
-    float e = 0;
-    for (int i = lane; i < route_cols; i += 32) {
-      const float v = pt[s * rank + i];
-      e += v * v;
-    }
-    for (int o = 16; o > 0; o >>= 1) e += __shfl_xor_sync(kFullMask, e, o);  // the same sum on every lane
-    if (e > best) best = e, best_s = s;
-  }
-  if (lane == 0) route[t] = best_s;
-  for (int i = lane; i < rank; i += 32) z[t * rank + i] = float_to_bits(pt[best_s * rank + i]);
-}
-
-// quant decode (rows of whole 8-value chunks): blocks stride over tokens, threads over a row's
-// chunks; no barrier, no per-token block start-up, no index division.
-__global__ void quant_decode_rows_kernel(const std::int8_t* __restrict__ codes, const std::uint16_t* __restrict__ scales,
-                                         std::int64_t tokens, int dim, std::uint16_t* out) {
-  const int chunks = dim / 8;
-  for (std::int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
-    const float scale = bits_to_float(scales[t]);
-    const uint2* in = reinterpret_cast<const uint2*>(codes + t * dim);
-    uint4* row = reinterpret_cast<uint4*>(out + t * dim);
-    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
-      const uint2 packed = in[c];
-      uint4 v = make_uint4(0, 0, 0, 0);
-#pragma unroll
-      for (int q = 0; q < 8; ++q) set_half(v, q, float_to_bits(static_cast<float>(code_of(packed, q)) * scale));
-      row[c] = v;
-    }
   }
 }
 

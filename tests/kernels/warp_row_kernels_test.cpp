@@ -264,4 +264,96 @@ TEST(WarpRowKernels, QuantMatchesTheCodecRule) {
       }
 }
 
+TEST(WarpRowKernels, RouteSelectPicksTheBasisWithTheMostEnergy) {
+  // p = X [U_1 .. U_K] (tokens x K rank fp32): the basis whose first route_cols coefficients hold the
+  // most energy (double sums here; the kernel's fp32 warp sums may differ only on near ties), and its
+  // coefficients as bf16.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g;
+  int checked = 0;
+  for (const int rank : {8, 24, 64, 100})
+    for (const int subspaces : {1, 4})
+      for (const int route_cols : {rank, std::max(1, rank / 8)}) {
+        const std::int64_t tokens = 12;
+        std::vector<float> p(static_cast<std::size_t>(tokens * subspaces * rank));
+        for (auto& v : p) v = g(rng);
+        Bits z(static_cast<std::size_t>(tokens * rank + kGuard), kGuard16);
+        std::vector<std::int32_t> route(static_cast<std::size_t>(tokens + kGuard), kGuard32);
+        emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, cu::route_select_warp_kernel,
+                           static_cast<const float*>(p.data()), tokens, rank, subspaces, route_cols, z.data(), route.data());
+        for (std::int64_t t = 0; t < tokens; ++t) {
+          std::vector<double> energy(static_cast<std::size_t>(subspaces), 0.0);
+          for (int s = 0; s < subspaces; ++s)
+            for (int i = 0; i < route_cols; ++i) {
+              const double v = p[static_cast<std::size_t>((t * subspaces + s) * rank + i)];
+              energy[static_cast<std::size_t>(s)] += v * v;
+            }
+          const int got = route[static_cast<std::size_t>(t)];
+          ASSERT_TRUE(got >= 0 && got < subspaces);
+          const double best = *std::max_element(energy.begin(), energy.end());
+          EXPECT_GE(energy[static_cast<std::size_t>(got)], best * (1 - 1e-5)) << "token " << t << " rank " << rank;
+          for (int i = 0; i < rank; ++i)
+            ASSERT_EQ(z[static_cast<std::size_t>(t * rank + i)],
+                      moss::kernels::float_to_bf16_bits(p[static_cast<std::size_t>((t * subspaces + got) * rank + i)]));
+          ++checked;
+        }
+        EXPECT_TRUE(std::all_of(z.end() - kGuard, z.end(), [](std::uint16_t v) { return v == kGuard16; }));
+        EXPECT_TRUE(std::all_of(route.end() - kGuard, route.end(), [](std::int32_t v) { return v == kGuard32; }));
+      }
+  EXPECT_EQ(checked, 4 * 2 * 2 * 12);
+}
+
+template <int V>
+void expect_expanded(int rank, int subspaces, std::int64_t tokens, std::int64_t block_tokens, unsigned grid) {
+  std::mt19937 rng(static_cast<unsigned>(rank * 31 + subspaces + V));
+  Bits z(static_cast<std::size_t>(tokens * rank));
+  for (auto& v : z) v = static_cast<std::uint16_t>(1 + rng() % 0xfffe);
+  const std::int64_t blocks = (tokens + block_tokens - 1) / block_tokens;
+  std::vector<std::int32_t> route(static_cast<std::size_t>(blocks));
+  for (auto& r : route) r = static_cast<std::int32_t>(rng() % static_cast<unsigned>(subspaces));
+  const std::int64_t width = static_cast<std::int64_t>(subspaces) * rank;
+  Bits wide(static_cast<std::size_t>(tokens * width + kGuard), kGuard16);
+  emu::launch_blocks(dim3{grid, 1, 1}, dim3{64, 1, 1}, cu::expand_routed_kernel<V>, static_cast<const std::uint16_t*>(z.data()),
+                     static_cast<const std::int32_t*>(route.data()), tokens, rank, subspaces, block_tokens, wide.data());
+  for (std::int64_t t = 0; t < tokens; ++t)
+    for (std::int64_t c = 0; c < width; ++c) {
+      const std::int64_t s = c / rank;
+      const std::uint16_t want = s == route[static_cast<std::size_t>(t / block_tokens)] ? z[static_cast<std::size_t>(t * rank + c % rank)] : 0;
+      ASSERT_EQ(wide[static_cast<std::size_t>(t * width + c)], want) << "V " << V << " token " << t << " column " << c;
+    }
+  EXPECT_TRUE(std::all_of(wide.end() - kGuard, wide.end(), [](std::uint16_t v) { return v == kGuard16; }));
+}
+
+TEST(WarpRowKernels, ExpandRoutedPlacesEachTokenInItsBasisBlock) {
+  // One GEMM over all bases decodes mos-k from this expansion: z_t in its route's block, zeros
+  // elsewhere; per token and per 16-token routing block; fewer threads than chunks (grid stride).
+  expect_expanded<8>(16, 4, 37, 1, 2);
+  expect_expanded<8>(24, 3, 40, 16, 1);
+  expect_expanded<1>(20, 4, 19, 1, 3);
+  expect_expanded<1>(7, 2, 33, 16, 1);
+}
+
+TEST(WarpRowKernels, QuantDecodeRowsScalesEveryCode) {
+  // bf16(code x scale) for every code of every token; fewer blocks than tokens (grid stride).
+  std::mt19937 rng(5);
+  for (const int dim : {8, 264, 1024}) {
+    const std::int64_t tokens = 11;
+    std::vector<std::int8_t> codes(static_cast<std::size_t>(tokens * dim));
+    for (auto& c : codes) c = static_cast<std::int8_t>(static_cast<int>(rng() % 255) - 127);
+    Bits scales(static_cast<std::size_t>(tokens));
+    for (auto& sc : scales) sc = moss::kernels::float_to_bf16_bits(std::ldexp(1.0f + static_cast<float>(rng() % 100) / 100.0f, -static_cast<int>(rng() % 20)));
+    Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
+    emu::launch_blocks(dim3{3, 1, 1}, dim3{64, 1, 1}, cu::quant_decode_rows_kernel, static_cast<const std::int8_t*>(codes.data()),
+                       static_cast<const std::uint16_t*>(scales.data()), tokens, dim, out.data());
+    for (std::int64_t t = 0; t < tokens; ++t)
+      for (int j = 0; j < dim; ++j) {
+        const float scale = moss::kernels::bf16_bits_to_float(scales[static_cast<std::size_t>(t)]);
+        ASSERT_EQ(out[static_cast<std::size_t>(t * dim + j)],
+                  moss::kernels::float_to_bf16_bits(static_cast<float>(codes[static_cast<std::size_t>(t * dim + j)]) * scale))
+            << "d " << dim << " token " << t << " value " << j;
+      }
+    EXPECT_TRUE(std::all_of(out.end() - kGuard, out.end(), [](std::uint16_t v) { return v == kGuard16; }));
+  }
+}
+
 }  // namespace
