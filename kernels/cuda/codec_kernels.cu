@@ -740,8 +740,7 @@ void run_resident_or_streaming(const std::string& shape, std::int64_t tokens, bo
   if (!resident_fits || choice == GemmKernel::simple) return streaming();
   if (choice != GemmKernel::automatic) return resident();
   const std::string key = shape + " m<=" + std::to_string(pow2_bucket(tokens));
-  if (fastest_alternative(key, {"row in registers", "streaming"}, {resident, streaming}, stream) == 0) resident();
-  else streaming();
+  run_fastest_alternative(key, {"row in registers", "streaming"}, {resident, streaming}, stream);
 }
 }  // namespace
 
@@ -803,8 +802,7 @@ void launch_decode_mos_k(const std::uint16_t* z, const std::uint16_t* bases, con
                           " K=" + std::to_string(subspaces) +
                           (block_tokens == 1 ? "" : block_tokens <= 0 ? " one route" : " routes per " + std::to_string(block_tokens)) +
                           (aligned ? "" : " unaligned");
-  if (fastest_alternative(key, {"routed", "expanded"}, {routed, expanded}, stream) == 0) routed();
-  else expanded();
+  run_fastest_alternative(key, {"routed", "expanded"}, {routed, expanded}, stream);
 }
 
 namespace {
@@ -873,16 +871,10 @@ void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices
   // against 0.52); the merged one is newer: whichever is faster here. The block kernel's grid is one
   // block per token: beyond 2^31 - 1 tokens it is not offered.
   const std::string key = "topk decode m<=" + std::to_string(pow2_bucket(tokens)) + " d=" + std::to_string(dim) + " k=" + std::to_string(k);
-  if (tokens > std::numeric_limits<int>::max()) {
-    if (fastest_alternative(key, {"merged per warp", "warp per token"}, {merged, per_warp}, stream) == 0) merged();
-    else per_warp();
-    return;
-  }
-  switch (fastest_alternative(key, {"merged per warp", "warp per token", "block per token"}, {merged, per_warp, per_block}, stream)) {
-    case 0: merged(); break;
-    case 1: per_warp(); break;
-    default: per_block(); break;
-  }
+  std::vector<std::string> names{"merged per warp", "warp per token", "block per token"};
+  std::vector<std::function<void()>> alternatives{merged, per_warp, per_block};
+  if (tokens > std::numeric_limits<int>::max()) names.pop_back(), alternatives.pop_back();
+  run_fastest_alternative(key, names, alternatives, stream);
 }
 
 void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,

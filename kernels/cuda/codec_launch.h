@@ -63,6 +63,10 @@ std::string gemm_choices();
 /// not remembered. `names` (one per alternative) are what gemm_choices lists.
 std::size_t fastest_alternative(const std::string& key, const std::vector<std::string>& names,
                                 const std::vector<std::function<void()>>& alternatives, cudaStream_t stream);
+/// fastest_alternative's choice for `key`, then that alternative run once more (what a launcher with
+/// several kernels for one operation does under `automatic`).
+void run_fastest_alternative(const std::string& key, const std::vector<std::string>& names,
+                             const std::vector<std::function<void()>>& alternatives, cudaStream_t stream);
 
 /// C (m x n) = A (m x k, leading dim lda) * B, fp32 accumulation on tensor cores. B is k x n with
 /// leading dim ldb, or when `b_transposed` the n x k matrix whose transpose is B (decode: Z U^T).

@@ -157,6 +157,11 @@ std::size_t fastest_alternative(const std::string& key, const std::vector<std::s
   return index_of(it->second);
 }
 
+void run_fastest_alternative(const std::string& key, const std::vector<std::string>& names,
+                             const std::vector<std::function<void()>>& alternatives, cudaStream_t stream) {
+  alternatives[fastest_alternative(key, names, alternatives, stream)]();
+}
+
 void launch_gemm_bf16(const std::uint16_t* a, std::int64_t lda, const std::uint16_t* b, std::int64_t ldb,
                       bool b_transposed, float* c_f32, std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m,
                       int n, int k, cudaStream_t stream) {
