@@ -3,17 +3,23 @@
 // (kernels/cuda/warp_row_kernels.h, kernels/cuda/theta_kernels.h), so that the kernels' own source
 // runs in the CPU test suite. launch_blocks runs one block at a time with all its threads at once,
 // each CUDA thread a std::thread: a warp's collectives (__syncwarp, shuffles, ballots) meet at a
-// std::barrier of its 32 lanes, __syncthreads at one of the whole block. Shared memory (`__shared__`)
+// barrier of its 32 lanes, __syncthreads at one of the whole block. Shared memory (`__shared__`)
 // becomes a function-local static: one copy, which is why blocks run one after another.
 // Checked, and reported by launch_blocks as std::logic_error once all threads have ended:
 // - every lane of a warp at the same collective, in the same order (a collective reached by some
 //   lanes only, or after others returned, is undefined on a GPU with a full mask);
 // - every thread of a block through the same number of __syncthreads.
 // A launch with such a fault ends (the warp's lanes leave the kernel) rather than hangs.
-// Not emulated: the weak memory ordering of a GPU (a shuffle here orders memory like a barrier,
-// which CUDA does not promise: a missing __syncwarp before shared data is read can go unnoticed when
-// a shuffle precedes the read), the mask arguments (the kernels use full warps), and uninitialised
-// shared memory (a static here: zeros on first use, then what the last block left, never garbage).
+// Memory ordering, as CUDA promises it: only __syncwarp and __syncthreads order the memory accesses
+// of the threads they join (and a kernel's start and end); shuffles, ballots and atomicAdd do not.
+// Built with ThreadSanitizer (scripts/racecheck.sh), the emulation tells TSan exactly that: the
+// barriers inside a shuffle or a ballot are hidden from it (AnnotateIgnoreSyncBegin), their exchange
+// slots are relaxed atomics and atomicAdd is relaxed, so shared or global data written by one thread
+// and read by another with no __syncwarp or __syncthreads between them is reported as a data race,
+// as compute-sanitizer's racecheck would on a device. The emulation itself still runs lanes in
+// step at every collective, so without TSan such a race mostly goes unnoticed.
+// Not emulated: the mask arguments (the kernels use full warps) and uninitialised shared memory (a
+// static here: zeros on first use, then what the last block left, never garbage).
 // The host build reads the kernels' shared memory through narrower views as nvcc does: the tests
 // compile with -fno-strict-aliasing.
 // Include this header before the kernels' header, outside any namespace.
@@ -22,16 +28,30 @@
 #include <barrier>
 #include <bit>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "moss/kernels/bf16.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define MOSS_EMULATION_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MOSS_EMULATION_TSAN 1
+#endif
+#endif
+#ifdef MOSS_EMULATION_TSAN
+extern "C" void AnnotateIgnoreSyncBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreSyncEnd(const char* file, int line);
+#endif
 
 #define __global__
 #define __device__
@@ -54,6 +74,14 @@ inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 namespace moss::kernels::emulation {
+/// True in the ThreadSanitizer build (scripts/racecheck.sh), where a launch is some hundred times
+/// slower: the tests then run a smaller set of shapes that still takes every branch of the kernels.
+#ifdef MOSS_EMULATION_TSAN
+inline constexpr bool kRacecheck = true;
+#else
+inline constexpr bool kRacecheck = false;
+#endif
+
 /// What a lane is doing at a collective: its kind and how many collectives the lane made before.
 enum class Collective : std::uint64_t { syncwarp = 1, shfl, shfl_up, shfl_down, shfl_xor, ballot, syncthreads };
 
@@ -62,10 +90,65 @@ enum class Collective : std::uint64_t { syncwarp = 1, shfl, shfl_up, shfl_down, 
 /// partners that are elsewhere.
 struct Diverged {};
 
-/// The 32 lanes of a warp: their meeting point, one exchange slot and one collective tag each.
+/// The meeting point of a warp's lanes. Unlike std::barrier, whose bookkeeping is plain memory
+/// ordered by its atomics, every word shared here is atomic, so that it stays free of races when TSan
+/// is told to ignore its synchronisation (Unordered): the arrival count and the number of lanes still
+/// running share one word (count low, lanes high), the phase a second; the lanes sleep on a condition
+/// variable.
+class WarpBarrier {
+ public:
+  explicit WarpBarrier(std::uint32_t lanes) : state_(static_cast<std::uint64_t>(lanes) << 32) {}
+
+  void arrive_and_wait() {
+    const std::uint64_t phase = phase_.load();
+    if (done(state_.fetch_add(1) + 1)) return complete();
+    std::unique_lock<std::mutex> lock(mutex_);
+    woken_.wait(lock, [&] { return phase_.load() != phase; });
+  }
+
+  /// A lane that has left the kernel: it no longer counts, and completes the phase when the others
+  /// all wait.
+  void arrive_and_drop() {
+    if (done(state_.fetch_sub(std::uint64_t{1} << 32) - (std::uint64_t{1} << 32))) complete();
+  }
+
+ private:
+  static bool done(std::uint64_t s) { return (s & 0xffffffffu) != 0 && (s & 0xffffffffu) == (s >> 32); }
+  void complete() {
+    state_.fetch_and(~std::uint64_t{0xffffffffu});
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      phase_.fetch_add(1);
+    }
+    woken_.notify_all();
+  }
+
+  std::atomic<std::uint64_t> state_;
+  std::atomic<std::uint64_t> phase_{0};
+  std::mutex mutex_;
+  std::condition_variable woken_;
+};
+
+/// The 32 lanes of a warp: their meeting point, one exchange slot and one collective tag each (relaxed
+/// atomics: under TSan a shuffle's barriers order nothing, see Unordered), and each lane's count of
+/// collectives (its own; read after the launch).
 struct Warp {
-  std::barrier<> barrier{32};
-  std::array<std::uint64_t, 32> slots{}, tags{}, count{};
+  WarpBarrier barrier{32};
+  std::array<std::atomic<std::uint64_t>, 32> slots{}, tags{};
+  std::array<std::uint64_t, 32> count{};
+};
+
+/// While one lives, the synchronisation of this thread is hidden from ThreadSanitizer (no effect
+/// without it): what a shuffle or a ballot does, which orders no memory on a GPU.
+struct Unordered {
+#ifdef MOSS_EMULATION_TSAN
+  Unordered() { AnnotateIgnoreSyncBegin(__FILE__, __LINE__); }
+  ~Unordered() { AnnotateIgnoreSyncEnd(__FILE__, __LINE__); }
+#else
+  Unordered() = default;
+#endif
+  Unordered(const Unordered&) = delete;
+  Unordered& operator=(const Unordered&) = delete;
 };
 
 /// The block being run: its __syncthreads barrier and faults found.
@@ -89,10 +172,11 @@ inline int lane() { return static_cast<int>(current_thread & 31u); }
 inline void meet(Collective kind) {
   Warp& w = *current_warp;
   const auto l = static_cast<std::size_t>(lane());
-  w.tags[l] = (static_cast<std::uint64_t>(kind) << 48) | w.count[l]++;
+  const std::uint64_t tag = (static_cast<std::uint64_t>(kind) << 48) | w.count[l]++;
+  w.tags[l].store(tag, std::memory_order_relaxed);
   w.barrier.arrive_and_wait();
   for (std::size_t other = 0; other < 32; ++other)
-    if (w.tags[other] != w.tags[l]) {
+    if (w.tags[other].load(std::memory_order_relaxed) != tag) {
       current_block->faults.fetch_add(1);
       throw Diverged{};
     }
@@ -106,11 +190,15 @@ T exchange(Collective kind, T v, Src src) {
   Warp& w = *current_warp;
   std::uint64_t bits = 0;
   std::memcpy(&bits, &v, sizeof v);
-  w.slots[static_cast<std::size_t>(lane())] = bits;
+  [[maybe_unused]] const Unordered unordered;
+  w.slots[static_cast<std::size_t>(lane())].store(bits, std::memory_order_relaxed);
   meet(kind);
   const int from = src(lane());
   T out = v;
-  if (from >= 0 && from < 32) std::memcpy(&out, &w.slots[static_cast<std::size_t>(from)], sizeof out);
+  if (from >= 0 && from < 32) {
+    bits = w.slots[static_cast<std::size_t>(from)].load(std::memory_order_relaxed);
+    std::memcpy(&out, &bits, sizeof out);
+  }
   w.barrier.arrive_and_wait();  // every lane has read before the next exchange writes
   return out;
 }
@@ -192,16 +280,17 @@ T __shfl_xor_sync(unsigned, T v, int mask) {
 }
 inline unsigned __ballot_sync(unsigned, int predicate) {
   auto& w = *moss::kernels::emulation::current_warp;
-  w.slots[static_cast<std::size_t>(moss::kernels::emulation::lane())] = predicate != 0 ? 1 : 0;
+  [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
+  w.slots[static_cast<std::size_t>(moss::kernels::emulation::lane())].store(predicate != 0 ? 1 : 0, std::memory_order_relaxed);
   moss::kernels::emulation::meet(moss::kernels::emulation::Collective::ballot);
   unsigned ballot = 0;
-  for (int l = 0; l < 32; ++l) ballot |= static_cast<unsigned>(w.slots[static_cast<std::size_t>(l)]) << l;
+  for (int l = 0; l < 32; ++l) ballot |= static_cast<unsigned>(w.slots[static_cast<std::size_t>(l)].load(std::memory_order_relaxed)) << l;
   w.barrier.arrive_and_wait();
   return ballot;
 }
 inline int __popc(unsigned v) { return std::popcount(v); }
 inline int __ffs(int v) { return v == 0 ? 0 : std::countr_zero(static_cast<unsigned>(v)) + 1; }
-inline int atomicAdd(int* p, int v) { return std::atomic_ref<int>(*p).fetch_add(v); }
+inline int atomicAdd(int* p, int v) { return std::atomic_ref<int>(*p).fetch_add(v, std::memory_order_relaxed); }  // orders nothing, as on a GPU
 inline int __float2int_rn(float v) { return static_cast<int>(std::nearbyint(v)); }  // the default mode: to nearest even
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
