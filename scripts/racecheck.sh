@@ -41,11 +41,17 @@ mkdir -p "$logs"
 export TSAN_OPTIONS="halt_on_error=0:exitcode=66:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 binary() { find "$build/tests" -type f -name "$1" -perm -u+x | head -1; }
 status=0 reports=0 planted=0 caught=0
+# The test programs at once (their threads mostly wait at the emulation's barriers).
+pids=()
 for t in "${tests[@]}"; do
   exe="$(binary "$t")"
   [ -n "$exe" ] || { echo "racecheck: $t not built" >&2; exit 1; }
-  rc=0
-  "$exe" >"$logs/$t.log" 2>&1 || rc=$?
+  ( rc=0; "$exe" >"$logs/$t.log" 2>&1 || rc=$?; echo "$rc" >"$logs/$t.rc" ) &
+  pids+=($!)
+done
+wait "${pids[@]}"
+for t in "${tests[@]}"; do
+  rc=$(cat "$logs/$t.rc")
   n=$(grep -c 'WARNING: ThreadSanitizer' "$logs/$t.log" || true)
   reports=$((reports + n))
   if [ "$rc" -ne 0 ] || [ "$n" -gt 0 ]; then

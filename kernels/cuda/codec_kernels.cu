@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -26,6 +27,7 @@
 #include "codec_launch.h"
 #include "cuda_check.h"
 #include "pack_word.h"
+#include "block_row_kernels.h"
 #include "warp_row_kernels.h"
 
 namespace moss::kernels::cuda {
@@ -381,139 +383,6 @@ __global__ void __launch_bounds__(kGenThreads, kFM == 2 ? 3 : 2) tiled_gemm_kern
   copy_wait<0>();
 }
 
-__device__ float block_sum(float v, float* scratch) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-  __syncthreads();
-  float total = 0;
-  if (threadIdx.x == 0) {
-    for (int w = 0; w < (blockDim.x + 31) / 32; ++w) total += scratch[w];
-    scratch[32] = total;
-  }
-  __syncthreads();
-  total = scratch[32];
-  __syncthreads();
-  return total;
-}
-
-__device__ float block_max(float v, float* scratch) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
-  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float m = 0;
-    for (int w = 0; w < (blockDim.x + 31) / 32; ++w) m = fmaxf(m, scratch[w]);
-    scratch[32] = m;
-  }
-  __syncthreads();
-  const float m = scratch[32];
-  __syncthreads();
-  return m;
-}
-
-__global__ void route_select_kernel(const float* __restrict__ p, std::int64_t tokens, int rank, int subspaces,
-                                    int route_cols, std::int64_t block_tokens, std::uint16_t* z, std::int32_t* route) {
-  __shared__ float scratch[33];
-  __shared__ int best_s;
-  const std::int64_t t0 = static_cast<std::int64_t>(blockIdx.x) * block_tokens;
-  const std::int64_t n = min(block_tokens, tokens - t0);
-  const std::int64_t width = static_cast<std::int64_t>(subspaces) * rank;
-  if (threadIdx.x == 0) best_s = 0;
-  float best = -1.0f;
-  for (int j = 0; j < subspaces; ++j) {
-    float e = 0;
-    for (std::int64_t i = threadIdx.x; i < n * route_cols; i += blockDim.x) {  // the first route_cols columns
-      const float v = p[(t0 + i / route_cols) * width + static_cast<std::int64_t>(j) * rank + i % route_cols];
-      e += v * v;
-    }
-    e = block_sum(e, scratch);
-    if (e > best) {  // identical on every thread: block_sum broadcasts
-      best = e;
-      if (threadIdx.x == 0) best_s = j;
-    }
-  }
-  __syncthreads();
-  const int k = best_s;
-  if (threadIdx.x == 0) route[blockIdx.x] = k;
-  for (std::int64_t i = threadIdx.x; i < n * rank; i += blockDim.x)
-    z[(t0 + i / rank) * rank + i % rank] = float_to_bits(p[(t0 + i / rank) * width + static_cast<std::int64_t>(k) * rank + i % rank]);
-}
-
-__global__ void decode_routed_kernel(const std::uint16_t* __restrict__ z, const std::uint16_t* __restrict__ bases,
-                                     const std::int32_t* __restrict__ route, int dim, int rank,
-                                     std::int64_t block_tokens, std::uint16_t* out) {
-  extern __shared__ float zs[];
-  const std::int64_t t = blockIdx.x;
-  for (int q = threadIdx.x; q < rank; q += blockDim.x) zs[q] = bits_to_float(z[t * rank + q]);
-  __syncthreads();
-  const std::uint16_t* u = bases + static_cast<std::int64_t>(route[t / block_tokens]) * dim * rank;
-  for (int j = threadIdx.x; j < dim; j += blockDim.x) {
-    float acc = 0;
-    for (int q = 0; q < rank; ++q) acc += zs[q] * bits_to_float(u[static_cast<std::int64_t>(j) * rank + q]);
-    out[t * dim + j] = float_to_bits(acc);
-  }
-}
-
-// One block per token. Keys are |x| as the low 15 bits of the bf16 pattern (monotone in |x| for
-// finite values). The threshold is found by bisection on the key, then kept entries are compacted in
-// index order with a per-thread contiguous segment and serial scans over threads.
-__global__ void topk_encode_kernel(const std::uint16_t* __restrict__ x, int dim, int k, std::uint16_t* values,
-                                   std::int32_t* indices) {
-  extern __shared__ int counts[];  // 2 * blockDim.x
-  __shared__ int total_s;
-  const std::int64_t t = blockIdx.x;
-  const std::uint16_t* row = x + t * dim;
-  const int seg = (dim + blockDim.x - 1) / blockDim.x;
-  const int begin = min(dim, static_cast<int>(threadIdx.x) * seg), end = min(dim, begin + seg);
-  int lo = 0, hi = 0x7fff;  // largest tau with count(key >= tau) >= k
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    int c = 0;
-    for (int j = begin; j < end; ++j) c += (row[j] & 0x7fff) >= mid;
-    if (threadIdx.x == 0) total_s = 0;
-    __syncthreads();
-    atomicAdd(&total_s, c);
-    __syncthreads();
-    const int total = total_s;
-    __syncthreads();
-    if (total >= k) lo = mid;
-    else hi = mid - 1;
-  }
-  const int tau = lo;
-  int above = 0, ties = 0;
-  for (int j = begin; j < end; ++j) {
-    const int key = row[j] & 0x7fff;
-    above += key > tau;
-    ties += key == tau;
-  }
-  counts[threadIdx.x] = above;
-  counts[blockDim.x + threadIdx.x] = ties;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int total_above = 0;
-    for (unsigned i = 0; i < blockDim.x; ++i) total_above += counts[i];
-    int ties_left = k - total_above, pos = 0;
-    for (unsigned i = 0; i < blockDim.x; ++i) {  // counts -> [output position, ties this thread takes]
-      const int take_ties = max(0, min(ties_left, counts[blockDim.x + i]));
-      ties_left -= take_ties;
-      const int taken = counts[i] + take_ties;
-      counts[i] = pos;
-      counts[blockDim.x + i] = take_ties;
-      pos += taken;
-    }
-  }
-  __syncthreads();
-  int pos = counts[threadIdx.x], take_ties = counts[blockDim.x + threadIdx.x];
-  for (int j = begin; j < end; ++j) {
-    const int key = row[j] & 0x7fff;
-    const bool take = key > tau || (key == tau && take_ties-- > 0);
-    if (!take) continue;
-    values[t * k + pos] = row[j];
-    indices[t * k + pos] = j;
-    ++pos;
-  }
-}
-
 // The wire's bit stream (pack_word.h), one 32-bit word per thread, grid-stride.
 template <typename T>
 __global__ void pack_bits_kernel(const T* __restrict__ values, std::int64_t count, int bits, std::uint32_t* words) {
@@ -522,38 +391,6 @@ __global__ void pack_bits_kernel(const T* __restrict__ values, std::int64_t coun
     words[w] = packed_word(values, count, bits, w);
 }
 
-__global__ void topk_decode_kernel(const std::uint16_t* values, const std::int32_t* indices, int dim, int k,
-                                   std::uint16_t* out) {
-  const std::int64_t t = blockIdx.x;
-  for (int j = threadIdx.x; j < dim; j += blockDim.x) out[t * dim + j] = 0;
-  __syncthreads();
-  for (int q = threadIdx.x; q < k; q += blockDim.x) out[t * dim + indices[t * k + q]] = values[t * k + q];
-}
-
-__global__ void quant_encode_kernel(const std::uint16_t* __restrict__ x, int dim, int qmax, std::int8_t* codes,
-                                    std::uint16_t* scales) {
-  __shared__ float scratch[33];
-  const std::int64_t t = blockIdx.x;
-  float amax = 0;
-  for (int j = threadIdx.x; j < dim; j += blockDim.x) amax = fmaxf(amax, fabsf(bits_to_float(x[t * dim + j])));
-  amax = block_max(amax, scratch);
-  const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
-  const float scale = bits_to_float(scale_bits);
-  if (threadIdx.x == 0) scales[t] = scale_bits;
-  for (int j = threadIdx.x; j < dim; j += blockDim.x) {
-    int q = 0;
-    if (scale > 0.0f) q = max(-qmax, min(qmax, __float2int_rn(bits_to_float(x[t * dim + j]) / scale)));
-    codes[t * dim + j] = static_cast<std::int8_t>(q);
-  }
-}
-
-__global__ void quant_decode_kernel(const std::int8_t* codes, const std::uint16_t* scales, int dim,
-                                    std::uint16_t* out) {
-  const std::int64_t t = blockIdx.x;
-  const float scale = bits_to_float(scales[t]);
-  for (int j = threadIdx.x; j < dim; j += blockDim.x)
-    out[t * dim + j] = float_to_bits(static_cast<float>(codes[t * dim + j]) * scale);
-}
 }  // namespace
 
 namespace {
@@ -727,7 +564,16 @@ void launch_moss_gemm(const std::uint16_t* a, std::int64_t lda, const std::uint1
 namespace {
 // Rows of whole 16-byte chunks: the warp-per-token kernels apply.
 bool chunked_rows(const void* p, int dim) { return dim % 8 == 0 && aligned_to(p, 16); }
-unsigned warp_blocks(std::int64_t tokens) { return static_cast<unsigned>((tokens + kWarpsPerBlock - 1) / kWarpsPerBlock); }
+/// Blocks of the warp-per-token kernels (8 tokens each; they take no more than a grid holds: 2^34
+/// tokens, beyond any device's memory even at 8 values per row).
+unsigned warp_blocks(std::int64_t tokens) {
+  const std::int64_t blocks = (tokens + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (blocks > std::numeric_limits<int>::max()) throw std::invalid_argument("warp kernels: more than 2^34 tokens in one launch");
+  return static_cast<unsigned>(blocks);
+}
+/// Blocks of the block-per-row kernels (block_row_kernels.h): one per row up to the grid's limit; the
+/// blocks stride over the rest.
+unsigned row_blocks(std::int64_t rows) { return static_cast<unsigned>(std::min<std::int64_t>(rows, std::numeric_limits<int>::max())); }
 
 // The row-in-registers form of an element-wise encode where it holds the row (`resident_fits`), else
 // the streaming one. `automatic` times the two per shape (fastest_alternative: which is faster
@@ -749,7 +595,7 @@ void launch_route_select(const float* p, std::int64_t tokens, int rank, int subs
   if (tokens <= 0) return;
   const std::int64_t bl = block_tokens <= 0 ? tokens : block_tokens;
   if (bl == 1) route_select_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(p, tokens, rank, subspaces, route_cols, z, route);
-  else route_select_kernel<<<static_cast<unsigned>((tokens + bl - 1) / bl), 256, 0, stream>>>(p, tokens, rank, subspaces, route_cols, bl, z, route);
+  else route_select_kernel<<<row_blocks((tokens + bl - 1) / bl), kRowBlockThreads, 0, stream>>>(p, tokens, rank, subspaces, route_cols, bl, z, route);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
@@ -764,8 +610,8 @@ void launch_decode_routed(const std::uint16_t* z, const std::uint16_t* bases, co
                   tokens, dim, rank, stream);
     return;
   }
-  decode_routed_kernel<<<static_cast<unsigned>(tokens), 256, static_cast<std::size_t>(rank) * sizeof(float), stream>>>(
-      z, bases, route, dim, rank, bl, out);
+  decode_routed_kernel<<<row_blocks(tokens), kRowBlockThreads, static_cast<std::size_t>(rank) * sizeof(float), stream>>>(
+      z, bases, route, tokens, dim, rank, bl, out);
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
@@ -830,7 +676,7 @@ void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, in
   if (tokens <= 0) return;
   if (k < 1 || k > dim) throw std::invalid_argument("launch_topk_encode: k must be in [1, dim]");
   if (!chunked_rows(x, dim)) {
-    topk_encode_kernel<<<static_cast<unsigned>(tokens), 256, 2 * 256 * sizeof(int), stream>>>(x, dim, k, values, indices);
+    topk_encode_kernel<<<row_blocks(tokens), kRowBlockThreads, 0, stream>>>(x, tokens, dim, k, values, indices);
     MOSS_CUDA_CHECK_LAUNCH();
     return;
   }
@@ -852,7 +698,7 @@ void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices
                         int k, std::uint16_t* out, cudaStream_t stream) {
   if (tokens <= 0) return;
   auto per_block = [&] {
-    topk_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(values, indices, dim, k, out);
+    topk_decode_kernel<<<row_blocks(tokens), kRowBlockThreads, 0, stream>>>(values, indices, tokens, dim, k, out);
     MOSS_CUDA_CHECK_LAUNCH();
   };
   auto per_warp = [&] {
@@ -868,13 +714,9 @@ void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices
   if (choice == GemmKernel::simple) return per_warp();
   if (choice != GemmKernel::automatic) return merged();
   // The warp (scatter) kernel was slower than the block one on an H200 (0.29-0.34 of the copy
-  // against 0.52); the merged one is newer: whichever is faster here. The block kernel's grid is one
-  // block per token: beyond 2^31 - 1 tokens it is not offered.
+  // against 0.52); the merged one is newer: whichever is faster here.
   const std::string key = "topk decode m<=" + std::to_string(pow2_bucket(tokens)) + " d=" + std::to_string(dim) + " k=" + std::to_string(k);
-  std::vector<std::string> names{"merged per warp", "warp per token", "block per token"};
-  std::vector<std::function<void()>> alternatives{merged, per_warp, per_block};
-  if (tokens > std::numeric_limits<int>::max()) names.pop_back(), alternatives.pop_back();
-  run_fastest_alternative(key, names, alternatives, stream);
+  run_fastest_alternative(key, {"merged per warp", "warp per token", "block per token"}, {merged, per_warp, per_block}, stream);
 }
 
 void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, int bits, std::int8_t* codes,
@@ -882,7 +724,7 @@ void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, i
   if (tokens <= 0) return;
   const int qmax = bits == 8 ? 127 : 7;
   if (!chunked_rows(x, dim) || !aligned_to(codes, 8)) {
-    quant_encode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(x, dim, qmax, codes, scales);
+    quant_encode_kernel<<<row_blocks(tokens), kRowBlockThreads, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
     MOSS_CUDA_CHECK_LAUNCH();
     return;
   }
@@ -907,7 +749,7 @@ void launch_quant_decode(const std::int8_t* codes, const std::uint16_t* scales, 
     const std::int64_t blocks = std::min<std::int64_t>(tokens, 16 * static_cast<std::int64_t>(multiprocessors()));
     quant_decode_rows_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(codes, scales, tokens, dim, out);
   } else {
-    quant_decode_kernel<<<static_cast<unsigned>(tokens), 256, 0, stream>>>(codes, scales, dim, out);
+    quant_decode_kernel<<<row_blocks(tokens), kRowBlockThreads, 0, stream>>>(codes, scales, tokens, dim, out);
   }
   MOSS_CUDA_CHECK_LAUNCH();
 }

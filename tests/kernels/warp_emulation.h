@@ -29,6 +29,7 @@
 #include <bit>
 #include <cmath>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +59,8 @@ extern "C" void AnnotateIgnoreSyncEnd(const char* file, int line);
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+// Dynamic shared memory (block_row_kernels.h): the launch's buffer (launch_blocks_shared).
+#define MOSS_DYNAMIC_SHARED(T, name) T* name = moss::kernels::emulation::dynamic_shared<T>()
 
 struct uint4 {
   unsigned x, y, z, w;
@@ -151,10 +154,15 @@ struct Unordered {
   Unordered& operator=(const Unordered&) = delete;
 };
 
-/// The block being run: its __syncthreads barrier and faults found.
+/// The block being run: its __syncthreads barrier, its dynamic shared memory (0xff bytes, as garbage
+/// that reads as NaN in floats) and faults found.
 struct Block {
-  explicit Block(unsigned threads) : sync(static_cast<std::ptrdiff_t>(threads)), syncs(threads, 0) {}
+  Block(unsigned threads, std::size_t shared_bytes)
+      : sync(static_cast<std::ptrdiff_t>(threads)), dynamic((shared_bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t)), syncs(threads, 0) {
+    std::memset(static_cast<void*>(dynamic.data()), 0xff, dynamic.size() * sizeof(std::max_align_t));
+  }
   std::barrier<> sync;
+  std::vector<std::max_align_t> dynamic;
   std::vector<std::uint64_t> syncs;  ///< __syncthreads per thread
   std::atomic<int> faults{0};
 };
@@ -203,13 +211,20 @@ T exchange(Collective kind, T v, Src src) {
   return out;
 }
 
+/// The block's dynamic shared memory (MOSS_DYNAMIC_SHARED).
+template <typename T>
+T* dynamic_shared() {
+  return reinterpret_cast<T*>(current_block->dynamic.data());
+}
+
 /// Runs kernel(args...) on a grid of blocks (2-D), each block's threads all at once (x fastest; a
-/// warp is 32 consecutive threads, the block a whole number of warps). A thread that returns leaves
+/// warp is 32 consecutive threads, the block a whole number of warps), with `shared_bytes` of dynamic
+/// shared memory per block. A thread that returns leaves
 /// its warp's and its block's barriers, as an exited CUDA thread no longer counts at __syncthreads;
 /// its partners' next collective then records a fault instead of hanging. Throws std::logic_error
 /// naming the faults (see the top of this file).
 template <typename Kernel, typename... Args>
-void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
+void launch_blocks_shared(dim3 grid, dim3 block, std::size_t shared_bytes, Kernel kernel, Args... args) {
   const unsigned threads = block.x * block.y;
   if (threads == 0 || threads % 32 != 0 || threads > 1024 || block.z != 1 || grid.z != 1)
     throw std::logic_error("launch_blocks: 2-D grids of 2-D blocks of whole warps, at most 1024 threads");
@@ -217,7 +232,7 @@ void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
   for (unsigned by = 0; by < grid.y; ++by)
     for (unsigned bx = 0; bx < grid.x; ++bx) {
       const std::unique_ptr<Warp[]> warp(new Warp[threads / 32]);
-      Block state(threads);
+      Block state(threads, shared_bytes);
       std::vector<std::thread> all;
       all.reserve(threads);
       for (unsigned i = 0; i < threads; ++i)
@@ -246,6 +261,12 @@ void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
   if (faults > 0)
     throw std::logic_error("launch_blocks: " + std::to_string(faults) + " divergent collectives or barriers (lanes of a warp at different "
                            "collectives, or threads of a block through different numbers of __syncthreads)");
+}
+
+/// launch_blocks_shared without dynamic shared memory.
+template <typename Kernel, typename... Args>
+void launch_blocks(dim3 grid, dim3 block, Kernel kernel, Args... args) {
+  launch_blocks_shared(grid, block, 0, kernel, args...);
 }
 }  // namespace moss::kernels::emulation
 

@@ -19,6 +19,7 @@
 #include "warp_emulation.h"
 // warp_emulation.h first: it defines what the kernels' source takes from CUDA.
 #include "warp_row_kernels.h"
+#include "block_row_kernels.h"
 
 namespace {
 namespace cu = moss::kernels::cuda;
@@ -69,11 +70,20 @@ std::uint16_t reference_quant(const std::uint16_t* row, int dim, int qmax, std::
 
 unsigned warp_grid(std::int64_t tokens) { return static_cast<unsigned>((tokens + cu::kWarpsPerBlock - 1) / cu::kWarpsPerBlock); }
 
+/// The launch of a row kernel: a warp per token (row_grid 0) or `row_grid` blocks of
+/// kRowBlockThreads that stride over the rows (block_row_kernels.h).
+void launch_rows(std::int64_t tokens, unsigned row_grid, auto kernel, auto... args) {
+  if (row_grid == 0)
+    emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, kernel, args...);
+  else
+    emu::launch_blocks(dim3{row_grid, 1, 1}, dim3{cu::kRowBlockThreads, 1, 1}, kernel, args...);
+}
+
 template <typename Kernel>
-void expect_topk(Kernel kernel, const std::string& form, const Bits& x, std::int64_t tokens, int dim, int k) {
+void expect_topk(Kernel kernel, const std::string& form, const Bits& x, std::int64_t tokens, int dim, int k, unsigned row_grid = 0) {
   Bits values(static_cast<std::size_t>(tokens * k + kGuard), kGuard16);
   std::vector<std::int32_t> indices(static_cast<std::size_t>(tokens * k + kGuard), kGuard32);
-  emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, kernel, x.data(), tokens, dim, k, values.data(), indices.data());
+  launch_rows(tokens, row_grid, kernel, x.data(), tokens, dim, k, values.data(), indices.data());
   Bits want_values(static_cast<std::size_t>(k));
   std::vector<std::int32_t> want_indices(static_cast<std::size_t>(k));
   for (std::int64_t t = 0; t < tokens; ++t) {
@@ -90,10 +100,10 @@ void expect_topk(Kernel kernel, const std::string& form, const Bits& x, std::int
 }
 
 template <typename Kernel>
-void expect_quant(Kernel kernel, const std::string& form, const Bits& x, std::int64_t tokens, int dim, int qmax) {
+void expect_quant(Kernel kernel, const std::string& form, const Bits& x, std::int64_t tokens, int dim, int qmax, unsigned row_grid = 0) {
   std::vector<std::int8_t> codes(static_cast<std::size_t>(tokens * dim + kGuard), 99);
   Bits scales(static_cast<std::size_t>(tokens + kGuard), kGuard16);
-  emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, kernel, x.data(), tokens, dim, qmax, codes.data(), scales.data());
+  launch_rows(tokens, row_grid, kernel, x.data(), tokens, dim, qmax, codes.data(), scales.data());
   std::vector<std::int8_t> want(static_cast<std::size_t>(dim));
   for (std::int64_t t = 0; t < tokens; ++t) {
     const std::uint16_t scale = reference_quant(x.data() + t * dim, dim, qmax, want.data());
@@ -193,10 +203,9 @@ TEST(WarpRowKernels, TopkMatchesTheSortingReference) {
 
 template <typename Kernel>
 void expect_topk_decode(Kernel kernel, const std::string& form, const Bits& values, const std::vector<std::int32_t>& indices, std::int64_t tokens,
-                        int dim, int k) {
+                        int dim, int k, unsigned row_grid = 0) {
   Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
-  emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, kernel, values.data(), indices.data(), tokens, dim,
-                     k, out.data());
+  launch_rows(tokens, row_grid, kernel, values.data(), indices.data(), tokens, dim, k, out.data());
   Bits want(static_cast<std::size_t>(dim));
   for (std::int64_t t = 0; t < tokens; ++t) {
     std::fill(want.begin(), want.end(), std::uint16_t{0});
@@ -232,6 +241,7 @@ TEST(WarpRowKernels, TopkDecodePlacesEveryKeptValue) {
       const std::string what = "d " + std::to_string(s.dim) + " k " + std::to_string(k);
       expect_topk_decode(cu::topk_decode_warp_kernel, "scatter " + what, values, indices, s.tokens, s.dim, k);
       expect_topk_decode(cu::topk_decode_merge_kernel, "merge " + what, values, indices, s.tokens, s.dim, k);
+      expect_topk_decode(cu::topk_decode_kernel, "block " + what, values, indices, s.tokens, s.dim, k, 3);
     }
 }
 
@@ -361,4 +371,141 @@ TEST(WarpRowKernels, QuantDecodeRowsScalesEveryCode) {
   }
 }
 
+}  // namespace
+
+namespace {
+// The block-per-row kernels (block_row_kernels.h): any row length (not only whole 16-byte chunks),
+// fewer blocks than rows (the blocks stride over them, reusing shared memory), 256 threads a block.
+constexpr int kAnyDims[] = {1, 7, 37, 300, 1000};
+constexpr int kRaceDims[] = {7, 300};
+std::span<const int> any_dims() { return emu::kRacecheck ? std::span<const int>(kRaceDims) : std::span<const int>(kAnyDims); }
+
+TEST(BlockRowKernels, TopkAndQuantEncodeAnyRow) {
+  unsigned seed = 300;
+  const std::int64_t tokens = 3;
+  for (const int dim : any_dims())
+    for (const Data data : {Data::gaussian, Data::ties, Data::zeros}) {
+      const Bits x = make_rows(tokens, dim, data, seed++);
+      const std::string what = "d " + std::to_string(dim) + " data " + std::to_string(static_cast<int>(data));
+      const int tenth = static_cast<int>(std::ceil(0.1 * dim));
+      for (const int k : data == Data::gaussian ? std::vector<int>{1, tenth, dim} : std::vector<int>{tenth})
+        expect_topk(cu::topk_encode_kernel, "block " + what, x, tokens, dim, k, 2);
+      for (const int qmax : {127, 7}) expect_quant(cu::quant_encode_kernel, "block " + what, x, tokens, dim, qmax, 2);
+    }
+}
+
+TEST(BlockRowKernels, TopkAndQuantDecodeAnyRow) {
+  std::mt19937 rng(17);
+  const std::int64_t tokens = 5;
+  for (const int dim : any_dims()) {
+    // topk: ascending random subsets of 30 % of the row.
+    const int k = std::max(1, static_cast<int>(0.3 * dim));
+    Bits values(static_cast<std::size_t>(tokens * k));
+    std::vector<std::int32_t> indices(static_cast<std::size_t>(tokens * k));
+    std::vector<std::int32_t> all(static_cast<std::size_t>(dim));
+    std::iota(all.begin(), all.end(), 0);
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      std::shuffle(all.begin(), all.end(), rng);
+      std::sort(all.begin(), all.begin() + k);
+      for (int q = 0; q < k; ++q) {
+        indices[static_cast<std::size_t>(t * k + q)] = all[static_cast<std::size_t>(q)];
+        values[static_cast<std::size_t>(t * k + q)] = static_cast<std::uint16_t>(1 + (rng() % 0xfffe));
+      }
+    }
+    expect_topk_decode(cu::topk_decode_kernel, "block d " + std::to_string(dim), values, indices, tokens, dim, k, 2);
+    // quant: bf16(code x scale).
+    std::vector<std::int8_t> codes(static_cast<std::size_t>(tokens * dim));
+    for (auto& c : codes) c = static_cast<std::int8_t>(static_cast<int>(rng() % 255) - 127);
+    Bits scales(static_cast<std::size_t>(tokens));
+    for (auto& sc : scales) sc = moss::kernels::float_to_bf16_bits(std::ldexp(1.0f + static_cast<float>(rng() % 100) / 100.0f, -static_cast<int>(rng() % 20)));
+    Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
+    launch_rows(tokens, 2, cu::quant_decode_kernel, static_cast<const std::int8_t*>(codes.data()), static_cast<const std::uint16_t*>(scales.data()),
+                tokens, dim, out.data());
+    for (std::int64_t t = 0; t < tokens; ++t)
+      for (int j = 0; j < dim; ++j)
+        ASSERT_EQ(out[static_cast<std::size_t>(t * dim + j)],
+                  moss::kernels::float_to_bf16_bits(static_cast<float>(codes[static_cast<std::size_t>(t * dim + j)]) *
+                                                    moss::kernels::bf16_bits_to_float(scales[static_cast<std::size_t>(t)])))
+            << "d " << dim << " token " << t << " value " << j;
+    EXPECT_TRUE(std::all_of(out.end() - kGuard, out.end(), [](std::uint16_t v) { return v == kGuard16; }));
+  }
+}
+
+TEST(BlockRowKernels, RouteSelectPerRoutingBlock) {
+  // Routing blocks of 16 tokens and one route for all 37: the basis whose first route_cols
+  // coefficients hold the most energy over the block's tokens (double sums here), and those tokens'
+  // coefficients in it as bf16; 2 blocks stride over 3 routing blocks.
+  std::mt19937 rng(23);
+  std::normal_distribution<float> g;
+  const std::int64_t tokens = 37;
+  int checked = 0;
+  for (const int rank : {8, 24})
+    for (const int subspaces : {1, 4})
+      for (const std::int64_t block_tokens : {std::int64_t{16}, tokens}) {
+        const int route_cols = std::max(1, rank / 8);
+        std::vector<float> p(static_cast<std::size_t>(tokens * subspaces * rank));
+        for (auto& v : p) v = g(rng);
+        const std::int64_t routes = (tokens + block_tokens - 1) / block_tokens;
+        Bits z(static_cast<std::size_t>(tokens * rank + kGuard), kGuard16);
+        std::vector<std::int32_t> route(static_cast<std::size_t>(routes + kGuard), kGuard32);
+        launch_rows(routes, 2, cu::route_select_kernel, static_cast<const float*>(p.data()), tokens, rank, subspaces, route_cols, block_tokens,
+                    z.data(), route.data());
+        for (std::int64_t b = 0; b < routes; ++b) {
+          std::vector<double> energy(static_cast<std::size_t>(subspaces), 0.0);
+          const std::int64_t end = std::min(tokens, (b + 1) * block_tokens);
+          for (std::int64_t t = b * block_tokens; t < end; ++t)
+            for (int s = 0; s < subspaces; ++s)
+              for (int i = 0; i < route_cols; ++i) {
+                const double v = p[static_cast<std::size_t>((t * subspaces + s) * rank + i)];
+                energy[static_cast<std::size_t>(s)] += v * v;
+              }
+          const int got = route[static_cast<std::size_t>(b)];
+          ASSERT_TRUE(got >= 0 && got < subspaces) << "routing block " << b;
+          EXPECT_GE(energy[static_cast<std::size_t>(got)], *std::max_element(energy.begin(), energy.end()) * (1 - 1e-5));
+          for (std::int64_t t = b * block_tokens; t < end; ++t)
+            for (int i = 0; i < rank; ++i)
+              ASSERT_EQ(z[static_cast<std::size_t>(t * rank + i)],
+                        moss::kernels::float_to_bf16_bits(p[static_cast<std::size_t>((t * subspaces + got) * rank + i)]))
+                  << "token " << t << " rank " << rank;
+          ++checked;
+        }
+        EXPECT_TRUE(std::all_of(z.end() - kGuard, z.end(), [](std::uint16_t v) { return v == kGuard16; }));
+        EXPECT_TRUE(std::all_of(route.end() - kGuard, route.end(), [](std::int32_t v) { return v == kGuard32; }));
+      }
+  EXPECT_EQ(checked, 2 * 2 * (3 + 1));
+}
+
+TEST(BlockRowKernels, DecodeRoutedPerToken) {
+  // out_t = z_t U_route^T in fp32, in the kernel's order of the sum (the same float operations here),
+  // z_t staged in dynamic shared memory; routes per token and per 16 tokens; 4 blocks over 19 tokens.
+  std::mt19937 rng(29);
+  std::normal_distribution<float> g;
+  const std::int64_t tokens = 19;
+  const int subspaces = 3;
+  for (const int dim : {24, 7})
+    for (const int rank : {8, 5})
+      for (const std::int64_t block_tokens : {std::int64_t{1}, std::int64_t{16}}) {
+        Bits z(static_cast<std::size_t>(tokens * rank)), bases(static_cast<std::size_t>(subspaces * dim * rank));
+        for (auto& v : z) v = moss::kernels::float_to_bf16_bits(g(rng));
+        for (auto& v : bases) v = moss::kernels::float_to_bf16_bits(g(rng));
+        std::vector<std::int32_t> route(static_cast<std::size_t>((tokens + block_tokens - 1) / block_tokens));
+        for (auto& r : route) r = static_cast<std::int32_t>(rng() % subspaces);
+        Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
+        emu::launch_blocks_shared(dim3{4, 1, 1}, dim3{cu::kRowBlockThreads, 1, 1}, static_cast<std::size_t>(rank) * sizeof(float),
+                                  cu::decode_routed_kernel, static_cast<const std::uint16_t*>(z.data()),
+                                  static_cast<const std::uint16_t*>(bases.data()), static_cast<const std::int32_t*>(route.data()), tokens, dim, rank,
+                                  block_tokens, out.data());
+        for (std::int64_t t = 0; t < tokens; ++t) {
+          const std::uint16_t* u = bases.data() + static_cast<std::int64_t>(route[static_cast<std::size_t>(t / block_tokens)]) * dim * rank;
+          for (int j = 0; j < dim; ++j) {
+            float acc = 0;
+            for (int q = 0; q < rank; ++q)
+              acc += moss::kernels::bf16_bits_to_float(z[static_cast<std::size_t>(t * rank + q)]) * moss::kernels::bf16_bits_to_float(u[j * rank + q]);
+            ASSERT_EQ(out[static_cast<std::size_t>(t * dim + j)], moss::kernels::float_to_bf16_bits(acc))
+                << "d " << dim << " r " << rank << " token " << t << " column " << j;
+          }
+        }
+        EXPECT_TRUE(std::all_of(out.end() - kGuard, out.end(), [](std::uint16_t v) { return v == kGuard16; }));
+      }
+}
 }  // namespace
