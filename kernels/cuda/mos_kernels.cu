@@ -6,7 +6,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "bf16_device.h"
 #include "codec_launch.h"
 #include "cuda_check.h"
 #include "moss/kernels/rotation.h"
@@ -14,21 +13,6 @@
 #include "theta_kernels.h"
 
 namespace moss::kernels::cuda {
-
-namespace {
-// u (dim x rank, bf16) = Ubar diag(a) + W diag(b) from wide = [Ubar | W] (dim x 2 rank, bf16), in fp32
-// without contraction, as rotated_basis_diagonal in a portable host build (a -march=native build
-// may fuse it: one bf16 step apart in ~2e-5 of U's values). Columns along x, rows strided along y.
-__global__ void rotate_diagonal_kernel(const std::uint16_t* __restrict__ wide, std::int64_t dim, int rank,
-                                       const float* __restrict__ scales, std::uint16_t* __restrict__ u) {
-  const int q = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (q >= rank) return;
-  const float a = scales[q], b = scales[rank + q];
-  const std::int64_t ld = 2 * static_cast<std::int64_t>(rank);
-  for (std::int64_t i = blockIdx.y; i < dim; i += gridDim.y)
-    u[i * rank + q] = float_to_bits(__fadd_rn(__fmul_rn(bits_to_float(wide[i * ld + q]), a), __fmul_rn(bits_to_float(wide[i * ld + rank + q]), b)));
-}
-}  // namespace
 
 void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const double* lambda, double* stats,
                            std::int64_t stats_doubles, float* theta, float* scales, cudaStream_t stream) {

@@ -1,12 +1,15 @@
 #pragma once
 // The kernels of mos's theta on the diagonal path (theta_diagonal.h): the column statistics of a
-// block's sample projections over the device, then the line search in one block. Compiled by nvcc
+// block's sample projections over the device, the line search in one block, then U(theta). Compiled by nvcc
 // (included by mos_kernels.cu, which launches them) and, for tests/kernels/theta_kernels_test.cpp, by
 // the host compiler under the CPU emulation of tests/kernels/warp_emulation.h (whole blocks of
 // threads, __syncthreads included): the kernels' own source against the CPU encoder's theta. In an
 // anonymous namespace: one copy per translation unit.
 #include <cstdint>
 
+#ifdef __CUDACC__
+#include "bf16_device.h"
+#endif
 #include "theta_diagonal.h"
 
 namespace moss::kernels::cuda {
@@ -88,5 +91,17 @@ __global__ void __launch_bounds__(kThetaThreads) theta_diagonal_kernel(const dou
   }
 }
 
+// u (dim x rank, bf16) = Ubar diag(a) + W diag(b) from wide = [Ubar | W] (dim x 2 rank, bf16), in fp32
+// without contraction, as rotated_basis_diagonal in a portable host build (a -march=native build
+// may fuse it: one bf16 step apart in ~2e-5 of U's values). Columns along x, rows strided along y.
+__global__ void rotate_diagonal_kernel(const std::uint16_t* __restrict__ wide, std::int64_t dim, int rank,
+                                       const float* __restrict__ scales, std::uint16_t* __restrict__ u) {
+  const int q = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (q >= rank) return;
+  const float a = scales[q], b = scales[rank + q];
+  const std::int64_t ld = 2 * static_cast<std::int64_t>(rank);
+  for (std::int64_t i = blockIdx.y; i < dim; i += gridDim.y)
+    u[i * rank + q] = float_to_bits(__fadd_rn(__fmul_rn(bits_to_float(wide[i * ld + q]), a), __fmul_rn(bits_to_float(wide[i * ld + rank + q]), b)));
+}
 }  // namespace
 }  // namespace moss::kernels::cuda

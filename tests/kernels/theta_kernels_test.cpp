@@ -6,6 +6,8 @@
 // a rounding flips a comparison of the line search, no worse by 1e-9 of the objective.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -119,4 +121,53 @@ TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
   EXPECT_GE(deep, at_least);
 }
 
+}  // namespace
+
+namespace {
+TEST(ThetaKernels, RotationGivesTheGeneralUOfTheta) {
+  // rotate_diagonal_kernel's U = Ubar diag(a) + W diag(b), with the theta kernel's column scales
+  // (diagonal_scale), against rotation.h's general U(theta) (second order, then Newton-Schulz steps):
+  // within one bf16 rounding of each value. Ubar and W are columns of a Sylvester Hadamard matrix
+  // over sqrt(dim), W's scaled by s_q: exact in bf16, W orthogonal to Ubar and W^T W = diag(s_q^2)
+  // exactly. Launched as launch_rotate_diagonal does, with fewer row blocks than rows.
+  std::mt19937_64 rng(41);
+  int checked = 0;
+  for (const auto& [dim, rank] : {std::pair<int, int>{64, 5}, std::pair<int, int>{64, 20}, std::pair<int, int>{256, 100}})
+    for (const float theta : {0.3f, -0.6f, 0.0f}) {
+      const float unit = 1.0f / std::sqrt(static_cast<float>(dim));  // a power of two
+      std::vector<double> lambda(static_cast<std::size_t>(rank));
+      std::vector<float> ubar(static_cast<std::size_t>(dim * rank)), w(static_cast<std::size_t>(dim * rank));
+      std::vector<std::uint16_t> wide(static_cast<std::size_t>(dim * 2 * rank));
+      for (int c = 0; c < rank; ++c) {
+        const float s = static_cast<float>(1 + rng() % 8) / 8.0f;  // exact in bf16
+        lambda[c] = static_cast<double>(s) * s;
+        for (int i = 0; i < dim; ++i) {
+          const float h0 = std::popcount(static_cast<unsigned>(i & c)) % 2 == 0 ? unit : -unit;
+          const float h1 = std::popcount(static_cast<unsigned>(i & (rank + c))) % 2 == 0 ? unit : -unit;
+          ubar[static_cast<std::size_t>(i * rank + c)] = h0, w[static_cast<std::size_t>(i * rank + c)] = s * h1;
+          wide[static_cast<std::size_t>(i * 2 * rank + c)] = moss::kernels::float_to_bf16_bits(h0);
+          wide[static_cast<std::size_t>(i * 2 * rank + rank + c)] = moss::kernels::float_to_bf16_bits(s * h1);
+        }
+      }
+      std::vector<float> scales(static_cast<std::size_t>(2 * rank));
+      for (int c = 0; c < rank; ++c) {
+        const cu::ColumnScale s = cu::diagonal_scale(lambda[c], theta);
+        scales[c] = s.a, scales[rank + c] = s.b;
+      }
+      std::vector<std::uint16_t> got(static_cast<std::size_t>(dim * rank + 64), 0xdead);
+      const int threads = rank < 128 ? (rank + 31) / 32 * 32 : 128;
+      emu::launch_blocks(dim3{static_cast<unsigned>((rank + threads - 1) / threads), 7, 1}, dim3{static_cast<unsigned>(threads), 1, 1},
+                         cu::rotate_diagonal_kernel, static_cast<const std::uint16_t*>(wide.data()), static_cast<std::int64_t>(dim), rank,
+                         static_cast<const float*>(scales.data()), got.data());
+      const std::vector<float> theta_v{theta};
+      const std::vector<float> want = moss::kernels::rotated_basis(ubar, w, theta_v, dim, rank);
+      for (int i = 0; i < dim * rank; ++i) {
+        const float k = moss::kernels::bf16_bits_to_float(got[static_cast<std::size_t>(i)]), r = want[static_cast<std::size_t>(i)];
+        ASSERT_LE(std::fabs(k - r), std::ldexp(std::fabs(r), -8) + 1e-6f) << "d " << dim << " r " << rank << " theta " << theta << " entry " << i;
+      }
+      EXPECT_TRUE(std::all_of(got.end() - 64, got.end(), [](std::uint16_t v) { return v == 0xdead; }));
+      ++checked;
+    }
+  EXPECT_EQ(checked, 9);
+}
 }  // namespace

@@ -312,6 +312,8 @@ inline unsigned __ballot_sync(unsigned, int predicate) {
 inline int __popc(unsigned v) { return std::popcount(v); }
 inline int __ffs(int v) { return v == 0 ? 0 : std::countr_zero(static_cast<unsigned>(v)) + 1; }
 inline int atomicAdd(int* p, int v) { return std::atomic_ref<int>(*p).fetch_add(v, std::memory_order_relaxed); }  // orders nothing, as on a GPU
+inline float __fadd_rn(float a, float b) { return a + b; }  // separate calls: never fused into one rounding
+inline float __fmul_rn(float a, float b) { return a * b; }
 inline int __float2int_rn(float v) { return static_cast<int>(std::nearbyint(v)); }  // the default mode: to nearest even
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
