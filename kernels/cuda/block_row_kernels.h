@@ -17,12 +17,8 @@
 #ifdef __CUDACC__
 #include "bf16_device.h"
 #endif
+#include "device_shared.h"
 
-// Dynamic shared memory (the launch's third argument), as an array `name` of T. The emulation
-// defines its own before including this header.
-#ifndef MOSS_DYNAMIC_SHARED
-#define MOSS_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
-#endif
 
 namespace moss::kernels::cuda {
 namespace {

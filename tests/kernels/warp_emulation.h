@@ -59,6 +59,7 @@ extern "C" void AnnotateIgnoreSyncEnd(const char* file, int line);
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 // Dynamic shared memory (block_row_kernels.h): the launch's buffer (launch_blocks_shared).
 #define MOSS_DYNAMIC_SHARED(T, name) T* name = moss::kernels::emulation::dynamic_shared<T>()
 
@@ -86,7 +87,7 @@ inline constexpr bool kRacecheck = false;
 #endif
 
 /// What a lane is doing at a collective: its kind and how many collectives the lane made before.
-enum class Collective : std::uint64_t { syncwarp = 1, shfl, shfl_up, shfl_down, shfl_xor, ballot, syncthreads };
+enum class Collective : std::uint64_t { syncwarp = 1, shfl, shfl_up, shfl_down, shfl_xor, ballot, syncthreads, wmma };
 
 /// Thrown through a kernel by every lane of a warp whose lanes met at different collectives (the
 /// fault is recorded first): the lanes leave the kernel and their barriers instead of waiting for
@@ -318,7 +319,86 @@ inline int __float2int_rn(float v) { return static_cast<int>(std::nearbyint(v));
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 
+/// bf16 as the kernels hold it in shared memory (cuda_bf16.h's type): its bits.
+struct __nv_bfloat16 {
+  std::uint16_t bits;
+};
+inline __nv_bfloat16 __ushort_as_bfloat16(std::uint16_t bits) { return {bits}; }
+
 namespace moss::kernels::cuda {
 inline float bits_to_float(std::uint16_t bits) { return bf16_bits_to_float(bits); }
 inline std::uint16_t float_to_bits(float x) { return float_to_bf16_bits(x); }
+inline __nv_bfloat16 to_bf16(std::uint16_t bits) { return {bits}; }
+
+// cp.async as the kernels use it (gemm_kernels.h): a 16-byte copy issued by copy16 lands only when a
+// copy_wait<N> of the issuing thread completes its commit group (all groups but the N most recent),
+// so a read of a stage before its wait sees what was there before, as it may on a device.
+#define MOSS_EMULATED_COPY_ASYNC 1
+struct PendingCopy {
+  void* to;
+  const void* from;  ///< nullptr: zero-fill
+};
+inline thread_local std::vector<PendingCopy> open_copies;
+inline thread_local std::vector<std::vector<PendingCopy>> committed_copies;
+inline void copy16(void* smem, const void* gmem, bool in_range) { open_copies.push_back({smem, in_range ? gmem : nullptr}); }
+inline void copy_commit() { committed_copies.push_back(std::move(open_copies)), open_copies.clear(); }
+template <int kPending>
+void copy_wait() {
+  while (committed_copies.size() > static_cast<std::size_t>(kPending)) {
+    for (const PendingCopy& c : committed_copies.front()) {
+      if (c.from != nullptr) std::memcpy(c.to, c.from, 16);
+      else std::memset(c.to, 0, 16);
+    }
+    committed_copies.erase(committed_copies.begin());
+  }
+}
 }  // namespace moss::kernels::cuda
+
+// wmma (mma.h) for 16 x 16 x 16 bf16 tiles with fp32 accumulation: each lane holds the whole tile
+// (fp32), loads read all of it, mma_sync sums k in order, store_matrix_sync writes lane l's share
+// (elements l, l + 32, ...). Each is a collective of the warp that orders no memory, as on a device.
+namespace nvcuda::wmma {
+struct matrix_a;
+struct matrix_b;
+struct accumulator;
+struct row_major;
+enum layout_t { mem_row_major, mem_col_major };
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+  static_assert(M == 16 && N == 16 && K == 16, "16 x 16 x 16 tiles only");
+  float x[256];
+};
+template <typename Use, typename T, typename Layout>
+void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& f, float v) {
+  for (float& e : f.x) e = v;
+}
+template <typename Use>
+void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, row_major>& f, const __nv_bfloat16* p, unsigned ldm) {
+  [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
+  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::wmma);
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c) f.x[r * 16 + c] = moss::kernels::bf16_bits_to_float(p[r * ldm + c].bits);
+  moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
+}
+inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, row_major>& a,
+                     const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, row_major>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
+  [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
+  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::wmma);
+  fragment<accumulator, 16, 16, 16, float> out;
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) {
+      float v = c.x[i * 16 + j];
+      for (int q = 0; q < 16; ++q) v += a.x[i * 16 + q] * b.x[q * 16 + j];
+      out.x[i * 16 + j] = v;
+    }
+  d = out;
+  moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
+}
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t layout) {
+  if (layout != mem_row_major) throw std::logic_error("store_matrix_sync: row-major only");
+  [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
+  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::wmma);
+  for (int e = moss::kernels::emulation::lane(); e < 256; e += 32) p[(e / 16) * ldm + e % 16] = f.x[e];
+  moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
+}
+}  // namespace nvcuda::wmma
