@@ -1,8 +1,9 @@
 #pragma once
-// moss's own GEMM kernels that run on wmma fragments, launched from codec_kernels.cu: the simple
-// kernel (gemm_bf16_kernel, the fallback for any shape), the small-rank encode (tiled_encode_kernel,
-// k through a 3-stage cp.async pipeline) and the sum of its split-k partials (add_splits_kernel);
-// and the cp.async pipeline helpers that tiled_gemm_kernel (codec_kernels.cu, mma.sync) shares.
+// moss's own GEMM kernels, all on wmma fragments, launched from codec_kernels.cu: the simple kernel
+// (gemm_bf16_kernel, the fallback for any shape), the small-rank encode (tiled_encode_kernel, k
+// through a 3-stage cp.async pipeline) and the sum of its split-k partials (add_splits_kernel), and
+// the general tile kernel (tiled_gemm_kernel: the encode above rank 64, the decode, mos-k's routed
+// decode).
 //
 // Compiled by nvcc and, for tests/kernels/gemm_kernels_test.cpp, by the host compiler under the CPU
 // emulation of tests/kernels/warp_emulation.h, which supplies wmma fragments (a whole 16 x 16 tile per
@@ -231,6 +232,147 @@ __global__ void add_splits_kernel(const float* __restrict__ parts, int splits, s
     row += stride_rows, col += stride_cols;
     if (col >= n) col -= n, ++row;
   }
+}
+
+// General tile kernel: C (m x n) = A (m x k) B, 64 x 128 tiles, k in stages of 64 through a
+// kStages-deep cp.async pipeline; 8 warps as 2 (rows, 32 each) x 4 (32 columns each), each warp over
+// the whole stage. B is k x n (kTransB false: the encode of ranks > 64, the mos-k projection) or given
+// as n x k (kTransB true: decode, U is d x r and row j of U is column j of B^T). A block computes
+// `tiles_per_block` consecutive column tiles of one row tile, loading the next tile's stages while it
+// writes the finished one (decode is bound by writing C, k = r is short); C goes out through its own
+// shared buffer as 16-byte stores. Routed (mos-k decode): B is one of `subspaces` bases per row block
+// of `block_tokens`; a tile runs one pass per basis its rows use, the rows of other bases zero-filled.
+constexpr int kGenN = 128, kGenK = 64, kGenThreads = 256, kMaxSubspaces = 64;
+template <bool kTransB, int kStages, bool kAliasC, int kFM>
+struct GenLayout {
+  static constexpr int kGenM = 32 * kFM;  // rows per tile: 2 warps of kFM 16-row fragments
+  static constexpr int kLdA = kGenK + 8, kLdB = kTransB ? kGenK + 8 : kGenN + 8, kLdC = kGenN + 4;
+  static constexpr int kStageA = kGenM * kLdA, kStageB = kTransB ? kGenN * kLdB : kGenK * kLdB;
+  static constexpr std::size_t kPipeBytes = kStages * (kStageA + kStageB) * sizeof(bf16);
+  static constexpr std::size_t kOutBytes = kGenM * kLdC * sizeof(float);
+  // kAliasC (one column tile per block): C reuses the pipeline buffers once the last stage is consumed.
+  static constexpr std::size_t kBytes = kAliasC ? (kPipeBytes > kOutBytes ? kPipeBytes : kOutBytes) : kPipeBytes + kOutBytes;
+};
+
+template <bool kTransB, int kStages, bool kAliasC, int kFM>
+__global__ void __launch_bounds__(kGenThreads, kFM == 2 ? 3 : 2) tiled_gemm_kernel(const std::uint16_t* __restrict__ a, std::int64_t lda,
+                                                                 const std::uint16_t* __restrict__ b, std::int64_t ldb,
+                                                                 std::int64_t basis_stride, const std::int32_t* __restrict__ route,
+                                                                 std::int64_t block_tokens, int subspaces, float* c_f32,
+                                                                 std::uint16_t* c_bf16, std::int64_t ldc, std::int64_t m, int n,
+                                                                 int k, int n_tiles, int tiles_per_block) {
+  using L = GenLayout<kTransB, kStages, kAliasC, kFM>;
+  constexpr int kGenM = L::kGenM;
+  MOSS_DYNAMIC_SHARED(unsigned char, smem);
+  __shared__ int used[kMaxSubspaces], used_count, row_basis[kGenM];
+  bf16* as = reinterpret_cast<bf16*>(smem);
+  bf16* bs = as + kStages * L::kStageA;
+  float* cs = reinterpret_cast<float*>(kAliasC ? smem : smem + L::kPipeBytes);
+  const int groups = (n_tiles + tiles_per_block - 1) / tiles_per_block;
+  const std::int64_t m0 = static_cast<std::int64_t>(blockIdx.x / groups) * kGenM;
+  const int tile0 = static_cast<int>(blockIdx.x % groups) * tiles_per_block;
+  const int tiles = min(tiles_per_block, n_tiles - tile0);
+  const int warp = threadIdx.x / 32, wm = warp & 1, wn = warp >> 1;
+  if (threadIdx.x < kGenM) {
+    const std::int64_t row = m0 + threadIdx.x;
+    row_basis[threadIdx.x] = route == nullptr ? 0 : row < m ? route[row / block_tokens] : -1;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {  // the bases this tile's rows use, in order
+    int count = 0;
+    for (int s = 0; s < subspaces; ++s) {
+      bool any = false;
+      for (int r = 0; r < kGenM && !any; ++r) any = row_basis[r] == s;
+      if (any) used[count++] = s;
+    }
+    used_count = count;
+  }
+  __syncthreads();
+  const int k_tiles = (k + kGenK - 1) / kGenK, per_tile = used_count * k_tiles, steps = per_tile * tiles;
+  auto load = [&](int stage, int step) {
+    const int n0 = (tile0 + step / per_tile) * kGenN, basis = used[step % per_tile / k_tiles], k0 = step % k_tiles * kGenK;
+    const std::uint16_t* bb = b + basis * basis_stride;
+    bf16* sa = as + stage * L::kStageA;
+    bf16* sb = bs + stage * L::kStageB;
+    for (int i = threadIdx.x; i < kGenM * (kGenK / 8); i += kGenThreads) {
+      const int r = i / (kGenK / 8), c = (i % (kGenK / 8)) * 8;
+      const bool ok = m0 + r < m && k0 + c < k && row_basis[r] == basis;
+      copy16(sa + r * L::kLdA + c, ok ? a + (m0 + r) * lda + k0 + c : a, ok);
+    }
+    for (int i = threadIdx.x; i < kGenN * (kGenK / 8); i += kGenThreads) {
+      if (kTransB) {  // rows of B^T (= rows of U), k contiguous
+        const int r = i / (kGenK / 8), c = (i % (kGenK / 8)) * 8;
+        const bool ok = n0 + r < n && k0 + c < k;
+        copy16(sb + r * L::kLdB + c, ok ? bb + static_cast<std::int64_t>(n0 + r) * ldb + k0 + c : bb, ok);
+      } else {  // rows of B, n contiguous
+        const int r = i / (kGenN / 8), c = (i % (kGenN / 8)) * 8;
+        const bool ok = k0 + r < k && n0 + c < n;
+        copy16(sb + r * L::kLdB + c, ok ? bb + static_cast<std::int64_t>(k0 + r) * ldb + n0 + c : bb, ok);
+      }
+    }
+  };
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kFM][2];
+  for (auto& row : acc)
+    for (auto& f : row) wmma::fill_fragment(f, 0.0f);
+  pipeline_start<kStages>(steps, load);
+  for (int step = 0; step < steps; ++step) {
+    pipeline_next<kStages>(step, steps, load);
+    const bf16* sa = as + (step % kStages) * L::kStageA;
+    const bf16* sb = bs + (step % kStages) * L::kStageB;
+    const int k0 = step % k_tiles * kGenK;
+    for (int kk = 0; kk < kGenK && k0 + kk < k; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa[kFM];
+      for (int i = 0; i < kFM; ++i) wmma::load_matrix_sync(fa[i], sa + (wm * 16 * kFM + i * 16) * L::kLdA + kk, L::kLdA);
+      for (int j = 0; j < 2; ++j) {
+        if constexpr (kTransB) {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
+          wmma::load_matrix_sync(fb, sb + (wn * 32 + j * 16) * L::kLdB + kk, L::kLdB);
+          for (int i = 0; i < kFM; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+        } else {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
+          wmma::load_matrix_sync(fb, sb + kk * L::kLdB + wn * 32 + j * 16, L::kLdB);
+          for (int i = 0; i < kFM; ++i) wmma::mma_sync(acc[i][j], fa[i], fb, acc[i][j]);
+        }
+      }
+    }
+    if (step % per_tile != per_tile - 1) continue;
+    // Column tile finished: out through cs (free since the top-of-loop barrier), then reset.
+    if constexpr (kAliasC) {
+      copy_wait<0>();
+      __syncthreads();
+    }
+    const int n0 = (tile0 + step / per_tile) * kGenN;
+    for (int i = 0; i < kFM; ++i)
+      for (int j = 0; j < 2; ++j) {
+        wmma::store_matrix_sync(cs + (wm * 16 * kFM + i * 16) * L::kLdC + wn * 32 + j * 16, acc[i][j], L::kLdC, wmma::mem_row_major);
+        wmma::fill_fragment(acc[i][j], 0.0f);
+      }
+    __syncthreads();
+    for (int i = threadIdx.x; i < kGenM * (kGenN / 8); i += kGenThreads) {
+      const int r = i / (kGenN / 8), c = (i % (kGenN / 8)) * 8;
+      if (m0 + r >= m || n0 + c >= n) continue;
+      const float* v = cs + r * L::kLdC + c;
+      if (c_f32 != nullptr) {
+        *reinterpret_cast<float4*>(c_f32 + (m0 + r) * ldc + n0 + c) = make_float4(v[0], v[1], v[2], v[3]);
+        *reinterpret_cast<float4*>(c_f32 + (m0 + r) * ldc + n0 + c + 4) = make_float4(v[4], v[5], v[6], v[7]);
+      } else {
+        uint4 packed;
+        std::uint16_t* h = reinterpret_cast<std::uint16_t*>(&packed);
+        for (int q = 0; q < 8; ++q) h[q] = float_to_bits(v[q]);
+        *reinterpret_cast<uint4*>(c_bf16 + (m0 + r) * ldc + n0 + c) = packed;
+      }
+    }
+  }
+  if (steps == 0) {  // no row of this tile is in range (cannot happen for m0 < m) or k == 0: zeros
+    for (int t = 0; t < tiles; ++t)
+      for (int i = threadIdx.x; i < kGenM * kGenN; i += kGenThreads) {
+        const int r = i / kGenN, c = i % kGenN, n0 = (tile0 + t) * kGenN;
+        if (m0 + r >= m || n0 + c >= n) continue;
+        if (c_f32 != nullptr) c_f32[(m0 + r) * ldc + n0 + c] = 0;
+        else c_bf16[(m0 + r) * ldc + n0 + c] = 0;
+      }
+  }
+  copy_wait<0>();
 }
 
 }  // namespace

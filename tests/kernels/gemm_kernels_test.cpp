@@ -128,4 +128,64 @@ TEST(GemmKernels, TiledEncodeSplitK) {
   expect_tiled_encode<1, 1>(16, 600, 2, false);
   expect_tiled_encode<4, 2>(56, 600, 4, true);
 }
+
+/// tiled_gemm_kernel<kTransB, kStages, kAliasC, kFM> as launch_general runs it: C (m x n) = A B_s,
+/// B_s the basis of the row's route (routes per block_tokens rows; none: one basis), B k x n or
+/// given as n x k (kTransB). Row and column strides past the used columns.
+template <bool kTransB, int kStages, bool kAliasC, int kFM>
+void expect_tiled_gemm(std::int64_t m, int n, int k, int subspaces, std::int64_t block_tokens, int tiles_per_block, bool bf16) {
+  using L = cu::GenLayout<kTransB, kStages, kAliasC, kFM>;
+  std::mt19937 rng(static_cast<unsigned>(m + n + k + subspaces));
+  const std::int64_t lda = k + 8, ldb = kTransB ? k + 8 : n + 8, ldc = n + 8;
+  const std::int64_t basis_stride = (kTransB ? n : k) * ldb;
+  const Bits a = random_bf16(static_cast<std::size_t>(m * lda), rng), b = random_bf16(static_cast<std::size_t>(subspaces * basis_stride), rng);
+  std::vector<std::int32_t> route;
+  if (subspaces > 1) {
+    route.resize(static_cast<std::size_t>((m + block_tokens - 1) / block_tokens));
+    for (auto& r : route) r = static_cast<std::int32_t>(rng() % static_cast<unsigned>(subspaces));
+    route[0] = route[1] = 0;  // a row tile whose first rows share a basis, others not
+  }
+  Reference want{std::vector<double>(static_cast<std::size_t>(m * n)), std::vector<double>(static_cast<std::size_t>(m * n))};
+  for (std::int64_t i = 0; i < m; ++i) {
+    const std::int64_t basis = route.empty() ? 0 : route[static_cast<std::size_t>(i / block_tokens)];
+    for (int j = 0; j < n; ++j) {
+      double sum = 0, abs = 0;
+      for (int q = 0; q < k; ++q) {
+        const std::int64_t at = basis * basis_stride + (kTransB ? j * ldb + q : q * ldb + j);
+        const double p = static_cast<double>(f(a[static_cast<std::size_t>(i * lda + q)])) * f(b[static_cast<std::size_t>(at)]);
+        sum += p, abs += std::fabs(p);
+      }
+      want.c[static_cast<std::size_t>(i * n + j)] = sum, want.scale[static_cast<std::size_t>(i * n + j)] = abs;
+    }
+  }
+  std::vector<float> c32(bf16 ? 0 : static_cast<std::size_t>(m * ldc + kGuard), -7.0f);
+  Bits c16(bf16 ? static_cast<std::size_t>(m * ldc + kGuard) : 0, 0xdead);
+  const int n_tiles = (n + cu::kGenN - 1) / cu::kGenN, groups = (n_tiles + tiles_per_block - 1) / tiles_per_block;
+  const auto blocks = static_cast<unsigned>((m + L::kGenM - 1) / L::kGenM * groups);
+  emu::launch_blocks_shared(dim3{blocks, 1, 1}, dim3{cu::kGenThreads, 1, 1}, L::kBytes, cu::tiled_gemm_kernel<kTransB, kStages, kAliasC, kFM>,
+                            a.data(), lda, b.data(), ldb, basis_stride, route.empty() ? nullptr : static_cast<const std::int32_t*>(route.data()),
+                            block_tokens, subspaces, bf16 ? nullptr : c32.data(), bf16 ? c16.data() : nullptr, ldc, m, n, k, n_tiles,
+                            tiles_per_block);
+  expect_product(want, c32, c16, ldc, m, n,
+                 std::string("tiled gemm") + (kTransB ? " B^T" : "") + (kAliasC ? " aliased C" : "") + " kFM " + std::to_string(kFM) + " n " +
+                     std::to_string(n) + " k " + std::to_string(k) + " bases " + std::to_string(subspaces) + (bf16 ? " bf16" : " fp32"));
+}
+
+TEST(GemmKernels, TiledGemmEncodeAndDecode) {
+  // The encode above rank 64 (128-row tiles, C through the pipeline's buffers): 150 x 136 x 200, two
+  // row and two column tiles, both partial, a partial last k stage. The decode (B^T = U, 64-row
+  // tiles): 70 x 264 x 40, three column tiles. A block over two column tiles with C in its own buffer.
+  expect_tiled_gemm<false, 3, true, 4>(150, 136, 200, 1, 1, 1, false);
+  expect_tiled_gemm<false, 3, true, 4>(150, 136, 200, 1, 1, 1, true);
+  expect_tiled_gemm<true, 2, true, 2>(70, 264, 40, 1, 1, 1, true);
+  expect_tiled_gemm<true, 2, true, 2>(70, 264, 40, 1, 1, 1, false);
+  expect_tiled_gemm<false, 3, false, 2>(70, 264, 72, 1, 1, 2, false);
+}
+
+TEST(GemmKernels, TiledGemmRoutedDecode) {
+  // mos-k's routed decode: each block of 16 rows (or each row) decoded with its route's basis of 3;
+  // a tile runs one pass per basis its rows use, the other rows zero-filled.
+  expect_tiled_gemm<true, 2, true, 2>(70, 136, 24, 3, 16, 1, true);
+  expect_tiled_gemm<true, 2, true, 2>(70, 136, 24, 3, 1, 1, false);
+}
 }  // namespace

@@ -38,6 +38,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "moss/kernels/bf16.h"
@@ -69,6 +70,10 @@ struct uint4 {
 struct uint2 {
   unsigned x, y;
 };
+struct float4 {
+  float x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
 };
@@ -362,6 +367,7 @@ struct matrix_a;
 struct matrix_b;
 struct accumulator;
 struct row_major;
+struct col_major;
 enum layout_t { mem_row_major, mem_col_major };
 template <typename Use, int M, int N, int K, typename T, typename Layout = void>
 struct fragment {
@@ -372,16 +378,19 @@ template <typename Use, typename T, typename Layout>
 void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& f, float v) {
   for (float& e : f.x) e = v;
 }
-template <typename Use>
-void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, row_major>& f, const __nv_bfloat16* p, unsigned ldm) {
+/// x[r][c] (row r of the tile: a row of A, a k of B) from p[r ldm + c], or p[c ldm + r] column-major.
+template <typename Use, typename Layout>
+void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, Layout>& f, const __nv_bfloat16* p, unsigned ldm) {
   [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
   moss::kernels::emulation::meet(moss::kernels::emulation::Collective::wmma);
-  for (int r = 0; r < 16; ++r)
-    for (int c = 0; c < 16; ++c) f.x[r * 16 + c] = moss::kernels::bf16_bits_to_float(p[r * ldm + c].bits);
+  for (unsigned r = 0; r < 16; ++r)
+    for (unsigned c = 0; c < 16; ++c)
+      f.x[r * 16 + c] = moss::kernels::bf16_bits_to_float(p[std::is_same_v<Layout, col_major> ? c * ldm + r : r * ldm + c].bits);
   moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
 }
-inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, row_major>& a,
-                     const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, row_major>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
+template <typename LayoutB>
+void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, row_major>& a,
+              const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LayoutB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
   [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
   moss::kernels::emulation::meet(moss::kernels::emulation::Collective::wmma);
   fragment<accumulator, 16, 16, 16, float> out;
