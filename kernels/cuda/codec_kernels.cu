@@ -1,4 +1,7 @@
-// CUDA kernels of the codecs (one copy each) and their launchers. No Eigen here.
+// The launchers of the codecs' CUDA kernels, and the bit packing kernel. The kernels themselves are
+// in headers that the CPU test suite also compiles, under an emulation of the CUDA intrinsics:
+// gemm_kernels.h (the GEMMs), warp_row_kernels.h and block_row_kernels.h (topk, quant, mos-k routing
+// and decode). No Eigen here.
 // Roofline: at rank r the projection does 2r flops per 2-byte input value (r flop/byte). An H100/H200
 // streams ~3-4.5 TB/s and does ~800 bf16 TFLOP/s on tensor cores, so encode and decode are
 // memory-bound up to r ~ 180 and tensor-core-bound above. The tiled kernels (tiled_encode_kernel for
