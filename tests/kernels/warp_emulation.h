@@ -165,7 +165,7 @@ struct Unordered {
 struct Block {
   Block(unsigned threads, std::size_t shared_bytes)
       : sync(static_cast<std::ptrdiff_t>(threads)), dynamic((shared_bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t)), syncs(threads, 0) {
-    std::memset(static_cast<void*>(dynamic.data()), 0xff, dynamic.size() * sizeof(std::max_align_t));
+    if (!dynamic.empty()) std::memset(static_cast<void*>(dynamic.data()), 0xff, dynamic.size() * sizeof(std::max_align_t));
   }
   std::barrier<> sync;
   std::vector<std::max_align_t> dynamic;
