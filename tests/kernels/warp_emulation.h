@@ -1,6 +1,7 @@
 #pragma once
-// A CPU emulation of the CUDA intrinsics that moss's warp and small-block kernels use
-// (kernels/cuda/warp_row_kernels.h, kernels/cuda/theta_kernels.h), so that the kernels' own source
+// A CPU emulation of the CUDA intrinsics that moss's kernels use (kernels/cuda/warp_row_kernels.h,
+// block_row_kernels.h, theta_kernels.h, gemm_kernels.h: shuffles, ballots, barriers, atomicAdd,
+// dynamic shared memory, wmma fragments and cp.async), so that the kernels' own source
 // runs in the CPU test suite. launch_blocks runs one block at a time with all its threads at once,
 // each CUDA thread a std::thread: a warp's collectives (__syncwarp, shuffles, ballots) meet at a
 // barrier of its 32 lanes, __syncthreads at one of the whole block. Shared memory (`__shared__`)
@@ -13,7 +14,7 @@
 // Memory ordering, as CUDA promises it: only __syncwarp and __syncthreads order the memory accesses
 // of the threads they join (and a kernel's start and end); shuffles, ballots and atomicAdd do not.
 // Built with ThreadSanitizer (scripts/racecheck.sh), the emulation tells TSan exactly that: the
-// barriers inside a shuffle or a ballot are hidden from it (AnnotateIgnoreSyncBegin), their exchange
+// barriers inside a shuffle, a ballot or a wmma operation are hidden from it (AnnotateIgnoreSyncBegin), their exchange
 // slots are relaxed atomics and atomicAdd is relaxed, so shared or global data written by one thread
 // and read by another with no __syncwarp or __syncthreads between them is reported as a data race,
 // as compute-sanitizer's racecheck would on a device. The emulation itself still runs lanes in
@@ -83,8 +84,8 @@ inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 namespace moss::kernels::emulation {
-/// True in the ThreadSanitizer build (scripts/racecheck.sh), where a launch is some hundred times
-/// slower: the tests then run a smaller set of shapes that still takes every branch of the kernels.
+/// True in the ThreadSanitizer build (scripts/racecheck.sh), where a launch is far slower: the row
+/// and theta tests then run a smaller set of shapes that still takes every branch of the kernels.
 #ifdef MOSS_EMULATION_TSAN
 inline constexpr bool kRacecheck = true;
 #else
@@ -215,6 +216,17 @@ T exchange(Collective kind, T v, Src src) {
   }
   w.barrier.arrive_and_wait();  // every lane has read before the next exchange writes
   return out;
+}
+
+/// A warp collective that exchanges nothing through the slots and orders no memory (the wmma
+/// operations): the lanes meet, each runs `body`, then they wait for one another, so that no lane
+/// overwrites its tag while another still reads it.
+template <typename Body>
+void unordered_collective(Collective kind, Body&& body) {
+  [[maybe_unused]] const Unordered unordered;
+  meet(kind);
+  body();
+  current_warp->barrier.arrive_and_wait();
 }
 
 /// The block's dynamic shared memory (MOSS_DYNAMIC_SHARED).
@@ -381,33 +393,30 @@ void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& f, float v) {
 /// x[r][c] (row r of the tile: a row of A, a k of B) from p[r ldm + c], or p[c ldm + r] column-major.
 template <typename Use, typename Layout>
 void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, Layout>& f, const __nv_bfloat16* p, unsigned ldm) {
-  [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
-  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::wmma);
-  for (unsigned r = 0; r < 16; ++r)
-    for (unsigned c = 0; c < 16; ++c)
-      f.x[r * 16 + c] = moss::kernels::bf16_bits_to_float(p[std::is_same_v<Layout, col_major> ? c * ldm + r : r * ldm + c].bits);
-  moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
+  moss::kernels::emulation::unordered_collective(moss::kernels::emulation::Collective::wmma, [&] {
+    for (unsigned r = 0; r < 16; ++r)
+      for (unsigned c = 0; c < 16; ++c)
+        f.x[r * 16 + c] = moss::kernels::bf16_bits_to_float(p[std::is_same_v<Layout, col_major> ? c * ldm + r : r * ldm + c].bits);
+  });
 }
 template <typename LayoutB>
 void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, row_major>& a,
               const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LayoutB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
-  [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
-  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::wmma);
-  fragment<accumulator, 16, 16, 16, float> out;
-  for (int i = 0; i < 16; ++i)
-    for (int j = 0; j < 16; ++j) {
-      float v = c.x[i * 16 + j];
-      for (int q = 0; q < 16; ++q) v += a.x[i * 16 + q] * b.x[q * 16 + j];
-      out.x[i * 16 + j] = v;
-    }
-  d = out;
-  moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
+  moss::kernels::emulation::unordered_collective(moss::kernels::emulation::Collective::wmma, [&] {
+    fragment<accumulator, 16, 16, 16, float> out;
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j) {
+        float v = c.x[i * 16 + j];
+        for (int q = 0; q < 16; ++q) v += a.x[i * 16 + q] * b.x[q * 16 + j];
+        out.x[i * 16 + j] = v;
+      }
+    d = out;  // d may be c
+  });
 }
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t layout) {
   if (layout != mem_row_major) throw std::logic_error("store_matrix_sync: row-major only");
-  [[maybe_unused]] const moss::kernels::emulation::Unordered unordered;
-  moss::kernels::emulation::meet(moss::kernels::emulation::Collective::wmma);
-  for (int e = moss::kernels::emulation::lane(); e < 256; e += 32) p[(e / 16) * ldm + e % 16] = f.x[e];
-  moss::kernels::emulation::current_warp->barrier.arrive_and_wait();
+  moss::kernels::emulation::unordered_collective(moss::kernels::emulation::Collective::wmma, [&] {
+    for (int e = moss::kernels::emulation::lane(); e < 256; e += 32) p[(e / 16) * ldm + e % 16] = f.x[e];
+  });
 }
 }  // namespace nvcuda::wmma

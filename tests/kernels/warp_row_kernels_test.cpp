@@ -201,6 +201,30 @@ TEST(WarpRowKernels, TopkMatchesTheSortingReference) {
     }
 }
 
+/// k kept entries per token as the encoders write them, indices ascending: a random subset of the row,
+/// or (at_ends, k = 1) one entry at either end of the row on alternate tokens; values never 0, so
+/// that a lost value shows.
+struct Kept {
+  Bits values;
+  std::vector<std::int32_t> indices;
+};
+Kept random_kept(std::int64_t tokens, int dim, int k, bool at_ends, std::mt19937& rng) {
+  Kept kept{Bits(static_cast<std::size_t>(tokens * k)), std::vector<std::int32_t>(static_cast<std::size_t>(tokens * k))};
+  std::vector<std::int32_t> all(static_cast<std::size_t>(dim));
+  std::iota(all.begin(), all.end(), 0);
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    std::shuffle(all.begin(), all.end(), rng);
+    std::vector<std::int32_t> pick(all.begin(), all.begin() + k);
+    if (at_ends) pick = {t % 2 == 0 ? 0 : dim - 1};
+    std::sort(pick.begin(), pick.end());
+    for (int q = 0; q < k; ++q) {
+      kept.indices[static_cast<std::size_t>(t * k + q)] = pick[static_cast<std::size_t>(q)];
+      kept.values[static_cast<std::size_t>(t * k + q)] = static_cast<std::uint16_t>(1 + (rng() % 0xfffe));
+    }
+  }
+  return kept;
+}
+
 template <typename Kernel>
 void expect_topk_decode(Kernel kernel, const std::string& form, const Bits& values, const std::vector<std::int32_t>& indices, std::int64_t tokens,
                         int dim, int k, unsigned row_grid = 0) {
@@ -224,20 +248,7 @@ TEST(WarpRowKernels, TopkDecodePlacesEveryKeptValue) {
   for (const Shape& s : shapes())
     for (const double density : {0.0, 0.1, 0.6, 1.0}) {
       const int k = density == 0.0 ? 1 : std::max(1, static_cast<int>(density * s.dim));
-      Bits values(static_cast<std::size_t>(s.tokens * k));
-      std::vector<std::int32_t> indices(static_cast<std::size_t>(s.tokens * k));
-      std::vector<std::int32_t> all(static_cast<std::size_t>(s.dim));
-      std::iota(all.begin(), all.end(), 0);
-      for (std::int64_t t = 0; t < s.tokens; ++t) {
-        std::shuffle(all.begin(), all.end(), rng);
-        std::vector<std::int32_t> pick(all.begin(), all.begin() + k);
-        if (density == 0.0) pick = {t % 2 == 0 ? 0 : s.dim - 1};
-        std::sort(pick.begin(), pick.end());
-        for (int q = 0; q < k; ++q) {
-          indices[static_cast<std::size_t>(t * k + q)] = pick[static_cast<std::size_t>(q)];
-          values[static_cast<std::size_t>(t * k + q)] = static_cast<std::uint16_t>(1 + (rng() % 0xfffe));  // never 0: a lost value shows
-        }
-      }
+      const auto [values, indices] = random_kept(s.tokens, s.dim, k, density == 0.0, rng);
       const std::string what = "d " + std::to_string(s.dim) + " k " + std::to_string(k);
       expect_topk_decode(cu::topk_decode_warp_kernel, "scatter " + what, values, indices, s.tokens, s.dim, k);
       expect_topk_decode(cu::topk_decode_merge_kernel, "merge " + what, values, indices, s.tokens, s.dim, k);
@@ -279,6 +290,39 @@ TEST(WarpRowKernels, QuantMatchesTheCodecRule) {
       }
 }
 
+/// The routes and coefficients of a route selection over p (tokens x subspaces * rank fp32), per
+/// routing block of block_tokens tokens: the basis whose first route_cols coefficients hold the most
+/// energy over the block's tokens (double sums here; the kernel's fp32 sums may differ only on near
+/// ties), and those tokens' coefficients in it as bf16. Returns the routing blocks checked.
+int expect_routes(const std::vector<float>& p, std::int64_t tokens, int rank, int subspaces, int route_cols, std::int64_t block_tokens,
+                  const Bits& z, const std::vector<std::int32_t>& route) {
+  const std::int64_t routes = (tokens + block_tokens - 1) / block_tokens;
+  for (std::int64_t b = 0; b < routes; ++b) {
+    std::vector<double> energy(static_cast<std::size_t>(subspaces), 0.0);
+    const std::int64_t end = std::min(tokens, (b + 1) * block_tokens);
+    for (std::int64_t t = b * block_tokens; t < end; ++t)
+      for (int s = 0; s < subspaces; ++s)
+        for (int i = 0; i < route_cols; ++i) {
+          const double v = p[static_cast<std::size_t>((t * subspaces + s) * rank + i)];
+          energy[static_cast<std::size_t>(s)] += v * v;
+        }
+    const int got = route[static_cast<std::size_t>(b)];
+    EXPECT_TRUE(got >= 0 && got < subspaces) << "routing block " << b;
+    if (got < 0 || got >= subspaces) return static_cast<int>(b);
+    EXPECT_GE(energy[static_cast<std::size_t>(got)], *std::max_element(energy.begin(), energy.end()) * (1 - 1e-5))
+        << "routing block " << b << " rank " << rank;
+    for (std::int64_t t = b * block_tokens; t < end; ++t)
+      for (int i = 0; i < rank; ++i)
+        if (z[static_cast<std::size_t>(t * rank + i)] != moss::kernels::float_to_bf16_bits(p[static_cast<std::size_t>((t * subspaces + got) * rank + i)])) {
+          ADD_FAILURE() << "coefficient " << i << " of token " << t << " rank " << rank;
+          return static_cast<int>(b);
+        }
+  }
+  EXPECT_TRUE(std::all_of(z.end() - kGuard, z.end(), [](std::uint16_t v) { return v == kGuard16; }));
+  EXPECT_TRUE(std::all_of(route.end() - kGuard, route.end(), [](std::int32_t v) { return v == kGuard32; }));
+  return static_cast<int>(routes);
+}
+
 TEST(WarpRowKernels, RouteSelectPicksTheBasisWithTheMostEnergy) {
   // p = X [U_1 .. U_K] (tokens x K rank fp32): the basis whose first route_cols coefficients hold the
   // most energy (double sums here; the kernel's fp32 warp sums may differ only on near ties), and its
@@ -296,24 +340,7 @@ TEST(WarpRowKernels, RouteSelectPicksTheBasisWithTheMostEnergy) {
         std::vector<std::int32_t> route(static_cast<std::size_t>(tokens + kGuard), kGuard32);
         emu::launch_blocks(dim3{warp_grid(tokens), 1, 1}, dim3{cu::kWarpsPerBlock * 32, 1, 1}, cu::route_select_warp_kernel,
                            static_cast<const float*>(p.data()), tokens, rank, subspaces, route_cols, z.data(), route.data());
-        for (std::int64_t t = 0; t < tokens; ++t) {
-          std::vector<double> energy(static_cast<std::size_t>(subspaces), 0.0);
-          for (int s = 0; s < subspaces; ++s)
-            for (int i = 0; i < route_cols; ++i) {
-              const double v = p[static_cast<std::size_t>((t * subspaces + s) * rank + i)];
-              energy[static_cast<std::size_t>(s)] += v * v;
-            }
-          const int got = route[static_cast<std::size_t>(t)];
-          ASSERT_TRUE(got >= 0 && got < subspaces);
-          const double best = *std::max_element(energy.begin(), energy.end());
-          EXPECT_GE(energy[static_cast<std::size_t>(got)], best * (1 - 1e-5)) << "token " << t << " rank " << rank;
-          for (int i = 0; i < rank; ++i)
-            ASSERT_EQ(z[static_cast<std::size_t>(t * rank + i)],
-                      moss::kernels::float_to_bf16_bits(p[static_cast<std::size_t>((t * subspaces + got) * rank + i)]));
-          ++checked;
-        }
-        EXPECT_TRUE(std::all_of(z.end() - kGuard, z.end(), [](std::uint16_t v) { return v == kGuard16; }));
-        EXPECT_TRUE(std::all_of(route.end() - kGuard, route.end(), [](std::int32_t v) { return v == kGuard32; }));
+        checked += expect_routes(p, tokens, rank, subspaces, route_cols, 1, z, route);
       }
   EXPECT_EQ(checked, 4 * 2 * 2 * 12);
 }
@@ -348,27 +375,31 @@ TEST(WarpRowKernels, ExpandRoutedPlacesEachTokenInItsBasisBlock) {
   expect_expanded<1>(7, 2, 33, 16, 1);
 }
 
+/// A quant decode kernel on random codes and scales: bf16(code x scale) for every code of every token,
+/// nothing written past the output.
+template <typename Kernel>
+void expect_quant_decode(Kernel kernel, std::int64_t tokens, int dim, dim3 grid, dim3 block, std::mt19937& rng) {
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(tokens * dim));
+  for (auto& c : codes) c = static_cast<std::int8_t>(static_cast<int>(rng() % 255) - 127);
+  Bits scales(static_cast<std::size_t>(tokens));
+  for (auto& sc : scales) sc = moss::kernels::float_to_bf16_bits(std::ldexp(1.0f + static_cast<float>(rng() % 100) / 100.0f, -static_cast<int>(rng() % 20)));
+  Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
+  emu::launch_blocks(grid, block, kernel, static_cast<const std::int8_t*>(codes.data()), static_cast<const std::uint16_t*>(scales.data()), tokens,
+                     dim, out.data());
+  for (std::int64_t t = 0; t < tokens; ++t)
+    for (int j = 0; j < dim; ++j) {
+      const float scale = moss::kernels::bf16_bits_to_float(scales[static_cast<std::size_t>(t)]);
+      ASSERT_EQ(out[static_cast<std::size_t>(t * dim + j)],
+                moss::kernels::float_to_bf16_bits(static_cast<float>(codes[static_cast<std::size_t>(t * dim + j)]) * scale))
+          << "d " << dim << " token " << t << " value " << j;
+    }
+  EXPECT_TRUE(std::all_of(out.end() - kGuard, out.end(), [](std::uint16_t v) { return v == kGuard16; }));
+}
+
 TEST(WarpRowKernels, QuantDecodeRowsScalesEveryCode) {
-  // bf16(code x scale) for every code of every token; fewer blocks than tokens (grid stride).
+  // Rows of whole 8-value chunks; fewer blocks than tokens (grid stride).
   std::mt19937 rng(5);
-  for (const int dim : {8, 264, 1024}) {
-    const std::int64_t tokens = 11;
-    std::vector<std::int8_t> codes(static_cast<std::size_t>(tokens * dim));
-    for (auto& c : codes) c = static_cast<std::int8_t>(static_cast<int>(rng() % 255) - 127);
-    Bits scales(static_cast<std::size_t>(tokens));
-    for (auto& sc : scales) sc = moss::kernels::float_to_bf16_bits(std::ldexp(1.0f + static_cast<float>(rng() % 100) / 100.0f, -static_cast<int>(rng() % 20)));
-    Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
-    emu::launch_blocks(dim3{3, 1, 1}, dim3{64, 1, 1}, cu::quant_decode_rows_kernel, static_cast<const std::int8_t*>(codes.data()),
-                       static_cast<const std::uint16_t*>(scales.data()), tokens, dim, out.data());
-    for (std::int64_t t = 0; t < tokens; ++t)
-      for (int j = 0; j < dim; ++j) {
-        const float scale = moss::kernels::bf16_bits_to_float(scales[static_cast<std::size_t>(t)]);
-        ASSERT_EQ(out[static_cast<std::size_t>(t * dim + j)],
-                  moss::kernels::float_to_bf16_bits(static_cast<float>(codes[static_cast<std::size_t>(t * dim + j)]) * scale))
-            << "d " << dim << " token " << t << " value " << j;
-      }
-    EXPECT_TRUE(std::all_of(out.end() - kGuard, out.end(), [](std::uint16_t v) { return v == kGuard16; }));
-  }
+  for (const int dim : {8, 264, 1024}) expect_quant_decode(cu::quant_decode_rows_kernel, 11, dim, dim3{3, 1, 1}, dim3{64, 1, 1}, rng);
 }
 
 }  // namespace
@@ -400,34 +431,9 @@ TEST(BlockRowKernels, TopkAndQuantDecodeAnyRow) {
   for (const int dim : any_dims()) {
     // topk: ascending random subsets of 30 % of the row.
     const int k = std::max(1, static_cast<int>(0.3 * dim));
-    Bits values(static_cast<std::size_t>(tokens * k));
-    std::vector<std::int32_t> indices(static_cast<std::size_t>(tokens * k));
-    std::vector<std::int32_t> all(static_cast<std::size_t>(dim));
-    std::iota(all.begin(), all.end(), 0);
-    for (std::int64_t t = 0; t < tokens; ++t) {
-      std::shuffle(all.begin(), all.end(), rng);
-      std::sort(all.begin(), all.begin() + k);
-      for (int q = 0; q < k; ++q) {
-        indices[static_cast<std::size_t>(t * k + q)] = all[static_cast<std::size_t>(q)];
-        values[static_cast<std::size_t>(t * k + q)] = static_cast<std::uint16_t>(1 + (rng() % 0xfffe));
-      }
-    }
+    const auto [values, indices] = random_kept(tokens, dim, k, false, rng);
     expect_topk_decode(cu::topk_decode_kernel, "block d " + std::to_string(dim), values, indices, tokens, dim, k, 2);
-    // quant: bf16(code x scale).
-    std::vector<std::int8_t> codes(static_cast<std::size_t>(tokens * dim));
-    for (auto& c : codes) c = static_cast<std::int8_t>(static_cast<int>(rng() % 255) - 127);
-    Bits scales(static_cast<std::size_t>(tokens));
-    for (auto& sc : scales) sc = moss::kernels::float_to_bf16_bits(std::ldexp(1.0f + static_cast<float>(rng() % 100) / 100.0f, -static_cast<int>(rng() % 20)));
-    Bits out(static_cast<std::size_t>(tokens * dim + kGuard), kGuard16);
-    launch_rows(tokens, 2, cu::quant_decode_kernel, static_cast<const std::int8_t*>(codes.data()), static_cast<const std::uint16_t*>(scales.data()),
-                tokens, dim, out.data());
-    for (std::int64_t t = 0; t < tokens; ++t)
-      for (int j = 0; j < dim; ++j)
-        ASSERT_EQ(out[static_cast<std::size_t>(t * dim + j)],
-                  moss::kernels::float_to_bf16_bits(static_cast<float>(codes[static_cast<std::size_t>(t * dim + j)]) *
-                                                    moss::kernels::bf16_bits_to_float(scales[static_cast<std::size_t>(t)])))
-            << "d " << dim << " token " << t << " value " << j;
-    EXPECT_TRUE(std::all_of(out.end() - kGuard, out.end(), [](std::uint16_t v) { return v == kGuard16; }));
+    expect_quant_decode(cu::quant_decode_kernel, tokens, dim, dim3{2, 1, 1}, dim3{cu::kRowBlockThreads, 1, 1}, rng);
   }
 }
 
@@ -450,27 +456,7 @@ TEST(BlockRowKernels, RouteSelectPerRoutingBlock) {
         std::vector<std::int32_t> route(static_cast<std::size_t>(routes + kGuard), kGuard32);
         launch_rows(routes, 2, cu::route_select_kernel, static_cast<const float*>(p.data()), tokens, rank, subspaces, route_cols, block_tokens,
                     z.data(), route.data());
-        for (std::int64_t b = 0; b < routes; ++b) {
-          std::vector<double> energy(static_cast<std::size_t>(subspaces), 0.0);
-          const std::int64_t end = std::min(tokens, (b + 1) * block_tokens);
-          for (std::int64_t t = b * block_tokens; t < end; ++t)
-            for (int s = 0; s < subspaces; ++s)
-              for (int i = 0; i < route_cols; ++i) {
-                const double v = p[static_cast<std::size_t>((t * subspaces + s) * rank + i)];
-                energy[static_cast<std::size_t>(s)] += v * v;
-              }
-          const int got = route[static_cast<std::size_t>(b)];
-          ASSERT_TRUE(got >= 0 && got < subspaces) << "routing block " << b;
-          EXPECT_GE(energy[static_cast<std::size_t>(got)], *std::max_element(energy.begin(), energy.end()) * (1 - 1e-5));
-          for (std::int64_t t = b * block_tokens; t < end; ++t)
-            for (int i = 0; i < rank; ++i)
-              ASSERT_EQ(z[static_cast<std::size_t>(t * rank + i)],
-                        moss::kernels::float_to_bf16_bits(p[static_cast<std::size_t>((t * subspaces + got) * rank + i)]))
-                  << "token " << t << " rank " << rank;
-          ++checked;
-        }
-        EXPECT_TRUE(std::all_of(z.end() - kGuard, z.end(), [](std::uint16_t v) { return v == kGuard16; }));
-        EXPECT_TRUE(std::all_of(route.end() - kGuard, route.end(), [](std::int32_t v) { return v == kGuard32; }));
+        checked += expect_routes(p, tokens, rank, subspaces, route_cols, block_tokens, z, route);
       }
   EXPECT_EQ(checked, 2 * 2 * (3 + 1));
 }
