@@ -16,7 +16,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${MOSS_RACECHECK_BUILD_DIR:-$root/build-tsan}"
 jobs="${MOSS_JOBS:-$(nproc)}"
 flags="-fsanitize=thread -fno-omit-frame-pointer -g -O1"
-tests=(moss_kernels_warp_row_kernels_test moss_kernels_theta_kernels_test moss_kernels_gemm_kernels_test)
+tests=(moss_kernels_warp_row_kernels_test moss_kernels_theta_kernels_test moss_kernels_theta_general_test moss_kernels_gemm_kernels_test)
 
 start=$(date +%s)
 mkdir -p "$build"

@@ -8,10 +8,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "theta_diagonal.h"  // kThetaStatParts
+#include "theta_general_steps.h"
 
 namespace moss::kernels::cuda {
 
@@ -137,6 +139,10 @@ void launch_theta_diagonal(const float* p, std::int64_t rows, int rank, const do
 /// scales of launch_theta_diagonal.
 void launch_rotate_diagonal(const std::uint16_t* wide, std::int64_t dim, int rank, const float* scales, std::uint16_t* u,
                             cudaStream_t stream);
+/// The device steps of mos's general theta fit (theta_general.h), launched on `stream`
+/// (cpu/device_theta_fit.h drives them): the fit of a state off the diagonal path without its sample
+/// projections leaving the device.
+std::unique_ptr<ThetaGeneralSteps> make_cuda_theta_steps(cudaStream_t stream);
 
 /// topk encode: per token the k largest |x| (ties: lowest index first), values bf16 and indices in
 /// ascending index order (tokens x k each). Rows of whole 16-byte chunks run a warp per token

@@ -2,17 +2,23 @@
 // CUDA-event timing.
 // mos with one rotation on a fitted state (the diagonal path, the default) runs wholly on the device:
 // per theta block the sample projection, theta and U(theta) (mos_kernels.cu), the projection, with no
-// wait for the host. Other mos states fit theta on the host from the device projections of a strided
-// sample (a (m+1)r-wide download per block) with the CPU encoder's own fit (MosBlockMixer: Newton
-// steps, r x r factors), then the device forms U(theta) = [Ubar W_1..W_m] S.
+// wait for the host. Other fitted mos states (several rotations) fit theta by the CPU encoder's
+// general path (Newton steps on r x r factors) from the device projections of a strided sample:
+// either on the host (a (m+1)r-wide download per block, MosBlockMixer) or with the objective's steps
+// on the device (device_theta_fit.h: the line search reads back a number per step), whichever
+// MOSS_GPU_THETA_FIT names or, by default, the faster for the shape; then the device forms U(theta) =
+// [Ubar W_1..W_m] S.
 // The wire's bit streams (mos-k routes, topk indices, quant codes) are packed on the device inside the
 // timed encode (pack_word.h), as a sender would before its send.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
+#include <string>
 
+#include "../cpu/device_theta_fit.h"
 #include "../cpu/eigen_types.h"
 #include "codec_launch.h"
 #include "cuda_check.h"
@@ -55,6 +61,19 @@ class DeviceBuffer {
   T* p_ = nullptr;
   std::size_t n_;
 };
+
+/// Where the general theta fit runs (MOSS_GPU_THETA_FIT): `host` (MosBlockMixer on the downloaded
+/// sample projections), `device` (their objective's steps on the device), or `auto` (unset: the faster
+/// for the shape, timed on its first block, as fastest_alternative times kernels).
+enum class ThetaFitPlace { automatic, host, device };
+ThetaFitPlace theta_fit_place() {
+  const char* env = std::getenv("MOSS_GPU_THETA_FIT");
+  const std::string v = env != nullptr ? env : "auto";
+  if (v == "auto" || v.empty()) return ThetaFitPlace::automatic;
+  if (v == "host") return ThetaFitPlace::host;
+  if (v == "device") return ThetaFitPlace::device;
+  throw std::invalid_argument("MOSS_GPU_THETA_FIT: \"" + v + "\" is not a place for the theta fit; expected auto, host or device");
+}
 
 // A matrix X of the fit uploaded once as bf16 (exact: the fit runs on the wire copy), with its stream.
 struct DeviceMatrix {
@@ -179,6 +198,13 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   const bool mixed = !diagonal && mixer.available();
   DeviceBuffer<std::uint16_t> dwide2(mixed ? 2 * wide.size() : 0), ds(mixed ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
   std::vector<std::uint16_t> s_bits;
+  // The general fit's steps on the device: the direction Gram matrix and the objective's scratch.
+  const ThetaFitPlace fit_place = mixed ? theta_fit_place() : ThetaFitPlace::host;
+  const bool device_fit = mixed && fit_place != ThetaFitPlace::host && m <= cuda::kDeviceThetaRotations;
+  DeviceBuffer<float> ddirection_gram(device_fit ? s.direction_gram.size() : 0);
+  DeviceBuffer<double> dfit(device_fit ? static_cast<std::size_t>(cpu::device_theta_scratch(sample_rows, static_cast<int>(m), static_cast<int>(r))) : 0);
+  const std::unique_ptr<cuda::ThetaGeneralSteps> fit_steps = device_fit ? cuda::make_cuda_theta_steps(stream) : nullptr;
+  if (device_fit) ddirection_gram.upload(s.direction_gram, stream);
   if (mixed) {
     const std::vector<std::uint16_t> wb = to_bf16_bits(wide.data(), wide.size());
     std::vector<std::uint16_t> w2(2 * wide.size());
@@ -218,29 +244,41 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
                                         static_cast<std::int64_t>(dstats.size()), dtheta.get() + b,
                                         dcolumn_scales.get(), stream);
             cuda::launch_rotate_diagonal(dwide.get(), d, static_cast<int>(r), dcolumn_scales.get(), drot.get() + b * d * r, stream);
-          } else {
-            std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
-            p.resize(static_cast<std::size_t>(ns * wide_cols));
-            if (mixed) {
-              // U = [Ubar W_1 .. W_m] S with S from the CPU encoder's fits (MosBlockMixer), on the
-              // device: S as bf16 hi + lo parts against the basis stored twice (dwide2), so S keeps
-              // ~16 bits and the product accumulates in fp32.
-              std::vector<float> th, mix;
+          } else if (mixed) {
+            // U = [Ubar W_1 .. W_m] S with theta from the CPU encoder's general fit and S from its r x r
+            // factors (MosBlockMixer), on the device: S as bf16 hi + lo parts against the basis stored
+            // twice (dwide2), so S keeps ~16 bits and the product accumulates in fp32.
+            std::vector<float> th, mix;
+            auto on_host = [&] {
+              std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
               mixer.fit(p.data(), ns, th, mix);
-              theta.insert(theta.end(), th.begin(), th.end());
-              s_bits = to_bf16_hi_lo(mix.data(), mix.size());
-              ds.upload(s_bits, stream);
-              cuda::launch_gemm_bf16(dwide2.get(), 2 * wide_cols, ds.get(), r, false, nullptr, drot.get() + b * d * r, r, d,
-                                     static_cast<int>(r), static_cast<int>(2 * wide_cols), stream);
-            } else {  // states without the Gram blocks: U(theta) on the host as rotation.h defines it
-              cpu::RowMatrixD m_theta;
-              const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
-              theta.insert(theta.end(), th.begin(), th.end());
-              const cpu::RowMatrixF u =
-                  cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
-              MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bf16_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
-                                              static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));  // staged: see upload
-            }
+            };
+            auto on_device = [&] {
+              th = cpu::fit_block_theta_on_device(*fit_steps, dp.get(), ns, ddirection_gram.get(), static_cast<int>(m), static_cast<int>(r),
+                                                  dfit.get());
+              mixer.mix(th, mix);
+            };
+            if (!device_fit) on_host();
+            else if (fit_place == ThetaFitPlace::device) on_device();
+            else
+              cuda::run_fastest_alternative("mos theta fit m=" + std::to_string(m) + " r=" + std::to_string(r) + " n<=" +
+                                                std::to_string(cuda::pow2_bucket(ns)),
+                                            {"device", "host"}, {on_device, on_host}, stream);
+            theta.insert(theta.end(), th.begin(), th.end());
+            s_bits = to_bf16_hi_lo(mix.data(), mix.size());
+            ds.upload(s_bits, stream);
+            cuda::launch_gemm_bf16(dwide2.get(), 2 * wide_cols, ds.get(), r, false, nullptr, drot.get() + b * d * r, r, d,
+                                   static_cast<int>(r), static_cast<int>(2 * wide_cols), stream);
+          } else {  // states without the Gram blocks: U(theta) on the host as rotation.h defines it
+            std::vector<float> p = dp.download(stream);
+            p.resize(static_cast<std::size_t>(ns * wide_cols));
+            cpu::RowMatrixD m_theta;
+            const std::vector<float> th = cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
+            theta.insert(theta.end(), th.begin(), th.end());
+            const cpu::RowMatrixF u =
+                cpu::rotated_basis_eigen(s.basis.data(), s.directions.data(), th.data(), static_cast<int>(m), d, static_cast<int>(r));
+            MOSS_CUDA_CHECK(cudaMemcpyAsync(drot.get() + b * d * r, to_bf16_bits(u.data(), static_cast<std::size_t>(d * r)).data(),
+                                            static_cast<std::size_t>(d * r) * 2, cudaMemcpyHostToDevice, stream));  // staged: see upload
           }
           cuda::launch_gemm_bf16(dx.get() + t0 * d, d, drot.get() + b * d * r, r, false, nullptr, dz.get() + t0 * r, r, n,
                                  static_cast<int>(r), static_cast<int>(d), stream);

@@ -343,6 +343,10 @@ TEST(MosBlockMixer, EncoderThetaAndReferenceBasisFromTheSampleProjections) {
       mixer.fit(p.data.data(), p.rows, theta, mix);
       ASSERT_EQ(theta.size(), static_cast<std::size_t>(m));
       ASSERT_EQ(mix.size(), static_cast<std::size_t>(w * r));
+      std::vector<float> again;  // S for a theta fitted elsewhere (the device's fit): the same S
+      mixer.mix(theta, again);
+      EXPECT_EQ(again, mix);
+      EXPECT_THROW(mixer.mix(std::vector<float>(static_cast<std::size_t>(m + 1), 0.0f), again), std::invalid_argument);
       const mk::Encoded e = mk::encode(s, x.view());
       ASSERT_EQ(e.theta.size(), theta.size());
       bool moved = false;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -76,29 +77,43 @@ TEST_P(GpuVsCpu, SameReconstructionWithinBf16Tolerance) {
 
 TEST(GpuMos, OneAndTwoRotationsGiveTheCpuThetaAndReconstruction) {
   // One rotation (the default, the diagonal path): theta and U(theta) on the device by the CPU
-  // encoder's steps (mos_kernels.cu, theta_diagonal.h). Two: the host's general-path fit
-  // (MosBlockMixer) between device steps. Same theta per block as the CPU encoder (the sample
-  // projections differ only in fp32 summation order) and the same reconstruction.
+  // encoder's steps (mos_kernels.cu, theta_diagonal.h). Two and three: the CPU encoder's general-path
+  // fit, on the host (MosBlockMixer) or with its objective's steps on the device (theta_general.h,
+  // MOSS_GPU_THETA_FIT=device), or the faster of the two (auto). Same theta per block as the CPU
+  // encoder (the sample projections differ only in fp32 summation order) and the same reconstruction.
   if (!mk::gpu_available()) GTEST_SKIP() << "no usable CUDA device (or moss built without CUDA)";
   mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,dim=320");
   s.tokens = 1024 + 600;
   const mk::Matrix all = mk::generate_synthetic(s, false);
   const mk::MatrixView x = all.view().slice_rows(1024, 600);
-  for (int rotations : {1, 2}) {
-    mk::CodecConfig c;
-    c.method = mk::Method::mos, c.rank = 24, c.rotations = rotations, c.theta_block_tokens = 200;
-    const mk::CodecState st = mk::fit_codec(c, all.view().slice_rows(0, 1024), 3);
-    mk::Matrix cpu(x.rows, x.cols), gpu(x.rows, x.cols);
-    const mk::Encoded ec = mk::encode(st, x);
-    mk::decode(st, ec, cpu.data.data());
-    mk::GpuTiming timing;
-    const mk::Encoded eg = mk::gpu_roundtrip(st, x, gpu.data.data(), timing);
-    ASSERT_EQ(eg.theta.size(), ec.theta.size()) << "rotations " << rotations;
-    ASSERT_EQ(ec.theta.size(), static_cast<std::size_t>(3 * rotations));
-    for (std::size_t i = 0; i < ec.theta.size(); ++i)
-      EXPECT_NEAR(eg.theta[i], ec.theta[i], 1e-3 + 0.05 * std::abs(ec.theta[i])) << "rotations " << rotations << " theta " << i;
-    EXPECT_LT(mk::reconstruction_error(cpu.view(), gpu.view()).relative, 2e-2) << "rotations " << rotations;
-  }
+  for (int rotations : {1, 2, 3})
+    for (const char* place : {"auto", "host", "device"}) {
+      if (rotations == 1 && std::string(place) != "auto") continue;  // the diagonal path has one place
+      ::setenv("MOSS_GPU_THETA_FIT", place, 1);
+      const std::string where = "rotations " + std::to_string(rotations) + ", fit " + place;
+      mk::CodecConfig c;
+      c.method = mk::Method::mos, c.rank = 24, c.rotations = rotations, c.theta_block_tokens = 200;
+      const mk::CodecState st = mk::fit_codec(c, all.view().slice_rows(0, 1024), 3);
+      mk::Matrix cpu(x.rows, x.cols), gpu(x.rows, x.cols);
+      const mk::Encoded ec = mk::encode(st, x);
+      mk::decode(st, ec, cpu.data.data());
+      mk::GpuTiming timing;
+      const mk::Encoded eg = mk::gpu_roundtrip(st, x, gpu.data.data(), timing);
+      ASSERT_EQ(eg.theta.size(), ec.theta.size()) << where;
+      ASSERT_EQ(ec.theta.size(), static_cast<std::size_t>(3 * rotations));
+      for (std::size_t i = 0; i < ec.theta.size(); ++i)
+        EXPECT_NEAR(eg.theta[i], ec.theta[i], 1e-3 + 0.05 * std::abs(ec.theta[i])) << where << " theta " << i;
+      EXPECT_LT(mk::reconstruction_error(cpu.view(), gpu.view()).relative, 2e-2) << where;
+    }
+  ::unsetenv("MOSS_GPU_THETA_FIT");
+  ::setenv("MOSS_GPU_THETA_FIT", "nowhere", 1);
+  mk::CodecConfig c;
+  c.method = mk::Method::mos, c.rank = 8, c.rotations = 2;
+  const mk::CodecState st = mk::fit_codec(c, all.view().slice_rows(0, 1024), 3);
+  mk::Matrix gpu(x.rows, x.cols);
+  mk::GpuTiming timing;
+  EXPECT_THROW(mk::gpu_roundtrip(st, x, gpu.data.data(), timing), std::invalid_argument);
+  ::unsetenv("MOSS_GPU_THETA_FIT");
 }
 
 TEST(GpuFit, TheDeviceFitGivesTheCpuFitsErrors) {

@@ -28,6 +28,8 @@ class MosBlockMixer {
   bool available() const { return grams_; }
   /// Theta (m values) and S of the block whose sample projections are p (n rows).
   void fit(const float* p, std::int64_t n, std::vector<float>& theta, std::vector<float>& mix) const;
+  /// S for a theta fitted elsewhere (the device's fit of the same objective: device_theta_fit.h).
+  void mix(const std::vector<float>& theta, std::vector<float>& mix) const;
 
  private:
   const CodecState& s_;

@@ -1,0 +1,178 @@
+#pragma once
+// The kernels of mos's theta off the diagonal path (several rotations): the steps of the CPU
+// encoder's general objective (cpu/theta_fit.cpp, GeneralObjective) in double on the device, so that
+// the sample projections P = X_s [Ubar W_1 .. W_m] stay there and the r x r algebra of each
+// evaluation runs over the device rather than on one host core. The line search itself stays the
+// CPU encoder's (maximise_theta_newton, driven by cpu/device_theta_fit.cpp): it reads one objective,
+// one gradient or the Hessian at zero per step. Compiled by nvcc (mos_kernels.cu launches them) and,
+// for tests/kernels/theta_general_test.cpp, by the host compiler under the CPU emulation of
+// tests/kernels/warp_emulation.h. In an anonymous namespace: one copy per translation unit.
+#include <cstdint>
+
+#include "theta_general_steps.h"
+
+namespace moss::kernels::cuda {
+
+namespace {
+constexpr int kFitThreads = 256, kFitTile = 16;
+
+__device__ __forceinline__ double fit_load(const FitOperand& o, std::int64_t i, std::int64_t j) {
+  const std::int64_t at = o.offset + (o.transposed ? j * o.ld + i : i * o.ld + j);
+  return o.f32 ? static_cast<double>(static_cast<const float*>(o.data)[at]) : static_cast<const double*>(o.data)[at];
+}
+
+// C (rows x cols, ldc) = alpha op(A) op(B) + beta C (beta = 0: C is not read), op(A) rows x depth,
+// op(B) depth x cols; 16 x 16 tiles of C per block of 256 threads, depth in steps of 16 through shared
+// memory. Each element sums its depth in order. For the fit's r x r and n x r products (r, n <= 512):
+// small next to the projections, so a plain tiled kernel.
+__global__ void __launch_bounds__(kFitThreads) fit_gemm_kernel(int rows, int cols, int depth, double alpha, FitOperand a,
+                                                               FitOperand b, double beta, double* __restrict__ c, std::int64_t ldc) {
+  __shared__ double as[kFitTile][kFitTile + 1], bs[kFitTile][kFitTile + 1];
+  const int tx = static_cast<int>(threadIdx.x) % kFitTile, ty = static_cast<int>(threadIdx.x) / kFitTile;
+  const int i = static_cast<int>(blockIdx.y) * kFitTile + ty, j = static_cast<int>(blockIdx.x) * kFitTile + tx;
+  double acc = 0;
+  for (int l0 = 0; l0 < depth; l0 += kFitTile) {
+    const int al = l0 + tx, bl = l0 + ty;
+    as[ty][tx] = i < rows && al < depth ? fit_load(a, i, al) : 0.0;
+    const int bj = static_cast<int>(blockIdx.x) * kFitTile + tx;
+    bs[ty][tx] = bl < depth && bj < cols ? fit_load(b, bl, bj) : 0.0;
+    __syncthreads();
+    const int steps = depth - l0 < kFitTile ? depth - l0 : kFitTile;
+    for (int l = 0; l < steps; ++l) acc += as[ty][l] * bs[l][tx];
+    __syncthreads();  // read before the next step overwrites
+  }
+  if (i < rows && j < cols) {
+    double* out = c + static_cast<std::int64_t>(i) * ldc + j;
+    *out = beta == 0.0 ? alpha * acc : alpha * acc + beta * *out;
+  }
+}
+
+// The Frobenius products of FrobeniusPairs: one block per pair, each thread a strided share of the
+// elements in row-major order, then a fixed tree over the block (the same sum on every run).
+__global__ void __launch_bounds__(kFitThreads) fit_frobenius_kernel(FrobeniusPairs f, double* __restrict__ out) {
+  __shared__ double partial[kFitThreads];
+  const int tid = static_cast<int>(threadIdx.x);
+  int i = 0, j = static_cast<int>(blockIdx.x);
+  if (f.upper)  // blockIdx.x -> (i, j), i <= j, row by row
+    while (j >= f.count - i) j -= f.count - i, ++i;
+  if (f.upper) j += i;
+  FitOperand a = f.a, b = f.b;
+  a.offset += i * f.a_i + j * f.a_j;
+  b.offset += i * f.b_i + j * f.b_j;
+  double s = 0;
+  const std::int64_t total = static_cast<std::int64_t>(f.rows) * f.cols;
+  for (std::int64_t e = tid; e < total; e += kFitThreads) {
+    const std::int64_t p = e / f.cols, q = e % f.cols;
+    s += fit_load(a, p, q) * fit_load(b, p, q);
+  }
+  partial[tid] = s;
+  __syncthreads();
+  for (int half = kFitThreads / 2; half > 0; half /= 2) {
+    if (tid < half) partial[tid] += partial[tid + half];
+    __syncthreads();
+  }
+  if (tid == 0) out[blockIdx.x] = partial[0];
+}
+
+// M = sum_i theta_i^2 D_ii + S + S^T, S = sum_{i < j} theta_i theta_j D_ij (r x r), from the direction
+// Gram matrix D (m r square, fp32; D_ij its block (i, j)), as direction_gram_sum. One thread per
+// element of M.
+__global__ void __launch_bounds__(kFitThreads) fit_direction_sum_kernel(const float* __restrict__ d, int m, int r, FitTheta theta,
+                                                                        double* __restrict__ mm) {
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * kFitThreads + threadIdx.x;
+  if (e >= static_cast<std::int64_t>(r) * r) return;
+  const std::int64_t p = e / r, q = e % r, ld = static_cast<std::int64_t>(m) * r;
+  double diag = 0, upper = 0;
+  for (int i = 0; i < m; ++i) {
+    if (theta.v[i] == 0.0f) continue;
+    for (int j = i; j < m; ++j) {
+      const double c = static_cast<double>(theta.v[i]) * theta.v[j];
+      if (c == 0.0) continue;
+      const float* block = d + static_cast<std::int64_t>(i) * r * ld + static_cast<std::int64_t>(j) * r;
+      if (j == i) diag += c * block[p * ld + q];
+      else upper += c * (static_cast<double>(block[p * ld + q]) + block[q * ld + p]);
+    }
+  }
+  mm[e] = diag + upper;
+}
+
+// Y = P_0 + sum_k theta_k P_k (n x r, double) from the sample projections P = [P_0 .. P_m] (fp32, n x
+// (m + 1) r), adding in k order as GeneralObjective does; Q = I (r x r) on the side, which the next
+// product then updates. One thread per element.
+__global__ void __launch_bounds__(kFitThreads) fit_combine_kernel(const float* __restrict__ p, std::int64_t rows, int m, int r,
+                                                                  FitTheta theta, double* __restrict__ y, double* __restrict__ q) {
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * kFitThreads + threadIdx.x;
+  const std::int64_t rr = static_cast<std::int64_t>(r) * r;
+  if (e < rr) q[e] = e / r == e % r ? 1.0 : 0.0;
+  if (e >= rows * r) return;
+  const std::int64_t i = e / r, c = e % r, ld = static_cast<std::int64_t>(m + 1) * r;
+  double v = p[i * ld + c];
+  for (int k = 0; k < m; ++k)
+    if (theta.v[k] != 0.0f) v += static_cast<double>(theta.v[k]) * p[i * ld + static_cast<std::int64_t>(k + 1) * r + c];
+  y[e] = v;
+}
+
+// In place, the lower Cholesky factor L of the symmetric positive definite q (n x n, ld; its lower
+// triangle is read): one block, column by column (the pivot, the column below it, the trailing
+// lower triangle), three barriers a column. A non-positive pivot leaves NaN, which the objective
+// then carries (the line search rejects a NaN trial).
+__global__ void __launch_bounds__(kFitThreads) fit_cholesky_kernel(double* q, int n, std::int64_t ld) {
+  __shared__ double pivot;
+  const int tid = static_cast<int>(threadIdx.x);
+  for (int j = 0; j < n; ++j) {
+    if (tid == 0) {
+      const double dj = q[static_cast<std::int64_t>(j) * ld + j];
+      pivot = dj > 0 ? sqrt(dj) : dj == 0 ? 0.0 : sqrt(-1.0);
+      q[static_cast<std::int64_t>(j) * ld + j] = pivot;
+    }
+    __syncthreads();
+    const double pj = pivot;
+    for (int i = j + 1 + tid; i < n; i += kFitThreads) q[static_cast<std::int64_t>(i) * ld + j] /= pj;
+    __syncthreads();
+    const int rest = n - j - 1;
+    for (std::int64_t e = tid; e < static_cast<std::int64_t>(rest) * rest; e += kFitThreads) {
+      const std::int64_t i = j + 1 + e / rest, k = j + 1 + e % rest;
+      if (k <= i) q[i * ld + k] -= q[i * ld + j] * q[k * ld + j];
+    }
+    __syncthreads();  // the trailing triangle is the next column's input
+  }
+}
+
+// Each row y of Y (rows x r, ldy) against the lower triangular L (r x r, ldl): z = L^-1 y
+// (`transposed` false: Z = Y L^-T, the rows of (L^-1 Y^T)^T) or z = L^-T y (`transposed`: Z = Y L^-1).
+// One warp per row; lane l keeps the elements q = l, l + 32, ... (counted from the end when
+// `transposed`) of z, which only it writes and reads: the partial sums meet through shuffles only.
+__global__ void __launch_bounds__(kFitThreads) fit_triangular_rows_kernel(const double* __restrict__ l, std::int64_t ldl, int r,
+                                                                          const double* __restrict__ y, std::int64_t ldy, double* __restrict__ z,
+                                                                          std::int64_t ldz, std::int64_t rows, bool transposed) {
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * (kFitThreads / 32) + static_cast<int>(threadIdx.x) / 32;
+  if (row >= rows) return;  // the whole warp
+  const double* yr = y + row * ldy;
+  double* zr = z + row * ldz;
+  for (int s = 0; s < r; ++s) {
+    const int p = transposed ? r - 1 - s : s;
+    double part = 0;
+    if (!transposed)
+      for (int q = lane; q < p; q += 32) part += l[static_cast<std::int64_t>(p) * ldl + q] * zr[q];
+    else
+      for (int q = r - 1 - lane; q > p; q -= 32) part += l[static_cast<std::int64_t>(q) * ldl + p] * zr[q];
+    for (int o = 16; o > 0; o /= 2) part += __shfl_down_sync(0xffffffffu, part, o);
+    part = __shfl_sync(0xffffffffu, part, 0);
+    if (lane == (transposed ? r - 1 - p : p) % 32) zr[p] = (yr[p] - part) / l[static_cast<std::int64_t>(p) * ldl + p];
+  }
+}
+
+// V = V0 + V0^T + (MC + MC^T) / 2 (r x r), in place in v0, from MC: the gradient's symmetric factor.
+// The two triangles are formed from the originals, so each thread takes an (i, j), i <= j, pair.
+__global__ void __launch_bounds__(kFitThreads) fit_symmetrise_kernel(double* v, const double* __restrict__ mc, int r) {
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * kFitThreads + threadIdx.x;
+  if (e >= static_cast<std::int64_t>(r) * r) return;
+  const std::int64_t i = e / r, j = e % r;
+  if (j < i) return;
+  const double s = v[i * r + j] + v[j * r + i] + 0.5 * (mc[i * r + j] + mc[j * r + i]);
+  v[i * r + j] = s;
+  v[j * r + i] = s;
+}
+}  // namespace
+}  // namespace moss::kernels::cuda

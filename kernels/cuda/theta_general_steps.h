@@ -1,0 +1,71 @@
+#pragma once
+// The device steps of mos's general theta fit (theta_general.h: the kernels), their operands, and
+// the steps as an interface: the CUDA launchers
+// (mos_kernels.cu, make_cuda_theta_steps in codec_launch.h) and, in the tests, the same kernels under
+// the CPU emulation. cpu/device_theta_fit.cpp drives them with the CPU encoder's line search. Std
+// types only: the pointers are device pointers (host pointers under the emulation).
+#include <cstddef>
+#include <cstdint>
+
+#include "host_device.h"
+
+namespace moss::kernels::cuda {
+
+/// The most rotations the device fit takes (theta travels in the launch's arguments); more run on
+/// the host.
+inline constexpr int kDeviceThetaRotations = 16;
+
+/// A row-major matrix operand of the device fit: fp32 (the sample projections, the direction Gram
+/// blocks) or double (the fit's own scratch), read as op(X)(i, j) = X[offset + i ld + j], or
+/// X[offset + j ld + i] when `transposed`.
+struct FitOperand {
+  const void* data = nullptr;
+  std::int64_t ld = 0;
+  bool f32 = false;
+  bool transposed = false;
+  std::int64_t offset = 0;
+};
+
+/// theta by value in a launch's arguments.
+struct FitTheta {
+  float v[kDeviceThetaRotations] = {};
+};
+
+/// out[b] = sum_{p < rows, q < cols} op(a)(p, q) op(b)(p, q) for the pairs b of a launch: with
+/// `upper`, b enumerates (i, j), 0 <= i <= j < count, row by row; otherwise (0, j), j < count. The
+/// pair (i, j) shifts a's offset by i a_i + j a_j and b's by i b_i + j b_j elements.
+struct FrobeniusPairs {
+  FitOperand a, b;
+  int rows = 0, cols = 0, count = 1;
+  bool upper = false;
+  std::int64_t a_i = 0, a_j = 0, b_i = 0, b_j = 0;
+};
+
+/// The number of pairs of a FrobeniusPairs launch.
+MOSS_HOST_DEVICE inline int frobenius_pair_count(const FrobeniusPairs& f) { return f.upper ? f.count * (f.count + 1) / 2 : f.count; }
+
+/// The fit's device steps, in stream order: each returns once its work is queued, download() once
+/// it is done.
+class ThetaGeneralSteps {
+ public:
+  virtual ~ThetaGeneralSteps() = default;
+  /// c (rows x cols, ldc) = alpha op(a) op(b) + beta c (fit_gemm_kernel).
+  virtual void gemm(int rows, int cols, int depth, double alpha, const FitOperand& a, const FitOperand& b, double beta, double* c,
+                    std::int64_t ldc) = 0;
+  /// out[0 .. frobenius_pair_count(f)) (fit_frobenius_kernel).
+  virtual void frobenius(const FrobeniusPairs& f, double* out) = 0;
+  /// mm = M(theta) from the direction Gram matrix d (fit_direction_sum_kernel).
+  virtual void direction_sum(const float* d, int m, int r, const FitTheta& theta, double* mm) = 0;
+  /// y = P_0 + sum_k theta_k P_k, q = I (fit_combine_kernel).
+  virtual void combine(const float* p, std::int64_t rows, int m, int r, const FitTheta& theta, double* y, double* q) = 0;
+  /// The lower Cholesky factor of q in place (fit_cholesky_kernel).
+  virtual void cholesky(double* q, int r) = 0;
+  /// z = y L^-T, or y L^-1 when `transposed`, row by row (fit_triangular_rows_kernel); all ld r.
+  virtual void triangular_rows(const double* l, int r, const double* y, double* z, std::int64_t rows, bool transposed) = 0;
+  /// v = v + v^T + (mc + mc^T) / 2 (fit_symmetrise_kernel).
+  virtual void symmetrise(double* v, const double* mc, int r) = 0;
+  /// Copies `count` doubles to the host once the steps before it are done.
+  virtual void download(double* host, const double* device, std::size_t count) = 0;
+};
+
+}  // namespace moss::kernels::cuda
