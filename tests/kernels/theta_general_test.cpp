@@ -89,7 +89,7 @@ TEST(ThetaGeneral, ObjectiveGradientAndHessianAreTheGeneralObjectives) {
     int m, r;
   };
   const Shape all_shapes[] = {{13, 2, 6}, {6, 3, 33}, {1, 2, 17}};
-  const Shape race_shapes[] = {{9, 2, 6}, {3, 3, 33}};
+  const Shape race_shapes[] = {{4, 2, 33}};  // under ThreadSanitizer: every step once, lanes past 32
   const auto shapes = emu::kRacecheck ? std::span<const Shape>(race_shapes) : std::span<const Shape>(all_shapes);
   for (const Shape& sh : shapes) {
     SCOPED_TRACE("n " + std::to_string(sh.n) + " m " + std::to_string(sh.m) + " r " + std::to_string(sh.r));
@@ -120,6 +120,7 @@ TEST(ThetaGeneral, ObjectiveGradientAndHessianAreTheGeneralObjectives) {
     mk::cpu::DeviceGeneralObjective obj(steps, p.data(), sh.n, d.data(), m, r, scratch.data());
     std::vector<std::vector<float>> thetas = {std::vector<float>(static_cast<std::size_t>(m), 0.0f)};
     for (float scale : {0.05f, 0.4f}) {
+      if (emu::kRacecheck && scale != 0.4f) continue;
       std::vector<float> t(static_cast<std::size_t>(m));
       for (float& v : t) v = scale * g(rng);
       thetas.push_back(t);
@@ -172,9 +173,9 @@ TEST(ThetaGeneral, DeviceFitGivesTheEncodersTheta) {
     std::int64_t dim, n;
     double spread;
   };
-  const Case all_cases[] = {{2, 6, 72, 24, 0.8}, {3, 18, 128, 10, 0.1}};
-  const Case race_cases[] = {{2, 6, 72, 12, 0.8}};  // the kernels' races: the test above covers every step
-  const auto cases = emu::kRacecheck ? std::span<const Case>(race_cases) : std::span<const Case>(all_cases);
+  // Under ThreadSanitizer the test above launches every step; this one would only repeat them.
+  if (emu::kRacecheck) GTEST_SKIP() << "the race check runs every step in ObjectiveGradientAndHessianAreTheGeneralObjectives";
+  const Case cases[] = {{2, 6, 72, 24, 0.8}, {3, 18, 128, 10, 0.1}};
   int same = 0, moved = 0;
   for (const Case& c : cases) {
     SCOPED_TRACE("m " + std::to_string(c.m) + " r " + std::to_string(c.r) + " n " + std::to_string(c.n));
@@ -202,8 +203,8 @@ TEST(ThetaGeneral, DeviceFitGivesTheEncodersTheta) {
     for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3 + 1e-2 * std::abs(want[i])) << "theta " << i;
   }
   // The cases exercise the search (theta moves from zero) and mostly agree bit for bit.
-  EXPECT_EQ(moved, static_cast<int>(cases.size()));
-  EXPECT_GE(2 * same, static_cast<int>(cases.size()));
+  EXPECT_EQ(moved, static_cast<int>(std::size(cases)));
+  EXPECT_GE(2 * same, static_cast<int>(std::size(cases)));
 }
 
 TEST(ThetaGeneral, RefusesMoreRotationsThanTheLaunchCarries) {
