@@ -131,8 +131,21 @@ void DeviceGeneralObjective::form(const std::vector<float>& t) {
   steps_.combine(p_, n_, m_, r_, theta, s_.y, s_.q);                                            // Y = P_0 + P_t, Q = I
   steps_.gemm(static_cast<int>(n_), r_, r_, -0.5, block(0), square(s_.mm), 1.0, s_.y, r_);     // Y -= P_0 M / 2
   steps_.gemm(r_, r_, r_, 0.25, square(s_.mm), transposed(square(s_.mm)), 1.0, s_.q, r_);      // Q = I + M M^T / 4
-  steps_.cholesky(s_.q, r_);
+  cholesky();
   steps_.triangular_rows(s_.q, r_, s_.y, s_.z, n_, false);  // Z = Y L^-T: ||Z||^2 = tr(Q^-1 Y^T Y)
+}
+
+void DeviceGeneralObjective::cholesky() {
+  // Blocked, left-looking: each panel of columns takes the earlier columns' contributions in one
+  // product over the device, then factors its own columns in one block.
+  for (int j0 = 0; j0 < r_; j0 += cuda::kCholeskyPanel) {
+    const int width = std::min(cuda::kCholeskyPanel, r_ - j0);
+    if (j0 > 0) {
+      const FitOperand below{s_.q, r_, false, false, static_cast<std::int64_t>(j0) * r_};  // L[j0.., 0..j0)
+      steps_.gemm(r_ - j0, width, j0, -1.0, below, transposed(below), 1.0, s_.q + static_cast<std::int64_t>(j0) * r_ + j0, r_);
+    }
+    steps_.cholesky_panel(s_.q, r_, j0, width);
+  }
 }
 
 std::int64_t device_theta_scratch(std::int64_t n, int m, int r) {

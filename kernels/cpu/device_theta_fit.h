@@ -30,6 +30,7 @@ class DeviceGeneralObjective {
   [[nodiscard]] cuda::FitOperand direction_gram() const;
   [[nodiscard]] cuda::FitOperand square(const double* x) const;
   void form(const std::vector<float>& t);
+  void cholesky();
 
   cuda::ThetaGeneralSteps& steps_;
   const float *p_, *d_;

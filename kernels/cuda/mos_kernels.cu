@@ -68,8 +68,8 @@ class CudaThetaSteps final : public ThetaGeneralSteps {
     fit_combine_kernel<<<fit_blocks(items), kFitThreads, 0, stream_>>>(p, rows, m, r, theta, y, q);
     MOSS_CUDA_CHECK_LAUNCH();
   }
-  void cholesky(double* q, int r) override {
-    fit_cholesky_kernel<<<1, kFitThreads, 0, stream_>>>(q, r, r);
+  void cholesky_panel(double* q, int r, int j0, int width) override {
+    fit_cholesky_panel_kernel<<<1, kFitThreads, 0, stream_>>>(q, r, r, j0, width);
     MOSS_CUDA_CHECK_LAUNCH();
   }
   void triangular_rows(const double* l, int r, const double* y, double* z, std::int64_t rows, bool transposed) override {

@@ -112,14 +112,17 @@ __global__ void __launch_bounds__(kFitThreads) fit_combine_kernel(const float* _
   y[e] = v;
 }
 
-// In place, the lower Cholesky factor L of the symmetric positive definite q (n x n, ld; its lower
-// triangle is read): one block, column by column (the pivot, the column below it, the trailing
-// lower triangle), three barriers a column. A non-positive pivot leaves NaN, which the objective
-// then carries (the line search rejects a NaN trial).
-__global__ void __launch_bounds__(kFitThreads) fit_cholesky_kernel(double* q, int n, std::int64_t ld) {
+// One panel of the lower Cholesky factor L of the symmetric positive definite q (n x n, ld; its
+// lower triangle is read), in place: columns [j0, j0 + width) of rows j0 .. n - 1, whose earlier
+// columns' contributions fit_cholesky's panel update (a fit_gemm_kernel over the device) has already
+// subtracted. One block, column by column: the pivot, the column below it, the rest of the panel's
+// lower triangle; three barriers a column. A non-positive pivot leaves NaN, which the objective then
+// carries (the line search rejects a NaN trial).
+__global__ void __launch_bounds__(kFitThreads) fit_cholesky_panel_kernel(double* q, int n, std::int64_t ld, int j0, int width) {
   __shared__ double pivot;
   const int tid = static_cast<int>(threadIdx.x);
-  for (int j = 0; j < n; ++j) {
+  const int end = j0 + width < n ? j0 + width : n;
+  for (int j = j0; j < end; ++j) {
     if (tid == 0) {
       const double dj = q[static_cast<std::int64_t>(j) * ld + j];
       pivot = dj > 0 ? sqrt(dj) : dj == 0 ? 0.0 : sqrt(-1.0);
@@ -129,12 +132,12 @@ __global__ void __launch_bounds__(kFitThreads) fit_cholesky_kernel(double* q, in
     const double pj = pivot;
     for (int i = j + 1 + tid; i < n; i += kFitThreads) q[static_cast<std::int64_t>(i) * ld + j] /= pj;
     __syncthreads();
-    const int rest = n - j - 1;
-    for (std::int64_t e = tid; e < static_cast<std::int64_t>(rest) * rest; e += kFitThreads) {
-      const std::int64_t i = j + 1 + e / rest, k = j + 1 + e % rest;
+    const int rows = n - j - 1, cols = end - j - 1;
+    for (std::int64_t e = tid; cols > 0 && e < static_cast<std::int64_t>(rows) * cols; e += kFitThreads) {
+      const std::int64_t i = j + 1 + e / cols, k = j + 1 + e % cols;
       if (k <= i) q[i * ld + k] -= q[i * ld + j] * q[k * ld + j];
     }
-    __syncthreads();  // the trailing triangle is the next column's input
+    __syncthreads();  // the rest of the panel is the next column's input
   }
 }
 

@@ -11,6 +11,9 @@
 
 namespace moss::kernels::cuda {
 
+/// The width of a panel of the device's blocked Cholesky factorisation.
+inline constexpr int kCholeskyPanel = 32;
+
 /// The most rotations the device fit takes (theta travels in the launch's arguments); more run on
 /// the host.
 inline constexpr int kDeviceThetaRotations = 16;
@@ -58,8 +61,9 @@ class ThetaGeneralSteps {
   virtual void direction_sum(const float* d, int m, int r, const FitTheta& theta, double* mm) = 0;
   /// y = P_0 + sum_k theta_k P_k, q = I (fit_combine_kernel).
   virtual void combine(const float* p, std::int64_t rows, int m, int r, const FitTheta& theta, double* y, double* q) = 0;
-  /// The lower Cholesky factor of q in place (fit_cholesky_kernel).
-  virtual void cholesky(double* q, int r) = 0;
+  /// Columns [j0, j0 + width) of the lower Cholesky factor of q (r x r, ld r) in place, the earlier
+  /// columns' contributions already subtracted (fit_cholesky_panel_kernel).
+  virtual void cholesky_panel(double* q, int r, int j0, int width) = 0;
   /// z = y L^-T, or y L^-1 when `transposed`, row by row (fit_triangular_rows_kernel); all ld r.
   virtual void triangular_rows(const double* l, int r, const double* y, double* z, std::int64_t rows, bool transposed) = 0;
   /// v = v + v^T + (mc + mc^T) / 2 (fit_symmetrise_kernel).

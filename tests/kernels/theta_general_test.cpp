@@ -48,8 +48,8 @@ class EmulatedSteps final : public cu::ThetaGeneralSteps {
     const std::int64_t items = std::max(rows * r, static_cast<std::int64_t>(r) * r);
     emu::launch_blocks(dim3{blocks(items, cu::kFitThreads), 1, 1}, threads(), cu::fit_combine_kernel, p, rows, m, r, theta, y, q);
   }
-  void cholesky(double* q, int r) override {
-    emu::launch_blocks(dim3{1, 1, 1}, threads(), cu::fit_cholesky_kernel, q, r, static_cast<std::int64_t>(r));
+  void cholesky_panel(double* q, int r, int j0, int width) override {
+    emu::launch_blocks(dim3{1, 1, 1}, threads(), cu::fit_cholesky_panel_kernel, q, r, static_cast<std::int64_t>(r), j0, width);
   }
   void triangular_rows(const double* l, int r, const double* y, double* z, std::int64_t rows, bool transposed) override {
     if (rows <= 0) return;
