@@ -149,7 +149,33 @@ void DeviceGeneralObjective::cholesky() {
 }
 
 std::int64_t device_theta_scratch(std::int64_t n, int m, int r) {
-  return 5 * static_cast<std::int64_t>(r) * r + 3 * n * r + read_back_doubles(m);
+  const std::int64_t rr = static_cast<std::int64_t>(r) * r;
+  return std::max(5 * rr + 3 * n * r, 9 * rr) + read_back_doubles(m);  // the objective's, or the mixing matrix's
+}
+
+void mixing_bits_on_device(cuda::ThetaGeneralSteps& steps, const std::vector<float>& theta, const float* d, const double* bg, int m, int r,
+                           double* scratch, std::uint16_t* bits) {
+  if (m < 1 || m > cuda::kDeviceThetaRotations || static_cast<int>(theta.size()) != m)
+    throw std::invalid_argument("mixing_bits_on_device: " + std::to_string(theta.size()) + " theta values for " + std::to_string(m) +
+                                " rotations (1 to " + std::to_string(cuda::kDeviceThetaRotations) + ")");
+  cuda::FitTheta th;
+  std::copy(theta.begin(), theta.end(), th.v);
+  const std::int64_t rr = static_cast<std::int64_t>(r) * r;
+  double *mm = scratch, *k = mm + rr, *y = k + rr, *ky = y + rr, *delta = ky + rr, *d2 = delta + rr, *inner = d2 + rr, *c = inner + rr,
+         *kc = c + rr;
+  auto square = [r](const double* x) { return FitOperand{x, r, false, false, 0}; };
+  // rotation_factors' steps: Y = F + E0 K / 2 (E0 = Ubar^T Ubar, bg's first block), Delta = M - I + KY
+  // + (KY)^T, C = I - Delta / 2 + Delta^2 (3/8 I - 5/16 Delta + 1/16 Delta^2), S = [K C; theta_i C].
+  steps.direction_sum(d, m, r, th, mm);
+  steps.factors(mm, bg, m, r, th, k, y);
+  steps.gemm(r, r, r, 0.5, FitOperand{bg, static_cast<std::int64_t>(m + 1) * r, false, false, 0}, square(k), 1.0, y, r);
+  steps.gemm(r, r, r, 1.0, square(k), square(y), 0.0, ky, r);
+  steps.delta(mm, ky, r, delta);
+  steps.gemm(r, r, r, 1.0, square(delta), square(delta), 0.0, d2, r);
+  steps.inner(delta, d2, r, inner, c);
+  steps.gemm(r, r, r, 1.0, square(d2), square(inner), 1.0, c, r);
+  steps.gemm(r, r, r, 1.0, square(k), square(c), 0.0, kc, r);
+  steps.mix_bits(kc, c, m, r, th, bits);
 }
 
 std::vector<float> fit_block_theta_on_device(cuda::ThetaGeneralSteps& steps, const float* p, std::int64_t n, const float* d, int m,

@@ -50,4 +50,13 @@ std::int64_t device_theta_scratch(std::int64_t n, int m, int r);
 std::vector<float> fit_block_theta_on_device(cuda::ThetaGeneralSteps& steps, const float* p, std::int64_t n, const float* d, int m,
                                              int r, double* scratch);
 
+/// The mixing matrix S = [K C; theta_1 C; ..; theta_m C] of U(theta) = [Ubar W_1 .. W_m] S
+/// (MosBlockMixer::mix: rotation_factors' r x r factors, here in double where it uses fp32) as bf16 hi
+/// and lo bits in to_bf16_hi_lo's layout, formed on the device: d the direction Gram matrix (m r
+/// square, fp32), bg the basis Gram blocks (CodecState::basis_gram, r x (m + 1) r, double), scratch
+/// device_theta_scratch(n, m, r) doubles for any n, bits 2 (m + 1) r^2; all in the steps' memory. No
+/// synchronisation.
+void mixing_bits_on_device(cuda::ThetaGeneralSteps& steps, const std::vector<float>& theta, const float* d, const double* bg, int m, int r,
+                           double* scratch, std::uint16_t* bits);
+
 }  // namespace moss::kernels::cpu

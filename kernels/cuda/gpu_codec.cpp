@@ -5,9 +5,9 @@
 // wait for the host. Other fitted mos states (several rotations) fit theta by the CPU encoder's
 // general path (Newton steps on r x r factors) from the device projections of a strided sample:
 // either on the host (a (m+1)r-wide download per block, MosBlockMixer) or with the objective's steps
-// on the device (device_theta_fit.h: the line search reads back a number per step), whichever
-// MOSS_GPU_THETA_FIT names or, by default, the faster for the shape; then the device forms U(theta) =
-// [Ubar W_1..W_m] S.
+// on the device (device_theta_fit.h: the line search reads back a number per step, and the mixing
+// matrix S is formed there), whichever MOSS_GPU_THETA_FIT names or, by default, the faster for the
+// shape; then the device forms U(theta) = [Ubar W_1..W_m] S.
 // The wire's bit streams (mos-k routes, topk indices, quant codes) are packed on the device inside the
 // timed encode (pack_word.h), as a sender would before its send.
 #include <cuda_runtime_api.h>
@@ -198,13 +198,14 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   const bool mixed = !diagonal && mixer.available();
   DeviceBuffer<std::uint16_t> dwide2(mixed ? 2 * wide.size() : 0), ds(mixed ? static_cast<std::size_t>(2 * (m + 1) * r * r) : 0);
   std::vector<std::uint16_t> s_bits;
-  // The general fit's steps on the device: the direction Gram matrix and the objective's scratch.
+  // The general fit's steps on the device: the direction and basis Gram matrices, the scratch.
   const ThetaFitPlace fit_place = mixed ? theta_fit_place() : ThetaFitPlace::host;
   const bool device_fit = mixed && fit_place != ThetaFitPlace::host && m <= cuda::kDeviceThetaRotations;
   DeviceBuffer<float> ddirection_gram(device_fit ? s.direction_gram.size() : 0);
+  DeviceBuffer<double> dbasis_gram(device_fit ? s.basis_gram.size() : 0);
   DeviceBuffer<double> dfit(device_fit ? static_cast<std::size_t>(cpu::device_theta_scratch(sample_rows, static_cast<int>(m), static_cast<int>(r))) : 0);
   const std::unique_ptr<cuda::ThetaGeneralSteps> fit_steps = device_fit ? cuda::make_cuda_theta_steps(stream) : nullptr;
-  if (device_fit) ddirection_gram.upload(s.direction_gram, stream);
+  if (device_fit) ddirection_gram.upload(s.direction_gram, stream), dbasis_gram.upload(s.basis_gram, stream);
   if (mixed) {
     const std::vector<std::uint16_t> wb = to_bf16_bits(wide.data(), wide.size());
     std::vector<std::uint16_t> w2(2 * wide.size());
@@ -246,17 +247,21 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
             cuda::launch_rotate_diagonal(dwide.get(), d, static_cast<int>(r), dcolumn_scales.get(), drot.get() + b * d * r, stream);
           } else if (mixed) {
             // U = [Ubar W_1 .. W_m] S with theta from the CPU encoder's general fit and S from its r x r
-            // factors (MosBlockMixer), on the device: S as bf16 hi + lo parts against the basis stored
-            // twice (dwide2), so S keeps ~16 bits and the product accumulates in fp32.
-            std::vector<float> th, mix;
+            // factors, on the device: S as bf16 hi + lo parts (ds) against the basis stored twice
+            // (dwide2), so S keeps ~16 bits and the product accumulates in fp32. On the host
+            // (MosBlockMixer, S uploaded) or on the device (theta's objective and S's factors there).
+            std::vector<float> th;
             auto on_host = [&] {
-              std::vector<float> p = dp.download(stream);  // synchronises: the last block's S upload is done
+              std::vector<float> p = dp.download(stream), mix;  // synchronises: the last block's S upload is done
               mixer.fit(p.data(), ns, th, mix);
+              s_bits = to_bf16_hi_lo(mix.data(), mix.size());
+              ds.upload(s_bits, stream);
             };
             auto on_device = [&] {
               th = cpu::fit_block_theta_on_device(*fit_steps, dp.get(), ns, ddirection_gram.get(), static_cast<int>(m), static_cast<int>(r),
                                                   dfit.get());
-              mixer.mix(th, mix);
+              cpu::mixing_bits_on_device(*fit_steps, th, ddirection_gram.get(), dbasis_gram.get(), static_cast<int>(m), static_cast<int>(r),
+                                         dfit.get(), ds.get());
             };
             if (!device_fit) on_host();
             else if (fit_place == ThetaFitPlace::device) on_device();
@@ -265,8 +270,6 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
                                                 std::to_string(cuda::pow2_bucket(ns)),
                                             {"device", "host"}, {on_device, on_host}, stream);
             theta.insert(theta.end(), th.begin(), th.end());
-            s_bits = to_bf16_hi_lo(mix.data(), mix.size());
-            ds.upload(s_bits, stream);
             cuda::launch_gemm_bf16(dwide2.get(), 2 * wide_cols, ds.get(), r, false, nullptr, drot.get() + b * d * r, r, d,
                                    static_cast<int>(r), static_cast<int>(2 * wide_cols), stream);
           } else {  // states without the Gram blocks: U(theta) on the host as rotation.h defines it

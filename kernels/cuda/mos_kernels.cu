@@ -83,6 +83,22 @@ class CudaThetaSteps final : public ThetaGeneralSteps {
     fit_symmetrise_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(v, mc, r);
     MOSS_CUDA_CHECK_LAUNCH();
   }
+  void factors(const double* mm, const double* bg, int m, int r, const FitTheta& theta, double* k, double* f) override {
+    fit_factors_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(mm, bg, m, r, theta, k, f);
+    MOSS_CUDA_CHECK_LAUNCH();
+  }
+  void delta(const double* mm, const double* ky, int r, double* delta) override {
+    fit_delta_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(mm, ky, r, delta);
+    MOSS_CUDA_CHECK_LAUNCH();
+  }
+  void inner(const double* delta, const double* d2, int r, double* inner, double* c) override {
+    fit_inner_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(delta, d2, r, inner, c);
+    MOSS_CUDA_CHECK_LAUNCH();
+  }
+  void mix_bits(const double* kc, const double* c, int m, int r, const FitTheta& theta, std::uint16_t* bits) override {
+    fit_mix_bits_kernel<<<fit_blocks(static_cast<std::int64_t>(m + 1) * r * r), kFitThreads, 0, stream_>>>(kc, c, m, r, theta, bits);
+    MOSS_CUDA_CHECK_LAUNCH();
+  }
   void download(double* host, const double* device, std::size_t count) override {
     MOSS_CUDA_CHECK(cudaMemcpyAsync(host, device, count * sizeof(double), cudaMemcpyDeviceToHost, stream_));
     MOSS_CUDA_CHECK(cudaStreamSynchronize(stream_));

@@ -9,6 +9,9 @@
 // tests/kernels/warp_emulation.h. In an anonymous namespace: one copy per translation unit.
 #include <cstdint>
 
+#ifdef __CUDACC__
+#include "bf16_device.h"
+#endif
 #include "theta_general_steps.h"
 
 namespace moss::kernels::cuda {
@@ -23,8 +26,8 @@ __device__ __forceinline__ double fit_load(const FitOperand& o, std::int64_t i, 
 
 // C (rows x cols, ldc) = alpha op(A) op(B) + beta C (beta = 0: C is not read), op(A) rows x depth,
 // op(B) depth x cols; 16 x 16 tiles of C per block of 256 threads, depth in steps of 16 through shared
-// memory. Each element sums its depth in order. For the fit's r x r and n x r products (r, n <= 512):
-// small next to the projections, so a plain tiled kernel.
+// memory. Each element sums its depth in order. For the fit's r x r and n x r products: small next
+// to the projections, so a plain tiled kernel. c may share an allocation with a and b, not elements.
 __global__ void __launch_bounds__(kFitThreads) fit_gemm_kernel(int rows, int cols, int depth, double alpha, FitOperand a,
                                                                FitOperand b, double beta, double* __restrict__ c, std::int64_t ldc) {
   __shared__ double as[kFitTile][kFitTile + 1], bs[kFitTile][kFitTile + 1];
@@ -34,8 +37,7 @@ __global__ void __launch_bounds__(kFitThreads) fit_gemm_kernel(int rows, int col
   for (int l0 = 0; l0 < depth; l0 += kFitTile) {
     const int al = l0 + tx, bl = l0 + ty;
     as[ty][tx] = i < rows && al < depth ? fit_load(a, i, al) : 0.0;
-    const int bj = static_cast<int>(blockIdx.x) * kFitTile + tx;
-    bs[ty][tx] = bl < depth && bj < cols ? fit_load(b, bl, bj) : 0.0;
+    bs[ty][tx] = bl < depth && j < cols ? fit_load(b, bl, j) : 0.0;
     __syncthreads();
     const int steps = depth - l0 < kFitTile ? depth - l0 : kFitTile;
     for (int l = 0; l < steps; ++l) acc += as[ty][l] * bs[l][tx];
@@ -53,9 +55,10 @@ __global__ void __launch_bounds__(kFitThreads) fit_frobenius_kernel(FrobeniusPai
   __shared__ double partial[kFitThreads];
   const int tid = static_cast<int>(threadIdx.x);
   int i = 0, j = static_cast<int>(blockIdx.x);
-  if (f.upper)  // blockIdx.x -> (i, j), i <= j, row by row
+  if (f.upper) {  // blockIdx.x -> (i, j), i <= j, row by row
     while (j >= f.count - i) j -= f.count - i, ++i;
-  if (f.upper) j += i;
+    j += i;
+  }
   FitOperand a = f.a, b = f.b;
   a.offset += i * f.a_i + j * f.a_j;
   b.offset += i * f.b_i + j * f.b_j;
@@ -176,6 +179,57 @@ __global__ void __launch_bounds__(kFitThreads) fit_symmetrise_kernel(double* v, 
   const double s = v[i * r + j] + v[j * r + i] + 0.5 * (mc[i * r + j] + mc[j * r + i]);
   v[i * r + j] = s;
   v[j * r + i] = s;
+}
+// The mixing matrix S = [K C; theta_1 C; ..; theta_m C] of U(theta) = [Ubar W_1 .. W_m] S from the r x r
+// factors of rotation_factors (cpu/subspace.cpp), in double where the host forms them in fp32. Step
+// 1: K = I - M/2 and F = sum_i theta_i B_i, from the basis Gram blocks bg = [Ubar^T Ubar | Ubar^T W_1
+// | ..] (r x (m + 1) r, double). One thread per element.
+__global__ void __launch_bounds__(kFitThreads) fit_factors_kernel(const double* __restrict__ mm, const double* __restrict__ bg, int m, int r,
+                                                                  FitTheta theta, double* __restrict__ k, double* __restrict__ f) {
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * kFitThreads + threadIdx.x;
+  if (e >= static_cast<std::int64_t>(r) * r) return;
+  const std::int64_t p = e / r, q = e % r, ld = static_cast<std::int64_t>(m + 1) * r;
+  k[e] = (p == q ? 1.0 : 0.0) - 0.5 * mm[e];
+  double v = 0;
+  for (int i = 0; i < m; ++i)
+    if (theta.v[i] != 0.0f) v += static_cast<double>(theta.v[i]) * bg[p * ld + static_cast<std::int64_t>(i + 1) * r + q];
+  f[e] = v;
+}
+
+// Step 2: Delta = G - I = M - I + KY + (KY)^T, G the Gram matrix of U2 = Ubar K + W_theta.
+__global__ void __launch_bounds__(kFitThreads) fit_delta_kernel(const double* __restrict__ mm, const double* __restrict__ ky, int r,
+                                                                double* __restrict__ delta) {
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * kFitThreads + threadIdx.x;
+  if (e >= static_cast<std::int64_t>(r) * r) return;
+  const std::int64_t p = e / r, q = e % r;
+  delta[e] = mm[e] - (p == q ? 1.0 : 0.0) + ky[e] + ky[q * r + p];
+}
+
+// Step 3: inner = 3/8 I - 5/16 Delta + 1/16 Delta^2 and C = I - Delta / 2, to which the next product
+// adds Delta^2 inner (the two Newton-Schulz steps as a polynomial in Delta).
+__global__ void __launch_bounds__(kFitThreads) fit_inner_kernel(const double* __restrict__ delta, const double* __restrict__ d2, int r,
+                                                                double* __restrict__ inner, double* __restrict__ c) {
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * kFitThreads + threadIdx.x;
+  if (e >= static_cast<std::int64_t>(r) * r) return;
+  const double id = e / r == e % r ? 1.0 : 0.0;
+  inner[e] = 0.375 * id - 0.3125 * delta[e] + 0.0625 * d2[e];
+  c[e] = id - 0.5 * delta[e];
+}
+
+// Step 4: S ((m + 1) r x r) from KC = K C and C, as bf16 hi and lo bits in to_bf16_hi_lo's layout
+// (every hi, then every lo: hi = bf16(s), lo = bf16(s - hi)), the operand the device's U = [W W]
+// [S_hi; S_lo] product takes. s in fp32 as the host forms it: theta_i C with C rounded to fp32.
+__global__ void __launch_bounds__(kFitThreads) fit_mix_bits_kernel(const double* __restrict__ kc, const double* __restrict__ c, int m, int r,
+                                                                   FitTheta theta, std::uint16_t* __restrict__ bits) {
+  const std::int64_t rr = static_cast<std::int64_t>(r) * r, n = (m + 1) * rr;
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * kFitThreads + threadIdx.x;
+  if (e >= n) return;
+  const int blk = static_cast<int>(e / rr);
+  const std::int64_t at = e % rr;
+  const float v = blk == 0 ? static_cast<float>(kc[at]) : theta.v[blk - 1] * static_cast<float>(c[at]);
+  const std::uint16_t hi = float_to_bits(v);
+  bits[e] = hi;
+  bits[n + e] = float_to_bits(v - bits_to_float(hi));
 }
 }  // namespace
 }  // namespace moss::kernels::cuda

@@ -68,6 +68,12 @@ class ThetaGeneralSteps {
   virtual void triangular_rows(const double* l, int r, const double* y, double* z, std::int64_t rows, bool transposed) = 0;
   /// v = v + v^T + (mc + mc^T) / 2 (fit_symmetrise_kernel).
   virtual void symmetrise(double* v, const double* mc, int r) = 0;
+  /// The mixing matrix's steps (fit_factors_kernel, fit_delta_kernel, fit_inner_kernel,
+  /// fit_mix_bits_kernel); all r x r, ld r, but bg (r x (m + 1) r) and bits (2 (m + 1) r r).
+  virtual void factors(const double* mm, const double* bg, int m, int r, const FitTheta& theta, double* k, double* f) = 0;
+  virtual void delta(const double* mm, const double* ky, int r, double* delta) = 0;
+  virtual void inner(const double* delta, const double* d2, int r, double* inner, double* c) = 0;
+  virtual void mix_bits(const double* kc, const double* c, int m, int r, const FitTheta& theta, std::uint16_t* bits) = 0;
   /// Copies `count` doubles to the host once the steps before it are done.
   virtual void download(double* host, const double* device, std::size_t count) = 0;
 };

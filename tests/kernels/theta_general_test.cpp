@@ -18,6 +18,7 @@
 // warp_emulation.h first: it defines what the kernels' source takes from CUDA.
 #include "codec_test_support.h"
 #include "device_theta_fit.h"
+#include "moss/kernels/bf16.h"
 #include "moss/kernels/mos_block_mixer.h"
 #include "moss/kernels/rotation.h"
 #include "theta_general.h"
@@ -60,6 +61,19 @@ class EmulatedSteps final : public cu::ThetaGeneralSteps {
   void symmetrise(double* v, const double* mc, int r) override {
     emu::launch_blocks(dim3{blocks(static_cast<std::int64_t>(r) * r, cu::kFitThreads), 1, 1}, threads(), cu::fit_symmetrise_kernel, v, mc, r);
   }
+  void factors(const double* mm, const double* bg, int m, int r, const cu::FitTheta& theta, double* k, double* f) override {
+    emu::launch_blocks(square_grid(r), threads(), cu::fit_factors_kernel, mm, bg, m, r, theta, k, f);
+  }
+  void delta(const double* mm, const double* ky, int r, double* delta) override {
+    emu::launch_blocks(square_grid(r), threads(), cu::fit_delta_kernel, mm, ky, r, delta);
+  }
+  void inner(const double* delta, const double* d2, int r, double* inner, double* c) override {
+    emu::launch_blocks(square_grid(r), threads(), cu::fit_inner_kernel, delta, d2, r, inner, c);
+  }
+  void mix_bits(const double* kc, const double* c, int m, int r, const cu::FitTheta& theta, std::uint16_t* bits) override {
+    emu::launch_blocks(dim3{blocks(static_cast<std::int64_t>(m + 1) * r * r, cu::kFitThreads), 1, 1}, threads(), cu::fit_mix_bits_kernel, kc, c,
+                       m, r, theta, bits);
+  }
   void download(double* host, const double* device, std::size_t count) override {
     std::copy(device, device + count, host);
     ++downloads;
@@ -69,6 +83,7 @@ class EmulatedSteps final : public cu::ThetaGeneralSteps {
  private:
   static unsigned blocks(std::int64_t items, int per_block) { return static_cast<unsigned>((items + per_block - 1) / per_block); }
   static dim3 threads() { return dim3{cu::kFitThreads, 1, 1}; }
+  static dim3 square_grid(int r) { return dim3{blocks(static_cast<std::int64_t>(r) * r, cu::kFitThreads), 1, 1}; }
 };
 
 /// P^T P ((m + 1) r square, double): theta_objective's Gram blocks.
@@ -205,6 +220,46 @@ TEST(ThetaGeneral, DeviceFitGivesTheEncodersTheta) {
   // The cases exercise the search (theta moves from zero) and mostly agree bit for bit.
   EXPECT_EQ(moved, static_cast<int>(std::size(cases)));
   EXPECT_GE(2 * same, static_cast<int>(std::size(cases)));
+}
+
+TEST(ThetaGeneral, MixingMatrixOnTheDeviceIsTheMixers) {
+  // S = [K C; theta_i C] formed on the device (double) against MosBlockMixer::mix (the host's fp32
+  // rotation_factors), both as the bf16 hi + lo parts the device's U = [W W] [S_hi; S_lo] product
+  // takes: hi + lo keeps ~16 bits, so the two may differ by a unit of lo (2^-16 of an entry) where the
+  // fp32 and double factors round apart. Ranks of one and three 16 x 16 tiles; a theta of the
+  // search's size and one at the clamp.
+  struct Case {
+    int m, r;
+    std::vector<float> theta;
+  };
+  const Case all_cases[] = {{2, 6, {0.3f, -0.2f}}, {3, 33, {0.05f, 0.75f, -0.4f}}};
+  const Case race_cases[] = {{2, 17, {0.05f, -0.75f}}};
+  const auto cases = emu::kRacecheck ? std::span<const Case>(race_cases) : std::span<const Case>(all_cases);
+  for (const Case& c : cases) {
+    SCOPED_TRACE("m " + std::to_string(c.m) + " r " + std::to_string(c.r));
+    const mk::Matrix warm = mk::test::mixture(512, 96, 3, c.r, 0.5, 100, 71 + c.r);
+    mk::CodecConfig cfg = mk::test::config(mk::Method::mos, c.r);
+    cfg.rotations = c.m;
+    const mk::CodecState s = mk::fit_codec(cfg, warm.view(), 2);
+    std::vector<float> mix;
+    mk::MosBlockMixer(s).mix(c.theta, mix);
+    const std::vector<std::uint16_t> want = mk::to_bf16_hi_lo(mix.data(), mix.size());
+
+    EmulatedSteps steps;
+    std::vector<double> scratch(static_cast<std::size_t>(mk::cpu::device_theta_scratch(1, c.m, c.r)), -1.0);
+    std::vector<std::uint16_t> got(want.size(), 0xffff);
+    mk::cpu::mixing_bits_on_device(steps, c.theta, s.direction_gram.data(), s.basis_gram.data(), c.m, c.r, scratch.data(), got.data());
+    const std::size_t n = mix.size();
+    double scale = 0, worst = 0;
+    for (float v : mix) scale = std::max(scale, static_cast<double>(std::abs(v)));
+    for (std::size_t i = 0; i < n; ++i) {
+      const double a = static_cast<double>(mk::bf16_bits_to_float(got[i])) + mk::bf16_bits_to_float(got[n + i]);
+      const double b = static_cast<double>(mk::bf16_bits_to_float(want[i])) + mk::bf16_bits_to_float(want[n + i]);
+      worst = std::max(worst, std::abs(a - b));
+    }
+    EXPECT_LE(worst, 3e-5 * scale) << "largest |S| " << scale;
+    EXPECT_EQ(steps.downloads, 0);  // stream-ordered: nothing waits for the host
+  }
 }
 
 TEST(ThetaGeneral, RefusesMoreRotationsThanTheLaunchCarries) {
