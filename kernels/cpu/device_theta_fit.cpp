@@ -30,6 +30,16 @@ FitOperand transposed(FitOperand o) {
   o.transposed = true;
   return o;
 }
+
+/// An r x r double matrix of the scratch as an operand.
+FitOperand square_operand(const double* x, int r) { return FitOperand{x, r, false, false, 0}; }
+
+/// theta as the launches carry it.
+cuda::FitTheta fit_theta(const std::vector<float>& t) {
+  cuda::FitTheta theta;
+  std::copy(t.begin(), t.end(), theta.v);
+  return theta;
+}
 }  // namespace
 
 DeviceGeneralObjective::DeviceGeneralObjective(cuda::ThetaGeneralSteps& steps, const float* p, std::int64_t n, const float* d, int m,
@@ -120,13 +130,12 @@ bool DeviceGeneralObjective::zero(const std::vector<float>& t) {
 /// P_i of the sample projections.
 FitOperand DeviceGeneralObjective::block(int i) const { return FitOperand{p_, static_cast<std::int64_t>(m_ + 1) * r_, true, false, static_cast<std::int64_t>(i) * r_}; }
 FitOperand DeviceGeneralObjective::direction_gram() const { return FitOperand{d_, static_cast<std::int64_t>(m_) * r_, true, false, 0}; }
-FitOperand DeviceGeneralObjective::square(const double* x) const { return FitOperand{x, r_, false, false, 0}; }
+FitOperand DeviceGeneralObjective::square(const double* x) const { return square_operand(x, r_); }
 
 void DeviceGeneralObjective::form(const std::vector<float>& t) {
   if (t == last_) return;  // the gradient is taken where the line search just evaluated
   last_ = t;
-  cuda::FitTheta theta;
-  std::copy(t.begin(), t.end(), theta.v);
+  const cuda::FitTheta theta = fit_theta(t);
   steps_.direction_sum(d_, m_, r_, theta, s_.mm);
   steps_.combine(p_, n_, m_, r_, theta, s_.y, s_.q);                                            // Y = P_0 + P_t, Q = I
   steps_.gemm(static_cast<int>(n_), r_, r_, -0.5, block(0), square(s_.mm), 1.0, s_.y, r_);     // Y -= P_0 M / 2
@@ -158,12 +167,11 @@ void mixing_bits_on_device(cuda::ThetaGeneralSteps& steps, const std::vector<flo
   if (m < 1 || m > cuda::kDeviceThetaRotations || static_cast<int>(theta.size()) != m)
     throw std::invalid_argument("mixing_bits_on_device: " + std::to_string(theta.size()) + " theta values for " + std::to_string(m) +
                                 " rotations (1 to " + std::to_string(cuda::kDeviceThetaRotations) + ")");
-  cuda::FitTheta th;
-  std::copy(theta.begin(), theta.end(), th.v);
+  const cuda::FitTheta th = fit_theta(theta);
   const std::int64_t rr = static_cast<std::int64_t>(r) * r;
   double *mm = scratch, *k = mm + rr, *y = k + rr, *ky = y + rr, *delta = ky + rr, *d2 = delta + rr, *inner = d2 + rr, *c = inner + rr,
          *kc = c + rr;
-  auto square = [r](const double* x) { return FitOperand{x, r, false, false, 0}; };
+  auto square = [r](const double* x) { return square_operand(x, r); };
   // rotation_factors' steps: Y = F + E0 K / 2 (E0 = Ubar^T Ubar, bg's first block), Delta = M - I + KY
   // + (KY)^T, C = I - Delta / 2 + Delta^2 (3/8 I - 5/16 Delta + 1/16 Delta^2), S = [K C; theta_i C].
   steps.direction_sum(d, m, r, th, mm);

@@ -1,10 +1,9 @@
-// The general theta fit's steps (theta_general.h, several rotations) are launched here too.
 // The diagonal mos path on the device (one rotation, W^T W = diag(lambda); theta_diagonal.h): the
 // theta of a block from its sample projections, then U(theta) = Ubar diag(a) + W diag(b). Both are
 // stream-ordered, so the GPU encode of a one-rotation state goes from its sample projection to its
 // projection without waiting for the host (the host work it replaces was ~5-100 us, the wait for it
-// a synchronisation and two copies per block).
-#include <algorithm>
+// a synchronisation and two copies per block). The general theta fit's steps (theta_general.h,
+// several rotations) are launched here too.
 #include <stdexcept>
 #include <string>
 
@@ -41,74 +40,16 @@ void launch_rotate_diagonal(const std::uint16_t* wide, std::int64_t dim, int ran
   MOSS_CUDA_CHECK_LAUNCH();
 }
 
-namespace {
-unsigned fit_blocks(std::int64_t items) { return static_cast<unsigned>((items + kFitThreads - 1) / kFitThreads); }
-
-class CudaThetaSteps final : public ThetaGeneralSteps {
- public:
-  explicit CudaThetaSteps(cudaStream_t stream) : stream_(stream) {}
-
-  void gemm(int rows, int cols, int depth, double alpha, const FitOperand& a, const FitOperand& b, double beta, double* c,
-            std::int64_t ldc) override {
-    if (rows <= 0 || cols <= 0) return;
-    const dim3 grid(static_cast<unsigned>((cols + kFitTile - 1) / kFitTile), static_cast<unsigned>((rows + kFitTile - 1) / kFitTile));
-    fit_gemm_kernel<<<grid, kFitThreads, 0, stream_>>>(rows, cols, depth, alpha, a, b, beta, c, ldc);
+std::unique_ptr<ThetaGeneralSteps> make_cuda_theta_steps(cudaStream_t stream) {
+  auto launch = [stream](dim3 grid, auto kernel, auto... args) {
+    kernel<<<grid, kFitThreads, 0, stream>>>(args...);
     MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void frobenius(const FrobeniusPairs& f, double* out) override {
-    fit_frobenius_kernel<<<static_cast<unsigned>(frobenius_pair_count(f)), kFitThreads, 0, stream_>>>(f, out);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void direction_sum(const float* d, int m, int r, const FitTheta& theta, double* mm) override {
-    fit_direction_sum_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(d, m, r, theta, mm);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void combine(const float* p, std::int64_t rows, int m, int r, const FitTheta& theta, double* y, double* q) override {
-    const std::int64_t items = std::max(rows * r, static_cast<std::int64_t>(r) * r);
-    fit_combine_kernel<<<fit_blocks(items), kFitThreads, 0, stream_>>>(p, rows, m, r, theta, y, q);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void cholesky_panel(double* q, int r, int j0, int width) override {
-    fit_cholesky_panel_kernel<<<1, kFitThreads, 0, stream_>>>(q, r, r, j0, width);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void triangular_rows(const double* l, int r, const double* y, double* z, std::int64_t rows, bool transposed) override {
-    if (rows <= 0) return;
-    constexpr int kRowsPerBlock = kFitThreads / 32;
-    fit_triangular_rows_kernel<<<static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock), kFitThreads, 0, stream_>>>(
-        l, r, r, y, r, z, r, rows, transposed);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void symmetrise(double* v, const double* mc, int r) override {
-    fit_symmetrise_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(v, mc, r);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void factors(const double* mm, const double* bg, int m, int r, const FitTheta& theta, double* k, double* f) override {
-    fit_factors_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(mm, bg, m, r, theta, k, f);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void delta(const double* mm, const double* ky, int r, double* delta) override {
-    fit_delta_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(mm, ky, r, delta);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void inner(const double* delta, const double* d2, int r, double* inner, double* c) override {
-    fit_inner_kernel<<<fit_blocks(static_cast<std::int64_t>(r) * r), kFitThreads, 0, stream_>>>(delta, d2, r, inner, c);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void mix_bits(const double* kc, const double* c, int m, int r, const FitTheta& theta, std::uint16_t* bits) override {
-    fit_mix_bits_kernel<<<fit_blocks(static_cast<std::int64_t>(m + 1) * r * r), kFitThreads, 0, stream_>>>(kc, c, m, r, theta, bits);
-    MOSS_CUDA_CHECK_LAUNCH();
-  }
-  void download(double* host, const double* device, std::size_t count) override {
-    MOSS_CUDA_CHECK(cudaMemcpyAsync(host, device, count * sizeof(double), cudaMemcpyDeviceToHost, stream_));
-    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  }
-
- private:
-  cudaStream_t stream_;
-};
-}  // namespace
-
-std::unique_ptr<ThetaGeneralSteps> make_cuda_theta_steps(cudaStream_t stream) { return std::make_unique<CudaThetaSteps>(stream); }
+  };
+  auto copy = [stream](double* host, const double* device, std::size_t count) {
+    MOSS_CUDA_CHECK(cudaMemcpyAsync(host, device, count * sizeof(double), cudaMemcpyDeviceToHost, stream));
+    MOSS_CUDA_CHECK(cudaStreamSynchronize(stream));
+  };
+  return std::make_unique<LaunchedThetaSteps<decltype(launch), decltype(copy)>>(launch, copy);
+}
 
 }  // namespace moss::kernels::cuda

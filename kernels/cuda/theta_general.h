@@ -4,7 +4,8 @@
 // the sample projections P = X_s [Ubar W_1 .. W_m] stay there and the r x r algebra of each
 // evaluation runs over the device rather than on one host core. The line search itself stays the
 // CPU encoder's (maximise_theta_newton, driven by cpu/device_theta_fit.cpp): it reads one objective,
-// one gradient or the Hessian at zero per step. Compiled by nvcc (mos_kernels.cu launches them) and,
+// one gradient or the Hessian at zero per step. Compiled by nvcc (mos_kernels.cu launches them through
+// LaunchedThetaSteps) and,
 // for tests/kernels/theta_general_test.cpp, by the host compiler under the CPU emulation of
 // tests/kernels/warp_emulation.h. In an anonymous namespace: one copy per translation unit.
 #include <cstdint>
@@ -231,5 +232,58 @@ __global__ void __launch_bounds__(kFitThreads) fit_mix_bits_kernel(const double*
   bits[e] = hi;
   bits[n + e] = float_to_bits(v - bits_to_float(hi));
 }
+/// Blocks of kFitThreads for `items` elements, one thread each.
+inline unsigned fit_blocks(std::int64_t items, int per_block = kFitThreads) { return static_cast<unsigned>((items + per_block - 1) / per_block); }
+
+/// The steps as launches of the kernels above, one copy of each step's launch geometry for the CUDA
+/// launcher (mos_kernels.cu) and the tests' emulation: launch(grid, kernel, args...) runs `kernel` on
+/// `grid` blocks of kFitThreads threads; copy(host, device, count) reads back once the launches
+/// before it are done.
+template <typename Launch, typename Copy>
+class LaunchedThetaSteps final : public ThetaGeneralSteps {
+ public:
+  LaunchedThetaSteps(Launch launch, Copy copy) : launch_(launch), copy_(copy) {}
+
+  void gemm(int rows, int cols, int depth, double alpha, const FitOperand& a, const FitOperand& b, double beta, double* c,
+            std::int64_t ldc) override {
+    if (rows <= 0 || cols <= 0) return;
+    launch_(dim3{fit_blocks(cols, kFitTile), fit_blocks(rows, kFitTile), 1}, fit_gemm_kernel, rows, cols, depth, alpha, a, b, beta, c, ldc);
+  }
+  void frobenius(const FrobeniusPairs& f, double* out) override {
+    launch_(dim3{static_cast<unsigned>(frobenius_pair_count(f)), 1, 1}, fit_frobenius_kernel, f, out);
+  }
+  void direction_sum(const float* d, int m, int r, const FitTheta& theta, double* mm) override {
+    launch_(square_grid(r), fit_direction_sum_kernel, d, m, r, theta, mm);
+  }
+  void combine(const float* p, std::int64_t rows, int m, int r, const FitTheta& theta, double* y, double* q) override {
+    const std::int64_t items = rows * r > static_cast<std::int64_t>(r) * r ? rows * r : static_cast<std::int64_t>(r) * r;
+    launch_(dim3{fit_blocks(items), 1, 1}, fit_combine_kernel, p, rows, m, r, theta, y, q);
+  }
+  void cholesky_panel(double* q, int r, int j0, int width) override {
+    launch_(dim3{1, 1, 1}, fit_cholesky_panel_kernel, q, r, static_cast<std::int64_t>(r), j0, width);
+  }
+  void triangular_rows(const double* l, int r, const double* y, double* z, std::int64_t rows, bool transposed) override {
+    if (rows <= 0) return;
+    const auto ld = static_cast<std::int64_t>(r);
+    launch_(dim3{fit_blocks(rows, kFitThreads / 32), 1, 1}, fit_triangular_rows_kernel, l, ld, r, y, ld, z, ld, rows, transposed);
+  }
+  void symmetrise(double* v, const double* mc, int r) override { launch_(square_grid(r), fit_symmetrise_kernel, v, mc, r); }
+  void factors(const double* mm, const double* bg, int m, int r, const FitTheta& theta, double* k, double* f) override {
+    launch_(square_grid(r), fit_factors_kernel, mm, bg, m, r, theta, k, f);
+  }
+  void delta(const double* mm, const double* ky, int r, double* delta) override { launch_(square_grid(r), fit_delta_kernel, mm, ky, r, delta); }
+  void inner(const double* delta, const double* d2, int r, double* inner, double* c) override {
+    launch_(square_grid(r), fit_inner_kernel, delta, d2, r, inner, c);
+  }
+  void mix_bits(const double* kc, const double* c, int m, int r, const FitTheta& theta, std::uint16_t* bits) override {
+    launch_(dim3{fit_blocks(static_cast<std::int64_t>(m + 1) * r * r), 1, 1}, fit_mix_bits_kernel, kc, c, m, r, theta, bits);
+  }
+  void download(double* host, const double* device, std::size_t count) override { copy_(host, device, count); }
+
+ private:
+  static dim3 square_grid(int r) { return dim3{fit_blocks(static_cast<std::int64_t>(r) * r), 1, 1}; }
+  Launch launch_;
+  Copy copy_;
+};
 }  // namespace
 }  // namespace moss::kernels::cuda

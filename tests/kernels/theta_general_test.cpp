@@ -28,63 +28,16 @@ namespace cu = moss::kernels::cuda;
 namespace emu = moss::kernels::emulation;
 namespace mk = moss::kernels;
 
-/// The steps as the CUDA launchers run them (mos_kernels.cu), each a launch under the emulation;
-/// "device" memory is host memory.
-class EmulatedSteps final : public cu::ThetaGeneralSteps {
- public:
-  void gemm(int rows, int cols, int depth, double alpha, const cu::FitOperand& a, const cu::FitOperand& b, double beta, double* c,
-            std::int64_t ldc) override {
-    if (rows <= 0 || cols <= 0) return;
-    emu::launch_blocks(dim3{blocks(cols, cu::kFitTile), blocks(rows, cu::kFitTile), 1}, threads(), cu::fit_gemm_kernel, rows, cols, depth,
-                       alpha, a, b, beta, c, ldc);
-  }
-  void frobenius(const cu::FrobeniusPairs& f, double* out) override {
-    emu::launch_blocks(dim3{static_cast<unsigned>(cu::frobenius_pair_count(f)), 1, 1}, threads(), cu::fit_frobenius_kernel, f, out);
-  }
-  void direction_sum(const float* d, int m, int r, const cu::FitTheta& theta, double* mm) override {
-    emu::launch_blocks(dim3{blocks(static_cast<std::int64_t>(r) * r, cu::kFitThreads), 1, 1}, threads(), cu::fit_direction_sum_kernel, d, m,
-                       r, theta, mm);
-  }
-  void combine(const float* p, std::int64_t rows, int m, int r, const cu::FitTheta& theta, double* y, double* q) override {
-    const std::int64_t items = std::max(rows * r, static_cast<std::int64_t>(r) * r);
-    emu::launch_blocks(dim3{blocks(items, cu::kFitThreads), 1, 1}, threads(), cu::fit_combine_kernel, p, rows, m, r, theta, y, q);
-  }
-  void cholesky_panel(double* q, int r, int j0, int width) override {
-    emu::launch_blocks(dim3{1, 1, 1}, threads(), cu::fit_cholesky_panel_kernel, q, r, static_cast<std::int64_t>(r), j0, width);
-  }
-  void triangular_rows(const double* l, int r, const double* y, double* z, std::int64_t rows, bool transposed) override {
-    if (rows <= 0) return;
-    const auto ld = static_cast<std::int64_t>(r);
-    emu::launch_blocks(dim3{blocks(rows, cu::kFitThreads / 32), 1, 1}, threads(), cu::fit_triangular_rows_kernel, l, ld, r, y, ld, z, ld,
-                       rows, transposed);
-  }
-  void symmetrise(double* v, const double* mc, int r) override {
-    emu::launch_blocks(dim3{blocks(static_cast<std::int64_t>(r) * r, cu::kFitThreads), 1, 1}, threads(), cu::fit_symmetrise_kernel, v, mc, r);
-  }
-  void factors(const double* mm, const double* bg, int m, int r, const cu::FitTheta& theta, double* k, double* f) override {
-    emu::launch_blocks(square_grid(r), threads(), cu::fit_factors_kernel, mm, bg, m, r, theta, k, f);
-  }
-  void delta(const double* mm, const double* ky, int r, double* delta) override {
-    emu::launch_blocks(square_grid(r), threads(), cu::fit_delta_kernel, mm, ky, r, delta);
-  }
-  void inner(const double* delta, const double* d2, int r, double* inner, double* c) override {
-    emu::launch_blocks(square_grid(r), threads(), cu::fit_inner_kernel, delta, d2, r, inner, c);
-  }
-  void mix_bits(const double* kc, const double* c, int m, int r, const cu::FitTheta& theta, std::uint16_t* bits) override {
-    emu::launch_blocks(dim3{blocks(static_cast<std::int64_t>(m + 1) * r * r, cu::kFitThreads), 1, 1}, threads(), cu::fit_mix_bits_kernel, kc, c,
-                       m, r, theta, bits);
-  }
-  void download(double* host, const double* device, std::size_t count) override {
-    std::copy(device, device + count, host);
-    ++downloads;
-  }
-  int downloads = 0;
-
- private:
-  static unsigned blocks(std::int64_t items, int per_block) { return static_cast<unsigned>((items + per_block - 1) / per_block); }
-  static dim3 threads() { return dim3{cu::kFitThreads, 1, 1}; }
-  static dim3 square_grid(int r) { return dim3{blocks(static_cast<std::int64_t>(r) * r, cu::kFitThreads), 1, 1}; }
-};
+/// The steps (LaunchedThetaSteps: the launch geometry of mos_kernels.cu), each a launch under the
+/// emulation; "device" memory is host memory. `downloads` counts the read-backs.
+auto emulated_steps(int& downloads) {
+  return cu::LaunchedThetaSteps(
+      [](dim3 grid, auto kernel, auto... args) { emu::launch_blocks(grid, dim3{cu::kFitThreads, 1, 1}, kernel, args...); },
+      [&downloads](double* host, const double* device, std::size_t count) {
+        std::copy(device, device + count, host);
+        ++downloads;
+      });
+}
 
 /// P^T P ((m + 1) r square, double): theta_objective's Gram blocks.
 std::vector<double> gram_of(const std::vector<float>& p, std::int64_t n, std::int64_t w) {
@@ -130,7 +83,8 @@ TEST(ThetaGeneral, ObjectiveGradientAndHessianAreTheGeneralObjectives) {
     const std::vector<double> gram = gram_of(p, sh.n, w);
     auto truth = [&](const std::vector<float>& t) { return mk::theta_objective(gram, d64, t, m, r); };
 
-    EmulatedSteps steps;
+    int downloads = 0;
+    auto steps = emulated_steps(downloads);
     std::vector<double> scratch(static_cast<std::size_t>(mk::cpu::device_theta_scratch(sh.n, m, r)), -1.0);
     mk::cpu::DeviceGeneralObjective obj(steps, p.data(), sh.n, d.data(), m, r, scratch.data());
     std::vector<std::vector<float>> thetas = {std::vector<float>(static_cast<std::size_t>(m), 0.0f)};
@@ -173,7 +127,7 @@ TEST(ThetaGeneral, ObjectiveGradientAndHessianAreTheGeneralObjectives) {
         const double fd = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (4.0 * hs * hs);
         EXPECT_NEAR(hess[static_cast<std::size_t>(i * m + j)], fd, 1e-3 * hmax + 1e-9) << "Hessian " << i << ", " << j;
       }
-    EXPECT_GT(steps.downloads, 0);
+    EXPECT_GT(downloads, 0);
   }
 }
 
@@ -204,7 +158,8 @@ TEST(ThetaGeneral, DeviceFitGivesTheEncodersTheta) {
     std::vector<float> want, mix;  // MosBlockMixer: fit_block_theta, what the GPU encode ran on the host
     mk::MosBlockMixer(s).fit(p.data.data(), c.n, want, mix);
 
-    EmulatedSteps steps;
+    int downloads = 0;
+    auto steps = emulated_steps(downloads);
     std::vector<double> scratch(static_cast<std::size_t>(mk::cpu::device_theta_scratch(c.n, c.m, c.r)), -1.0);
     const std::vector<float> got =
         mk::cpu::fit_block_theta_on_device(steps, p.data.data(), c.n, s.direction_gram.data(), c.m, c.r, scratch.data());
@@ -245,7 +200,8 @@ TEST(ThetaGeneral, MixingMatrixOnTheDeviceIsTheMixers) {
     mk::MosBlockMixer(s).mix(c.theta, mix);
     const std::vector<std::uint16_t> want = mk::to_bf16_hi_lo(mix.data(), mix.size());
 
-    EmulatedSteps steps;
+    int downloads = 0;
+    auto steps = emulated_steps(downloads);
     std::vector<double> scratch(static_cast<std::size_t>(mk::cpu::device_theta_scratch(1, c.m, c.r)), -1.0);
     std::vector<std::uint16_t> got(want.size(), 0xffff);
     mk::cpu::mixing_bits_on_device(steps, c.theta, s.direction_gram.data(), s.basis_gram.data(), c.m, c.r, scratch.data(), got.data());
@@ -258,17 +214,18 @@ TEST(ThetaGeneral, MixingMatrixOnTheDeviceIsTheMixers) {
       worst = std::max(worst, std::abs(a - b));
     }
     EXPECT_LE(worst, 3e-5 * scale) << "largest |S| " << scale;
-    EXPECT_EQ(steps.downloads, 0);  // stream-ordered: nothing waits for the host
+    EXPECT_EQ(downloads, 0);  // stream-ordered: nothing waits for the host
   }
 }
 
 TEST(ThetaGeneral, RefusesMoreRotationsThanTheLaunchCarries) {
-  EmulatedSteps steps;
+  int downloads = 0;
+  auto steps = emulated_steps(downloads);
   std::vector<float> p(4), d(4);
   std::vector<double> scratch(64);
   EXPECT_THROW(mk::cpu::fit_block_theta_on_device(steps, p.data(), 1, d.data(), cu::kDeviceThetaRotations + 1, 1, scratch.data()),
                std::invalid_argument);
   EXPECT_THROW(mk::cpu::fit_block_theta_on_device(steps, p.data(), 1, d.data(), 0, 1, scratch.data()), std::invalid_argument);
-  EXPECT_EQ(steps.downloads, 0);
+  EXPECT_EQ(downloads, 0);
 }
 }  // namespace
