@@ -232,15 +232,41 @@ unsigned row_blocks(std::int64_t rows) { return static_cast<unsigned>(std::min<s
 // The row-in-registers form of an element-wise encode where it holds the row (`resident_fits`), else
 // the streaming one. `automatic` times the two per shape (fastest_alternative: which is faster
 // depends on the device and the row), `simple` runs the streaming one (the older, simpler form, as
-// for the GEMMs), `moss` and `cublas` the resident one. `shape` names the operation and its shape but
-// the token count, which the remembered choice adds as a bucket.
-void run_resident_or_streaming(const std::string& shape, std::int64_t tokens, bool resident_fits, const std::function<void()>& resident,
-                               const std::function<void()>& streaming, cudaStream_t stream) {
+// for the GEMMs), `moss` and `cublas` the resident one. `shape()` names the operation and its shape
+// but the token count, which the remembered choice adds as a bucket; it is called under `automatic`
+// only.
+void run_resident_or_streaming(const std::function<std::string()>& shape, std::int64_t tokens, bool resident_fits,
+                               const std::function<void()>& resident, const std::function<void()>& streaming, cudaStream_t stream) {
   const GemmKernel choice = gemm_kernel();
   if (!resident_fits || choice == GemmKernel::simple) return streaming();
   if (choice != GemmKernel::automatic) return resident();
-  const std::string key = shape + " m<=" + std::to_string(pow2_bucket(tokens));
-  run_fastest_alternative(key, {"row in registers", "streaming"}, {resident, streaming}, stream);
+  run_fastest_alternative(shape() + " m<=" + std::to_string(pow2_bucket(tokens)), {"row in registers", "streaming"}, {resident, streaming},
+                          stream);
+}
+
+// An element-wise row encode (topk, quant): the block-per-row kernel where the rows are not whole
+// 16-byte chunks or the outputs not aligned for the warp kernels' stores (`warp_rows` false), else a
+// warp per token, the row in registers where it fits (run_resident_or_streaming). per_block()
+// launches the first; per_warp(std::integral_constant<int, c>) the second with c chunks per lane
+// held, 0 for the streaming form.
+template <typename PerBlock, typename PerWarp>
+void launch_row_encode(bool warp_rows, int dim, std::int64_t tokens, PerBlock&& per_block, PerWarp&& per_warp,
+                       const std::function<std::string()>& shape, cudaStream_t stream) {
+  if (!warp_rows) {
+    per_block();
+    MOSS_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  auto streaming = [&] {
+    per_warp(std::integral_constant<int, 0>{});
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
+  const int per_lane = resident_chunks(dim);
+  auto resident = [&] {
+    with_resident_chunks(per_lane, per_warp);
+    MOSS_CUDA_CHECK_LAUNCH();
+  };
+  run_resident_or_streaming(shape, tokens, per_lane != 0, resident, streaming, stream);
 }
 }  // namespace
 
@@ -329,23 +355,16 @@ void launch_topk_encode(const std::uint16_t* x, std::int64_t tokens, int dim, in
                         std::int32_t* indices, cudaStream_t stream) {
   if (tokens <= 0) return;
   if (k < 1 || k > dim) throw std::invalid_argument("launch_topk_encode: k must be in [1, dim]");
-  if (!chunked_rows(x, dim)) {
-    topk_encode_kernel<<<row_blocks(tokens), kRowBlockThreads, 0, stream>>>(x, tokens, dim, k, values, indices);
-    MOSS_CUDA_CHECK_LAUNCH();
-    return;
-  }
-  auto streaming = [&] {
-    topk_encode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, k, values, indices);
-    MOSS_CUDA_CHECK_LAUNCH();
+  auto per_block = [&] { topk_encode_kernel<<<row_blocks(tokens), kRowBlockThreads, 0, stream>>>(x, tokens, dim, k, values, indices); };
+  auto per_warp = [&](auto chunks) {
+    constexpr int kPerLane = decltype(chunks)::value;
+    if constexpr (kPerLane == 0)
+      topk_encode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, k, values, indices);
+    else
+      topk_encode_resident_kernel<kPerLane><<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, k, values, indices);
   };
-  const int per_lane = resident_chunks(dim);
-  auto resident = [&] {
-    with_resident_chunks(per_lane, [&](auto chunks) {
-      topk_encode_resident_kernel<decltype(chunks)::value><<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, k, values, indices);
-    });
-    MOSS_CUDA_CHECK_LAUNCH();
-  };
-  run_resident_or_streaming("topk encode d=" + std::to_string(dim) + " k=" + std::to_string(k), tokens, per_lane != 0, resident, streaming, stream);
+  launch_row_encode(chunked_rows(x, dim), dim, tokens, per_block, per_warp,
+                    [&] { return "topk encode d=" + std::to_string(dim) + " k=" + std::to_string(k); }, stream);
 }
 
 void launch_topk_decode(const std::uint16_t* values, const std::int32_t* indices, std::int64_t tokens, int dim,
@@ -377,23 +396,12 @@ void launch_quant_encode(const std::uint16_t* x, std::int64_t tokens, int dim, i
                          std::uint16_t* scales, cudaStream_t stream) {
   if (tokens <= 0) return;
   const int qmax = bits == 8 ? 127 : 7;
-  if (!chunked_rows(x, dim) || !aligned_to(codes, 8)) {
-    quant_encode_kernel<<<row_blocks(tokens), kRowBlockThreads, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
-    MOSS_CUDA_CHECK_LAUNCH();
-    return;
-  }
-  auto streaming = [&] {
-    quant_encode_warp_kernel<<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
-    MOSS_CUDA_CHECK_LAUNCH();
+  auto per_block = [&] { quant_encode_kernel<<<row_blocks(tokens), kRowBlockThreads, 0, stream>>>(x, tokens, dim, qmax, codes, scales); };
+  auto per_warp = [&](auto chunks) {
+    quant_encode_warp_kernel<decltype(chunks)::value><<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
   };
-  const int per_lane = resident_chunks(dim);
-  auto resident = [&] {
-    with_resident_chunks(per_lane, [&](auto chunks) {
-      quant_encode_resident_kernel<decltype(chunks)::value><<<warp_blocks(tokens), kWarpsPerBlock * 32, 0, stream>>>(x, tokens, dim, qmax, codes, scales);
-    });
-    MOSS_CUDA_CHECK_LAUNCH();
-  };
-  run_resident_or_streaming("quant encode d=" + std::to_string(dim) + " bits=" + std::to_string(bits), tokens, per_lane != 0, resident, streaming, stream);
+  launch_row_encode(chunked_rows(x, dim) && aligned_to(codes, 8), dim, tokens, per_block, per_warp,
+                    [&] { return "quant encode d=" + std::to_string(dim) + " bits=" + std::to_string(bits); }, stream);
 }
 
 void launch_quant_decode(const std::int8_t* codes, const std::uint16_t* scales, std::int64_t tokens, int dim,

@@ -5,14 +5,15 @@
 // tokens per 256-thread block, no block-wide barrier.
 //
 // Two forms of each encode:
-// - streaming (topk_encode_warp_kernel, quant_encode_warp_kernel): each lane walks the row's 16-byte
-//   chunks lane, lane + 32, ..., one chunk in flight per lane, and walks it again (L1) per pass;
-// - row in registers (..._resident_kernel<kPerLane>, rows of up to 256 kPerLane values): every lane
-//   loads its kPerLane chunks at once, so a warp has the whole row in flight (4 KB at d = 2048, not
-//   512 bytes), and the later passes read registers. topk's first histogram (the high 7 bits of the
-//   key: mostly the exponent, so nearly every value of a row falls in a handful of bins) is counted
-//   in per-lane 8-bit counters, [word][lane] in shared memory: no atomics and no bank conflicts,
-//   where the streaming kernel's shared atomics on a few hot bins serialise.
+// - streaming (topk_encode_warp_kernel, quant_encode_warp_kernel<0>): each lane walks the row's
+//   16-byte chunks lane, lane + 32, ..., one chunk in flight per lane, and walks it again (L1) per pass;
+// - row in registers (topk_encode_resident_kernel<kPerLane>, quant_encode_warp_kernel<kPerLane>,
+//   rows of up to 256 kPerLane values): every lane loads its kPerLane chunks at once, so a warp has
+//   the whole row in flight (4 KB at d = 2048, not 512 bytes), and the later passes read registers.
+//   topk's first histogram (the high 7 bits of the key: mostly the exponent, so nearly every value
+//   of a row falls in a handful of bins) is counted in per-lane 8-bit counters, [word][lane] in
+//   shared memory: no atomics and no bank conflicts, where the streaming kernel's shared atomics on
+//   a few hot bins serialise.
 //
 // Compiled by nvcc (included by codec_kernels.cu) and, for tests/kernels/warp_row_kernels_test.cpp,
 // by the host compiler under a CPU emulation of the warp intrinsics used here
@@ -355,8 +356,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_decode_merge_kernel(
   }
 }
 
-// quant encode, one warp per token, streaming: max |x| by a warp reduction, then the codes, 8 per
-// 8-byte store.
+// quant encode, one warp per token: max |x| by a warp reduction, then the codes, 8 per 8-byte store.
+// kPerLane = 0 streams the row (each lane reads its chunks twice, the second time from cache); above
+// 0 the row is held in registers (as topk_encode_resident_kernel, dim <= 256 kPerLane). The same
+// codes and scale either way.
+template <int kPerLane>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
                                                                                int dim, int qmax, std::int8_t* codes, std::uint16_t* scales) {
   const std::int64_t t = warp_token();
@@ -364,33 +368,22 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(
   const int lane = lane_id();
   const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
   const int chunks = dim / 8;
-  float amax = 0;
-  for (int c = lane; c < chunks; c += 32) amax = chunk_amax(row[c], amax);
-  const float scale = warp_quant_scale(amax, qmax, scales + t);
   uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
-  for (int c = lane; c < chunks; c += 32) out[c] = quant_codes(row[c], scale, qmax);
-}
-
-// quant encode, one warp per token, the row in registers (as topk_encode_resident_kernel): the same
-// codes and scale as quant_encode_warp_kernel.
-template <int kPerLane>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_resident_kernel(const std::uint16_t* __restrict__ x, std::int64_t tokens,
-                                                                                   int dim, int qmax, std::int8_t* codes, std::uint16_t* scales) {
-  const std::int64_t t = warp_token();
-  if (t >= tokens) return;
-  const int lane = lane_id();
-  const uint4* row = reinterpret_cast<const uint4*>(x + t * dim);
-  const int chunks = dim / 8;
-  uint4 v[kPerLane];
-  load_row<kPerLane>(row, chunks, v);  // zeros past the row leave max |x| as it is
   float amax = 0;
+  if constexpr (kPerLane == 0) {
+    for (int c = lane; c < chunks; c += 32) amax = chunk_amax(row[c], amax);
+    const float scale = warp_quant_scale(amax, qmax, scales + t);
+    for (int c = lane; c < chunks; c += 32) out[c] = quant_codes(row[c], scale, qmax);
+  } else {
+    uint4 v[kPerLane];
+    load_row<kPerLane>(row, chunks, v);  // zeros past the row leave max |x| as it is
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) amax = chunk_amax(v[i], amax);
-  const float scale = warp_quant_scale(amax, qmax, scales + t);
-  uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
+    for (int i = 0; i < kPerLane; ++i) amax = chunk_amax(v[i], amax);
+    const float scale = warp_quant_scale(amax, qmax, scales + t);
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i)
-    if (lane + 32 * i < chunks) out[lane + 32 * i] = quant_codes(v[i], scale, qmax);
+    for (int i = 0; i < kPerLane; ++i)
+      if (lane + 32 * i < chunks) out[lane + 32 * i] = quant_codes(v[i], scale, qmax);
+  }
 }
 
 // ---- other row kernels of codec_kernels.cu, here so that the CPU suite runs them too ----

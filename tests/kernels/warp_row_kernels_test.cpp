@@ -282,9 +282,9 @@ TEST(WarpRowKernels, QuantMatchesTheCodecRule) {
       for (const int qmax : {127, 7}) {
         const Bits x = make_rows(s.tokens, s.dim, data, seed++);
         const std::string what = "d " + std::to_string(s.dim) + " qmax " + std::to_string(qmax);
-        expect_quant(cu::quant_encode_warp_kernel, "streaming " + what, x, s.tokens, s.dim, qmax);
+        expect_quant(cu::quant_encode_warp_kernel<0>, "streaming " + what, x, s.tokens, s.dim, qmax);
         for_resident_forms(s.dim, [&](auto per_lane) {
-          expect_quant(cu::quant_encode_resident_kernel<decltype(per_lane)::value>, "resident " + std::to_string(per_lane()) + " " + what,
+          expect_quant(cu::quant_encode_warp_kernel<decltype(per_lane)::value>, "resident " + std::to_string(per_lane()) + " " + what,
                        x, s.tokens, s.dim, qmax);
         });
       }
