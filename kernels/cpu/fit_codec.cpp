@@ -18,11 +18,38 @@ constexpr int kClusterIterations = 2;
 
 void append(std::vector<float>& out, const RowMatrixF& m) { out.insert(out.end(), m.data(), m.data() + m.size()); }
 
-// Warm-up tokens as the wire sees them (bf16-rounded when value_bytes == 2).
+// Warm-up tokens as the wire sees them (bf16-rounded when value_bytes == 2), times a power of two
+// that brings the largest |x| into [1, 2). The fit squares the data twice in fp32 (the column norms
+// of X^T X V), which leaves fp32's range from |x| ~ 1e10 up (and underflows far below 1); every
+// fitted basis and direction is scale-invariant, and a power of two rounds nothing.
 Matrix wire_copy(MatrixView x, int value_bytes) {
   Matrix m(x.rows, x.cols);
-  for (std::int64_t i = 0; i < x.size(); ++i) m.data[static_cast<std::size_t>(i)] = value_bytes == 2 ? round_bf16(x.data[i]) : x.data[i];
+  float largest = 0;
+  for (std::int64_t i = 0; i < x.size(); ++i) {
+    const float v = value_bytes == 2 ? round_bf16(x.data[i]) : x.data[i];
+    m.data[static_cast<std::size_t>(i)] = v;
+    largest = std::max(largest, std::fabs(v));
+  }
+  if (largest > 0 && std::isfinite(largest)) {
+    const float scale = std::ldexp(1.0f, -std::ilogb(largest));
+    for (float& v : m.data) v *= scale;
+  }
   return m;
+}
+
+// w without its part in span(ubar), unit Frobenius norm; zero where nothing is left. Where the data
+// lie in span(ubar) (rank r = d, or data of rank <= r) the projection leaves only rounding noise,
+// which normalised would carry an O(1) part in span(ubar) and make U(theta) far from orthonormal: a
+// second projection of the normalised w ("twice is enough") removes that part, and leaves almost
+// nothing where the complement is empty (r = d).
+RowMatrixF off_basis(const RowMatrixF& ubar, RowMatrixF w) {
+  for (int pass = 0; pass < 2; ++pass) {
+    w -= ubar * (ubar.transpose() * w);
+    const float norm = w.norm();
+    if (!(norm > 0) || (pass == 1 && norm < 0.5f)) return RowMatrixF::Zero(w.rows(), w.cols());
+    w /= norm;
+  }
+  return w;
 }
 
 // Tangent directions: the Riemannian gradient of each warm-up block's captured energy at Ubar,
@@ -57,9 +84,7 @@ std::vector<float> fit_directions(MatrixView x, const RowMatrixF& ubar, int m, i
     if (i < n) {
       const Eigen::VectorXd c = eig.eigenvectors().col(n - 1 - i);
       for (Eigen::Index a = 0; a < n; ++a) w += static_cast<float>(c(a)) * g[a];
-      w -= ubar * (ubar.transpose() * w);
-      const float norm = w.norm();
-      if (norm > 0) w /= norm;
+      w = off_basis(ubar, w);
     }
     append(out, w);
   }

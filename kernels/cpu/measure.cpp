@@ -1,7 +1,9 @@
 #include "moss/kernels/measure.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <future>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -14,12 +16,14 @@
 namespace moss::kernels {
 
 namespace {
+std::atomic<std::uint64_t> g_measurements{0};
+
 std::mutex& cache_mutex() {
   static std::mutex m;
   return m;
 }
-std::map<std::string, MeasureResult>& cache() {
-  static std::map<std::string, MeasureResult> c;
+std::map<std::string, std::shared_future<MeasureResult>>& cache() {
+  static std::map<std::string, std::shared_future<MeasureResult>> c;
   return c;
 }
 
@@ -41,12 +45,33 @@ Device pick_device(const std::string& name) {
   throw std::invalid_argument("measure_kv: device \"" + name + "\": expected cpu, gpu or auto");
 }
 
-MeasureResult compute(const MeasureRequest& req, MatrixView wk, MatrixView k, MatrixView wv, MatrixView v) {
+/// One layer's warm-up (fits) and measured sample, K and V.
+struct LayerSample {
+  MatrixView warm_k, k, warm_v, v;
+};
+
+// Each layer is fitted on its own warm-up (its own bases, as every layer of a model has) and
+// measured on its own sample; errors, bytes and times add over the layers.
+MeasureResult compute(const MeasureRequest& req, const std::vector<LayerSample>& layers) {
   const CodecConfig ck = codec_config(req.params, false), cv = codec_config(req.params, true);
   const Device device = pick_device(req.device);
   const int repeats = 2;
-  const TensorReport rk = evaluate_tensor(ck, wk, k, device, req.seed, repeats);
-  const TensorReport rv = evaluate_tensor(cv, wv, v, device, req.seed + 1, repeats);
+  TensorReport rk, rv;
+  double error_k = 0, norm_k = 0, error_v = 0, norm_v = 0;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const LayerSample& ls = layers[l];
+    const std::uint64_t seed = req.seed + 2 * l;  // layer 0: the single-layer seeds
+    const TensorReport lk = evaluate_tensor(ck, ls.warm_k, ls.k, device, seed, repeats);
+    const TensorReport lv = evaluate_tensor(cv, ls.warm_v, ls.v, device, seed + 1, repeats);
+    error_k += lk.error.error_sq, norm_k += lk.error.norm_sq, error_v += lv.error.error_sq, norm_v += lv.error.norm_sq;
+    if (l == 0) {
+      rk = lk, rv = lv;
+      continue;
+    }
+    rk.raw_bytes += lk.raw_bytes, rk.encode_s += lk.encode_s, rk.decode_s += lk.decode_s;
+    rv.raw_bytes += lv.raw_bytes, rv.encode_s += lv.encode_s, rv.decode_s += lv.decode_s;
+  }
+  auto relative = [](double error_sq, double norm_sq) { return norm_sq > 0 ? std::sqrt(error_sq / norm_sq) : 0.0; };
   MeasureResult m;
   const auto chunk = req.chunk_tokens;
   const double d = req.kv_dim;
@@ -54,16 +79,18 @@ MeasureResult compute(const MeasureRequest& req, MatrixView wk, MatrixView k, Ma
   m.sent_bytes_per_token = static_cast<double>(encoded_bytes(ck, chunk, req.kv_dim) + encoded_bytes(cv, chunk, req.kv_dim)) /
                            static_cast<double>(chunk);
   m.ratio = m.sent_bytes_per_token / m.raw_bytes_per_token;
-  m.relative_error_k = rk.error.relative;
-  m.relative_error_v = rv.error.relative;
-  const double norm = rk.error.norm_sq + rv.error.norm_sq;
-  m.relative_error = norm > 0 ? std::sqrt((rk.error.error_sq + rv.error.error_sq) / norm) : 0.0;
+  m.relative_error_k = relative(error_k, norm_k);
+  m.relative_error_v = relative(error_v, norm_v);
+  m.relative_error = relative(error_k + error_v, norm_k + norm_v);
+  if (!std::isfinite(m.relative_error))
+    throw std::runtime_error("measure_kv: the reconstruction error of " + req.activation_source + " is not finite");
   const double raw = static_cast<double>(rk.raw_bytes + rv.raw_bytes);
   m.encode_input_bytes_per_s = raw / (rk.encode_s + rv.encode_s);
   m.decode_output_bytes_per_s = raw / (rk.decode_s + rv.decode_s);
   m.device = rk.device;
   m.throughput_measured = true;
-  m.one_time_bytes = static_cast<double>(rk.one_time_bytes + rv.one_time_bytes);
+  m.one_time_bytes = static_cast<double>(rk.one_time_bytes + rv.one_time_bytes);  // one layer's (measure.h)
+  m.layers_measured = static_cast<int>(layers.size());
   return m;
 }
 
@@ -75,16 +102,35 @@ void check_request(const MeasureRequest& r) {
   validate_config(cv, r.kv_dim);
 }
 
+// One measurement per key: the first caller runs it (outside the lock, so distinct keys measure in
+// parallel), and concurrent callers of the same key (a sweep's points under --jobs N) wait for its
+// result instead of measuring again. A failed measurement is not kept: the next caller retries.
 template <typename F>
 MeasureResult cached(const MeasureRequest& req, F&& run) {
   const std::string key = cache_key(req);
+  std::promise<MeasureResult> promise;
   {
-    const std::lock_guard lock(cache_mutex());
-    if (auto it = cache().find(key); it != cache().end()) return it->second;
+    std::unique_lock lock(cache_mutex());
+    if (auto it = cache().find(key); it != cache().end()) {
+      const std::shared_future<MeasureResult> pending = it->second;
+      lock.unlock();
+      return pending.get();
+    }
+    cache().emplace(key, promise.get_future().share());
   }
-  const MeasureResult m = run();  // outside the lock: concurrent distinct keys measure in parallel
-  const std::lock_guard lock(cache_mutex());
-  return cache().emplace(key, m).first->second;
+  try {
+    g_measurements.fetch_add(1);
+    const MeasureResult m = run();
+    promise.set_value(m);
+    return m;
+  } catch (...) {
+    {
+      const std::lock_guard lock(cache_mutex());
+      cache().erase(key);
+    }
+    promise.set_exception(std::current_exception());
+    throw;
+  }
 }
 }  // namespace
 
@@ -101,20 +147,44 @@ MeasureResult measure_kv(const MeasureRequest& req) {
     const std::int64_t sample = std::min(req.chunk_tokens, kMaxSampleTokens);
     spec.tokens = kWarmupTokens + sample;
     const Matrix k = generate_synthetic(spec, false), v = generate_synthetic(spec, true);
-    return compute(req, k.view().slice_rows(0, kWarmupTokens), k.view().slice_rows(kWarmupTokens, sample),
-                   v.view().slice_rows(0, kWarmupTokens), v.view().slice_rows(kWarmupTokens, sample));
+    return compute(req, {{k.view().slice_rows(0, kWarmupTokens), k.view().slice_rows(kWarmupTokens, sample),
+                          v.view().slice_rows(0, kWarmupTokens), v.view().slice_rows(kWarmupTokens, sample)}});
   });
 }
 
 MeasureResult measure_kv(const MeasureRequest& req, MatrixView k, MatrixView v) {
+  const std::vector<MatrixView> ks{k}, vs{v};
+  return measure_kv(req, ks, vs);
+}
+
+std::uint64_t measurements_run() { return g_measurements.load(); }
+
+std::vector<std::size_t> sampled_layers(std::size_t layers) {
+  const std::size_t n = std::min<std::size_t>(layers, kMaxSampleLayers);
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(n == 1 ? 0 : i * (layers - 1) / (n - 1));
+  return out;
+}
+
+MeasureResult measure_kv(const MeasureRequest& req, std::span<const MatrixView> k_layers, std::span<const MatrixView> v_layers) {
   check_request(req);
-  if (k.cols != req.kv_dim || v.cols != req.kv_dim || k.rows != v.rows || k.rows < 2)
-    throw std::invalid_argument("measure_kv: K and V must both be tokens x kv_dim with >= 2 tokens");
+  if (k_layers.empty() || k_layers.size() != v_layers.size())
+    throw std::invalid_argument("measure_kv: K and V need the same number of layers, at least one");
+  for (std::size_t l = 0; l < k_layers.size(); ++l) {
+    const MatrixView k = k_layers[l], v = v_layers[l];
+    if (k.cols != req.kv_dim || v.cols != req.kv_dim || k.rows != v.rows || k.rows != k_layers[0].rows || k.rows < 2)
+      throw std::invalid_argument("measure_kv: every layer's K and V must be tokens x kv_dim, the same tokens, >= 2 tokens");
+  }
   return cached(req, [&] {
-    const std::int64_t warm = std::min(k.rows / 2, kWarmupTokens);
-    const std::int64_t sample = std::min<std::int64_t>({k.rows - warm, kMaxSampleTokens, req.chunk_tokens});
-    return compute(req, k.slice_rows(0, warm), k.slice_rows(warm, sample), v.slice_rows(0, warm),
-                   v.slice_rows(warm, sample));
+    const std::int64_t rows = k_layers[0].rows;
+    const std::int64_t warm = std::min(rows / 2, kWarmupTokens);
+    const std::int64_t sample = std::min<std::int64_t>({rows - warm, kMaxSampleTokens, req.chunk_tokens});
+    std::vector<LayerSample> samples;
+    for (const std::size_t l : sampled_layers(k_layers.size())) {
+      const MatrixView k = k_layers[l], v = v_layers[l];
+      samples.push_back({k.slice_rows(0, warm), k.slice_rows(warm, sample), v.slice_rows(0, warm), v.slice_rows(warm, sample)});
+    }
+    return compute(req, samples);
   });
 }
 

@@ -4,7 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "moss/core/error.h"
 #include "moss/scenario/loader.h"
+#include "moss/step/compression_measure.h"
 
 namespace moss::app {
 
@@ -14,7 +16,15 @@ void add_validate_options(CLI::App& sub, ValidateOptions& o) {
 
 int run_validate(const ValidateOptions& o, std::ostream& out, std::ostream& err) {
   const nlohmann::json doc = scenario::read_json_file(o.scenario);
-  const std::vector<Problem> problems = scenario::validate_scenario(doc, o.scenario);
+  std::vector<Problem> problems = scenario::validate_scenario(doc, o.scenario);
+  if (problems.empty()) {
+    // The activation file as the run will load it: what validates must run.
+    try {
+      step::check_activations(scenario::parse_scenario(doc, o.scenario));
+    } catch (const InputError& e) {
+      problems = e.problems();
+    }
+  }
   if (problems.empty()) {
     out << o.scenario << ": valid\n";
     return 0;

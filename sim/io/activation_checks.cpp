@@ -1,6 +1,7 @@
 #include "activation_checks.h"
 
 #include <cmath>
+#include <sstream>
 
 #include "moss/core/error.h"
 
@@ -44,17 +45,22 @@ Layout layout_of(const std::string& file, const std::string& dataset, const std:
 Activations split(const std::string& file, const Layout& l, std::vector<float> values,
                   const std::vector<std::string>& names, const std::string& dataset) {
   const auto per = static_cast<std::size_t>(l.layers * l.tokens * l.dim);
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (std::isfinite(values[i])) continue;
+  auto where = [&](std::size_t i) {
     const auto tensor = i / per, in = i % per;
     const auto layer = in / static_cast<std::size_t>(l.tokens * l.dim);
     const auto token = in / static_cast<std::size_t>(l.dim) % static_cast<std::size_t>(l.tokens);
     const auto feature = in % static_cast<std::size_t>(l.dim);
+    return (l.tensors == 2 ? std::string(tensor == 0 ? "K " : "V ") : std::string()) + "layer " + std::to_string(layer) +
+           ", token " + std::to_string(token) + ", feature " + std::to_string(feature);
+  };
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (std::isfinite(values[i]) && std::fabs(values[i]) <= kMaxActivation) continue;
+    if (!std::isfinite(values[i]))
+      throw InputError(file, dataset, std::string(std::isnan(values[i]) ? "NaN" : "Inf") + " at " + where(i) + ": expected finite activations");
+    std::ostringstream v;
+    v << values[i];
     throw InputError(file, dataset,
-                     std::string(std::isnan(values[i]) ? "NaN" : "Inf") + " at " +
-                         (l.tensors == 2 ? std::string(tensor == 0 ? "K " : "V ") : std::string()) + "layer " +
-                         std::to_string(layer) + ", token " + std::to_string(token) + ", feature " +
-                         std::to_string(feature) + ": expected finite activations");
+                     v.str() + " at " + where(i) + ": expected activations of magnitude at most 1e15 (the codecs square them in fp32)");
   }
   Activations a;
   for (int t = 0; t < l.tensors; ++t) {

@@ -1,5 +1,5 @@
 #pragma once
-// Shape rules and NaN/Inf checks shared by the .npy and HDF5 readers (private to moss_io).
+// Shape rules and NaN/Inf/magnitude checks shared by the .npy and HDF5 readers (private to moss_io).
 
 #include <cstdint>
 #include <string>
@@ -23,7 +23,13 @@ struct Layout {
 Layout layout_of(const std::string& file, const std::string& dataset, const std::vector<std::int64_t>& shape,
                  bool allow_pair);
 
-/// Splits `values` (layout order) into tensors, checking every value is finite. Throws InputError.
+/// Largest |value| accepted: the codecs square activations in fp32 (token energies ||x U||^2 <= d
+/// max|x|^2, d up to 65536), which stays finite below about 7e16; 1e15 leaves a margin and is far
+/// above any model's K/V.
+inline constexpr float kMaxActivation = 1e15f;
+
+/// Splits `values` (layout order) into tensors, checking every value is finite and at most
+/// kMaxActivation in magnitude. Throws InputError.
 Activations split(const std::string& file, const Layout& layout, std::vector<float> values,
                   const std::vector<std::string>& names = {}, const std::string& dataset = "");
 

@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <vector>
 
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
@@ -42,31 +43,62 @@ const io::Activations& load_cached(const std::string& path) {
   return it->second;
 }
 
+// The scenario's activation file as the kernels take it, checked (see check_activations).
+const io::Activations& checked_activations(const scenario::Scenario& s) {
+  const std::string& source = s.compression.activations;
+  const io::Activations& a = load_cached(source);
+  const std::string at = "/compression/activations";
+  if (!a.is_pair()) {
+    throw InputError(s.source_file, at, "\"" + source + "\" holds one tensor: expected K and V (a [2, tokens, dim] or [2, layers, tokens, dim] .npy, or datasets \"k\" and \"v\")");
+  }
+  const io::Tensor& k = a.tensors[0];
+  if (k.dim != s.model.kv_dim()) {
+    throw InputError(s.source_file, at,
+                     "\"" + source + "\" has width " + std::to_string(k.dim) + "; the model's K/V width is " + std::to_string(s.model.kv_dim()));
+  }
+  if (k.tokens < 2) {
+    throw InputError(s.source_file, at, "\"" + source + "\" has " + std::to_string(k.tokens) + " token per layer: expected >= 2 (half fit, half measured)");
+  }
+  return a;
+}
+
 kernels::MeasureResult measure(const scenario::Scenario& s, const kernels::MeasureRequest& req) {
   const std::string& source = s.compression.activations;
   try {
     if (source.rfind("synthetic:", 0) == 0) return kernels::measure_kv(req);
-    const io::Activations& a = load_cached(source);
-    if (!a.is_pair()) {
-      throw InputError(source, "", "expected K and V (a [2, tokens, dim] .npy or datasets \"k\" and \"v\"), found one tensor");
-    }
+    const io::Activations& a = checked_activations(s);
     const io::Tensor& k = a.tensors[0];
     const io::Tensor& v = a.tensors[1];
-    if (k.dim != req.kv_dim) {
-      throw InputError(s.source_file, "/compression/activations",
-                       "\"" + source + "\" has width " + std::to_string(k.dim) + "; the model's K/V width is " +
-                           std::to_string(req.kv_dim));
+    // Each layer on its own (measure.h samples up to kMaxSampleLayers of them over depth).
+    std::vector<kernels::MatrixView> kl, vl;
+    for (std::int64_t l = 0; l < k.layers; ++l) {
+      kl.push_back({k.layer(l), k.tokens, k.dim});
+      vl.push_back({v.layer(l), v.tokens, v.dim});
     }
-    // Every layer of the file together: a sample across depth.
-    const kernels::MatrixView kv{k.values.data(), k.layers * k.tokens, k.dim};
-    const kernels::MatrixView vv{v.values.data(), v.layers * v.tokens, v.dim};
-    return kernels::measure_kv(req, kv, vv);
+    return kernels::measure_kv(req, kl, vl);
   } catch (const std::invalid_argument& e) {
     throw InputError(s.source_file, "/compression", std::string("the kernels reject these parameters: ") + e.what());
   }
 }
 
+// ", layers 0, 5, 10, 15 of 16" where a multi-layer file was sampled over depth.
+std::string layers_text(const scenario::Scenario& s, const kernels::MeasureResult& m) {
+  const std::string& source = s.compression.activations;
+  if (m.layers_measured <= 1 || source.rfind("synthetic:", 0) == 0) return "";
+  const std::int64_t layers = load_cached(source).tensors[0].layers;
+  std::string text = ", layers ";
+  const std::vector<std::size_t> sampled = kernels::sampled_layers(static_cast<std::size_t>(layers));
+  for (std::size_t i = 0; i < sampled.size(); ++i) text += (i ? ", " : "") + std::to_string(sampled[i]);
+  return text + " of " + std::to_string(layers);
+}
+
 }  // namespace
+
+void check_activations(const scenario::Scenario& s) {
+  const std::string& source = s.compression.activations;
+  if (!s.compression.compressed() || source.empty() || source.rfind("synthetic:", 0) == 0) return;
+  (void)checked_activations(s);
+}
 
 CompressionFigures compression_figures(const scenario::Scenario& s, bool measure_kernels) {
   const double chunk_tokens = static_cast<double>(s.training.seq_len) / s.parallelism.context;
@@ -99,7 +131,7 @@ CompressionFigures compression_figures(const scenario::Scenario& s, bool measure
   o.relative_error = m.relative_error;
   o.relative_error_k = m.relative_error_k;
   o.relative_error_v = m.relative_error_v;
-  o.source = "kernels on " + s.compression.activations + " (" + m.device + ")";
+  o.source = "kernels on " + s.compression.activations + layers_text(s, m) + " (" + m.device + ")";
   const bool on_gpu = m.throughput_measured && m.device.find("cpu") == std::string::npos;
   if (on_gpu && m.encode_input_bytes_per_s > 0 && m.decode_output_bytes_per_s > 0) {
     const double raw = chunk_tokens * f.codec.bytes.raw_per_token;

@@ -361,3 +361,66 @@ TEST(Encode, IntoAReusedEncodedEqualsAFreshEncoding) {
     }
   EXPECT_EQ(checked, 121);
 }
+
+TEST(Scale, FitAndErrorDoNotDependOnAPowerOfTwoScale) {
+  // x 2^k changes no rounding, so a scale-invariant codec gives the same relative error. The fit
+  // squares the data twice in fp32: before it scaled its warm-up to |x| ~ 1, pca, mos and mos-k
+  // returned NaN from |x| ~ 1e10 (2^40 is 1.1e12).
+  const mk::Matrix all = mixture(1536, 64, 4, 8, 0.6, 128, 41);
+  auto scaled = [&](std::int64_t first, std::int64_t rows, int k) {
+    mk::Matrix m(rows, all.cols);
+    for (std::size_t i = 0; i < m.data.size(); ++i) m.data[i] = std::ldexp(all.data[static_cast<std::size_t>(first * all.cols) + i], k);
+    return m;
+  };
+  struct Case {
+    mk::Method method;
+    int rotations, subspaces;
+  };
+  for (const Case& c : {Case{mk::Method::pca, 0, 0}, Case{mk::Method::mos, 1, 0}, Case{mk::Method::mos, 2, 0}, Case{mk::Method::mos_k, 0, 3}}) {
+    mk::CodecConfig cfg = config(c.method, 8);
+    if (c.rotations > 0) cfg.rotations = c.rotations, cfg.theta_block_tokens = 128;
+    if (c.subspaces > 0) cfg.subspaces = c.subspaces;
+    const double at_one = roundtrip_error(mk::fit_codec(cfg, scaled(0, 1024, 0).view(), 5), scaled(1024, 512, 0));
+    EXPECT_LT(at_one, 0.5) << "method " << static_cast<int>(c.method);
+    for (const int k : {-40, 40}) {
+      const double at_k = roundtrip_error(mk::fit_codec(cfg, scaled(0, 1024, k).view(), 5), scaled(1024, 512, k));
+      EXPECT_NEAR(at_k, at_one, 1e-6 * at_one) << "method " << static_cast<int>(c.method) << " rotations " << c.rotations << " scale 2^" << k;
+    }
+  }
+}
+
+TEST(Mos, RankEqualToTheWidthIsAsGoodAsPca) {
+  // r = d leaves no room to rotate into: the directions were rounding noise normalised to unit norm,
+  // with an O(1) part in span(Ubar), and U(theta) far from orthonormal (error 0.43 against pca's
+  // 0.004). Data of rank <= r is the same case in part of the space.
+  const mk::Matrix full = gaussian(768, 48, 43);
+  const mk::Matrix low = product(gaussian(768, 4, 44), gaussian(4, 48, 45));
+  struct Case {
+    const mk::Matrix* x;
+    int rank;
+  };
+  for (const Case& k : {Case{&full, 48}, Case{&low, 8}, Case{&low, 48}}) {
+    const mk::MatrixView warm = k.x->view().slice_rows(0, 512);
+    mk::Matrix test(256, k.x->cols);
+    std::copy(k.x->row(512), k.x->row(512) + test.data.size(), test.data.begin());
+    const double e_pca = roundtrip_error(mk::fit_codec(config(mk::Method::pca, k.rank), warm, 1), test);
+    for (const int rotations : {1, 2}) {
+      mk::CodecConfig c = config(mk::Method::mos, k.rank);
+      c.rotations = rotations, c.theta_block_tokens = 64;
+      const mk::CodecState s = mk::fit_codec(c, warm, 1);
+      const double e_mos = roundtrip_error(s, test);
+      EXPECT_LE(e_mos, 1.05 * e_pca + 1e-4) << "rank " << k.rank << " rotations " << rotations << " pca " << e_pca;
+      // Whatever directions are left are orthogonal to Ubar (to bf16 rounding of the exchanged bases).
+      const std::int64_t d = s.dim;
+      double worst = 0;
+      for (int i = 0; i < rotations; ++i)
+        for (int p = 0; p < k.rank; ++p)
+          for (int q = 0; q < k.rank; ++q) {
+            double dot = 0;
+            for (std::int64_t a = 0; a < d; ++a) dot += static_cast<double>(s.basis[a * k.rank + p]) * s.directions[i * d * k.rank + a * k.rank + q];
+            worst = std::max(worst, std::fabs(dot));
+          }
+      EXPECT_LT(worst, 2e-2) << "rank " << k.rank << " rotations " << rotations;
+    }
+  }
+}

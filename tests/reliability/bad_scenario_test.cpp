@@ -99,7 +99,9 @@ TEST(BadScenarioTable, HasAtLeastSixtyCasesEachWithItsFile) {
   for (const auto& e : fs::directory_iterator(kDir)) files += e.path().filename() != "manifest.json";
   // problem_file paths must exist too (fixtures in tests/data/bad_activations).
   for (const auto& c : cases()) {
-    if (!c.problem_file.empty()) EXPECT_TRUE(fs::is_regular_file(kDir / c.problem_file)) << c.problem_file;
+    if (!c.problem_file.empty()) {
+      EXPECT_TRUE(fs::is_regular_file(kDir / c.problem_file)) << c.problem_file;
+    }
   }
   EXPECT_EQ(files, cases().size()) << "a file in bad_scenarios/ is not in the manifest";
 }
@@ -120,7 +122,7 @@ TEST_P(BadScenario, ValidateExitsTwoNamingFilePointerAndExpectation) {
   const ProcessResult r = run_moss({"validate", path}, hostile_limits(), scratch);
   ASSERT_TRUE(no_crash(r)) << c.why;
   EXPECT_EQ(r.exit_code, 2) << c.why << "\n" << r.out << r.err;
-  EXPECT_TRUE(names_problem(r.err, "", path, c)) << c.why;
+  EXPECT_TRUE(names_problem(r.err, "", named_path(c), c)) << c.why;
   EXPECT_EQ(r.out.find(": valid"), std::string::npos) << r.out;
 }
 

@@ -280,15 +280,21 @@ mutate("huge-rank", "/compression/rank_v", r"expected an integer", "rank 2^40",
 MOS = {"method": "mos", "rank_k": 40, "rank_v": 100}
 mutate("activations-missing-file", "/compression/activations", r"existing .npy/.h5 file", "no such activation file",
        {"compression": dict(MOS, activations="no-such-file.npy")})
+# `moss validate` loads the file as the run will (a scenario that validates must run).
 mutate("activations-nan", "", r"NaN at K layer 0, token 3, feature 5", "K/V pair with a NaN",
        {"compression": dict(MOS, activations="../bad_activations/nan-pair.npy")},
-       run_only=True, problem_file="../bad_activations/nan-pair.npy")
+       problem_file="../bad_activations/nan-pair.npy")
 mutate("activations-truncated", "", r"truncated", "K/V pair cut short",
        {"compression": dict(MOS, activations="../bad_activations/truncated-pair.npy")},
-       run_only=True, problem_file="../bad_activations/truncated-pair.npy")
-mutate("activations-one-tensor", "", r"expected K and V", "one tensor where a K/V pair is needed",
-       {"compression": dict(MOS, activations="../bad_activations/one-tensor.npy")},
-       run_only=True, problem_file="../bad_activations/one-tensor.npy")
+       problem_file="../bad_activations/truncated-pair.npy")
+mutate("activations-huge-value", "", r"magnitude at most 1e15", "K/V pair with a value of 1e16",
+       {"compression": dict(MOS, activations="../bad_activations/huge-value-pair.npy")},
+       problem_file="../bad_activations/huge-value-pair.npy")
+mutate("activations-one-tensor", "/compression/activations", r"expected K and V", "one tensor where a K/V pair is needed",
+       {"compression": dict(MOS, activations="../bad_activations/one-tensor.npy")})
+mutate("activations-wrong-width", "/compression/activations", r"width 8; the model's K/V width is 2048",
+       "a K/V pair 8 wide for a model whose K/V are 2048 wide",
+       {"compression": dict(MOS, activations="../bad_activations/narrow-pair.npy")})
 mutate("activations-synthetic-unknown-key", "/compression/activations", r"unknown key \"bogus\"", "bad synthetic spec",
        {"compression": dict(MOS, activations="synthetic:bogus=1")})
 mutate("mos-rotations-too-many", "/compression/rotations", r"16", "more rotation generators than the kernels support",
@@ -318,10 +324,14 @@ def write_activation_fixtures():
     vals = [math.sin(0.3 * i) for i in range(128)]
     with_nan = list(vals)
     with_nan[3 * 8 + 5] = float("nan")
+    huge = list(vals)
+    huge[64 + 2 * 8 + 1] = 1e16
     files = {
         "nan-pair.npy": npy("<f4", "(2, 8, 8)", struct.pack("<128f", *with_nan)),
         "truncated-pair.npy": npy("<f4", "(2, 8, 8)", struct.pack("<100f", *vals[:100])),
         "one-tensor.npy": npy("<f4", "(16, 8)", struct.pack("<128f", *vals)),
+        "huge-value-pair.npy": npy("<f4", "(2, 8, 8)", struct.pack("<128f", *huge)),
+        "narrow-pair.npy": npy("<f4", "(2, 8, 8)", struct.pack("<128f", *vals)),
     }
     for name, data in files.items():
         with open(os.path.join(out, name), "wb") as f:

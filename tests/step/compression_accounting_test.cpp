@@ -1,8 +1,16 @@
 #include "moss/step/compression_accounting.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
 #include <utility>
+#include <vector>
+
+#include "moss/step/compression_measure.h"
 
 #include "scenario_fixture.h"
 
@@ -88,6 +96,47 @@ TEST(CompressionAccounting, TopkCountsValuesAndIndexBits) {
 TEST(CompressionAccounting, QuantCountsBitsAndScales) {
   EXPECT_DOUBLE_EQ(bytes_for(R"({"method": "quant", "bits": 4})").sent_per_token, 2 * (1024 + 2));
   EXPECT_DOUBLE_EQ(bytes_for(R"({"method": "quant", "bits": 8})").sent_per_token, 2 * (2048 + 2));
+}
+
+// A K/V file of three layers, each exactly rank 4 in its own subspace: every layer of a model has
+// its own bases, so pca at rank 8 must reconstruct each to bf16 rounding. The layers were once
+// stacked into one matrix whose first 1024 rows (layer 0) fitted and the next (layer 1) were
+// measured: error 0.98.
+TEST(CompressionMeasure, EachLayerOfAFileIsFittedOnItsOwn) {
+  const int layers = 3, tokens = 1024, dim = 64;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> n;
+  std::vector<float> values;
+  for (int tensor = 0; tensor < 2; ++tensor)
+    for (int l = 0; l < layers; ++l) {
+      std::vector<float> a(tokens * 4), b(4 * dim);
+      for (float& e : a) e = n(rng);
+      for (float& e : b) e = n(rng);
+      for (int t = 0; t < tokens; ++t)
+        for (int j = 0; j < dim; ++j) {
+          float x = 0;
+          for (int q = 0; q < 4; ++q) x += a[t * 4 + q] * b[q * dim + j];
+          values.push_back(x);
+        }
+    }
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, " + std::to_string(layers) + ", " +
+                       std::to_string(tokens) + ", " + std::to_string(dim) + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  const std::filesystem::path file = std::filesystem::temp_directory_path() / ("moss-layers-" + std::to_string(::getpid()) + ".npy");
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << "\x93NUMPY" << '\x01' << '\x00' << static_cast<char>(header.size() & 0xff) << static_cast<char>(header.size() >> 8) << header;
+    out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(float)));
+  }
+  nlohmann::json doc = testing::mos800m("1Gbps", R"({"method": "pca", "rank_k": 8, "rank_v": 8})");
+  doc["model"] = nlohmann::json::parse(R"({"layers": 2, "d_model": 256, "heads": 4, "kv_heads": 1, "ffn_hidden": 1024, "vocab": 1000})");
+  doc["compression"]["activations"] = file.string();
+  const CompressionFigures f = compression_figures(testing::parse(doc), true);
+  std::filesystem::remove(file);
+  EXPECT_LT(f.outcome.relative_error, 1e-2);  // bf16 rounding of data and basis: ~4e-3
+  EXPECT_GT(f.outcome.relative_error, 0.0);
+  EXPECT_NE(f.outcome.source.find("layers 0, 1, 2 of 3"), std::string::npos) << f.outcome.source;
 }
 
 }  // namespace moss::step

@@ -6,7 +6,10 @@
 // Sample. The codecs are fitted on a warm-up sample of kWarmupTokens tokens (the bases a run would
 // learn in its warm-up) and evaluated on a *different* sample of min(chunk_tokens, kMaxSampleTokens)
 // tokens, K and V separately, each with its own rank. Synthetic sources generate warm-up + sample from
-// one seeded stream (tokens [0, warm-up) fit, the rest is measured).
+// one seeded stream (tokens [0, warm-up) fit, the rest is measured). Activations of several layers:
+// every layer has its own K/V statistics and a model its own bases per layer, so each sampled layer
+// (at most kMaxSampleLayers, evenly spaced over depth, first and last included) is fitted on its own
+// warm-up and measured on its own sample; squared errors, norms, bytes and times add over them.
 //
 // Bytes. sent_bytes_per_token counts K + V exactly as they travel for a chunk of chunk_tokens tokens
 // (coefficients, indices, scales, and the theta of every theta-block: with theta_block_tokens = 0 one
@@ -25,11 +28,15 @@
 // fast this host runs the kernels, not a GPU: callers that time a GPU step should use a roofline
 // estimate for that GPU unless device is a GPU (throughput_measured says a measurement was made).
 //
-// Cost: about 0.1-0.6 s per new (method, params, source, shape, seed, device) on a 2-core CPU at
-// kv_dim 2048; results are cached in-process, so sweeps pay once per distinct key.
+// Cost: about 0.1-0.6 s per layer measured and new (method, params, source, shape, seed, device) on a
+// 2-core CPU at kv_dim 2048. Results are cached in the process (not on disk), so a sweep pays once
+// per distinct key; concurrent requests of one key (parallel sweep points) wait for one measurement.
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "moss/kernels/codec.h"
 #include "moss/kernels/matrix.h"
@@ -40,6 +47,8 @@ namespace moss::kernels {
 inline constexpr std::int64_t kMaxSampleTokens = 1024;
 /// Warm-up sample used to fit the bases (tokens).
 inline constexpr std::int64_t kWarmupTokens = 1024;
+/// Most layers of a multi-layer activation source measured (evenly spaced over depth).
+inline constexpr std::size_t kMaxSampleLayers = 4;
 
 /// What to measure.
 struct MeasureRequest {
@@ -67,6 +76,7 @@ struct MeasureResult {
   std::string device;
   bool throughput_measured = false;
   double one_time_bytes = 0;  ///< K + V bases of one layer (see the file comment)
+  int layers_measured = 1;    ///< layers of the source fitted and measured (see the file comment)
 };
 
 /// Measures a synthetic source. Thread-safe; cached in-process by (method, params, source, shape,
@@ -77,5 +87,18 @@ MeasureResult measure_kv(const MeasureRequest& request);
 /// tokens (at most kWarmupTokens) fits, the rest (at most kMaxSampleTokens) is measured. Cached like
 /// measure_kv under request.activation_source, which must name the data.
 MeasureResult measure_kv(const MeasureRequest& request, MatrixView k, MatrixView v);
+
+/// Measures activations of several layers (k_layers[l], v_layers[l]: layer l, tokens x kv_dim, the
+/// same tokens in every layer): each of sampled_layers(layers) is fitted on its own first half of
+/// tokens (at most kWarmupTokens) and measured on the rest (at most kMaxSampleTokens). Cached like
+/// measure_kv.
+MeasureResult measure_kv(const MeasureRequest& request, std::span<const MatrixView> k_layers, std::span<const MatrixView> v_layers);
+
+/// Measurements this process has run (cache misses of measure_kv), for tests and logs.
+std::uint64_t measurements_run();
+
+/// The layers measured of a source of `layers` layers: min(layers, kMaxSampleLayers) indices evenly
+/// spaced, the first and the last included, ascending.
+std::vector<std::size_t> sampled_layers(std::size_t layers);
 
 }  // namespace moss::kernels

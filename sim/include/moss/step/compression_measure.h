@@ -20,4 +20,11 @@ struct CompressionFigures {
 /// Thread-safe; results are cached per (method, parameters, source, shape, seed).
 [[nodiscard]] CompressionFigures compression_figures(const scenario::Scenario& s, bool measure);
 
+/// Checks the scenario's activation file (compression.activations, when a file and the method
+/// compresses) as a measured run will use it: it loads (no NaN/Inf, a readable .npy/.h5), holds a
+/// K/V pair of the model's K/V width with at least 2 tokens per layer. Throws InputError naming the
+/// scenario file and /compression/activations (or the activation file for its own errors); the
+/// file stays loaded for the run that follows in this process.
+void check_activations(const scenario::Scenario& s);
+
 }  // namespace moss::step
