@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <stdexcept>
@@ -55,15 +56,100 @@ struct TensorTotals {
   }
 };
 
+bool given(const CompressOptions& o, const char* flag) { return o.given.count(flag) > 0; }
+
+// Rank of K (`is_v` false) or V: its own flag when given, else --rank (0 when neither: not checked here).
+int rank_of(const CompressOptions& o, bool is_v) {
+  return given(o, is_v ? "--rank-v" : "--rank-k") ? (is_v ? o.rank_v : o.rank_k) : o.rank;
+}
+const char* rank_flag(const CompressOptions& o, bool is_v, bool pair) {
+  if (!pair) return "--rank";
+  return given(o, is_v ? "--rank-v" : "--rank-k") || !given(o, "--rank") ? (is_v ? "--rank-v" : "--rank-k") : "--rank";
+}
+
 mk::CompressionParams params_of(const CompressOptions& o) {
   mk::CompressionParams p;
   p.method = o.method;
-  p.rank_k = o.rank_k > 0 ? o.rank_k : o.rank;
-  p.rank_v = o.rank_v > 0 ? o.rank_v : o.rank;
+  p.rank_k = rank_of(o, false);
+  p.rank_v = rank_of(o, true);
   p.rotations = o.rotations, p.subspaces = o.subspaces, p.fraction = o.fraction, p.bits = o.bits;
   p.theta_block_tokens = o.theta_block, p.route_block_tokens = o.route_block;
   p.routing = o.routing;
   return p;
+}
+
+bool uses_rank(mk::Method m) { return m == mk::Method::pca || m == mk::Method::mos || m == mk::Method::mos_k; }
+
+// A flag that the method or the source never reads is an error rather than silently ignored.
+void reject_unused_flags(const CompressOptions& o, mk::Method m) {
+  const bool synthetic = !o.synthetic.empty();
+  const struct {
+    const char* flag;
+    bool applies;
+    const char* scope;
+  } scopes[] = {{"--rank", uses_rank(m), "--method pca, mos or mos-k"},
+                {"--rank-k", uses_rank(m), "--method pca, mos or mos-k"},
+                {"--rank-v", uses_rank(m), "--method pca, mos or mos-k"},
+                {"--fraction", m == mk::Method::topk, "--method topk"},
+                {"--bits", m == mk::Method::quant, "--method quant"},
+                {"--rotations", m == mk::Method::mos, "--method mos"},
+                {"--theta-block", m == mk::Method::mos, "--method mos"},
+                {"--subspaces", m == mk::Method::mos_k, "--method mos-k"},
+                {"--route-block", m == mk::Method::mos_k, "--method mos-k"},
+                {"--routing", m == mk::Method::mos_k, "--method mos-k"},
+                {"--tokens", synthetic, "--synthetic"},
+                {"--dim", synthetic, "--synthetic"},
+                {"--warmup", synthetic, "--synthetic"}};
+  for (const auto& s : scopes)
+    if (given(o, s.flag) && !s.applies)
+      throw InputError("", s.flag, std::string("applies to ") + s.scope + " only (got --method " + o.method +
+                                       (synthetic ? " on --synthetic" : " on --activations") + ")");
+  if (given(o, "--rank") && given(o, "--rank-k") && given(o, "--rank-v"))
+    throw InputError("", "--rank", "unused when --rank-k and --rank-v are both given: give one or the other");
+}
+
+// Each method flag's value checked alone (validate_config on an otherwise valid configuration), so
+// that an error names the flag that carries the bad value.
+void check_method_values(const CompressOptions& o, mk::Method m) {
+  mk::CodecConfig base;
+  base.method = m;
+  base.rank = 1;
+  const auto check = [&](const char* flag, auto set) {
+    mk::CodecConfig c = base;
+    set(c);
+    try {
+      mk::validate_config(c, std::numeric_limits<std::int64_t>::max());
+    } catch (const std::invalid_argument& e) {
+      throw InputError("", flag, e.what());
+    }
+  };
+  check("--rotations", [&](mk::CodecConfig& c) { c.rotations = o.rotations; });
+  check("--theta-block", [&](mk::CodecConfig& c) { c.theta_block_tokens = o.theta_block; });
+  check("--subspaces", [&](mk::CodecConfig& c) { c.subspaces = o.subspaces; });
+  check("--route-block", [&](mk::CodecConfig& c) { c.route_block_tokens = o.route_block; });
+  check("--fraction", [&](mk::CodecConfig& c) { c.fraction = o.fraction; });
+  check("--bits", [&](mk::CodecConfig& c) { c.bits = o.bits; });
+}
+
+// Ranks of a subspace method on tensors `dim` wide; `pair`: K and V (else one tensor, --rank only).
+void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t dim, const std::string& source) {
+  if (!pair)
+    for (const char* flag : {"--rank-k", "--rank-v"})
+      if (given(o, flag))
+        throw InputError(source, flag, "applies to a K/V pair; this file holds one tensor: use --rank");
+  if (!uses_rank(m)) return;
+  for (const bool is_v : {false, true}) {
+    if (!pair && is_v) break;
+    const char* flag = rank_flag(o, is_v, pair);
+    if (!given(o, flag))
+      throw InputError("", flag, "--method " + o.method + " needs a rank" +
+                                     (pair ? std::string(" for ") + (is_v ? "V" : "K") + ": --rank R (both) or --rank-k R --rank-v R"
+                                           : ": --rank R"));
+    const int r = rank_of(o, is_v);
+    if (r < 1 || r > dim)
+      throw InputError("", flag, std::to_string(r) + ": expected a rank in [1, " + std::to_string(dim) +
+                                     "] (the feature width of " + source + ")");
+  }
 }
 
 mk::Device device_of(const CompressOptions& o) {
@@ -76,35 +162,87 @@ mk::Device device_of(const CompressOptions& o) {
   throw InputError("", "--device", "\"" + o.device + "\": expected cpu or gpu");
 }
 
+// The flags and ranks were checked before; what the kernels still reject is a problem of the data.
 mk::TensorReport evaluate(const mk::CodecConfig& c, mk::MatrixView warm, mk::MatrixView x, mk::Device d,
-                          const CompressOptions& o, const std::string& flag) {
+                          const CompressOptions& o, const std::string& source) {
   try {
     return mk::evaluate_tensor(c, warm, x, d, o.seed, o.repeats);
   } catch (const std::invalid_argument& e) {
-    throw InputError("", flag, e.what());
+    throw InputError(source, "", e.what());
   }
 }
 
-std::vector<TensorTotals> run_synthetic(const CompressOptions& o, mk::Device device) {
-  mk::SyntheticSpec spec;
+constexpr std::int64_t kMaxTokens = std::int64_t{1} << 24;  // as parse_synthetic_spec
+constexpr std::int64_t kMaxDim = 65536;                      // as parse_synthetic_spec
+constexpr std::int64_t kMaxValues = std::int64_t{1} << 31;   // per generated tensor: 8 GiB of float32
+
+void check_size(const CompressOptions& o, const char* flag, std::int64_t value, std::int64_t max) {
+  if (given(o, flag) && (value < 1 || value > max))
+    throw InputError("", flag, std::to_string(value) + ": expected an integer in [1, " + std::to_string(max) + "]");
+}
+
+/// The synthetic sizes actually used: the spec's, with --tokens / --dim / --warmup applied.
+struct SyntheticSizes {
+  mk::SyntheticSpec spec;     ///< tokens = warm-up + measured
+  std::int64_t warm = 0, measured = 0;
+  std::string text;           ///< the spec string with the overridden sizes, for the report
+};
+
+// `text` with key=value replaced (or appended when absent).
+std::string with_key(const std::string& text, const std::string& key, std::int64_t value) {
+  std::string out;
+  bool found = false;
+  std::size_t begin = 0;
+  while (begin <= text.size()) {
+    const std::size_t end = std::min(text.find(',', begin), text.size());
+    std::string item = text.substr(begin, end - begin);
+    const std::size_t k = item.find_first_not_of(' ');
+    if (k != std::string::npos && item.compare(k, key.size() + 1, key + "=") == 0)
+      item = key + "=" + std::to_string(value), found = true;
+    out += (begin ? "," : "") + item;
+    begin = end + 1;
+  }
+  return found ? out : out + (out.empty() ? "" : ",") + key + "=" + std::to_string(value);
+}
+
+SyntheticSizes synthetic_sizes(const CompressOptions& o) {
+  SyntheticSizes s;
   try {
-    spec = mk::parse_synthetic_spec(o.synthetic);
+    s.spec = mk::parse_synthetic_spec(o.synthetic);
   } catch (const std::invalid_argument& e) {
     throw InputError("", "--synthetic", e.what());
   }
-  if (o.tokens > 0) spec.tokens = o.tokens;
-  if (o.dim > 0) spec.dim = o.dim;
-  spec.seed = spec.seed * 1000003u + o.seed;
-  const std::int64_t measured = spec.tokens, warm = o.warmup > 0 ? o.warmup : measured;
-  spec.tokens = warm + measured;
+  check_size(o, "--tokens", o.tokens, kMaxTokens);
+  check_size(o, "--dim", o.dim, kMaxDim);
+  check_size(o, "--warmup", o.warmup, kMaxTokens);
+  s.text = o.synthetic;
+  if (given(o, "--tokens")) s.spec.tokens = o.tokens, s.text = with_key(s.text, "tokens", o.tokens);
+  if (given(o, "--dim")) s.spec.dim = o.dim, s.text = with_key(s.text, "dim", o.dim);
+  s.measured = s.spec.tokens;
+  s.warm = given(o, "--warmup") ? o.warmup : s.measured;
+  const std::int64_t values = (s.warm + s.measured) * s.spec.dim;
+  if (values > kMaxValues) {
+    const char* flag = given(o, "--tokens") ? "--tokens" : given(o, "--dim") ? "--dim" : given(o, "--warmup") ? "--warmup" : "--synthetic";
+    throw InputError("", flag, "(warm-up " + std::to_string(s.warm) + " + measured " + std::to_string(s.measured) +
+                                   " tokens) x dim " + std::to_string(s.spec.dim) + " = " + std::to_string(values) +
+                                   " values per tensor: expected at most " + std::to_string(kMaxValues) +
+                                   " (8 GiB of float32)");
+  }
+  s.spec.tokens = s.warm + s.measured;
+  s.spec.seed = s.spec.seed * 1000003u + o.seed;
+  return s;
+}
+
+std::vector<TensorTotals> run_synthetic(const CompressOptions& o, const SyntheticSizes& s, mk::Device device) {
+  check_ranks(o, mk::parse_method(o.method), true, s.spec.dim, "--synthetic " + s.text);
   std::vector<TensorTotals> out;
   for (int v = 0; v < 2; ++v) {
-    const mk::Matrix x = mk::generate_synthetic(spec, v == 1);
+    const mk::Matrix x = mk::generate_synthetic(s.spec, v == 1);
     const mk::CodecConfig c = mk::codec_config(params_of(o), v == 1);
     TensorTotals t;
     t.name = v == 0 ? "K" : "V";
-    t.add(evaluate(c, x.view().slice_rows(0, warm), x.view().slice_rows(warm, measured), device, o,
-                   v == 0 ? "--rank-k" : "--rank-v"));
+    t.add(evaluate(c, x.view().slice_rows(0, s.warm), x.view().slice_rows(s.warm, s.measured), device, o,
+                   "synthetic:" + s.text));
     out.push_back(t);
   }
   return out;
@@ -112,6 +250,8 @@ std::vector<TensorTotals> run_synthetic(const CompressOptions& o, mk::Device dev
 
 std::vector<TensorTotals> run_file(const CompressOptions& o, mk::Device device) {
   const io::Activations a = io::load_activations(o.activations);
+  for (const io::Tensor& tensor : a.tensors)
+    check_ranks(o, mk::parse_method(o.method), a.is_pair(), tensor.dim, o.activations);
   std::vector<TensorTotals> out;
   for (std::size_t i = 0; i < a.tensors.size(); ++i) {
     const io::Tensor& tensor = a.tensors[i];
@@ -124,17 +264,16 @@ std::vector<TensorTotals> run_file(const CompressOptions& o, mk::Device device) 
     for (std::int64_t l = 0; l < tensor.layers; ++l) {
       const mk::MatrixView all{tensor.layer(l), tensor.tokens, tensor.dim};
       t.add(evaluate(c, all.slice_rows(0, warm), all.slice_rows(warm, tensor.tokens - warm), device, o,
-                     a.is_pair() ? (is_v ? "--rank-v" : "--rank-k") : "--rank"));
+                     o.activations));
     }
     out.push_back(t);
   }
   return out;
 }
 
-void print_table(std::ostream& out, const CompressOptions& o, const std::vector<TensorTotals>& rows,
-                 const TensorTotals& total) {
-  out << "moss compress: method " << o.method << " on "
-      << (o.activations.empty() ? "synthetic " + o.synthetic : o.activations) << "\ndevice: " << total.device << "\n\n";
+void print_table(std::ostream& out, const CompressOptions& o, const std::string& source,
+                 const std::vector<TensorTotals>& rows, const TensorTotals& total) {
+  out << "moss compress: method " << o.method << " on " << source << "\ndevice: " << total.device << "\n\n";
   out << std::left << std::setw(7) << "tensor" << std::right << std::setw(14) << "raw_bytes" << std::setw(14)
       << "sent_bytes" << std::setw(10) << "ratio" << std::setw(12) << "rel_error" << std::setw(13) << "worst_token"
       << std::setw(12) << "enc_GB/s" << std::setw(12) << "dec_GB/s" << '\n';
@@ -157,30 +296,35 @@ void add_compress_options(CLI::App& sub, CompressOptions& o) {
   sub.add_option("--activations", o.activations, "activation file (.npy or .h5): [tokens, dim], [layers, tokens, dim] or a K/V pair");
   sub.add_option("--synthetic", o.synthetic, "synthetic activation spec, e.g. llama,tokens=4096,dim=2048");
   sub.add_option("--method", o.method, "none | pca | mos | mos-k | topk | quant")->required();
-  sub.add_option("--rank", o.rank, "rank for a single tensor (and K and V unless given separately)");
-  sub.add_option("--rank-k", o.rank_k, "rank for K");
-  sub.add_option("--rank-v", o.rank_v, "rank for V");
-  sub.add_option("--fraction", o.fraction, "topk: fraction of entries kept per token");
-  sub.add_option("--bits", o.bits, "quant: 8 or 4");
+  sub.add_option("--rank", o.rank, "pca, mos, mos-k: rank of a single tensor (and of K and V unless given separately)");
+  sub.add_option("--rank-k", o.rank_k, "pca, mos, mos-k: rank for K");
+  sub.add_option("--rank-v", o.rank_v, "pca, mos, mos-k: rank for V");
+  sub.add_option("--fraction", o.fraction, "topk: fraction of entries kept per token, in (0, 1]")->capture_default_str();
+  sub.add_option("--bits", o.bits, "quant: 8 or 4")->capture_default_str();
   sub.add_flag("--json", o.json, "print one JSON object");
-  sub.add_option("--tokens", o.tokens, "synthetic: measured tokens (overrides the spec)");
-  sub.add_option("--dim", o.dim, "synthetic: feature width (overrides the spec)");
-  sub.add_option("--warmup", o.warmup, "synthetic: warm-up tokens for fitting (default: --tokens)");
-  sub.add_option("--seed", o.seed, "seed of the synthetic data and the fit");
-  sub.add_option("--rotations", o.rotations, "mos: number of rotation generators");
-  sub.add_option("--subspaces", o.subspaces, "mos-k: number of bases");
-  sub.add_option("--theta-block", o.theta_block, "mos: tokens per theta (0 = one per chunk)");
-  sub.add_option("--route-block", o.route_block, "mos-k: tokens per basis index (0 = one per chunk)");
-  sub.add_option("--routing", o.routing, "mos-k: exhaustive (every basis tried) | sketch (cheap router)");
-  sub.add_option("--repeats", o.repeats, "timed runs, fastest kept");
-  sub.add_option("--device", o.device, "cpu | gpu");
+  sub.add_option("--tokens", o.tokens, "synthetic: measured tokens, in [1, 16777216] (overrides the spec)");
+  sub.add_option("--dim", o.dim, "synthetic: feature width, in [1, 65536] (overrides the spec)");
+  sub.add_option("--warmup", o.warmup, "synthetic: warm-up tokens for fitting (default: the measured tokens)");
+  sub.add_option("--seed", o.seed, "seed of the synthetic data and the fit")->capture_default_str();
+  sub.add_option("--rotations", o.rotations, "mos: number of rotation generators, in [0, 16]")->capture_default_str();
+  sub.add_option("--subspaces", o.subspaces, "mos-k: number of bases, in [1, 256]")->capture_default_str();
+  sub.add_option("--theta-block", o.theta_block, "mos: tokens per theta (0 = one per chunk)")->capture_default_str();
+  sub.add_option("--route-block", o.route_block, "mos-k: tokens per basis index (0 = one per chunk)")->capture_default_str();
+  sub.add_option("--routing", o.routing, "mos-k: exhaustive (every basis tried) | sketch (cheap router)")->capture_default_str();
+  sub.add_option("--repeats", o.repeats, "timed runs, fastest kept")->capture_default_str();
+  sub.add_option("--device", o.device, "cpu | gpu")->capture_default_str();
+  sub.callback([&sub, &o] {
+    for (const CLI::Option* opt : sub.get_options())
+      if (opt->count() > 0) o.given.insert(opt->get_name());
+  });
 }
 
 int run_compress(const CompressOptions& o, std::ostream& out) {
   if (o.activations.empty() == o.synthetic.empty())
     throw InputError("", "--activations", "give exactly one of --activations FILE or --synthetic SPEC");
+  mk::Method method{};
   try {
-    (void)mk::parse_method(o.method);
+    method = mk::parse_method(o.method);
   } catch (const std::invalid_argument& e) {
     throw InputError("", "--method", e.what());
   }
@@ -189,9 +333,20 @@ int run_compress(const CompressOptions& o, std::ostream& out) {
   } catch (const std::invalid_argument& e) {
     throw InputError("", "--routing", e.what());
   }
-  if (o.repeats < 1) throw InputError("", "--repeats", "expected >= 1");
+  reject_unused_flags(o, method);
+  check_method_values(o, method);
+  if (o.repeats < 1) throw InputError("", "--repeats", std::to_string(o.repeats) + ": expected >= 1");
   const mk::Device device = device_of(o);
-  const std::vector<TensorTotals> rows = o.synthetic.empty() ? run_file(o, device) : run_synthetic(o, device);
+  std::vector<TensorTotals> rows;
+  std::string source = o.activations;
+  std::int64_t warmup = 0;
+  if (o.synthetic.empty()) {
+    rows = run_file(o, device);
+  } else {
+    const SyntheticSizes sizes = synthetic_sizes(o);
+    source = "synthetic:" + sizes.text, warmup = sizes.warm;
+    rows = run_synthetic(o, sizes, device);
+  }
   TensorTotals total;
   total.name = "total";
   for (const auto& r : rows) total.add(r);
@@ -203,12 +358,13 @@ int run_compress(const CompressOptions& o, std::ostream& out) {
     j.erase("dim");
     j["method"] = o.method;
     j["device"] = total.device;
-    j["source"] = o.activations.empty() ? "synthetic:" + o.synthetic : o.activations;
+    j["source"] = source;
+    if (warmup > 0) j["warmup_tokens"] = warmup;
     j["tensors"] = nlohmann::json::array();
     for (const auto& r : rows) j["tensors"].push_back(r.to_json());
     out << j.dump(2) << '\n';
   } else {
-    print_table(out, o, rows, total);
+    print_table(out, o, warmup > 0 ? source + " (warm-up " + std::to_string(warmup) + " tokens)" : source, rows, total);
   }
   return 0;
 }

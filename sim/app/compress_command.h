@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <set>
 #include <string>
 
 namespace CLI {
@@ -32,9 +33,13 @@ struct CompressOptions {
   int route_block = 1;       ///< mos-k: tokens per basis index (0 = one per chunk)
   int repeats = 3;           ///< timed runs, fastest kept
   std::string device = "cpu";  ///< cpu | gpu
+  /// Flags the user gave (e.g. "--fraction"), filled by the parser: a flag that does not apply to the
+  /// method or source is an error, and a given value is used (and checked) even where it equals 0.
+  std::set<std::string> given;
 };
 
-/// Declares the flags of `moss compress` on its subcommand.
+/// Declares the flags of `moss compress` on its subcommand (and records in options.given which ones the
+/// command line sets).
 void add_compress_options(CLI::App& sub, CompressOptions& options);
 
 /// Runs the kernels on the chosen activations and prints the report. Throws moss::InputError for

@@ -1,9 +1,12 @@
 // .npy reader (format versions 1-3): header parsed and checked against the file size first.
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <regex>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "activation_checks.h"
 #include "moss/core/error.h"
@@ -17,43 +20,131 @@ enum class Dtype { f32, f16, bf16 };
 
 [[noreturn]] void fail(const std::string& path, const std::string& msg) { throw InputError(path, "", msg); }
 
-Dtype parse_dtype(const std::string& path, const std::string& header) {
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([^']*)')")))
-    fail(path, "npy header has no 'descr': expected a float32, float16 or bfloat16 array");
-  const std::string d = m[1];
+Dtype parse_dtype(const std::string& path, const std::string& d) {
   if (d == "<f4" || d == "=f4") return Dtype::f32;
   if (d == "<f2" || d == "=f2") return Dtype::f16;
   if (d == "bfloat16" || d == "<V2" || d == "|V2") return Dtype::bf16;
   fail(path, "dtype '" + d + "': expected float32 ('<f4'), float16 ('<f2') or bfloat16");
 }
 
-std::vector<std::int64_t> parse_shape(const std::string& path, const std::string& header) {
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")))
-    fail(path, "npy header has no 'shape'");
+/// The header's dict, a Python literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (8, 4), }
+/// (numpy writes exactly this form; any spacing and either quote style are valid Python, so both are read).
+struct NpyHeader {
+  std::string descr;
+  bool fortran_order = false;
   std::vector<std::int64_t> shape;
-  const std::string body = m[1];
-  // Comma-separated non-negative integers, an optional trailing comma ("(8,)"); anything else
-  // (signs, expressions) is a corrupt header.
-  std::size_t begin = 0;
-  while (begin <= body.size()) {
-    std::size_t end = body.find(',', begin);
-    if (end == std::string::npos) end = body.size();
-    std::string item = body.substr(begin, end - begin);
-    item.erase(0, item.find_first_not_of(" \t"));
-    item.erase(item.find_last_not_of(" \t") + 1);
-    if (!item.empty()) {
-      if (item.find_first_not_of("0123456789") != std::string::npos) fail(path, "shape entry '" + item + "' is not a size");
-      if (item.size() > 15) fail(path, "shape entry " + item + " is too large");
-      shape.push_back(std::stoll(item));
-    } else if (end != body.size()) {
-      fail(path, "npy header has an empty shape entry");
+};
+
+class HeaderParser {
+ public:
+  HeaderParser(const std::string& path, const std::string& text) : path_(path), text_(text) {}
+
+  NpyHeader parse() {
+    NpyHeader h;
+    bool has_descr = false, has_order = false, has_shape = false;
+    std::string unknown;
+    expect('{');
+    while (!peek('}')) {
+      const std::string key = quoted("a quoted key");
+      expect(':');
+      const bool repeated = (key == "descr" && has_descr) || (key == "fortran_order" && has_order) || (key == "shape" && has_shape);
+      if (repeated) fail(path_, "npy header repeats the key '" + key + "'");
+      if (key == "descr") {
+        h.descr = quoted("a dtype string ('<f4', '<f2' or a bfloat16 name)"), has_descr = true;
+      } else if (key == "fortran_order") {
+        h.fortran_order = boolean(), has_order = true;
+      } else if (key == "shape") {
+        h.shape = tuple(), has_shape = true;
+      } else {
+        if (unknown.empty()) unknown = key;
+        skip_value();
+      }
+      if (!peek('}')) expect(',');
     }
-    begin = end + 1;
+    expect('}');
+    skip_space();
+    if (pos_ != text_.size()) malformed("text after the closing '}'");
+    for (const auto& [has, key] : {std::pair{has_descr, "descr"}, {has_order, "fortran_order"}, {has_shape, "shape"}})
+      if (!has) fail(path_, std::string("npy header has no '") + key + "': expected the keys 'descr', 'fortran_order' and 'shape'");
+    if (!unknown.empty())
+      fail(path_, "npy header key '" + unknown + "' is unknown: expected only 'descr', 'fortran_order' and 'shape'");
+    return h;
   }
-  return shape;
-}
+
+ private:
+  void skip_space() {
+    while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+  }
+  bool peek(char c) {
+    skip_space();
+    return pos_ < text_.size() && text_[pos_] == c;
+  }
+  void expect(char c) {
+    if (!peek(c)) malformed(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+  [[noreturn]] void malformed(const std::string& what) {
+    fail(path_, "malformed npy header at offset " + std::to_string(pos_) + " (" + what + "): " + text_.substr(0, 120));
+  }
+  std::string quoted(const char* what) {
+    skip_space();
+    if (pos_ >= text_.size() || (text_[pos_] != '\'' && text_[pos_] != '"')) malformed(std::string("expected ") + what);
+    const char q = text_[pos_++];
+    const std::size_t end = text_.find(q, pos_);
+    if (end == std::string::npos) malformed("unterminated string");
+    std::string out = text_.substr(pos_, end - pos_);
+    if (out.find('\\') != std::string::npos) malformed("escape in a string");
+    pos_ = end + 1;
+    return out;
+  }
+  bool boolean() {
+    skip_space();
+    for (const auto& [word, value] : {std::pair<std::string_view, bool>{"True", true}, {"False", false}})
+      if (text_.compare(pos_, word.size(), word) == 0) {
+        pos_ += word.size();
+        return value;
+      }
+    malformed("expected True or False");
+  }
+  // Any value of an unknown key: up to the next ',' or '}' outside brackets and strings.
+  void skip_value() {
+    int depth = 0;
+    skip_space();
+    while (pos_ < text_.size()) {
+      const char c = text_[pos_];
+      if (c == '\'' || c == '"') {
+        (void)quoted("a string");
+        continue;
+      }
+      if (depth == 0 && (c == ',' || c == '}')) return;
+      if (c == '(' || c == '[' || c == '{') ++depth;
+      if (c == ')' || c == ']' || c == '}') --depth;
+      if (depth < 0) malformed("unbalanced brackets");
+      ++pos_;
+    }
+    malformed("unterminated value");
+  }
+  // "(" non-negative integers separated by commas, an optional trailing comma ("(8,)") ")".
+  std::vector<std::int64_t> tuple() {
+    std::vector<std::int64_t> shape;
+    expect('(');
+    while (!peek(')')) {
+      const std::size_t begin = pos_;
+      while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+      const std::string item = text_.substr(begin, pos_ - begin);
+      if (item.empty()) malformed("shape entries must be sizes");
+      if (item.size() > 15) fail(path_, "shape entry " + item + " is too large");
+      shape.push_back(std::stoll(item));
+      if (!peek(')')) expect(',');
+    }
+    expect(')');
+    return shape;
+  }
+
+  const std::string& path_;
+  const std::string& text_;
+  std::size_t pos_ = 0;
+};
 }  // namespace
 
 Activations load_npy(const std::string& path) {
@@ -81,10 +172,10 @@ Activations load_npy(const std::string& path) {
   if (header_len > 65536 || header_len > file_bytes) fail(path, "npy header length " + std::to_string(header_len) + " is implausible (truncated or not a .npy file)");
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len)) fail(path, "truncated npy header");
-  if (header.find("'fortran_order': True") != std::string::npos)
-    fail(path, "Fortran-ordered array: expected C order (np.ascontiguousarray)");
-  const Dtype dtype = parse_dtype(path, header);
-  const std::vector<std::int64_t> shape = parse_shape(path, header);
+  const NpyHeader parsed = HeaderParser(path, header).parse();
+  if (parsed.fortran_order) fail(path, "Fortran-ordered array: expected C order (np.ascontiguousarray)");
+  const Dtype dtype = parse_dtype(path, parsed.descr);
+  const std::vector<std::int64_t>& shape = parsed.shape;
   const std::uint64_t elem = dtype == Dtype::f32 ? 4 : 2;
   const auto data_offset = static_cast<std::uint64_t>(in.tellg());
   const detail::Layout layout = detail::layout_of(path, "", shape, /*allow_pair=*/true);

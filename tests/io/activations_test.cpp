@@ -36,6 +36,19 @@ std::string write_npy(const std::string& name, const std::string& descr, const s
   return p.string();
 }
 
+// Writes a version-1 .npy file whose header dict is `dict` verbatim (padded as numpy pads it).
+std::string write_npy_header(const std::string& name, std::string dict, const std::string& payload) {
+  const fs::path p = temp_dir() / name;
+  while ((10 + dict.size() + 1) % 64 != 0) dict += ' ';
+  dict += '\n';
+  std::ofstream out(p, std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  const auto len = static_cast<std::uint16_t>(dict.size());
+  out.put(static_cast<char>(len & 0xff)).put(static_cast<char>(len >> 8));
+  out << dict << payload;
+  return p.string();
+}
+
 std::string f32_payload(const std::vector<float>& v) {
   std::string s(v.size() * 4, '\0');
   std::memcpy(s.data(), v.data(), s.size());
@@ -115,6 +128,46 @@ TEST(Npy, RejectsBadShapesMagicAndOrder) {
   expect_input_error(bad.string(), "bad magic");
   expect_input_error((temp_dir() / "x.csv").string(), "expected .npy");
   expect_input_error((temp_dir() / "missing.npy").string(), "cannot open");
+}
+
+TEST(Npy, ReadsTheHeaderDictWithAnySpacingAndQuoteStyle) {
+  const std::string payload = f32_payload({1, 2, 3, 4, 5, 6});
+  for (const std::string dict : {"{'descr':'<f4','fortran_order':False,'shape':(2,3)}",
+                                 "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2, 3), }",
+                                 "{ 'shape' :( 2 , 3 , ) , 'fortran_order' :False , 'descr' : '<f4' , }"}) {
+    const moss::io::Activations a = moss::io::load_activations(write_npy_header("spacing.npy", dict, payload));
+    ASSERT_EQ(a.tensors.size(), 1u) << dict;
+    EXPECT_EQ(a.tensors[0].tokens, 2) << dict;
+    EXPECT_EQ(a.tensors[0].dim, 3) << dict;
+    EXPECT_EQ(a.tensors[0].values, (std::vector<float>{1, 2, 3, 4, 5, 6})) << dict;
+  }
+}
+
+TEST(Npy, RejectsFortranOrderHoweverTheHeaderIsSpaced) {
+  const std::string payload = f32_payload({1, 2, 3, 4});
+  expect_input_error(write_npy_header("f1.npy", "{'descr':'<f4','fortran_order':True,'shape':(2,2)}", payload), "Fortran");
+  expect_input_error(write_npy_header("f2.npy", "{\"descr\": \"<f4\", \"fortran_order\" :True, \"shape\": (2, 2)}", payload),
+                     "Fortran");
+}
+
+TEST(Npy, RejectsMalformedAndUnknownHeaders) {
+  const std::string payload = f32_payload({1, 2, 3, 4});
+  const std::pair<const char*, const char*> cases[] = {
+      {"{'descr': '<f4', 'fortran_order': false, 'shape': (2, 2)}", "expected True or False"},
+      {"{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 2)}", "expected True or False"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)", "malformed npy header"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)} junk", "after the closing"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': [2, 2]}", "malformed npy header"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, -2)}", "shape entries must be sizes"},
+      {"{descr: '<f4', 'fortran_order': False, 'shape': (2, 2)}", "quoted key"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'extra': (1, [2])}", "key 'extra' is unknown"},
+      {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)}", "repeats the key 'descr'"},
+      {"{'descr': '<f4', 'shape': (2, 2)}", "no 'fortran_order'"},
+      {"{'fortran_order': False, 'shape': (2, 2)}", "no 'descr'"},
+      {"'descr': '<f4'", "expected '{'"}};
+  int i = 0;
+  for (const auto& [dict, fragment] : cases)
+    expect_input_error(write_npy_header("bad" + std::to_string(i++) + ".npy", dict, payload), fragment);
 }
 
 namespace {

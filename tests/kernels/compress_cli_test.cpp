@@ -3,7 +3,9 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -23,6 +25,31 @@ CliRun run_moss(const std::string& args) {
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// A float32 .npy file of shape `shape` (e.g. "(8, 4)") holding 0, 1, 2, ...
+std::string write_npy(const std::string& name, const std::string& shape, std::size_t count) {
+  const std::filesystem::path p = std::filesystem::temp_directory_path() / ("moss_compress_cli_" + name);
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::ofstream out(p, std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  out.put(static_cast<char>(header.size() & 0xff)).put(static_cast<char>(header.size() >> 8));
+  out << header;
+  for (std::size_t i = 0; i < count; ++i) {
+    const float v = static_cast<float>(i % 7) - 3.0f + 0.01f * static_cast<float>(i);
+    out.write(reinterpret_cast<const char*>(&v), 4);
+  }
+  return p.string();
+}
+
+// Exit 2 and an "error: FLAG: ..." line mentioning `fragment`.
+void expect_flag_error(const std::string& args, const std::string& flag, const std::string& fragment = "") {
+  const CliRun r = run_moss(args);
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
+  EXPECT_NE(r.out.find(flag + ": "), std::string::npos) << args << ": expected the flag " << flag << "\n" << r.out;
+  EXPECT_NE(r.out.find(fragment), std::string::npos) << args << ": expected \"" << fragment << "\"\n" << r.out;
 }
 }  // namespace
 
@@ -56,4 +83,80 @@ TEST(CompressCli, BadInputExitsTwoWithAMessage) {
   const CliRun r = run_moss("--activations /nonexistent/kv.npy --method pca --rank 4");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("/nonexistent/kv.npy"), std::string::npos) << r.out;
+}
+
+TEST(CompressCli, RejectsSyntheticSizesOutOfRangeNamingTheFlag) {
+  ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
+  const std::string base = "--synthetic llama,tokens=64,dim=32 --method none ";
+  expect_flag_error(base + "--tokens 0", "--tokens", "expected an integer in [1, 16777216]");
+  expect_flag_error(base + "--tokens -5", "--tokens", "-5");
+  expect_flag_error(base + "--tokens 2000000000", "--tokens", "2000000000: expected an integer in [1, 16777216]");
+  expect_flag_error(base + "--dim 0", "--dim", "expected an integer in [1, 65536]");
+  expect_flag_error(base + "--dim 100000 --tokens 2", "--dim", "100000: expected an integer in [1, 65536]");
+  expect_flag_error(base + "--warmup -1", "--warmup", "expected an integer in [1, 16777216]");
+  expect_flag_error(base + "--tokens 16777216 --dim 256", "--tokens", "expected at most 2147483648");
+}
+
+TEST(CompressCli, ReportsTheSyntheticSizesActuallyUsed) {
+  ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
+  const CliRun r = run_moss("--synthetic llama,tokens=4096,dim=2048 --tokens 16 --dim 32 --warmup 24 --method none --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["source"], "synthetic:llama,tokens=16,dim=32");
+  EXPECT_EQ(j["warmup_tokens"], 24);
+  EXPECT_EQ(j["tensors"][0]["tokens"], 16);
+  EXPECT_EQ(j["tensors"][0]["dim"], 32);
+  const CliRun t = run_moss("--synthetic llama --tokens 16 --dim 32 --method none");
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_NE(t.out.find("on synthetic:llama,tokens=16,dim=32 (warm-up 16 tokens)"), std::string::npos) << t.out;
+}
+
+TEST(CompressCli, ErrorsNameTheFlagThatCarriesTheBadValue) {
+  ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
+  const std::string syn = "--synthetic llama,tokens=64,dim=32 ";
+  expect_flag_error(syn + "--method topk --fraction 1.5", "--fraction", "fraction must be in (0, 1]");
+  expect_flag_error(syn + "--method quant --bits 5", "--bits", "bits must be 4 or 8");
+  expect_flag_error(syn + "--method mos --rank 4 --rotations 17", "--rotations", "rotations");
+  expect_flag_error(syn + "--method mos --rank 4 --theta-block -1", "--theta-block", "block sizes");
+  expect_flag_error(syn + "--method mos-k --rank 4 --subspaces 0", "--subspaces", "subspaces");
+  expect_flag_error(syn + "--method mos-k --rank 4 --route-block -2", "--route-block", "block sizes");
+  expect_flag_error(syn + "--method pca --rank-k 4 --rank-v 33", "--rank-v", "expected a rank in [1, 32]");
+  expect_flag_error(syn + "--method pca --rank 0", "--rank", "expected a rank in [1, 32]");
+  expect_flag_error(syn + "--method pca --rank-k 4", "--rank-v", "needs a rank for V");
+  const std::string single = write_npy("single.npy", "(8, 4)", 32);
+  expect_flag_error("--activations " + single + " --method topk --fraction 1.5", "--fraction", "fraction");
+  expect_flag_error("--activations " + single + " --method pca --rank 5", "--rank", "expected a rank in [1, 4]");
+  expect_flag_error("--activations " + single + " --method pca", "--rank", "needs a rank");
+  EXPECT_EQ(run_moss("--activations " + single + " --method pca --rank 2").code, 0);
+}
+
+TEST(CompressCli, RejectsFlagsThatDoNotApply) {
+  ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
+  const std::string syn = "--synthetic llama,tokens=64,dim=32 ";
+  expect_flag_error(syn + "--method pca --rank 4 --fraction 0.2", "--fraction", "applies to --method topk only");
+  expect_flag_error(syn + "--method topk --bits 4", "--bits", "applies to --method quant only");
+  expect_flag_error(syn + "--method quant --rank 4", "--rank", "applies to --method pca, mos or mos-k only");
+  expect_flag_error(syn + "--method pca --rank 4 --rotations 2", "--rotations", "applies to --method mos only");
+  expect_flag_error(syn + "--method mos --rank 4 --subspaces 2", "--subspaces", "applies to --method mos-k only");
+  expect_flag_error(syn + "--method mos --rank 4 --routing sketch", "--routing", "applies to --method mos-k only");
+  expect_flag_error(syn + "--method pca --rank 4 --rank-k 2 --rank-v 3", "--rank", "unused");
+  const std::string single = write_npy("single2.npy", "(8, 4)", 32);
+  expect_flag_error("--activations " + single + " --method pca --rank 2 --rank-v 2", "--rank-v", "one tensor");
+  expect_flag_error("--activations " + single + " --method none --tokens 8", "--tokens", "applies to --synthetic only");
+  expect_flag_error("--activations " + single + " --method none --dim 8", "--dim", "applies to --synthetic only");
+  const std::string pair = write_npy("pair.npy", "(2, 8, 4)", 64);
+  EXPECT_EQ(run_moss("--activations " + pair + " --method pca --rank-k 2 --rank-v 3").code, 0);
+  EXPECT_EQ(run_moss("--activations " + pair + " --method topk --fraction 0.5 --json").code, 0);
+}
+
+TEST(CompressCli, HelpShowsTheDefaultsOfFractionAndBits) {
+  ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
+  const CliRun r = run_moss("--help");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto line_of = [&](const std::string& flag) {
+    const std::size_t at = r.out.find(flag + " ");
+    return at == std::string::npos ? std::string() : r.out.substr(at, r.out.find('\n', at) - at);
+  };
+  EXPECT_NE(line_of("--fraction").find("0.1"), std::string::npos) << r.out;
+  EXPECT_NE(line_of("--bits").find("=8"), std::string::npos) << r.out;
 }

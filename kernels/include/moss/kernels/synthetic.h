@@ -27,6 +27,7 @@
 //   isotropic  full-rank Gaussian (worst case for subspace methods): rank=dim (any rank above dim is clamped), decay=0, subspaces=1
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -59,6 +60,12 @@ int effective_rank(const SyntheticSpec& spec, bool is_v = false);
 /// Generates `spec.tokens` tokens of K (`is_v` false) or V. Tokens [a, b) of a call with tokens = n
 /// equal rows [a, b) of any call with more tokens and the same other fields (prefix-stable).
 Matrix generate_synthetic(const SyntheticSpec& spec, bool is_v);
+
+/// Makes the `rank` rows of `b` (rank x dim, row-major) orthonormal in place, in Gram-Schmidt order
+/// (row i spans the input's rows 0..i; a row exactly dependent on the earlier ones becomes zero). For the
+/// generator's bases; exposed for tests. Throws std::invalid_argument when b holds fewer than rank x dim
+/// values.
+void orthonormalise_rows(std::span<float> b, int rank, std::int64_t dim);
 
 /// Stable rank ||X||_F^2 / ||X||_2^2 of x (power iteration; for tests and reports).
 double stable_rank(MatrixView x);
