@@ -245,6 +245,13 @@ void copy_fp32(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * x.size() * 2);
 }
 
+// The synthetic generator at wide K/V (`moss compress --synthetic llama,dim=...`): its cost is the
+// orthonormalisation of the bases (rank dim/64 for K), O(rank^2 dim).
+void synthetic_llama_k(benchmark::State& state) {
+  const mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,tokens=4,dim=" + std::to_string(state.range(0)));
+  for (auto _ : state) benchmark::DoNotOptimize(mk::generate_synthetic(s, false).data.data());
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
   for (int d : {2048, 4096})
     for (int r : {16, 64, 256}) b->Args({d, r});
@@ -258,6 +265,7 @@ void widths(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(eigen_gemm)->Apply(shapes);
 BENCHMARK(copy_fp32)->Apply(widths);
+BENCHMARK(synthetic_llama_k)->Arg(4096)->Arg(16384)->Unit(benchmark::kSecond)->Iterations(1)->Repetitions(3);
 BENCHMARK_CAPTURE(encode_bench, pca, mk::Method::pca, 1)->Apply(shapes);
 BENCHMARK_CAPTURE(decode_bench, pca, mk::Method::pca, 1)->Apply(shapes);
 BENCHMARK_CAPTURE(encode_bench, mos, mk::Method::mos, 1)->Apply(shapes);

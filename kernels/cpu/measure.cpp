@@ -34,7 +34,7 @@ std::string cache_key(const MeasureRequest& r) {
   os << p.method << '|' << p.rank_k << '|' << p.rank_v << '|' << p.rotations << '|' << p.subspaces << '|'
      << p.fraction << '|' << p.bits << '|' << p.theta_block_tokens << '|' << p.route_block_tokens << '|' << p.routing << '|'
      << p.value_bytes << '|' << r.chunk_tokens << '|' << r.kv_dim << '|' << r.head_dim << '|' << r.seed
-     << '|' << r.device << '|' << r.activation_source;
+     << '|' << r.device << '|' << r.warmup_tokens << '|' << r.activation_source;
   return os.str();
 }
 
@@ -91,12 +91,23 @@ MeasureResult compute(const MeasureRequest& req, const std::vector<LayerSample>&
   m.throughput_measured = true;
   m.one_time_bytes = static_cast<double>(rk.one_time_bytes + rv.one_time_bytes);  // one layer's (measure.h)
   m.layers_measured = static_cast<int>(layers.size());
+  m.warmup_tokens = layers.front().warm_k.rows;
   return m;
+}
+
+// Tokens the fit uses: none for the methods that fit nothing (none, topk, quant), else the request's
+// warm-up, at most `limit`.
+std::int64_t warmup_of(const MeasureRequest& r, std::int64_t limit) {
+  const Method m = codec_config(r.params, false).method;
+  const bool fits = m == Method::pca || m == Method::mos || m == Method::mos_k;
+  return fits ? std::min(r.warmup_tokens, limit) : 0;
 }
 
 void check_request(const MeasureRequest& r) {
   if (r.chunk_tokens < 1) throw std::invalid_argument("measure_kv: chunk_tokens must be >= 1");
   if (r.kv_dim < 1) throw std::invalid_argument("measure_kv: kv_dim must be >= 1");
+  if (r.warmup_tokens < 1 || r.warmup_tokens > kMaxWarmupTokens)
+    throw std::invalid_argument("measure_kv: warmup_tokens must be in [1, " + std::to_string(kMaxWarmupTokens) + "]");
   const CodecConfig ck = codec_config(r.params, false), cv = codec_config(r.params, true);
   validate_config(ck, r.kv_dim);
   validate_config(cv, r.kv_dim);
@@ -145,10 +156,11 @@ MeasureResult measure_kv(const MeasureRequest& req) {
     spec.dim = req.kv_dim;
     spec.seed = spec.seed * 1000003u + req.seed;
     const std::int64_t sample = std::min(req.chunk_tokens, kMaxSampleTokens);
-    spec.tokens = kWarmupTokens + sample;
+    const std::int64_t warm = warmup_of(req, kMaxWarmupTokens);
+    spec.tokens = warm + sample;
     const Matrix k = generate_synthetic(spec, false), v = generate_synthetic(spec, true);
-    return compute(req, {{k.view().slice_rows(0, kWarmupTokens), k.view().slice_rows(kWarmupTokens, sample),
-                          v.view().slice_rows(0, kWarmupTokens), v.view().slice_rows(kWarmupTokens, sample)}});
+    return compute(req, {{k.view().slice_rows(0, warm), k.view().slice_rows(warm, sample), v.view().slice_rows(0, warm),
+                          v.view().slice_rows(warm, sample)}});
   });
 }
 
@@ -177,7 +189,7 @@ MeasureResult measure_kv(const MeasureRequest& req, std::span<const MatrixView> 
   }
   return cached(req, [&] {
     const std::int64_t rows = k_layers[0].rows;
-    const std::int64_t warm = std::min(rows / 2, kWarmupTokens);
+    const std::int64_t warm = warmup_of(req, rows / 2);
     const std::int64_t sample = std::min<std::int64_t>({rows - warm, kMaxSampleTokens, req.chunk_tokens});
     std::vector<LayerSample> samples;
     for (const std::size_t l : sampled_layers(k_layers.size())) {

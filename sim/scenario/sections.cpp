@@ -112,9 +112,9 @@ void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::st
   if (!method) return;
   c.method = *method;
   if (c.method == "none") r.allow_keys(*j, p, {"method"});
-  else if (c.method == "mos") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "rotations", "basis_refresh_steps", "activations"});
-  else if (c.method == "pca") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "basis_refresh_steps", "activations"});
-  else if (c.method == "mos-k") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "subspaces", "routing", "basis_refresh_steps", "activations"});
+  else if (c.method == "mos") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "rotations", "basis_refresh_steps", "activations", "warmup_tokens"});
+  else if (c.method == "pca") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "basis_refresh_steps", "activations", "warmup_tokens"});
+  else if (c.method == "mos-k") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "subspaces", "routing", "basis_refresh_steps", "activations", "warmup_tokens"});
   else if (c.method == "topk") r.allow_keys(*j, p, {"method", "fraction", "activations"});
   else r.allow_keys(*j, p, {"method", "bits", "activations"});
   if (auto a = r.string(*j, p, "activations", false)) {
@@ -143,6 +143,8 @@ void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::st
     if (auto v = r.integer(*j, p, "rank_k", 1, 1 << 20, true)) c.rank_k = static_cast<int>(*v);
     if (auto v = r.integer(*j, p, "rank_v", 1, 1 << 20, true)) c.rank_v = static_cast<int>(*v);
     if (auto v = r.integer(*j, p, "basis_refresh_steps", 0, 1'000'000'000, false)) c.basis_refresh_steps = static_cast<int>(*v);
+    // The kernels' limit (kernels::kMaxWarmupTokens).
+    if (auto v = r.integer(*j, p, "warmup_tokens", 16, 65536, false)) c.warmup_tokens = *v;
   }
   // The kernels' limit (kernels::validate_config): a scenario that validates must also run.
   if (auto v = r.integer(*j, p, "rotations", 0, 16, false)) c.rotations = static_cast<int>(*v);

@@ -25,6 +25,7 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
   req.params.fraction = c.fraction;
   req.params.bits = c.bits;
   req.chunk_tokens = static_cast<std::int64_t>(chunk_tokens);
+  req.warmup_tokens = c.warmup_tokens;
   req.kv_dim = s.model.kv_dim();
   req.head_dim = s.model.head_dim();
   req.seed = s.simulation.seed;
@@ -131,6 +132,7 @@ CompressionFigures compression_figures(const scenario::Scenario& s, bool measure
   o.relative_error = m.relative_error;
   o.relative_error_k = m.relative_error_k;
   o.relative_error_v = m.relative_error_v;
+  if (m.warmup_tokens > 0) o.warmup_tokens = m.warmup_tokens;
   o.source = "kernels on " + s.compression.activations + layers_text(s, m) + " (" + m.device + ")";
   const bool on_gpu = m.throughput_measured && m.device.find("cpu") == std::string::npos;
   if (on_gpu && m.encode_input_bytes_per_s > 0 && m.decode_output_bytes_per_s > 0) {

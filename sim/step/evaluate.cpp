@@ -131,6 +131,7 @@ nlohmann::json RunResult::to_summary_json() const {
                       {"raw_bytes_per_token", compression.raw_bytes_per_token},
                       {"source", compression.source},
                       {"timing_source", compression.timing_source}};
+  if (compression.warmup_tokens) j["compression"]["warmup_tokens"] = *compression.warmup_tokens;
   j["statistical_efficiency"] = convergence.eta;
   j["time_to_target_s"] = finite_or_null(convergence.time_to_target_s);
   j["backend"] = backend;

@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -65,7 +64,7 @@ double row_dot(const std::vector<float>& m, std::int64_t dim, int i, const std::
 // Several panels of the blocked Gram-Schmidt, a width that is no multiple of the vector lanes, the
 // square (full-rank, ill-conditioned) case and a dependent row.
 TEST(Synthetic, OrthonormalisesRowsInGramSchmidtOrder) {
-  for (const auto [rank, dim] : {std::pair{70, 203}, std::pair{64, 64}, std::pair{5, 9}}) {
+  for (const auto& [rank, dim] : {std::pair{70, 203}, std::pair{64, 64}, std::pair{5, 9}}) {
     std::vector<float> b(static_cast<std::size_t>(rank * dim));
     std::uint64_t x = 12345;
     for (float& v : b) {
@@ -92,17 +91,4 @@ TEST(Synthetic, OrthonormalisesRowsInGramSchmidtOrder) {
   EXPECT_NEAR(std::abs(dependent[0]) + std::abs(dependent[4]), 2.0, 1e-6);
   EXPECT_NEAR(std::abs(dependent[6]) + std::abs(dependent[7]) + std::abs(dependent[8]), 0.0, 1e-6);
   EXPECT_THROW(mk::orthonormalise_rows(dependent, 4, 3), std::invalid_argument);
-}
-
-// The bases' orthonormalisation was one scalar dot product at a time: ~12 s for K alone at this width.
-TEST(Synthetic, GeneratesWideLlamaActivationsInSeconds) {
-  const mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,tokens=4,dim=16384");
-  const auto start = std::chrono::steady_clock::now();
-  const mk::Matrix k = mk::generate_synthetic(s, false);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << "llama dim 16384 K (rank " << mk::effective_rank(s) << "): " << seconds << " s\n";
-  EXPECT_LT(seconds, 8.0);
-  double energy = 0;
-  for (float v : k.data) energy += static_cast<double>(v) * v;
-  EXPECT_GT(energy, 0.0);
 }

@@ -303,6 +303,10 @@ mutate("mos-k-routing-unknown", "/compression/routing", r"exhaustive.*sketch", "
        {"compression": {"method": "mos-k", "rank_k": 40, "rank_v": 100, "routing": "greedy"}})
 mutate("routing-on-pca", "/compression/routing", r"unknown key", "routing is a mos-k parameter",
        {"compression": {"method": "pca", "rank_k": 40, "rank_v": 100, "routing": "sketch"}})
+mutate("warmup-tokens-too-many", "/compression/warmup_tokens", r"16.*65536", "a warm-up of a million tokens",
+       {"compression": dict(MOS, warmup_tokens=10**6)})
+mutate("warmup-tokens-on-topk", "/compression/warmup_tokens", r"unknown key", "topk fits no basis",
+       {"compression": {"method": "topk", "fraction": 0.1, "warmup_tokens": 4096}})
 mutate("activations-synthetic-bad-value", "/compression/activations", r"noise", "synthetic spec with a negative noise",
        {"compression": dict(MOS, activations="synthetic:noise=-1")})
 

@@ -98,7 +98,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"unreachable_loss", "training", "{\"seq_len\": 131072, \"target_loss\": 1.0}", "/training/target_loss"},
         BadCase{"model_not_object", "model", "\"mos-800m\"", "/model"},
         BadCase{"backend", "simulation.backend", "\"omnet\"", "/simulation/backend"}),
-    [](const auto& info) { return std::string(info.param.name); });
+    [](const auto& case_info) { return std::string(case_info.param.name); });
 
 TEST(Loader, ReportsEveryProblemAtOnce) {
   json doc = minimal();

@@ -20,6 +20,7 @@ struct CompressionOutcome {
   std::optional<double> relative_error;    ///< ||X - X^||_F / ||X||_F (K and V), when measured
   std::optional<double> relative_error_k;
   std::optional<double> relative_error_v;
+  std::optional<std::int64_t> warmup_tokens;  ///< tokens the measured bases were fitted on (pca, mos, mos-k)
   double sent_bytes_per_token = 0;         ///< K + V, per layer, per token
   double raw_bytes_per_token = 0;          ///< bf16 K + V, per layer, per token
   std::string source = "formula";          ///< "formula" (byte accounting) or "kernels" (measured)
