@@ -63,7 +63,7 @@ int rank_of(const CompressOptions& o, bool is_v) {
   return given(o, is_v ? "--rank-v" : "--rank-k") ? (is_v ? o.rank_v : o.rank_k) : o.rank;
 }
 const char* rank_flag(const CompressOptions& o, bool is_v, bool pair) {
-  if (!pair) return "--rank";
+  if (!pair) return given(o, "--rank-k") ? "--rank-k" : "--rank";
   return given(o, is_v ? "--rank-v" : "--rank-k") || !given(o, "--rank") ? (is_v ? "--rank-v" : "--rank-k") : "--rank";
 }
 
@@ -80,8 +80,10 @@ mk::CompressionParams params_of(const CompressOptions& o) {
 
 bool uses_rank(mk::Method m) { return m == mk::Method::pca || m == mk::Method::mos || m == mk::Method::mos_k; }
 
-// A flag that the method or the source never reads is an error rather than silently ignored.
-void reject_unused_flags(const CompressOptions& o, mk::Method m) {
+// A flag that the method or the source never reads: a note (stderr, and "notes" in --json), not an
+// error, so that a script giving one set of flags to every method keeps running (CONTRACT.md: the
+// flags are optional and independent).
+std::vector<std::string> unused_flag_notes(const CompressOptions& o, mk::Method m) {
   const bool synthetic = !o.synthetic.empty();
   const struct {
     const char* flag;
@@ -100,12 +102,14 @@ void reject_unused_flags(const CompressOptions& o, mk::Method m) {
                 {"--tokens", synthetic, "--synthetic"},
                 {"--dim", synthetic, "--synthetic"},
                 {"--warmup", synthetic, "--synthetic"}};
+  std::vector<std::string> notes;
   for (const auto& s : scopes)
     if (given(o, s.flag) && !s.applies)
-      throw InputError("", s.flag, std::string("applies to ") + s.scope + " only (got --method " + o.method +
-                                       (synthetic ? " on --synthetic" : " on --activations") + ")");
-  if (given(o, "--rank") && given(o, "--rank-k") && given(o, "--rank-v"))
-    throw InputError("", "--rank", "unused when --rank-k and --rank-v are both given: give one or the other");
+      notes.push_back(std::string(s.flag) + ": applies to " + s.scope + " only (got --method " + o.method +
+                      (synthetic ? " on --synthetic" : " on --activations") + "): ignored");
+  if (uses_rank(m) && given(o, "--rank") && given(o, "--rank-k") && given(o, "--rank-v"))
+    notes.push_back("--rank: --rank-k and --rank-v are both given: ignored");
+  return notes;
 }
 
 // Each method flag's value checked alone (validate_config on an otherwise valid configuration), so
@@ -133,10 +137,6 @@ void check_method_values(const CompressOptions& o, mk::Method m) {
 
 // Ranks of a subspace method on tensors `dim` wide; `pair`: K and V (else one tensor, --rank only).
 void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t dim, const std::string& source) {
-  if (!pair)
-    for (const char* flag : {"--rank-k", "--rank-v"})
-      if (given(o, flag))
-        throw InputError(source, flag, "applies to a K/V pair; this file holds one tensor: use --rank");
   if (!uses_rank(m)) return;
   for (const bool is_v : {false, true}) {
     if (!pair && is_v) break;
@@ -150,6 +150,13 @@ void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t
       throw InputError("", flag, std::to_string(r) + ": expected a rank in [1, " + std::to_string(dim) +
                                      "] (the feature width of " + source + ")");
   }
+}
+
+// One tensor (a file without K/V) takes --rank-k as its rank when given (as it always did) and
+// never reads --rank-v.
+std::vector<std::string> single_tensor_notes(const CompressOptions& o, mk::Method m) {
+  if (!uses_rank(m) || !given(o, "--rank-v")) return {};
+  return {"--rank-v: the file holds one tensor (no V): ignored"};
 }
 
 mk::Device device_of(const CompressOptions& o) {
@@ -319,7 +326,7 @@ void add_compress_options(CLI::App& sub, CompressOptions& o) {
   });
 }
 
-int run_compress(const CompressOptions& o, std::ostream& out) {
+int run_compress(const CompressOptions& o, std::ostream& out, std::ostream& err) {
   if (o.activations.empty() == o.synthetic.empty())
     throw InputError("", "--activations", "give exactly one of --activations FILE or --synthetic SPEC");
   mk::Method method{};
@@ -333,7 +340,7 @@ int run_compress(const CompressOptions& o, std::ostream& out) {
   } catch (const std::invalid_argument& e) {
     throw InputError("", "--routing", e.what());
   }
-  reject_unused_flags(o, method);
+  std::vector<std::string> notes = unused_flag_notes(o, method);
   check_method_values(o, method);
   if (o.repeats < 1) throw InputError("", "--repeats", std::to_string(o.repeats) + ": expected >= 1");
   const mk::Device device = device_of(o);
@@ -342,11 +349,14 @@ int run_compress(const CompressOptions& o, std::ostream& out) {
   std::int64_t warmup = 0;
   if (o.synthetic.empty()) {
     rows = run_file(o, device);
+    if (rows.size() == 1)
+      for (std::string& n : single_tensor_notes(o, method)) notes.push_back(std::move(n));
   } else {
     const SyntheticSizes sizes = synthetic_sizes(o);
     source = "synthetic:" + sizes.text, warmup = sizes.warm;
     rows = run_synthetic(o, sizes, device);
   }
+  for (const std::string& n : notes) err << "moss compress: note: " << n << '\n';
   TensorTotals total;
   total.name = "total";
   for (const auto& r : rows) total.add(r);
@@ -360,6 +370,7 @@ int run_compress(const CompressOptions& o, std::ostream& out) {
     j["device"] = total.device;
     j["source"] = source;
     if (warmup > 0) j["warmup_tokens"] = warmup;
+    if (!notes.empty()) j["notes"] = notes;
     j["tensors"] = nlohmann::json::array();
     for (const auto& r : rows) j["tensors"].push_back(r.to_json());
     out << j.dump(2) << '\n';

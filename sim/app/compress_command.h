@@ -42,8 +42,9 @@ struct CompressOptions {
 /// command line sets).
 void add_compress_options(CLI::App& sub, CompressOptions& options);
 
-/// Runs the kernels on the chosen activations and prints the report. Throws moss::InputError for
-/// bad flags or activation files; returns the exit code otherwise.
-int run_compress(const CompressOptions& options, std::ostream& out);
+/// Runs the kernels on the chosen activations and prints the report to `out`, and to `err` a note for
+/// each flag the method or source does not read (ignored). Throws moss::InputError for bad flags or
+/// activation files; returns the exit code otherwise.
+int run_compress(const CompressOptions& options, std::ostream& out, std::ostream& err);
 
 }  // namespace moss::app

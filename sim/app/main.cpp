@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     if (*run_cmd) return moss::app::run_run(run, std::cout);
     if (*sweep_cmd) return moss::app::run_sweep(sweep, std::cout, std::cerr);
     if (*report_cmd) return moss::app::run_report(report, std::cout, std::cerr);
-    if (*compress_cmd) return moss::app::run_compress(compress, std::cout);
+    if (*compress_cmd) return moss::app::run_compress(compress, std::cout, std::cerr);
     if (*validate_cmd) return moss::app::run_validate(validate, std::cout, std::cerr);
     if (*calibrate_cmd) return moss::app::run_calibrate(calibrate);
   } catch (const moss::InputError& e) {

@@ -130,20 +130,44 @@ TEST(CompressCli, ErrorsNameTheFlagThatCarriesTheBadValue) {
   EXPECT_EQ(run_moss("--activations " + single + " --method pca --rank 2").code, 0);
 }
 
-TEST(CompressCli, RejectsFlagsThatDoNotApply) {
+// A flag the method or source does not read is ignored with a note naming it (a script may give one
+// set of flags to every method: CONTRACT.md's flags are optional and independent).
+TEST(CompressCli, NotesFlagsThatDoNotApply) {
   ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
   const std::string syn = "--synthetic llama,tokens=64,dim=32 ";
-  expect_flag_error(syn + "--method pca --rank 4 --fraction 0.2", "--fraction", "applies to --method topk only");
-  expect_flag_error(syn + "--method topk --bits 4", "--bits", "applies to --method quant only");
-  expect_flag_error(syn + "--method quant --rank 4", "--rank", "applies to --method pca, mos or mos-k only");
-  expect_flag_error(syn + "--method pca --rank 4 --rotations 2", "--rotations", "applies to --method mos only");
-  expect_flag_error(syn + "--method mos --rank 4 --subspaces 2", "--subspaces", "applies to --method mos-k only");
-  expect_flag_error(syn + "--method mos --rank 4 --routing sketch", "--routing", "applies to --method mos-k only");
-  expect_flag_error(syn + "--method pca --rank 4 --rank-k 2 --rank-v 3", "--rank", "unused");
+  auto expect_note = [](const std::string& args, const std::string& flag, const std::string& fragment) {
+    const CliRun r = run_moss(args);
+    EXPECT_EQ(r.code, 0) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("note: " + flag + ": " + fragment), std::string::npos) << args << "\n" << r.out;
+  };
+  expect_note(syn + "--method pca --rank 4 --fraction 0.2", "--fraction", "applies to --method topk only");
+  expect_note(syn + "--method topk --bits 4", "--bits", "applies to --method quant only");
+  expect_note(syn + "--method quant --rank 4", "--rank", "applies to --method pca, mos or mos-k only");
+  expect_note(syn + "--method pca --rank 4 --rotations 2", "--rotations", "applies to --method mos only");
+  expect_note(syn + "--method mos --rank 4 --subspaces 2", "--subspaces", "applies to --method mos-k only");
+  expect_note(syn + "--method mos --rank 4 --routing sketch", "--routing", "applies to --method mos-k only");
+  expect_note(syn + "--method pca --rank 4 --rank-k 2 --rank-v 3", "--rank", "--rank-k and --rank-v are both given");
   const std::string single = write_npy("single2.npy", "(8, 4)", 32);
-  expect_flag_error("--activations " + single + " --method pca --rank 2 --rank-v 2", "--rank-v", "one tensor");
-  expect_flag_error("--activations " + single + " --method none --tokens 8", "--tokens", "applies to --synthetic only");
-  expect_flag_error("--activations " + single + " --method none --dim 8", "--dim", "applies to --synthetic only");
+  expect_note("--activations " + single + " --method pca --rank 2 --rank-v 2", "--rank-v", "the file holds one tensor");
+  expect_note("--activations " + single + " --method none --tokens 8", "--tokens", "applies to --synthetic only");
+  expect_note("--activations " + single + " --method none --dim 8", "--dim", "applies to --synthetic only");
+  // One tensor: --rank-k is its rank, as it always was.
+  EXPECT_EQ(run_moss("--activations " + single + " --method pca --rank-k 2").code, 0);
+  expect_flag_error("--activations " + single + " --method pca --rank-k 9", "--rank-k", "expected a rank in [1, 4]");
+  // Every method given the same flags runs; the notes go to stderr, so --json's stdout stays one object.
+  for (const char* m : {"none", "pca", "mos", "mos-k", "topk", "quant"}) {
+    const std::string cmd = std::string(MOSS_BINARY) + " compress " + syn + "--method " + m +
+                            " --rank 4 --fraction 0.2 --bits 4 --json 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    std::array<char, 4096> buf{};
+    while (fgets(buf.data(), buf.size(), p) != nullptr) out += buf.data();
+    EXPECT_EQ(pclose(p), 0) << m;
+    const auto j = nlohmann::json::parse(out);
+    EXPECT_EQ(j["method"], m);
+    EXPECT_TRUE(j.contains("notes")) << out;  // each method reads at most one of --rank, --fraction, --bits
+  }
   const std::string pair = write_npy("pair.npy", "(2, 8, 4)", 64);
   EXPECT_EQ(run_moss("--activations " + pair + " --method pca --rank-k 2 --rank-v 3").code, 0);
   EXPECT_EQ(run_moss("--activations " + pair + " --method topk --fraction 0.5 --json").code, 0);
