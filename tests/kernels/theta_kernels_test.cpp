@@ -124,6 +124,42 @@ TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
 }  // namespace
 
 namespace {
+// A state whose directions are zero (mos at rank = width, or data inside span(Ubar): fit_codec
+// zeroes a direction with nothing left off Ubar): every lambda_q and every X W column is 0, the
+// objective is flat. The kernels must give the CPU encoder's theta and leave U(theta) = Ubar.
+TEST(ThetaKernels, ZeroDirectionsLeaveTheBasisAlone) {
+  for (const int rank : {6, 40}) {
+    const int rows = 100;
+    const std::int64_t ld = 2 * static_cast<std::int64_t>(rank);
+    std::mt19937_64 rng(static_cast<std::uint64_t>(rank));
+    std::normal_distribution<float> g;
+    std::vector<float> p(static_cast<std::size_t>(rows * ld), 0.0f);
+    for (int i = 0; i < rows; ++i)
+      for (int q = 0; q < rank; ++q) p[static_cast<std::size_t>(i * ld + q)] = g(rng);
+    const std::vector<double> lambda(static_cast<std::size_t>(rank), 0.0);
+    std::vector<cu::ColumnStat> ref(static_cast<std::size_t>(rank), cu::ColumnStat{0, 0, 0});
+    for (int i = 0; i < rows; ++i)
+      for (int q = 0; q < rank; ++q) ref[q].g00 += static_cast<double>(p[i * ld + q]) * p[i * ld + q];
+    const float want = cu::fit_theta_columns(ref.data(), lambda.data(), rank, moss::kernels::kMaxTheta);
+    std::vector<double> scratch(static_cast<std::size_t>(3 * (cu::kThetaStatParts + 1) * rank), -1.0);
+    double* partials = scratch.data();
+    double* stats = partials + static_cast<std::ptrdiff_t>(3 * cu::kThetaStatParts * rank);
+    emu::launch_blocks(dim3{static_cast<unsigned>((rank + 31) / 32), cu::kThetaStatParts / cu::kStatThreadsY, 1}, dim3{32, cu::kStatThreadsY, 1},
+                       cu::theta_stats_kernel, static_cast<const float*>(p.data()), static_cast<std::int64_t>(rows), rank, partials);
+    float theta = 99.0f;
+    std::vector<float> scales(static_cast<std::size_t>(2 * rank), -9.0f);
+    emu::launch_blocks(dim3{1, 1, 1}, dim3{cu::kThetaThreads, 1, 1}, cu::theta_diagonal_kernel, static_cast<const double*>(partials), rank,
+                       static_cast<const double*>(lambda.data()), stats, moss::kernels::kMaxTheta, &theta, scales.data());
+    EXPECT_EQ(theta, want) << "rank " << rank;
+    for (int q = 0; q < rank; ++q) {
+      const cu::ColumnScale c = cu::diagonal_scale(0.0, theta);
+      EXPECT_EQ(scales[q], c.a) << "rank " << rank << " column " << q;
+      EXPECT_EQ(scales[rank + q], c.b) << "rank " << rank << " column " << q;
+      EXPECT_NEAR(scales[q], 1.0f, 1e-6f) << "U(theta) = Ubar a: a must be 1, rank " << rank << " column " << q;
+    }
+  }
+}
+
 TEST(ThetaKernels, RotationGivesTheGeneralUOfTheta) {
   // rotate_diagonal_kernel's U = Ubar diag(a) + W diag(b), with the theta kernel's column scales
   // (diagonal_scale), against rotation.h's general U(theta) (second order, then Newton-Schulz steps):
