@@ -11,6 +11,7 @@
 # GPU_BUDGET_S (optional) bounds the whole run: a step starts only while at least 30 s remain, and its
 # limit is cut to what remains, so a call with a hard wall-clock limit still returns every log.
 # The steps run in order of what they tell: parity and GB/s first, sanitizers next.
+# scripts/gpu_tables.py LOG_DIR turns the logs into kernels/README.md's GPU tables (Markdown) and a summary.
 # Exit: 0 every step passed, 1 a step failed, 2 a malformed GPU_BUDGET_S, 3 steps skipped (budget).
 # Build them with:
 #   cmake -S . -B build-gpu -DMOSS_WITH_CUDA=ON -DMOSS_WITH_NS3=OFF -DMOSS_WITH_MPI=OFF \
