@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <stdexcept>
+#include <vector>
 
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
@@ -23,6 +24,11 @@ namespace moss::app {
 namespace {
 namespace mk = moss::kernels;
 
+/// One layer's errors (each layer of a file is fitted and measured on its own).
+struct LayerErrors {
+  double relative = 0, worst_token = 0;
+};
+
 /// One tensor's totals over its layers.
 struct TensorTotals {
   std::string name;
@@ -30,9 +36,11 @@ struct TensorTotals {
   std::uint64_t raw_bytes = 0, sent_bytes = 0, one_time_bytes = 0;
   double error_sq = 0, norm_sq = 0, worst_token = 0, encode_s = 0, decode_s = 0, fit_s = 0;
   std::string device;
+  std::vector<LayerErrors> per_layer;
 
   void add(const mk::TensorReport& r) {
     ++layers;
+    per_layer.push_back({r.error.relative, r.error.worst_token});
     tokens = r.tokens, dim = r.dim, device = r.device;
     raw_bytes += r.raw_bytes, sent_bytes += r.sent_bytes, one_time_bytes += r.one_time_bytes;
     error_sq += r.error.error_sq, norm_sq += r.error.norm_sq;
@@ -49,10 +57,16 @@ struct TensorTotals {
   [[nodiscard]] double encode_gbps() const { return encode_s > 0 ? static_cast<double>(raw_bytes) / encode_s / 1e9 : 0; }
   [[nodiscard]] double decode_gbps() const { return decode_s > 0 ? static_cast<double>(raw_bytes) / decode_s / 1e9 : 0; }
   [[nodiscard]] nlohmann::json to_json() const {
-    return {{"name", name}, {"raw_bytes", raw_bytes}, {"sent_bytes", sent_bytes}, {"ratio", ratio()},
-            {"relative_error", relative_error()}, {"worst_token_error", worst_token},
-            {"encode_gbps", encode_gbps()}, {"decode_gbps", decode_gbps()}, {"one_time_bytes", one_time_bytes},
-            {"layers", layers}, {"tokens", tokens}, {"dim", dim}, {"fit_s", fit_s}};
+    nlohmann::json j = {{"name", name}, {"raw_bytes", raw_bytes}, {"sent_bytes", sent_bytes}, {"ratio", ratio()},
+                        {"relative_error", relative_error()}, {"worst_token_error", worst_token},
+                        {"encode_gbps", encode_gbps()}, {"decode_gbps", decode_gbps()}, {"one_time_bytes", one_time_bytes},
+                        {"layers", layers}, {"tokens", tokens}, {"dim", dim}, {"fit_s", fit_s}};
+    if (per_layer.size() > 1) {
+      j["per_layer"] = nlohmann::json::array();
+      for (std::size_t l = 0; l < per_layer.size(); ++l)
+        j["per_layer"].push_back({{"layer", l}, {"relative_error", per_layer[l].relative}, {"worst_token_error", per_layer[l].worst_token}});
+    }
+    return j;
   }
 };
 
@@ -101,7 +115,8 @@ std::vector<std::string> unused_flag_notes(const CompressOptions& o, mk::Method 
                 {"--routing", m == mk::Method::mos_k, "--method mos-k"},
                 {"--tokens", synthetic, "--synthetic"},
                 {"--dim", synthetic, "--synthetic"},
-                {"--warmup", synthetic, "--synthetic"}};
+                {"--warmup", synthetic, "--synthetic"},
+                {"--per-layer", !synthetic, "--activations"}};
   std::vector<std::string> notes;
   for (const auto& s : scopes)
     if (given(o, s.flag) && !s.applies)
@@ -291,7 +306,14 @@ void print_table(std::ostream& out, const CompressOptions& o, const std::string&
         << std::setprecision(3) << t.encode_gbps() << std::setw(12) << t.decode_gbps() << '\n';
     out.unsetf(std::ios::fixed);
   };
-  for (const auto& r : rows) line(r.name, r);
+  for (const auto& r : rows) {
+    line(r.name, r);
+    if (!o.per_layer || r.per_layer.size() < 2) continue;
+    for (std::size_t l = 0; l < r.per_layer.size(); ++l)  // errors only: bytes and speed are the same per layer
+      out << std::left << std::setw(7) << ("  L" + std::to_string(l)) << std::right << std::setw(38) << "" << std::setw(12)
+          << std::setprecision(5) << std::fixed << r.per_layer[l].relative << std::setw(13) << r.per_layer[l].worst_token << '\n';
+    out.unsetf(std::ios::fixed);
+  }
   if (rows.size() > 1) line("total", total);
   out << "\none-time basis exchange: " << total.one_time_bytes << " bytes (not in sent_bytes)\n";
   out << "one-time fit on the warm-up: " << std::setprecision(3) << total.fit_s << " s (wall, all tensors"
@@ -320,6 +342,7 @@ void add_compress_options(CLI::App& sub, CompressOptions& o) {
   sub.add_option("--routing", o.routing, "mos-k: exhaustive (every basis tried) | sketch (cheap router)")->capture_default_str();
   sub.add_option("--repeats", o.repeats, "timed runs, fastest kept")->capture_default_str();
   sub.add_option("--device", o.device, "cpu | gpu")->capture_default_str();
+  sub.add_flag("--per-layer", o.per_layer, "a file of several layers: a row of errors per layer under each tensor");
   sub.callback([&sub, &o] {
     for (const CLI::Option* opt : sub.get_options())
       if (opt->count() > 0) o.given.insert(opt->get_name());

@@ -33,8 +33,9 @@ struct CompressOptions {
   int route_block = 1;       ///< mos-k: tokens per basis index (0 = one per chunk)
   int repeats = 3;           ///< timed runs, fastest kept
   std::string device = "cpu";  ///< cpu | gpu
+  bool per_layer = false;      ///< a table row per layer of a multi-layer file (--json always lists them)
   /// Flags the user gave (e.g. "--fraction"), filled by the parser: a flag that does not apply to the
-  /// method or source is an error, and a given value is used (and checked) even where it equals 0.
+  /// method or source is noted and ignored, and a given value is used (and checked) even where it equals 0.
   std::set<std::string> given;
 };
 

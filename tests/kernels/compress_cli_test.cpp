@@ -173,6 +173,57 @@ TEST(CompressCli, NotesFlagsThatDoNotApply) {
   EXPECT_EQ(run_moss("--activations " + pair + " --method topk --fraction 0.5 --json").code, 0);
 }
 
+// A K/V file of 3 layers, 64 tokens, width 8: layer 1 exactly rank 2 (pca rank 2 rebuilds it to bf16
+// rounding), layers 0 and 2 full rank (pca rank 2 loses most of them). Each layer is fitted on its
+// own first half: the per-layer errors show which layer compresses.
+TEST(CompressCli, ReportsEachLayersErrors) {
+  ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
+  const std::filesystem::path p = std::filesystem::temp_directory_path() / "moss_compress_cli_layers.npy";
+  {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 64, 8), }";
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    std::ofstream out(p, std::ios::binary);
+    out.write("\x93NUMPY\x01\x00", 8);
+    out.put(static_cast<char>(header.size())).put(0);
+    out << header;
+    std::uint64_t x = 7;
+    auto next = [&] {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      return static_cast<float>((x >> 40) & 0xffff) / 32768.0f - 1.0f;
+    };
+    for (int tensor = 0; tensor < 2; ++tensor)
+      for (int layer = 0; layer < 3; ++layer)
+        for (int t = 0; t < 64; ++t) {
+          const float a = next(), b = next();
+          for (int j = 0; j < 8; ++j) {
+            const float v = layer == 1 ? a * static_cast<float>(j + 1) + b * static_cast<float>(j % 3 - 1) : next();
+            out.write(reinterpret_cast<const char*>(&v), 4);
+          }
+        }
+  }
+  const std::string cmd = std::string(MOSS_BINARY) + " compress --activations " + p.string() + " --method pca --rank 2 --json 2>/dev/null";
+  FILE* f = popen(cmd.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), f) != nullptr) out += buf.data();
+  ASSERT_EQ(pclose(f), 0) << out;
+  const auto j = nlohmann::json::parse(out);
+  for (const auto& tensor : j["tensors"]) {
+    ASSERT_EQ(tensor["per_layer"].size(), 3u) << tensor.dump();
+    EXPECT_LT(tensor["per_layer"][1]["relative_error"].get<double>(), 0.01) << tensor.dump();
+    EXPECT_GT(tensor["per_layer"][0]["relative_error"].get<double>(), 0.3) << tensor.dump();
+    EXPECT_GT(tensor["per_layer"][2]["relative_error"].get<double>(), 0.3) << tensor.dump();
+    EXPECT_EQ(tensor["per_layer"][2]["layer"], 2);
+  }
+  const CliRun table = run_moss("--activations " + p.string() + " --method pca --rank 2 --per-layer");
+  ASSERT_EQ(table.code, 0) << table.out;
+  for (const char* row : {"  L0", "  L1", "  L2"}) EXPECT_NE(table.out.find(row), std::string::npos) << table.out;
+  EXPECT_EQ(run_moss("--activations " + p.string() + " --method pca --rank 2").out.find("  L1"), std::string::npos);
+  std::filesystem::remove(p);
+}
+
 TEST(CompressCli, HelpShowsTheDefaultsOfFractionAndBits) {
   ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
   const CliRun r = run_moss("--help");
