@@ -15,9 +15,10 @@ struct CliRun {
   std::string out;
 };
 
-CliRun run_moss(const std::string& args) {
+// `moss compress ARGS`: exit code and stdout, with stderr merged in unless `stderr_too` is false.
+CliRun run_moss(const std::string& args, bool stderr_too = true) {
   CliRun r;
-  const std::string cmd = std::string(MOSS_BINARY) + " compress " + args + " 2>&1";
+  const std::string cmd = std::string(MOSS_BINARY) + " compress " + args + (stderr_too ? " 2>&1" : " 2>/dev/null");
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
   std::array<char, 4096> buf{};
@@ -156,14 +157,9 @@ TEST(CompressCli, NotesFlagsThatDoNotApply) {
   expect_flag_error("--activations " + single + " --method pca --rank-k 9", "--rank-k", "expected a rank in [1, 4]");
   // Every method given the same flags runs; the notes go to stderr, so --json's stdout stays one object.
   for (const char* m : {"none", "pca", "mos", "mos-k", "topk", "quant"}) {
-    const std::string cmd = std::string(MOSS_BINARY) + " compress " + syn + "--method " + m +
-                            " --rank 4 --fraction 0.2 --bits 4 --json 2>/dev/null";
-    FILE* p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    std::array<char, 4096> buf{};
-    while (fgets(buf.data(), buf.size(), p) != nullptr) out += buf.data();
-    EXPECT_EQ(pclose(p), 0) << m;
+    const CliRun r = run_moss(syn + "--method " + m + " --rank 4 --fraction 0.2 --bits 4 --json", false);
+    ASSERT_EQ(r.code, 0) << m;
+    const std::string& out = r.out;
     const auto j = nlohmann::json::parse(out);
     EXPECT_EQ(j["method"], m);
     EXPECT_TRUE(j.contains("notes")) << out;  // each method reads at most one of --rank, --fraction, --bits
@@ -202,14 +198,9 @@ TEST(CompressCli, ReportsEachLayersErrors) {
           }
         }
   }
-  const std::string cmd = std::string(MOSS_BINARY) + " compress --activations " + p.string() + " --method pca --rank 2 --json 2>/dev/null";
-  FILE* f = popen(cmd.c_str(), "r");
-  ASSERT_NE(f, nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), buf.size(), f) != nullptr) out += buf.data();
-  ASSERT_EQ(pclose(f), 0) << out;
-  const auto j = nlohmann::json::parse(out);
+  const CliRun json = run_moss("--activations " + p.string() + " --method pca --rank 2 --json", false);
+  ASSERT_EQ(json.code, 0) << json.out;
+  const auto j = nlohmann::json::parse(json.out);
   for (const auto& tensor : j["tensors"]) {
     ASSERT_EQ(tensor["per_layer"].size(), 3u) << tensor.dump();
     EXPECT_LT(tensor["per_layer"][1]["relative_error"].get<double>(), 0.01) << tensor.dump();

@@ -29,6 +29,30 @@ double objective(const std::vector<cu::ColumnStat>& st, const std::vector<double
   return f;
 }
 
+/// What launch_theta_diagonal computes, by its two kernels under the emulation: the column statistics
+/// of the sample projections p (rows x [P0 P1], 2 rank wide) in `stats` (3 per column), theta, and the
+/// columns' scales a then b.
+struct DiagonalRun {
+  std::vector<double> scratch;
+  const double* stats = nullptr;
+  float theta = 99.0f;
+  std::vector<float> scales;
+};
+
+DiagonalRun run_diagonal(const std::vector<float>& p, std::int64_t rows, int rank, const std::vector<double>& lambda) {
+  DiagonalRun r;
+  r.scratch.assign(static_cast<std::size_t>(3 * (cu::kThetaStatParts + 1) * rank), -1.0);
+  double* partials = r.scratch.data();
+  double* stats = partials + static_cast<std::ptrdiff_t>(3 * cu::kThetaStatParts * rank);
+  emu::launch_blocks(dim3{static_cast<unsigned>((rank + 31) / 32), cu::kThetaStatParts / cu::kStatThreadsY, 1}, dim3{32, cu::kStatThreadsY, 1},
+                     cu::theta_stats_kernel, static_cast<const float*>(p.data()), rows, rank, partials);
+  r.scales.assign(static_cast<std::size_t>(2 * rank), -9.0f);
+  emu::launch_blocks(dim3{1, 1, 1}, dim3{cu::kThetaThreads, 1, 1}, cu::theta_diagonal_kernel, static_cast<const double*>(partials), rank,
+                     static_cast<const double*>(lambda.data()), stats, moss::kernels::kMaxTheta, &r.theta, r.scales.data());
+  r.stats = stats;
+  return r;
+}
+
 TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
   int cases = 0, same = 0, moved = 0, interior = 0, deep = 0;
   // Ranks below, at and above a warp and the block's 256 threads; no rows, one row, partial partitions.
@@ -82,15 +106,10 @@ TEST(ThetaKernels, StatisticsAndRoundsGiveTheEncodersTheta) {
       deep += rounds >= 4;
 
       // The kernels, as launch_theta_diagonal runs them: partials, then their sums after them.
-      std::vector<double> scratch(static_cast<std::size_t>(3 * (cu::kThetaStatParts + 1) * rank), -1.0);
-      double* partials = scratch.data();
-      double* stats = partials + static_cast<std::ptrdiff_t>(3 * cu::kThetaStatParts * rank);
-      emu::launch_blocks(dim3{static_cast<unsigned>((rank + 31) / 32), cu::kThetaStatParts / cu::kStatThreadsY, 1}, dim3{32, cu::kStatThreadsY, 1},
-                         cu::theta_stats_kernel, static_cast<const float*>(p.data()), static_cast<std::int64_t>(rows), rank, partials);
-      float theta = 99.0f;
-      std::vector<float> scales(static_cast<std::size_t>(2 * rank), -9.0f);
-      emu::launch_blocks(dim3{1, 1, 1}, dim3{cu::kThetaThreads, 1, 1}, cu::theta_diagonal_kernel, static_cast<const double*>(partials), rank,
-                         static_cast<const double*>(lambda.data()), stats, moss::kernels::kMaxTheta, &theta, scales.data());
+      const DiagonalRun run = run_diagonal(p, rows, rank, lambda);
+      const double* stats = run.stats;
+      const float theta = run.theta;
+      const std::vector<float>& scales = run.scales;
 
       std::vector<cu::ColumnStat> got(static_cast<std::size_t>(rank));
       for (int q = 0; q < rank; ++q) {
@@ -141,15 +160,9 @@ TEST(ThetaKernels, ZeroDirectionsLeaveTheBasisAlone) {
     for (int i = 0; i < rows; ++i)
       for (int q = 0; q < rank; ++q) ref[q].g00 += static_cast<double>(p[i * ld + q]) * p[i * ld + q];
     const float want = cu::fit_theta_columns(ref.data(), lambda.data(), rank, moss::kernels::kMaxTheta);
-    std::vector<double> scratch(static_cast<std::size_t>(3 * (cu::kThetaStatParts + 1) * rank), -1.0);
-    double* partials = scratch.data();
-    double* stats = partials + static_cast<std::ptrdiff_t>(3 * cu::kThetaStatParts * rank);
-    emu::launch_blocks(dim3{static_cast<unsigned>((rank + 31) / 32), cu::kThetaStatParts / cu::kStatThreadsY, 1}, dim3{32, cu::kStatThreadsY, 1},
-                       cu::theta_stats_kernel, static_cast<const float*>(p.data()), static_cast<std::int64_t>(rows), rank, partials);
-    float theta = 99.0f;
-    std::vector<float> scales(static_cast<std::size_t>(2 * rank), -9.0f);
-    emu::launch_blocks(dim3{1, 1, 1}, dim3{cu::kThetaThreads, 1, 1}, cu::theta_diagonal_kernel, static_cast<const double*>(partials), rank,
-                       static_cast<const double*>(lambda.data()), stats, moss::kernels::kMaxTheta, &theta, scales.data());
+    const DiagonalRun run = run_diagonal(p, rows, rank, lambda);
+    const float theta = run.theta;
+    const std::vector<float>& scales = run.scales;
     EXPECT_EQ(theta, want) << "rank " << rank;
     for (int q = 0; q < rank; ++q) {
       const cu::ColumnScale c = cu::diagonal_scale(0.0, theta);
