@@ -24,13 +24,14 @@ using moss::reliability::ProcessResult;
 using moss::reliability::run_moss;
 using moss::reliability::slurp;
 
+// A short warm-up (1024 tokens): these tests check what reaches the disk, not the fit.
 nlohmann::json scenario(const std::string& name) {
   nlohmann::json doc = nlohmann::json::parse(R"({
     "model": {"preset": "mos-800m"},
     "training": {"seq_len": 65536, "tokens": 1e9, "weight_sync": {"every_steps": 4}},
     "cluster": {"gpu": "A100-80GB", "nodes": 4, "network": {"topology": "ring", "bandwidth": "1Gbps", "latency": "2ms"}},
     "parallelism": {"context": 4},
-    "compression": {"method": "mos", "rank_k": 32, "rank_v": 64},
+    "compression": {"method": "mos", "rank_k": 32, "rank_v": 64, "warmup_tokens": 1024},
     "simulation": {"backend": "analytic", "seed": 7}})");
   doc["name"] = name;
   return doc;
