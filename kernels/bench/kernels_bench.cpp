@@ -136,7 +136,7 @@ void encode_bench(benchmark::State& state, mk::Method m, int rotations, mk::Rout
     mk::encode(s, x, out);
     benchmark::DoNotOptimize(out.values.data());
   };
-  if (m == mk::Method::pca || m == mk::Method::mos || m == mk::Method::mos_k) {
+  if (mk::uses_basis(m)) {
     Gemm one(x, r);
     std::vector<std::pair<const char*, std::function<void()>>> base{{"x_gemm", std::ref(one)}};
     if (m == mk::Method::mos_k)
@@ -166,7 +166,7 @@ void decode_bench(benchmark::State& state, mk::Method m, int rotations) {
     mk::decode(s, e, out.data());
     benchmark::ClobberMemory();
   };
-  if (m == mk::Method::pca || m == mk::Method::mos || m == mk::Method::mos_k) {
+  if (mk::uses_basis(m)) {
     const RowMatrix z = RowMatrix::Random(kTokens, r);
     Gemm g({z.data(), kTokens, r}, d);
     run_against(state, op, {{"x_gemm", std::ref(g)}});

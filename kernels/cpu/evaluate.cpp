@@ -15,8 +15,7 @@ std::string cpu_device_name() {
 }
 
 std::string cpu_device_name(const CodecConfig& config) {
-  const bool projects = config.method == Method::pca || config.method == Method::mos || config.method == Method::mos_k;
-  return projects && config.value_bytes == 2 ? cpu_device_name() : "cpu (Eigen, 1 thread)";
+  return uses_basis(config.method) && config.value_bytes == 2 ? cpu_device_name() : "cpu (Eigen, 1 thread)";
 }
 
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,

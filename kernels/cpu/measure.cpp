@@ -56,20 +56,21 @@ MeasureResult compute(const MeasureRequest& req, const std::vector<LayerSample>&
   const CodecConfig ck = codec_config(req.params, false), cv = codec_config(req.params, true);
   const Device device = pick_device(req.device);
   const int repeats = 2;
-  TensorReport rk, rv;
-  double error_k = 0, norm_k = 0, error_v = 0, norm_v = 0;
+  TensorReport rk, rv;  // the first layer's, then the sums over the layers of errors, bytes and times
+  auto add = [](TensorReport& sum, const TensorReport& r) {
+    sum.error.error_sq += r.error.error_sq, sum.error.norm_sq += r.error.norm_sq;
+    sum.raw_bytes += r.raw_bytes, sum.encode_s += r.encode_s, sum.decode_s += r.decode_s;
+  };
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const LayerSample& ls = layers[l];
     const std::uint64_t seed = req.seed + 2 * l;  // layer 0: the single-layer seeds
     const TensorReport lk = evaluate_tensor(ck, ls.warm_k, ls.k, device, seed, repeats);
     const TensorReport lv = evaluate_tensor(cv, ls.warm_v, ls.v, device, seed + 1, repeats);
-    error_k += lk.error.error_sq, norm_k += lk.error.norm_sq, error_v += lv.error.error_sq, norm_v += lv.error.norm_sq;
     if (l == 0) {
       rk = lk, rv = lv;
-      continue;
+    } else {
+      add(rk, lk), add(rv, lv);
     }
-    rk.raw_bytes += lk.raw_bytes, rk.encode_s += lk.encode_s, rk.decode_s += lk.decode_s;
-    rv.raw_bytes += lv.raw_bytes, rv.encode_s += lv.encode_s, rv.decode_s += lv.decode_s;
   }
   auto relative = [](double error_sq, double norm_sq) { return norm_sq > 0 ? std::sqrt(error_sq / norm_sq) : 0.0; };
   MeasureResult m;
@@ -79,9 +80,9 @@ MeasureResult compute(const MeasureRequest& req, const std::vector<LayerSample>&
   m.sent_bytes_per_token = static_cast<double>(encoded_bytes(ck, chunk, req.kv_dim) + encoded_bytes(cv, chunk, req.kv_dim)) /
                            static_cast<double>(chunk);
   m.ratio = m.sent_bytes_per_token / m.raw_bytes_per_token;
-  m.relative_error_k = relative(error_k, norm_k);
-  m.relative_error_v = relative(error_v, norm_v);
-  m.relative_error = relative(error_k + error_v, norm_k + norm_v);
+  m.relative_error_k = relative(rk.error.error_sq, rk.error.norm_sq);
+  m.relative_error_v = relative(rv.error.error_sq, rv.error.norm_sq);
+  m.relative_error = relative(rk.error.error_sq + rv.error.error_sq, rk.error.norm_sq + rv.error.norm_sq);
   if (!std::isfinite(m.relative_error))
     throw std::runtime_error("measure_kv: the reconstruction error of " + req.activation_source + " is not finite");
   const double raw = static_cast<double>(rk.raw_bytes + rv.raw_bytes);
@@ -98,9 +99,7 @@ MeasureResult compute(const MeasureRequest& req, const std::vector<LayerSample>&
 // Tokens the fit uses: none for the methods that fit nothing (none, topk, quant), else the request's
 // warm-up, at most `limit`.
 std::int64_t warmup_of(const MeasureRequest& r, std::int64_t limit) {
-  const Method m = codec_config(r.params, false).method;
-  const bool fits = m == Method::pca || m == Method::mos || m == Method::mos_k;
-  return fits ? std::min(r.warmup_tokens, limit) : 0;
+  return uses_basis(codec_config(r.params, false).method) ? std::min(r.warmup_tokens, limit) : 0;
 }
 
 void check_request(const MeasureRequest& r) {

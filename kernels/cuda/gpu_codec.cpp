@@ -162,7 +162,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   const std::int64_t theta_blocks = (t + bl_theta - 1) / bl_theta, route_blocks = (t + bl_route - 1) / bl_route;
   const std::int64_t k = topk_count(c.fraction, d), m = c.rotations, nk = c.subspaces;
   // Method buffers (sized for the method in use only).
-  const bool subspace = c.method == Method::pca || c.method == Method::mos || c.method == Method::mos_k;
+  const bool subspace = uses_basis(c.method);
   std::vector<float> wide;  // basis matrix the projection GEMM reads
   if (c.method == Method::pca) wide = s.basis;
   if (c.method == Method::mos || c.method == Method::mos_k) {

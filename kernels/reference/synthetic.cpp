@@ -254,8 +254,10 @@ SyntheticSpec parse_synthetic_spec(std::string_view text) {
       throw std::invalid_argument("synthetic spec: unknown key \"" + std::string(key) +
                                   "\": expected tokens, dim, subspaces, rank, decay, decay_v, noise, spread, segment or seed");
   }
-  if (s.tokens < 1 || s.tokens > (std::int64_t{1} << 24)) throw std::invalid_argument("synthetic spec: tokens must be in [1, 16777216]");
-  if (s.dim < 1 || s.dim > 65536) throw std::invalid_argument("synthetic spec: dim must be in [1, 65536]");
+  if (s.tokens < 1 || s.tokens > kMaxSyntheticTokens)
+    throw std::invalid_argument("synthetic spec: tokens must be in [1, " + std::to_string(kMaxSyntheticTokens) + "]");
+  if (s.dim < 1 || s.dim > kMaxSyntheticDim)
+    throw std::invalid_argument("synthetic spec: dim must be in [1, " + std::to_string(kMaxSyntheticDim) + "]");
   if (s.tokens * s.dim > (std::int64_t{1} << 31)) throw std::invalid_argument("synthetic spec: tokens x dim must be <= 2^31 values");
   if (s.subspaces < 1 || s.subspaces > 1024) throw std::invalid_argument("synthetic spec: subspaces must be in [1, 1024]");
   if (s.rank < 0) throw std::invalid_argument("synthetic spec: rank must be >= 0 (0: preset default)");

@@ -23,9 +23,9 @@ std::int64_t block_count(std::int64_t tokens, int block_tokens) {
   if (tokens <= 0) return 0;
   return block_tokens <= 0 ? 1 : ceil_div(tokens, block_tokens);
 }
+}  // namespace
 
 bool uses_basis(Method m) { return m == Method::pca || m == Method::mos || m == Method::mos_k; }
-}  // namespace
 
 Method parse_method(std::string_view name) {
   for (const auto& m : kMethods)

@@ -92,8 +92,6 @@ mk::CompressionParams params_of(const CompressOptions& o) {
   return p;
 }
 
-bool uses_rank(mk::Method m) { return m == mk::Method::pca || m == mk::Method::mos || m == mk::Method::mos_k; }
-
 // A flag that the method or the source never reads: a note (stderr, and "notes" in --json), not an
 // error, so that a script giving one set of flags to every method keeps running (CONTRACT.md: the
 // flags are optional and independent).
@@ -103,9 +101,9 @@ std::vector<std::string> unused_flag_notes(const CompressOptions& o, mk::Method 
     const char* flag;
     bool applies;
     const char* scope;
-  } scopes[] = {{"--rank", uses_rank(m), "--method pca, mos or mos-k"},
-                {"--rank-k", uses_rank(m), "--method pca, mos or mos-k"},
-                {"--rank-v", uses_rank(m), "--method pca, mos or mos-k"},
+  } scopes[] = {{"--rank", mk::uses_basis(m), "--method pca, mos or mos-k"},
+                {"--rank-k", mk::uses_basis(m), "--method pca, mos or mos-k"},
+                {"--rank-v", mk::uses_basis(m), "--method pca, mos or mos-k"},
                 {"--fraction", m == mk::Method::topk, "--method topk"},
                 {"--bits", m == mk::Method::quant, "--method quant"},
                 {"--rotations", m == mk::Method::mos, "--method mos"},
@@ -122,7 +120,7 @@ std::vector<std::string> unused_flag_notes(const CompressOptions& o, mk::Method 
     if (given(o, s.flag) && !s.applies)
       notes.push_back(std::string(s.flag) + ": applies to " + s.scope + " only (got --method " + o.method +
                       (synthetic ? " on --synthetic" : " on --activations") + "): ignored");
-  if (uses_rank(m) && given(o, "--rank") && given(o, "--rank-k") && given(o, "--rank-v"))
+  if (mk::uses_basis(m) && given(o, "--rank") && given(o, "--rank-k") && given(o, "--rank-v"))
     notes.push_back("--rank: --rank-k and --rank-v are both given: ignored");
   return notes;
 }
@@ -152,7 +150,7 @@ void check_method_values(const CompressOptions& o, mk::Method m) {
 
 // Ranks of a subspace method on tensors `dim` wide; `pair`: K and V (else one tensor, --rank only).
 void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t dim, const std::string& source) {
-  if (!uses_rank(m)) return;
+  if (!mk::uses_basis(m)) return;
   for (const bool is_v : {false, true}) {
     if (!pair && is_v) break;
     const char* flag = rank_flag(o, is_v, pair);
@@ -170,7 +168,7 @@ void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t
 // One tensor (a file without K/V) takes --rank-k as its rank when given (as it always did) and
 // never reads --rank-v.
 std::vector<std::string> single_tensor_notes(const CompressOptions& o, mk::Method m) {
-  if (!uses_rank(m) || !given(o, "--rank-v")) return {};
+  if (!mk::uses_basis(m) || !given(o, "--rank-v")) return {};
   return {"--rank-v: the file holds one tensor (no V): ignored"};
 }
 
@@ -194,8 +192,6 @@ mk::TensorReport evaluate(const mk::CodecConfig& c, mk::MatrixView warm, mk::Mat
   }
 }
 
-constexpr std::int64_t kMaxTokens = std::int64_t{1} << 24;  // as parse_synthetic_spec
-constexpr std::int64_t kMaxDim = 65536;                      // as parse_synthetic_spec
 constexpr std::int64_t kMaxValues = std::int64_t{1} << 31;   // per generated tensor: 8 GiB of float32
 
 void check_size(const CompressOptions& o, const char* flag, std::int64_t value, std::int64_t max) {
@@ -234,9 +230,9 @@ SyntheticSizes synthetic_sizes(const CompressOptions& o) {
   } catch (const std::invalid_argument& e) {
     throw InputError("", "--synthetic", e.what());
   }
-  check_size(o, "--tokens", o.tokens, kMaxTokens);
-  check_size(o, "--dim", o.dim, kMaxDim);
-  check_size(o, "--warmup", o.warmup, kMaxTokens);
+  check_size(o, "--tokens", o.tokens, mk::kMaxSyntheticTokens);
+  check_size(o, "--dim", o.dim, mk::kMaxSyntheticDim);
+  check_size(o, "--warmup", o.warmup, mk::kMaxSyntheticTokens);
   s.text = o.synthetic;
   if (given(o, "--tokens")) s.spec.tokens = o.tokens, s.text = with_key(s.text, "tokens", o.tokens);
   if (given(o, "--dim")) s.spec.dim = o.dim, s.text = with_key(s.text, "dim", o.dim);
@@ -255,8 +251,8 @@ SyntheticSizes synthetic_sizes(const CompressOptions& o) {
   return s;
 }
 
-std::vector<TensorTotals> run_synthetic(const CompressOptions& o, const SyntheticSizes& s, mk::Device device) {
-  check_ranks(o, mk::parse_method(o.method), true, s.spec.dim, "--synthetic " + s.text);
+std::vector<TensorTotals> run_synthetic(const CompressOptions& o, mk::Method method, const SyntheticSizes& s, mk::Device device) {
+  check_ranks(o, method, true, s.spec.dim, "--synthetic " + s.text);
   std::vector<TensorTotals> out;
   for (int v = 0; v < 2; ++v) {
     const mk::Matrix x = mk::generate_synthetic(s.spec, v == 1);
@@ -270,10 +266,9 @@ std::vector<TensorTotals> run_synthetic(const CompressOptions& o, const Syntheti
   return out;
 }
 
-std::vector<TensorTotals> run_file(const CompressOptions& o, mk::Device device) {
+std::vector<TensorTotals> run_file(const CompressOptions& o, mk::Method method, mk::Device device) {
   const io::Activations a = io::load_activations(o.activations);
-  for (const io::Tensor& tensor : a.tensors)
-    check_ranks(o, mk::parse_method(o.method), a.is_pair(), tensor.dim, o.activations);
+  check_ranks(o, method, a.is_pair(), a.tensors.front().dim, o.activations);  // K and V have one shape
   std::vector<TensorTotals> out;
   for (std::size_t i = 0; i < a.tensors.size(); ++i) {
     const io::Tensor& tensor = a.tensors[i];
@@ -371,13 +366,13 @@ int run_compress(const CompressOptions& o, std::ostream& out, std::ostream& err)
   std::string source = o.activations;
   std::int64_t warmup = 0;
   if (o.synthetic.empty()) {
-    rows = run_file(o, device);
+    rows = run_file(o, method, device);
     if (rows.size() == 1)
       for (std::string& n : single_tensor_notes(o, method)) notes.push_back(std::move(n));
   } else {
     const SyntheticSizes sizes = synthetic_sizes(o);
     source = "synthetic:" + sizes.text, warmup = sizes.warm;
-    rows = run_synthetic(o, sizes, device);
+    rows = run_synthetic(o, method, sizes, device);
   }
   for (const std::string& n : notes) err << "moss compress: note: " << n << '\n';
   TensorTotals total;

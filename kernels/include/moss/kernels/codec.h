@@ -40,6 +40,8 @@ enum class Routing { exhaustive, sketch };
 Method parse_method(std::string_view name);
 /// Inverse of parse_method.
 std::string_view method_name(Method method);
+/// pca, mos and mos-k: methods that project on a basis of rank r fitted on a warm-up sample.
+bool uses_basis(Method method);
 /// "exhaustive" or "sketch" -> Routing; throws std::invalid_argument naming the accepted names.
 Routing parse_routing(std::string_view name);
 /// Inverse of parse_routing.

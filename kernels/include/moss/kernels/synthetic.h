@@ -35,6 +35,10 @@
 
 namespace moss::kernels {
 
+/// Largest `tokens` and `dim` of a spec (parse_synthetic_spec).
+inline constexpr std::int64_t kMaxSyntheticTokens = std::int64_t{1} << 24;
+inline constexpr std::int64_t kMaxSyntheticDim = 65536;
+
 /// Parameters of the synthetic generator (see the file comment).
 struct SyntheticSpec {
   std::int64_t tokens = 4096;
