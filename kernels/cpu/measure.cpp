@@ -27,7 +27,9 @@ std::map<std::string, std::shared_future<MeasureResult>>& cache() {
   return c;
 }
 
-std::string cache_key(const MeasureRequest& r) {
+}  // namespace
+
+std::string measure_key(const MeasureRequest& r) {
   const CompressionParams& p = r.params;
   std::ostringstream os;
   os.precision(17);
@@ -37,6 +39,8 @@ std::string cache_key(const MeasureRequest& r) {
      << '|' << r.device << '|' << r.warmup_tokens << '|' << r.activation_source;
   return os.str();
 }
+
+namespace {
 
 Device pick_device(const std::string& name) {
   if (name == "cpu") return Device::cpu;
@@ -117,7 +121,7 @@ void check_request(const MeasureRequest& r) {
 // result instead of measuring again. A failed measurement is not kept: the next caller retries.
 template <typename F>
 MeasureResult cached(const MeasureRequest& req, F&& run) {
-  const std::string key = cache_key(req);
+  const std::string key = measure_key(req);
   std::promise<MeasureResult> promise;
   {
     std::unique_lock lock(cache_mutex());
@@ -195,7 +199,9 @@ MeasureResult measure_kv(const MeasureRequest& req, std::span<const MatrixView> 
       const MatrixView k = k_layers[l], v = v_layers[l];
       samples.push_back({k.slice_rows(0, warm), k.slice_rows(warm, sample), v.slice_rows(0, warm), v.slice_rows(warm, sample)});
     }
-    return compute(req, samples);
+    MeasureResult m = compute(req, samples);
+    m.layers_in_source = static_cast<int>(k_layers.size());
+    return m;
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cache_command.h"
 #include "calibrate_command.h"
 #include "compress_command.h"
 #include "moss/core/error.h"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   moss::app::CompressOptions compress;
   moss::app::ValidateOptions validate;
   moss::app::CalibrateOptions calibrate;
+  moss::app::CacheOptions cache;
   auto* run_cmd = app.add_subcommand("run", "simulate one scenario");
   moss::app::add_run_options(*run_cmd, run);
   auto* sweep_cmd = app.add_subcommand("sweep", "simulate every point of a scenario's sweep block");
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
   moss::app::add_validate_options(*validate_cmd, validate);
   auto* calibrate_cmd = app.add_subcommand("calibrate", "train small models to measure statistical efficiency");
   moss::app::add_calibrate_options(*calibrate_cmd, calibrate);
+  auto* cache_cmd = app.add_subcommand("cache", "show or clear the cache of compression measurements");
+  moss::app::add_cache_options(*cache_cmd, cache);
 
   try {
     app.parse(argc, argv);
@@ -52,12 +56,13 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*run_cmd) return moss::app::run_run(run, std::cout);
+    if (*run_cmd) return moss::app::run_run(run, std::cout, std::cerr);
     if (*sweep_cmd) return moss::app::run_sweep(sweep, std::cout, std::cerr);
     if (*report_cmd) return moss::app::run_report(report, std::cout, std::cerr);
     if (*compress_cmd) return moss::app::run_compress(compress, std::cout, std::cerr);
     if (*validate_cmd) return moss::app::run_validate(validate, std::cout, std::cerr);
     if (*calibrate_cmd) return moss::app::run_calibrate(calibrate);
+    if (*cache_cmd) return moss::app::run_cache(cache, std::cout);
   } catch (const moss::InputError& e) {
     for (const auto& p : e.problems()) std::cerr << "error: " << p.to_string() << '\n';
     return kExitInvalidInput;

@@ -23,6 +23,7 @@ void add_run_options(CLI::App& sub, RunOptions& o) {
   sub.add_flag("--no-trace", o.no_trace, "do not write the timeline trace");
   sub.add_flag("--json", o.json, "print summary.json instead of the table");
   sub.add_flag("--no-measure", o.no_measure, "count compressed bytes by formula instead of running the kernels");
+  add_cache_flags(sub, o.cache, true);
 }
 
 namespace {
@@ -53,6 +54,9 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
     comp += "; " + r.compression.source + ")";
   }
   row("compression", comp);
+  const std::string& cache = r.compression.cache;
+  if (cache == "hit") row("measurement cache", "hit: " + r.compression.cache_note + " (--no-cache measures again)");
+  if (cache == "miss") row("measurement cache", "miss: measured now, " + r.compression.cache_note);
   row("memory per GPU", format_bytes(r.memory.total_bytes) + " of " + format_bytes(r.gpu_memory_bytes));
   if (r.vs_analytic) {
     row("network (packet level)", std::to_string(r.network.phases_simulated) + " phases simulated, " +
@@ -81,14 +85,16 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
 
 }  // namespace
 
-int run_run(const RunOptions& o, std::ostream& out) {
+int run_run(const RunOptions& o, std::ostream& out, std::ostream& err) {
   const nlohmann::json doc = scenario::read_json_file(o.scenario);
   const scenario::Scenario s = scenario::parse_scenario(doc, o.scenario);
   step::EvaluateOptions eo;
   eo.trace = !o.no_trace;
   eo.measure_compression = !o.no_measure;
+  eo.measurement_cache = cache_dir_of(o.cache);
   if (!o.backend.empty()) eo.backend = o.backend;
   const step::RunResult r = step::evaluate(s, eo);
+  if (r.compression.cache == "unstored") err << "moss run: note: the compression measurement was not cached: " << r.compression.cache_note << '\n';
   const std::string dir = o.out.empty() ? "results/" + safe_name(s.name) : o.out;
   ensure_directory(dir);
   nlohmann::json summary = r.to_summary_json();

@@ -88,6 +88,7 @@ void add_sweep_options(CLI::App& sub, SweepOptions& o) {
   sub.add_option("--backend", o.backend, "network backend: analytic | ns3")->check(CLI::IsMember({"analytic", "ns3"}));
   sub.add_option("--progress", o.progress, "auto | bar | lines | none")->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
   sub.add_flag("--no-fsync", o.no_fsync, "do not fsync each finished point (faster; a crash may lose points)");
+  add_cache_flags(sub, o.cache, true);
 }
 
 int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
@@ -128,8 +129,9 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
     err << "moss sweep: " << plan.size() << " points over " << plan.fields().size() << " fields, " << comm->size()
         << (comm->size() > 1 ? " MPI ranks x " : " process x ") << ro.jobs << " jobs -> " << ro.out_dir << '\n';
 
-  sweep::SweepRunner runner(std::move(plan), header, identity, ro,
-                            sweep::PointEvaluator(doc, o.scenario, backend), progress);
+  const std::optional<std::filesystem::path> cache_dir = cache_dir_of(o.cache);
+  const sweep::PointEvaluator evaluator(doc, o.scenario, backend, cache_dir);
+  sweep::SweepRunner runner(std::move(plan), header, identity, ro, evaluator, progress);
   sweep::SweepOutcome result;
   try {
     result = runner.run(*comm);
@@ -142,6 +144,9 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
   }
   if (comm->rank() != 0) return 0;
   if (result.resumed > 0) err << "moss sweep: " << result.resumed << " points resumed from the journal\n";
+  if (const auto c = evaluator.cache_counts(); cache_dir && c.hits + c.misses > 0)
+    err << "moss sweep: compression figures of " << c.hits << " points from the measurement cache, " << c.misses
+        << " measured (" << cache_dir->string() << ")\n";
   out << "sweep: " << result.points << " points, " << result.ok << " ok, " << result.not_ok << " not ok\n"
       << "results: " << result.results_path << "\nsummary: " << result.summary_path << "\nreport:  moss report "
       << ro.out_dir << '\n';

@@ -3,6 +3,8 @@
 #include <iosfwd>
 #include <string>
 
+#include "cache_command.h"
+
 namespace CLI {
 class App;
 }
@@ -18,6 +20,7 @@ struct SweepOptions {
   std::string backend;
   std::string progress = "auto";  ///< auto | bar | lines | none
   bool no_fsync = false;          ///< skip the per-point fdatasync (faster, not crash-safe)
+  CacheFlags cache;               ///< the on-disk measurement cache
 };
 
 void add_sweep_options(CLI::App& sub, SweepOptions& options);

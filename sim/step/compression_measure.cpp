@@ -1,13 +1,22 @@
 #include "moss/step/compression_measure.h"
 
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
 
+#include "measurement_store.h"
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
+#include "moss/kernels/evaluate.h"
+#include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/measure.h"
+#include "moss_measurement_identity.h"
 
 namespace moss::step {
 
@@ -34,20 +43,46 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
   return req;
 }
 
-// Activation files are loaded once per process (a sweep reuses them across points).
-const io::Activations& load_cached(const std::string& path) {
+// A synthetic spec names its data; a file is named by where it is, its size and its modification time
+// (as make and ccache do): a rewritten file is a new source. nullopt when the file cannot be examined:
+// then nothing is cached and the measurement reports what is wrong with it.
+std::optional<std::string> source_identity(const std::string& source) {
+  if (source.rfind("synthetic:", 0) == 0) return source;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path path = fs::absolute(source, ec).lexically_normal();
+  if (ec) return std::nullopt;
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) return std::nullopt;
+  const fs::file_time_type modified = fs::last_write_time(path, ec);
+  if (ec) return std::nullopt;
+  return "file " + path.string() + " size " + std::to_string(size) + " modified " +
+         std::to_string(modified.time_since_epoch().count());
+}
+
+/// An activation file as loaded, and which version of it (source_identity).
+struct LoadedFile {
+  std::string identity;
+  std::shared_ptr<const io::Activations> data;
+};
+
+// Activation files are loaded once per process and version: a sweep reuses them across points, and a
+// file rewritten in between is loaded again.
+LoadedFile load_cached(const std::string& path) {
   static std::mutex mutex;
-  static std::map<std::string, io::Activations> cache;
+  static std::map<std::string, LoadedFile> cache;
+  const std::string identity = source_identity(path).value_or(path);
   const std::lock_guard lock(mutex);
-  auto it = cache.find(path);
-  if (it == cache.end()) it = cache.emplace(path, io::load_activations(path)).first;
-  return it->second;
+  LoadedFile& slot = cache[path];
+  if (!slot.data || slot.identity != identity) slot = {identity, std::make_shared<const io::Activations>(io::load_activations(path))};
+  return slot;
 }
 
 // The scenario's activation file as the kernels take it, checked (see check_activations).
-const io::Activations& checked_activations(const scenario::Scenario& s) {
+LoadedFile checked_activations(const scenario::Scenario& s) {
   const std::string& source = s.compression.activations;
-  const io::Activations& a = load_cached(source);
+  const LoadedFile file = load_cached(source);
+  const io::Activations& a = *file.data;
   const std::string at = "/compression/activations";
   if (!a.is_pair()) {
     throw InputError(s.source_file, at, "\"" + source + "\" holds one tensor: expected K and V (a [2, tokens, dim] or [2, layers, tokens, dim] .npy, or datasets \"k\" and \"v\")");
@@ -60,37 +95,90 @@ const io::Activations& checked_activations(const scenario::Scenario& s) {
   if (k.tokens < 2) {
     throw InputError(s.source_file, at, "\"" + source + "\" has " + std::to_string(k.tokens) + " token per layer: expected >= 2 (half fit, half measured)");
   }
-  return a;
+  return file;
 }
 
-kernels::MeasureResult measure(const scenario::Scenario& s, const kernels::MeasureRequest& req) {
+// Measures the scenario's source; `measured` is set to the version of it measured (source_identity).
+kernels::MeasureResult measure(const scenario::Scenario& s, const kernels::MeasureRequest& req, std::string& measured) {
   const std::string& source = s.compression.activations;
   try {
-    if (source.rfind("synthetic:", 0) == 0) return kernels::measure_kv(req);
-    const io::Activations& a = checked_activations(s);
-    const io::Tensor& k = a.tensors[0];
-    const io::Tensor& v = a.tensors[1];
+    if (source.rfind("synthetic:", 0) == 0) {
+      measured = source;
+      return kernels::measure_kv(req);
+    }
+    const LoadedFile file = checked_activations(s);
+    measured = file.identity;
+    const io::Tensor& k = file.data->tensors[0];
+    const io::Tensor& v = file.data->tensors[1];
     // Each layer on its own (measure.h samples up to kMaxSampleLayers of them over depth).
     std::vector<kernels::MatrixView> kl, vl;
     for (std::int64_t l = 0; l < k.layers; ++l) {
       kl.push_back({k.layer(l), k.tokens, k.dim});
       vl.push_back({v.layer(l), v.tokens, v.dim});
     }
-    return kernels::measure_kv(req, kl, vl);
+    // The kernels' in-process cache knows a file by this name: a rewritten file is a new one.
+    kernels::MeasureRequest version = req;
+    version.activation_source = file.identity;
+    return kernels::measure_kv(version, kl, vl);
   } catch (const std::invalid_argument& e) {
     throw InputError(s.source_file, "/compression", std::string("the kernels reject these parameters: ") + e.what());
   }
 }
 
 // ", layers 0, 5, 10, 15 of 16" where a multi-layer file was sampled over depth.
-std::string layers_text(const scenario::Scenario& s, const kernels::MeasureResult& m) {
-  const std::string& source = s.compression.activations;
-  if (m.layers_measured <= 1 || source.rfind("synthetic:", 0) == 0) return "";
-  const std::int64_t layers = load_cached(source).tensors[0].layers;
+std::string layers_text(const kernels::MeasureResult& m) {
+  if (m.layers_in_source <= 1) return "";
   std::string text = ", layers ";
-  const std::vector<std::size_t> sampled = kernels::sampled_layers(static_cast<std::size_t>(layers));
+  const std::vector<std::size_t> sampled = kernels::sampled_layers(static_cast<std::size_t>(m.layers_in_source));
   for (std::size_t i = 0; i < sampled.size(); ++i) text += (i ? ", " : "") + std::to_string(sampled[i]);
-  return text + " of " + std::to_string(layers);
+  return text + " of " + std::to_string(m.layers_in_source);
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+  }
+  return "an unnamed CPU";
+}
+
+// The device a request with device "auto" measures on, known before measuring: the measured
+// throughputs are that device's. Fixed for the life of the process.
+const std::string& device_identity() {
+  static const std::string id = kernels::gpu_available() ? "gpu " + kernels::gpu_device_name()
+                                                         : kernels::cpu_device_name() + " on " + cpu_model();
+  return id;
+}
+
+// The on-disk cache in front of measure(): a hit skips the kernels and the file; a miss measures and
+// stores. The outcome says which (CompressionOutcome::cache, cache_note).
+kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels::MeasureRequest& req,
+                                      const std::optional<std::filesystem::path>& dir, CompressionOutcome& o) {
+  const std::optional<std::string> source = dir ? source_identity(req.activation_source) : std::nullopt;
+  std::string measured;
+  if (!source) {
+    o.cache = "off";
+    return measure(s, req, measured);
+  }
+  const std::string key = "moss measurement\nkernels " + kernels::measure_key(req) + "\nsource " + *source +
+                          "\ndevice " + device_identity() + "\nbuild " + MOSS_MEASUREMENT_IDENTITY;
+  if (std::optional<detail::StoredMeasurement> hit = detail::load_measurement(*dir, key)) {
+    o.cache = "hit";
+    char took[32];
+    std::snprintf(took, sizeof took, "%.2f s", hit->measure_s);
+    o.cache_note = "measured " + hit->measured_at + " in " + took + "; " + detail::entry_path(*dir, key).string();
+    return hit->result;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const kernels::MeasureResult m = measure(s, req, measured);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string why = measured != *source ? "the file changed while it was measured"
+                                              : detail::store_measurement(*dir, key, {m, detail::utc_now(), seconds});
+  o.cache = why.empty() ? "miss" : "unstored";
+  o.cache_note = why.empty() ? "stored in " + detail::entry_path(*dir, key).string() : why;
+  return m;
 }
 
 }  // namespace
@@ -101,7 +189,8 @@ void check_activations(const scenario::Scenario& s) {
   (void)checked_activations(s);
 }
 
-CompressionFigures compression_figures(const scenario::Scenario& s, bool measure_kernels) {
+CompressionFigures compression_figures(const scenario::Scenario& s, bool measure_kernels,
+                                       const std::optional<std::filesystem::path>& cache_dir) {
   const double chunk_tokens = static_cast<double>(s.training.seq_len) / s.parallelism.context;
   CompressionFigures f;
   f.codec.bytes = kv_bytes(s.compression, s.model, chunk_tokens);
@@ -123,7 +212,7 @@ CompressionFigures compression_figures(const scenario::Scenario& s, bool measure
     o.source = "formula";
     return f;
   }
-  const kernels::MeasureResult m = measure(s, request_for(s, chunk_tokens));
+  const kernels::MeasureResult m = measure_cached(s, request_for(s, chunk_tokens), cache_dir, o);
   // The kernels count every byte as it travels, theta included: it replaces the formula.
   f.codec.bytes.sent_per_token = m.sent_bytes_per_token;
   f.codec.bytes.per_chunk = 0;
@@ -133,7 +222,7 @@ CompressionFigures compression_figures(const scenario::Scenario& s, bool measure
   o.relative_error_k = m.relative_error_k;
   o.relative_error_v = m.relative_error_v;
   if (m.warmup_tokens > 0) o.warmup_tokens = m.warmup_tokens;
-  o.source = "kernels on " + s.compression.activations + layers_text(s, m) + " (" + m.device + ")";
+  o.source = "kernels on " + s.compression.activations + layers_text(m) + " (" + m.device + ")";
   const bool on_gpu = m.throughput_measured && m.device.find("cpu") == std::string::npos;
   if (on_gpu && m.encode_input_bytes_per_s > 0 && m.decode_output_bytes_per_s > 0) {
     const double raw = chunk_tokens * f.codec.bytes.raw_per_token;

@@ -62,7 +62,7 @@ RunResult evaluate(const scenario::Scenario& s, const EvaluateOptions& options) 
   }
   r.backend = backend->name();
 
-  const CompressionFigures figures = compression_figures(s, options.measure_compression && s.simulation.measure_compression);
+  const CompressionFigures figures = compression_figures(s, options.measure_compression && s.simulation.measure_compression, options.measurement_cache);
   const CodecInputs& codec = figures.codec;
   r.compression = figures.outcome;
 

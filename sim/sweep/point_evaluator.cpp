@@ -67,15 +67,27 @@ std::string design_label(const scenario::CompressionSpec& c) {
   return buf;
 }
 
-PointEvaluator::PointEvaluator(nlohmann::json base, std::string file, std::optional<std::string> backend)
-    : base_(std::move(base)), file_(std::move(file)), backend_(std::move(backend)) {}
+PointEvaluator::PointEvaluator(nlohmann::json base, std::string file, std::optional<std::string> backend,
+                               std::optional<std::filesystem::path> measurement_cache)
+    : base_(std::move(base)),
+      file_(std::move(file)),
+      backend_(std::move(backend)),
+      measurement_cache_(std::move(measurement_cache)) {}
 
 PointRecord PointEvaluator::operator()(std::int64_t, const std::vector<Assignment>& assignments) const {
   const nlohmann::json doc = point_document(base_, assignments, file_);
   const scenario::Scenario s = scenario::parse_scenario(doc, file_);
   step::EvaluateOptions options;
   options.backend = backend_;
-  return make_record(s, step::evaluate(s, options), doc);
+  options.measurement_cache = measurement_cache_;
+  const step::RunResult r = step::evaluate(s, options);
+  if (r.compression.cache == "hit") counters_->hits.fetch_add(1);
+  if (r.compression.cache == "miss" || r.compression.cache == "unstored") counters_->misses.fetch_add(1);
+  return make_record(s, r, doc);
+}
+
+PointEvaluator::CacheCounts PointEvaluator::cache_counts() const {
+  return {counters_->hits.load(), counters_->misses.load()};
 }
 
 PointRecord make_record(const scenario::Scenario& s, const step::RunResult& r, const nlohmann::json& doc) {

@@ -118,7 +118,7 @@ class CliBadScenario : public ::testing::TestWithParam<BadFile> {};
 TEST_P(CliBadScenario, ExitsTwoAndNamesFileAndPath) {
   const std::string dir = temp_dir(GetParam().name);
   const std::string file = write(dir, std::string(GetParam().name) + ".json", GetParam().content);
-  for (const std::string cmd : {"validate " + file, "run " + file + " --out " + dir + "/out"}) {
+  for (const std::string& cmd : {"validate " + file, "run " + file + " --out " + dir + "/out"}) {
     const Result r = run(cmd);
     EXPECT_EQ(r.code, 2) << cmd << r.output;
     EXPECT_NE(r.output.find(file), std::string::npos) << r.output;
@@ -157,7 +157,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadFile{"too_big_model", "{\"model\": {\"preset\": \"llama3-70b\"}, \"training\": " GOOD_TRAINING ", \"cluster\": " GOOD_CLUSTER "}",
                 "/cluster/gpu.*needs"},
         BadFile{"bad_backend", SCN(GOOD_TRAINING, GOOD_CLUSTER, ", \"simulation\": {\"backend\": \"omnet\"}"), "/simulation/backend"}),
-    [](const auto& info) { return std::string(info.param.name); });
+    [](const auto& p) { return std::string(p.param.name); });
 
 TEST(Cli, MissingFileIsInvalidInput) {
   const Result r = run("run /nonexistent/scenario.json");
@@ -191,4 +191,89 @@ TEST(Sources, Ns3HeadersOnlyInTheNs3Folder) {
       EXPECT_FALSE(std::regex_search(text, include_ns3)) << rel << " includes an ns-3 header";
     }
   }
+}
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A scenario whose measurement is quick: pca on synthetic:llama with a short warm-up.
+const char* kQuick = R"({
+  "name": "cached", "model": {"preset": "mos-800m"},
+  "training": {"seq_len": 131072, "tokens": 1e9},
+  "cluster": {"gpu": "A100-80GB", "nodes": 8, "network": {"bandwidth": "300Mbps", "latency": "5ms"}},
+  "parallelism": {"context": 8},
+  "compression": {"method": "pca", "rank_k": 16, "rank_v": 16, "warmup_tokens": 1024},
+  "sweep": {"cluster.network.bandwidth": ["300Mbps", "1Gbps", "10Gbps"]}})";
+
+}  // namespace
+
+// The second run of a scenario reads the compression figures the first one measured, and its
+// summary.json is byte for byte the first one's (the cache's state is printed, never written there).
+TEST(CliCache, ASecondRunReadsTheMeasurementsOfTheFirst) {
+  const std::string dir = temp_dir("cache_run");
+  const std::string file = write(dir, "s.json", kQuick);
+  const std::string cache = " --cache-dir " + dir + "/cache";
+  const Result first = run("run " + file + " --out " + dir + "/a" + cache);
+  ASSERT_EQ(first.code, 0) << first.output;
+  EXPECT_NE(first.output.find("measurement cache           miss: measured now, stored in " + dir + "/cache/m-"),
+            std::string::npos) << first.output;
+  const Result second = run("run " + file + " --out " + dir + "/b" + cache);
+  ASSERT_EQ(second.code, 0) << second.output;
+  EXPECT_NE(second.output.find("measurement cache           hit: measured 20"), std::string::npos) << second.output;
+  EXPECT_EQ(slurp(dir + "/a/summary.json"), slurp(dir + "/b/summary.json"));
+
+  const Result no_cache = run("run " + file + " --out " + dir + "/c --no-cache --cache-dir " + dir + "/unused");
+  ASSERT_EQ(no_cache.code, 0) << no_cache.output;
+  EXPECT_EQ(no_cache.output.find("measurement cache"), std::string::npos) << no_cache.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/unused"));
+  EXPECT_EQ(slurp(dir + "/a/summary.json"), slurp(dir + "/c/summary.json"));
+
+  const Result info = run("cache" + cache);
+  EXPECT_EQ(info.code, 0) << info.output;
+  EXPECT_NE(info.output.find("measurement cache: " + dir + "/cache\n  1 entry, "), std::string::npos) << info.output;
+  const Result clear = run("cache clear" + cache);
+  EXPECT_EQ(clear.code, 0) << clear.output;
+  EXPECT_NE(clear.output.find("removed 1 entry"), std::string::npos) << clear.output;
+  EXPECT_NE(run("cache" + cache).output.find("0 entries"), std::string::npos);
+}
+
+// A resumed or repeated sweep measures nothing it has measured before, and its rows are the same.
+TEST(CliCache, ARepeatedSweepMeasuresNothing) {
+  const std::string dir = temp_dir("cache_sweep");
+  const std::string file = write(dir, "s.json", kQuick);
+  const std::string cache = " --progress none --jobs 1 --cache-dir " + dir + "/cache";
+  const Result first = run("sweep " + file + " --out " + dir + "/a" + cache);
+  ASSERT_EQ(first.code, 0) << first.output;
+  EXPECT_NE(first.output.find("compression figures of 2 points from the measurement cache, 1 measured"), std::string::npos)
+      << first.output;
+  const Result second = run("sweep " + file + " --out " + dir + "/b" + cache);
+  ASSERT_EQ(second.code, 0) << second.output;
+  EXPECT_NE(second.output.find("compression figures of 3 points from the measurement cache, 0 measured"), std::string::npos)
+      << second.output;
+  EXPECT_EQ(slurp(dir + "/a/summary.jsonl"), slurp(dir + "/b/summary.jsonl"));
+}
+
+TEST(CliCache, BadOrDisabledCacheDirectories) {
+  const std::string dir = temp_dir("cache_bad");
+  const std::string file = write(dir, "s.json", kQuick);
+  const Result not_dir = run("run " + file + " --out " + dir + "/o --cache-dir " + file);
+  EXPECT_EQ(not_dir.code, 2) << not_dir.output;
+  EXPECT_NE(not_dir.output.find("--cache-dir: \"" + file + "\" is not a directory"), std::string::npos) << not_dir.output;
+  EXPECT_EQ(run("cache clear --cache-dir " + file).code, 2);
+  EXPECT_EQ(run("cache frobnicate").code, 2);
+  // The test environment sets MOSS_CACHE_DIR=off (tests/CMakeLists.txt).
+  const Result off = run("cache");
+  EXPECT_EQ(off.code, 0) << off.output;
+  EXPECT_NE(off.output.find("measurement cache: off"), std::string::npos) << off.output;
+  // A cache that cannot be written: the run completes, with a note.
+  write(dir, "blocker", "x");
+  const Result unwritable = run("run " + file + " --out " + dir + "/u --cache-dir " + dir + "/blocker/cache");
+  EXPECT_EQ(unwritable.code, 0) << unwritable.output;
+  EXPECT_NE(unwritable.output.find("note: the compression measurement was not cached: cannot create"), std::string::npos)
+      << unwritable.output;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/u/summary.json"));
 }

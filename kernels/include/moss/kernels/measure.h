@@ -29,8 +29,11 @@
 // estimate for that GPU unless device is a GPU (throughput_measured says a measurement was made).
 //
 // Cost: about 0.1-0.6 s per layer measured and new (method, params, source, shape, seed, device) on a
-// 2-core CPU at kv_dim 2048. Results are cached in the process (not on disk), so a sweep pays once
-// per distinct key; concurrent requests of one key (parallel sweep points) wait for one measurement.
+// 2-core CPU at kv_dim 2048. Results are cached in the process, so a sweep pays once per distinct key
+// (measure_key); concurrent requests of one key (parallel sweep points) wait for one measurement.
+// The on-disk cache that `moss run` and `moss sweep` keep across processes is the simulator's
+// (moss/step/measurement_cache.h): it adds what this key cannot see (the file's identity, the host,
+// the build).
 
 #include <cstddef>
 #include <cstdint>
@@ -83,6 +86,7 @@ struct MeasureResult {
   bool throughput_measured = false;
   double one_time_bytes = 0;  ///< K + V bases of one layer (see the file comment)
   int layers_measured = 1;    ///< layers of the source fitted and measured (see the file comment)
+  int layers_in_source = 1;   ///< layers the source holds (sampled_layers(layers_in_source) were measured)
   std::int64_t warmup_tokens = 0;  ///< tokens each fit used (files: min(half the tokens, request.warmup_tokens))
 };
 
@@ -100,6 +104,10 @@ MeasureResult measure_kv(const MeasureRequest& request, MatrixView k, MatrixView
 /// tokens (at most request.warmup_tokens) and measured on the rest (at most kMaxSampleTokens). Cached like
 /// measure_kv.
 MeasureResult measure_kv(const MeasureRequest& request, std::span<const MatrixView> k_layers, std::span<const MatrixView> v_layers);
+
+/// The in-process cache's key of a request: method, every parameter, chunk and warm-up tokens,
+/// kv_dim, head_dim, seed, device (as requested) and activation_source, in one line.
+std::string measure_key(const MeasureRequest& request);
 
 /// Measurements this process has run (cache misses of measure_kv), for tests and logs.
 std::uint64_t measurements_run();

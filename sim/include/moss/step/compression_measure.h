@@ -1,5 +1,8 @@
 #pragma once
 
+#include <filesystem>
+#include <optional>
+
 #include "moss/scenario/scenario.h"
 #include "moss/step/evaluate.h"
 #include "moss/step/step_simulator.h"
@@ -17,8 +20,10 @@ struct CompressionFigures {
 /// the scenario's shape: bytes per token and errors are measured; codec times come from the
 /// measured throughput when the kernels ran on a GPU, else from the roofline of the scenario's GPU
 /// (labelled so). Without `measure`, bytes come from the byte formula and errors are unknown.
-/// Thread-safe; results are cached per (method, parameters, source, shape, seed).
-[[nodiscard]] CompressionFigures compression_figures(const scenario::Scenario& s, bool measure);
+/// Thread-safe; results are cached in the process per (method, parameters, source, shape, seed), and
+/// on disk in `cache_dir` when given (measurement_cache.h; outcome.cache says hit or miss).
+[[nodiscard]] CompressionFigures compression_figures(const scenario::Scenario& s, bool measure,
+                                                     const std::optional<std::filesystem::path>& cache_dir = std::nullopt);
 
 /// Checks the scenario's activation file (compression.activations, when a file and the method
 /// compresses) as a measured run will use it: it loads (no NaN/Inf, a readable .npy/.h5), holds a

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -25,6 +26,11 @@ struct CompressionOutcome {
   double raw_bytes_per_token = 0;          ///< bf16 K + V, per layer, per token
   std::string source = "formula";          ///< "formula" (byte accounting) or "kernels" (measured)
   std::string timing_source = "roofline";  ///< how encode/decode were timed
+  /// The on-disk measurement cache (measurement_cache.h): "off" (none, or nothing measured), "hit"
+  /// (figures read from it), "miss" (measured and stored) or "unstored" (measured; storing failed).
+  /// Not in summary.json, which must not change from run to run.
+  std::string cache = "off";
+  std::string cache_note;  ///< hit: when measured and the entry; miss: the entry; unstored: why
 };
 
 /// Traffic of one directed link over an average step.
@@ -71,6 +77,8 @@ struct EvaluateOptions {
   bool trace = false;                  ///< build the Chrome trace of one step
   std::optional<std::string> backend;  ///< overrides /simulation/backend
   bool measure_compression = true;     ///< run the kernels (false: byte formula only)
+  /// On-disk cache of kernel measurements (measurement_cache.h); none by default.
+  std::optional<std::filesystem::path> measurement_cache;
 };
 
 /// Simulates one optimizer step of the scenario and predicts the time to its target.

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,15 +23,31 @@ namespace moss::sweep {
 class PointEvaluator {
  public:
   /// `base`: the scenario document with its sweep block; `file`: where it came from (relative
-  /// calibration paths resolve against it); `backend`: --backend override.
-  PointEvaluator(nlohmann::json base, std::string file, std::optional<std::string> backend);
+  /// calibration paths resolve against it); `backend`: --backend override; `measurement_cache`: the
+  /// on-disk cache of compression measurements (moss/step/measurement_cache.h), none by default.
+  PointEvaluator(nlohmann::json base, std::string file, std::optional<std::string> backend,
+                 std::optional<std::filesystem::path> measurement_cache = std::nullopt);
 
   [[nodiscard]] PointRecord operator()(std::int64_t index, const std::vector<Assignment>& assignments) const;
 
+  /// Points of this evaluator and its copies whose compression figures came from the on-disk cache
+  /// (hits) or were measured and stored (misses); points that measured nothing count in neither.
+  struct CacheCounts {
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;
+  };
+  [[nodiscard]] CacheCounts cache_counts() const;
+
  private:
+  struct Counters {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+  };
   nlohmann::json base_;
   std::string file_;
   std::optional<std::string> backend_;
+  std::optional<std::filesystem::path> measurement_cache_;
+  std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
 };
 
 /// The record of one evaluated scenario: metrics (tokens/s, times, bytes, eta, cost, design

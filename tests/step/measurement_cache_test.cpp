@@ -1,0 +1,266 @@
+// The on-disk measurement cache (moss/step/measurement_cache.h) seen through compression_figures:
+// a miss measures and stores, a hit serves exactly what was stored, and anything that changes what
+// the kernels would report (parameters, the source file's contents) is a miss.
+#include "moss/step/measurement_cache.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../support/test_files.h"
+#include "measurement_store.h"
+#include "moss/kernels/measure.h"
+#include "moss/step/compression_measure.h"
+#include "scenario_fixture.h"
+
+namespace moss::step {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Figures of the 800M model's compression, through the cache in `dir`. The seed keeps this file's
+// measurements apart from other tests' in the process-wide in-memory cache.
+CompressionOutcome figures(const std::string& compression, const fs::path& dir, int seed = 71) {
+  nlohmann::json doc = testing::mos800m("1Gbps", compression);
+  doc["simulation"]["seed"] = seed;
+  return compression_figures(testing::parse(doc), true, dir).outcome;
+}
+
+const std::string kPca = R"({"method": "pca", "rank_k": 16, "rank_v": 16, "warmup_tokens": 1024})";
+
+std::vector<fs::path> entries(const fs::path& dir) {
+  std::vector<fs::path> out;
+  if (fs::exists(dir))
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path());
+  return out;
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+// A float32 K/V pair [2, tokens, dim], K and V each exactly rank `rank` plus noise of size `noise`.
+void write_kv_npy(const fs::path& file, int tokens, int dim, int rank, float noise, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n;
+  std::vector<float> values;
+  for (int tensor = 0; tensor < 2; ++tensor) {
+    std::vector<float> a(static_cast<std::size_t>(tokens) * rank), b(static_cast<std::size_t>(rank) * dim);
+    for (float& e : a) e = n(rng);
+    for (float& e : b) e = n(rng);
+    for (int t = 0; t < tokens; ++t)
+      for (int j = 0; j < dim; ++j) {
+        float x = noise * n(rng);
+        for (int q = 0; q < rank; ++q) x += a[t * rank + q] * b[q * dim + j];
+        values.push_back(x);
+      }
+  }
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, " + std::to_string(tokens) + ", " +
+                       std::to_string(dim) + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << "\x93NUMPY" << '\x01' << '\x00' << static_cast<char>(header.size() & 0xff) << static_cast<char>(header.size() >> 8) << header;
+  out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(float)));
+}
+
+// A small model whose K/V width is 64 (kv_heads 1 x head_dim 64), reading `file`.
+CompressionOutcome file_figures(const fs::path& file, const fs::path& dir) {
+  nlohmann::json doc = testing::mos800m("1Gbps", R"({"method": "pca", "rank_k": 4, "rank_v": 4})");
+  doc["model"] = nlohmann::json::parse(R"({"layers": 2, "d_model": 256, "heads": 4, "kv_heads": 1, "ffn_hidden": 1024, "vocab": 1000})");
+  doc["compression"]["activations"] = file.string();
+  return compression_figures(testing::parse(doc), true, dir).outcome;
+}
+
+}  // namespace
+
+TEST(MeasurementCache, AMissStoresAndAHitServesTheSameFigures) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "same");
+  const CompressionOutcome first = figures(kPca, dir);
+  EXPECT_EQ(first.cache, "miss") << first.cache_note;
+  ASSERT_EQ(entries(dir).size(), 1u);
+  EXPECT_NE(first.cache_note.find(entries(dir)[0].string()), std::string::npos) << first.cache_note;
+  const CompressionOutcome second = figures(kPca, dir);
+  EXPECT_EQ(second.cache, "hit");
+  EXPECT_NE(second.cache_note.find("measured 20"), std::string::npos) << second.cache_note;
+  // Doubles travel as JSON numbers that round-trip exactly.
+  EXPECT_EQ(second.ratio, first.ratio);
+  EXPECT_EQ(second.sent_bytes_per_token, first.sent_bytes_per_token);
+  EXPECT_EQ(second.relative_error, first.relative_error);
+  EXPECT_EQ(second.relative_error_k, first.relative_error_k);
+  EXPECT_EQ(second.relative_error_v, first.relative_error_v);
+  EXPECT_EQ(second.warmup_tokens, first.warmup_tokens);
+  EXPECT_EQ(second.source, first.source);
+  EXPECT_EQ(second.timing_source, first.timing_source);
+  fs::remove_all(dir);
+}
+
+// What a hit reports comes from the entry on disk, not from the process's memory: an entry edited by
+// hand is served as edited.
+TEST(MeasurementCache, AHitReadsTheEntryOnDisk) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "disk");
+  const CompressionOutcome first = figures(kPca, dir);
+  ASSERT_EQ(entries(dir).size(), 1u);
+  const fs::path entry = entries(dir)[0];
+  nlohmann::json j = nlohmann::json::parse(testing::slurp(entry.string()));
+  j["result"]["relative_error"] = 0.5;
+  write_text(entry, j.dump());
+  const CompressionOutcome second = figures(kPca, dir);
+  EXPECT_EQ(second.cache, "hit");
+  ASSERT_TRUE(second.relative_error);
+  EXPECT_EQ(*second.relative_error, 0.5);
+  EXPECT_NE(*first.relative_error, 0.5);
+  fs::remove_all(dir);
+}
+
+// A torn, foreign (another key's, as after a hash collision) or out-of-range entry is a miss, and the
+// measurement replaces it.
+TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "bad");
+  const CompressionOutcome truth = figures(kPca, dir);
+  ASSERT_EQ(entries(dir).size(), 1u);
+  const fs::path entry = entries(dir)[0];
+  const nlohmann::json good = nlohmann::json::parse(testing::slurp(entry.string()));
+  nlohmann::json foreign = good, negative = good, missing = good;
+  foreign["key"] = "another key";
+  negative["result"]["ratio"] = -1;
+  missing["result"].erase("device");
+  const std::string dumped = good.dump();
+  for (const std::string& bad : {dumped.substr(0, dumped.size() / 2), std::string(), std::string("[]"), foreign.dump(),
+                                 negative.dump(), missing.dump()}) {
+    write_text(entry, bad);
+    const CompressionOutcome o = figures(kPca, dir);
+    EXPECT_EQ(o.cache, "miss") << bad;
+    EXPECT_EQ(o.relative_error, truth.relative_error) << bad;
+    EXPECT_EQ(nlohmann::json::parse(testing::slurp(entry.string()))["key"], good["key"]) << bad;
+  }
+  fs::remove_all(dir);
+}
+
+// Every parameter of the measurement is in the key: changing one is a new entry.
+TEST(MeasurementCache, AnyChangedParameterIsAMiss) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "params");
+  EXPECT_EQ(figures(kPca, dir).cache, "miss");
+  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 24, "warmup_tokens": 1024})", dir).cache, "miss");
+  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 16, "warmup_tokens": 2048})", dir).cache, "miss");
+  EXPECT_EQ(figures(R"({"method": "mos", "rank_k": 16, "rank_v": 16, "warmup_tokens": 1024})", dir).cache, "miss");
+  EXPECT_EQ(figures(kPca, dir, 72).cache, "miss");  // another seed
+  EXPECT_EQ(figures(kPca, dir).cache, "hit");
+  EXPECT_EQ(entries(dir).size(), 5u);
+  EXPECT_EQ(measurement_cache_usage(dir).entries, 5u);
+  fs::remove_all(dir);
+}
+
+// A file is known by its path, size and modification time: rewriting it with other data is a new
+// source, and the figures are the new data's (rank 4 exactly: error ~bf16 rounding; rank 12: far more).
+TEST(MeasurementCache, ARewrittenActivationFileIsMeasuredAgain) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "file");
+  const fs::path file = fs::path(testing::fresh_temp_dir("moss-mcache", "file-data", true)) / "kv.npy";
+  write_kv_npy(file, 512, 64, 4, 0.0f, 5);
+  const CompressionOutcome low = file_figures(file, dir);
+  EXPECT_EQ(low.cache, "miss");
+  EXPECT_EQ(file_figures(file, dir).cache, "hit");
+  ASSERT_TRUE(low.relative_error);
+  EXPECT_LT(*low.relative_error, 1e-2);
+  write_kv_npy(file, 512, 64, 12, 0.0f, 6);  // same size, other contents
+  fs::last_write_time(file, fs::last_write_time(file) + std::chrono::seconds(2));
+  const CompressionOutcome high = file_figures(file, dir);
+  EXPECT_EQ(high.cache, "miss");
+  ASSERT_TRUE(high.relative_error);
+  EXPECT_GT(*high.relative_error, 0.1);
+  // A hit does not read the file: the figures of an entry stand even when the file cannot be loaded
+  // any more, as long as its path, size and time say it is the file measured.
+  const auto stamp = fs::last_write_time(file);
+  write_text(file, std::string(fs::file_size(file), 'x'));
+  fs::last_write_time(file, stamp);
+  const CompressionOutcome served = file_figures(file, dir);
+  EXPECT_EQ(served.cache, "hit");
+  EXPECT_EQ(served.relative_error, high.relative_error);
+  fs::remove_all(dir);
+  fs::remove_all(file.parent_path());
+}
+
+// A cache that cannot be written costs the saving, not the run: the figures are measured, and the
+// outcome says why nothing was stored.
+TEST(MeasurementCache, AnUnwritableCacheStillMeasures) {
+  const fs::path base = testing::fresh_temp_dir("moss-mcache", "unwritable", true);
+  write_text(base / "a-file", "x");
+  const CompressionOutcome o = figures(kPca, base / "a-file" / "cache");
+  EXPECT_EQ(o.cache, "unstored");
+  EXPECT_NE(o.cache_note.find("cannot create"), std::string::npos) << o.cache_note;
+  EXPECT_EQ(o.relative_error, figures(kPca, base / "elsewhere").relative_error);
+  fs::remove_all(base);
+}
+
+TEST(MeasurementCache, ClearRemovesEntriesAndNothingElse) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "clear");
+  (void)figures(kPca, dir);
+  (void)figures(R"({"method": "quant", "bits": 4})", dir);
+  write_text(dir / "notes.txt", "mine");
+  write_text(dir / "m-0123456789abcdef.json.tmp-1-2", "torn");
+  EXPECT_EQ(measurement_cache_usage(dir).entries, 2u);
+  EXPECT_GT(measurement_cache_usage(dir).bytes, 200u);
+  EXPECT_EQ(clear_measurement_cache(dir), 2u);
+  EXPECT_EQ(measurement_cache_usage(dir).entries, 0u);
+  ASSERT_EQ(entries(dir).size(), 1u);
+  EXPECT_EQ(entries(dir)[0].filename(), "notes.txt");
+  EXPECT_EQ(clear_measurement_cache(dir / "absent"), 0u);
+  fs::remove_all(dir);
+}
+
+TEST(MeasurementCache, DefaultDirectoryFollowsTheEnvironment) {
+  auto with = [](const char* cache, const char* xdg, const char* home) {
+    for (auto [name, value] : {std::pair{"MOSS_CACHE_DIR", cache}, {"XDG_CACHE_HOME", xdg}, {"HOME", home}}) {
+      if (value) {
+        ::setenv(name, value, 1);
+      } else {
+        ::unsetenv(name);
+      }
+    }
+    return default_measurement_cache_dir();
+  };
+  EXPECT_EQ(with("/c/m", "/x", "/h"), fs::path("/c/m"));
+  EXPECT_EQ(with(nullptr, "/x", "/h"), fs::path("/x/moss/measurements"));
+  EXPECT_EQ(with("", "", "/h"), fs::path("/h/.cache/moss/measurements"));
+  EXPECT_EQ(with("off", "/x", "/h"), std::nullopt);
+  EXPECT_EQ(with(nullptr, nullptr, nullptr), std::nullopt);
+}
+
+// Parallel sweep points write the same entry at once: every write is whole (temporary file, then
+// rename), so a reader always finds the complete entry that was there before.
+TEST(MeasurementCache, ConcurrentWritersLeaveOneWholeEntry) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "concurrent");
+  detail::StoredMeasurement m;
+  m.result.ratio = 0.25;
+  m.result.raw_bytes_per_token = 8;
+  m.result.device = "cpu";
+  m.measured_at = detail::utc_now();
+  ASSERT_EQ(detail::store_measurement(dir, "k", m), "");
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t)
+    writers.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) EXPECT_EQ(detail::store_measurement(dir, "k", m), "");
+    });
+  int whole = 0;
+  for (int i = 0; i < 200; ++i) {
+    const auto read = detail::load_measurement(dir, "k");
+    whole += read && read->result.ratio == 0.25;
+  }
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE(detail::load_measurement(dir, "k"));
+  EXPECT_EQ(detail::load_measurement(dir, "k")->result.ratio, 0.25);
+  EXPECT_EQ(entries(dir).size(), 1u);  // no temporary left behind
+  EXPECT_EQ(whole, 200);
+  fs::remove_all(dir);
+}
+
+}  // namespace moss::step
