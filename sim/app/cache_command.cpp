@@ -51,6 +51,8 @@ int run_cache(const CacheOptions& o, std::ostream& out) {
     const step::MeasurementCacheUsage u = step::measurement_cache_usage(*dir);
     out << "measurement cache: " << dir->string() << "\n  " << u.entries << (u.entries == 1 ? " entry, " : " entries, ")
         << scenario::format_bytes(static_cast<double>(u.bytes)) << '\n';
+    if (u.leftovers > 0)
+      out << "  " << u.leftovers << " temporary files of interrupted writes (moss cache clear removes them)\n";
   } catch (const fs::filesystem_error& e) {
     throw std::runtime_error("measurement cache " + dir->string() + ": " + e.code().message());
   }

@@ -97,6 +97,7 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
     throw InputError(o.scenario, "/sweep", "no sweep block: expected e.g. \"sweep\": {\"cluster.network.bandwidth\": [\"1Gbps\", \"10Gbps\"]}");
   sweep::SweepPlan plan = sweep::SweepPlan::from_json(doc["sweep"], o.scenario);
   if (o.jobs < 0) throw InputError("", "--jobs", "expected a positive number of jobs");
+  const std::optional<std::filesystem::path> cache_dir = cache_dir_of(o.cache);
 
   const auto comm = sweep::make_world_communicator();
   sweep::RunnerOptions ro;
@@ -129,7 +130,6 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
     err << "moss sweep: " << plan.size() << " points over " << plan.fields().size() << " fields, " << comm->size()
         << (comm->size() > 1 ? " MPI ranks x " : " process x ") << ro.jobs << " jobs -> " << ro.out_dir << '\n';
 
-  const std::optional<std::filesystem::path> cache_dir = cache_dir_of(o.cache);
   const sweep::PointEvaluator evaluator(doc, o.scenario, backend, cache_dir);
   sweep::SweepRunner runner(std::move(plan), header, identity, ro, evaluator, progress);
   sweep::SweepOutcome result;
@@ -144,9 +144,12 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
   }
   if (comm->rank() != 0) return 0;
   if (result.resumed > 0) err << "moss sweep: " << result.resumed << " points resumed from the journal\n";
-  if (const auto c = evaluator.cache_counts(); cache_dir && c.hits + c.misses > 0)
-    err << "moss sweep: compression figures of " << c.hits << " points from the measurement cache, " << c.misses
-        << " measured (" << cache_dir->string() << ")\n";
+  if (const auto c = evaluator.cache_counts(); cache_dir && c.hits + c.stored + c.unstored > 0) {
+    err << "moss sweep: " << (comm->size() > 1 ? "rank 0's points: " : "") << "compression figures of " << c.hits
+        << " points read from the measurement cache, " << c.stored << " measured and stored (" << cache_dir->string() << ")\n";
+    if (c.unstored > 0)
+      err << "moss sweep: note: " << c.unstored << " measurements were not cached: " << c.unstored_reason << '\n';
+  }
   out << "sweep: " << result.points << " points, " << result.ok << " ok, " << result.not_ok << " not ok\n"
       << "results: " << result.results_path << "\nsummary: " << result.summary_path << "\nreport:  moss report "
       << ro.out_dir << '\n';

@@ -1,7 +1,10 @@
 #include "moss/step/compression_measure.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -43,21 +46,19 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
   return req;
 }
 
-// A synthetic spec names its data; a file is named by where it is, its size and its modification time
-// (as make and ccache do): a rewritten file is a new source. nullopt when the file cannot be examined:
-// then nothing is cached and the measurement reports what is wrong with it.
+// A synthetic spec names its data; a file is named by where it is and its inode's size, modification
+// and status-change times (as make and ccache do, plus the change time, which no copy tool can set):
+// a rewritten file is a new source. nullopt when the file cannot be examined: then nothing is cached
+// and the measurement reports what is wrong with it.
 std::optional<std::string> source_identity(const std::string& source) {
   if (source.rfind("synthetic:", 0) == 0) return source;
-  namespace fs = std::filesystem;
   std::error_code ec;
-  const fs::path path = fs::absolute(source, ec).lexically_normal();
-  if (ec) return std::nullopt;
-  const std::uintmax_t size = fs::file_size(path, ec);
-  if (ec) return std::nullopt;
-  const fs::file_time_type modified = fs::last_write_time(path, ec);
-  if (ec) return std::nullopt;
-  return "file " + path.string() + " size " + std::to_string(size) + " modified " +
-         std::to_string(modified.time_since_epoch().count());
+  const std::filesystem::path path = std::filesystem::absolute(source, ec).lexically_normal();
+  struct stat st {};
+  if (ec || ::stat(path.c_str(), &st) != 0) return std::nullopt;
+  const auto ns = [](const timespec& t) { return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec); };
+  return "file " + path.string() + " device " + std::to_string(st.st_dev) + " inode " + std::to_string(st.st_ino) +
+         " size " + std::to_string(st.st_size) + " modified " + ns(st.st_mtim) + " changed " + ns(st.st_ctim);
 }
 
 /// An activation file as loaded, and which version of it (source_identity).
@@ -71,11 +72,20 @@ struct LoadedFile {
 LoadedFile load_cached(const std::string& path) {
   static std::mutex mutex;
   static std::map<std::string, LoadedFile> cache;
-  const std::string identity = source_identity(path).value_or(path);
   const std::lock_guard lock(mutex);
   LoadedFile& slot = cache[path];
-  if (!slot.data || slot.identity != identity) slot = {identity, std::make_shared<const io::Activations>(io::load_activations(path))};
-  return slot;
+  // The identity before and after the read must agree, or the data is of no known version (the file
+  // was being written): one more try, then give up rather than name the data wrongly.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const std::string before = source_identity(path).value_or(path);
+    if (slot.data && slot.identity == before) return slot;
+    auto data = std::make_shared<const io::Activations>(io::load_activations(path));
+    if (source_identity(path).value_or(path) == before) {
+      slot = {before, std::move(data)};
+      return slot;
+    }
+  }
+  throw std::runtime_error(path + " changed while it was read (is it being written?)");
 }
 
 // The scenario's activation file as the kernels take it, checked (see check_activations).
@@ -145,11 +155,32 @@ std::string cpu_model() {
 }
 
 // The device a request with device "auto" measures on, known before measuring: the measured
-// throughputs are that device's. Fixed for the life of the process.
+// throughputs are that device's, and the switches that choose among kernel variants
+// (kernels/README.md) are part of it. Fixed for the life of the process.
 const std::string& device_identity() {
-  static const std::string id = kernels::gpu_available() ? "gpu " + kernels::gpu_device_name()
-                                                         : kernels::cpu_device_name() + " on " + cpu_model();
+  static const std::string id = [] {
+    std::string text = kernels::gpu_available() ? "gpu " + kernels::gpu_device_name() + "; host " : "";
+    text += kernels::cpu_device_name() + " on " + cpu_model();
+    for (const char* name : {"MOSS_KERNELS_SIMD", "MOSS_GPU_GEMM", "MOSS_GPU_THETA_FIT"})
+      if (const char* v = std::getenv(name)) text += std::string("; ") + name + "=" + v;
+    return text;
+  }();
   return id;
+}
+
+// The key as printable ASCII (a path need not be UTF-8, and the entry is JSON): other bytes as \xHH.
+std::string printable(const std::string& key) {
+  std::string out;
+  for (const unsigned char c : key) {
+    if (c == '\n' || (c >= 0x20 && c < 0x7f && c != '\\')) {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  return out;
 }
 
 // The on-disk cache in front of measure(): a hit skips the kernels and the file; a miss measures and
@@ -162,8 +193,8 @@ kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels
     o.cache = "off";
     return measure(s, req, measured);
   }
-  const std::string key = "moss measurement\nkernels " + kernels::measure_key(req) + "\nsource " + *source +
-                          "\ndevice " + device_identity() + "\nbuild " + MOSS_MEASUREMENT_IDENTITY;
+  const std::string key = printable("moss measurement\nkernels " + kernels::measure_key(req) + "\nsource " + *source +
+                                    "\ndevice " + device_identity() + "\nbuild " + MOSS_MEASUREMENT_IDENTITY);
   if (std::optional<detail::StoredMeasurement> hit = detail::load_measurement(*dir, key)) {
     o.cache = "hit";
     char took[32];

@@ -1,13 +1,21 @@
 #include "measurement_store.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
-#include <sstream>
+#include <random>
+#include <regex>
 #include <system_error>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,14 +38,49 @@ std::uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
+// Only names this code writes: the cache may share a directory with the user's own files.
 bool is_entry(const fs::path& p) {
-  const std::string name = p.filename().string();
-  return name.rfind(kPrefix, 0) == 0 && (name.size() > 7 && name.compare(name.size() - 5, 5, kSuffix) == 0);
+  static const std::regex name("m-[0-9a-f]{16}\\.json");
+  return std::regex_match(p.filename().string(), name);
 }
 
 bool is_temporary(const fs::path& p) {
-  const std::string name = p.filename().string();
-  return name.rfind(kPrefix, 0) == 0 && name.find(kTemporary) != std::string::npos;
+  static const std::regex name("m-[0-9a-f]{16}\\.json\\.tmp-[0-9a-zA-Z._-]+");
+  return std::regex_match(p.filename().string(), name);
+}
+
+// Unique across the hosts and processes that may share the directory (MPI ranks on NFS).
+std::string temporary_suffix() {
+  static std::atomic<std::uint64_t> serial{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char host[64] = "host";
+  ::gethostname(host, sizeof host - 1);
+  host[sizeof host - 1] = '\0';
+  std::string h;
+  for (const char* c = host; *c; ++c) h += std::isalnum(static_cast<unsigned char>(*c)) ? *c : '_';
+  char tail[64];
+  std::snprintf(tail, sizeof tail, "-%ld-%llu-%016llx", static_cast<long>(::getpid()),
+                static_cast<unsigned long long>(serial.fetch_add(1)), static_cast<unsigned long long>(rng()));
+  return kTemporary + h + tail;
+}
+
+// Writes all of `text` to a new file `path` (O_EXCL: never into another writer's file).
+std::string write_new_file(const fs::path& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return "cannot create " + path.string() + ": " + std::strerror(errno);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = "cannot write " + path.string() + ": " + std::strerror(errno);
+      ::close(fd);
+      return why;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) return "cannot write " + path.string() + ": " + std::strerror(errno);
+  return "";
 }
 
 nlohmann::json to_json(const kernels::MeasureResult& m) {
@@ -119,9 +162,13 @@ MeasurementCacheUsage measurement_cache_usage(const fs::path& dir) {
   MeasurementCacheUsage u;
   if (!fs::exists(dir)) return u;
   for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file() || !is_entry(e.path())) continue;
-    ++u.entries;
-    u.bytes += e.file_size();
+    if (!e.is_regular_file()) continue;
+    if (is_entry(e.path())) {
+      ++u.entries;
+      u.bytes += e.file_size();
+    } else if (is_temporary(e.path())) {
+      ++u.leftovers;
+    }
   }
   return u;
 }
@@ -148,40 +195,54 @@ fs::path entry_path(const fs::path& dir, const std::string& key) {
 }
 
 std::optional<StoredMeasurement> load_measurement(const fs::path& dir, const std::string& key) {
-  std::ifstream in(entry_path(dir, key), std::ios::binary);
-  if (!in) return std::nullopt;
-  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || j.value("format", 0) != kFormat || !j.contains("key") || j["key"] != key) return std::nullopt;
-  const auto at = j.find("measured_at");
-  const auto seconds = j.find("measure_s");
-  if (at == j.end() || !at->is_string() || seconds == j.end() || !seconds->is_number()) return std::nullopt;
-  std::optional<kernels::MeasureResult> m = from_json(j.value("result", nlohmann::json()));
-  if (!m) return std::nullopt;
-  return StoredMeasurement{std::move(*m), at->get<std::string>(), seconds->get<double>()};
+  // Whatever is in the entry's place (a directory, an unreadable file, JSON of any shape) is a miss.
+  try {
+    const fs::path path = entry_path(dir, key);
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) return std::nullopt;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return std::nullopt;
+    const auto format = j.find("format");
+    const auto stored_key = j.find("key");
+    const auto at = j.find("measured_at");
+    const auto seconds = j.find("measure_s");
+    const auto result = j.find("result");
+    if (format == j.end() || !format->is_number_integer() || format->get<std::int64_t>() != kFormat ||
+        stored_key == j.end() || !stored_key->is_string() || stored_key->get<std::string>() != key || at == j.end() ||
+        !at->is_string() || seconds == j.end() || !seconds->is_number() || result == j.end())
+      return std::nullopt;
+    std::optional<kernels::MeasureResult> m = from_json(*result);
+    if (!m) return std::nullopt;
+    return StoredMeasurement{std::move(*m), at->get<std::string>(), seconds->get<double>()};
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 std::string store_measurement(const fs::path& dir, const std::string& key, const StoredMeasurement& entry) {
+  std::string text;
+  try {
+    const nlohmann::json j = {{"format", kFormat},
+                              {"key", key},
+                              {"measured_at", entry.measured_at},
+                              {"measure_s", entry.measure_s},
+                              {"result", to_json(entry.result)}};
+    text = j.dump(2) + "\n";
+  } catch (const std::exception& e) {  // e.g. a key that is not UTF-8
+    return std::string("cannot encode the entry: ") + e.what();
+  }
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return "cannot create " + dir.string() + ": " + ec.message();
-  static std::atomic<std::uint64_t> serial{0};
   const fs::path target = entry_path(dir, key);
-  const fs::path temporary =
-      target.string() + kTemporary + std::to_string(::getpid()) + "-" + std::to_string(serial.fetch_add(1));
-  const nlohmann::json j = {{"format", kFormat},
-                            {"key", key},
-                            {"measured_at", entry.measured_at},
-                            {"measure_s", entry.measure_s},
-                            {"result", to_json(entry.result)}};
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << j.dump(2) << '\n';
-    out.close();
-    if (!out) {
-      fs::remove(temporary, ec);
-      return "cannot write " + temporary.string();
-    }
+  const fs::path temporary = target.string() + temporary_suffix();
+  if (std::string why = write_new_file(temporary, text); !why.empty()) {
+    fs::remove(temporary, ec);
+    return why;
   }
+  // rename() replaces the entry in one step: a reader sees the old entry or the new one, never a part.
   fs::rename(temporary, target, ec);
   if (ec) {
     const std::string why = "cannot rename " + temporary.string() + " to " + target.string() + ": " + ec.message();

@@ -81,13 +81,20 @@ PointRecord PointEvaluator::operator()(std::int64_t, const std::vector<Assignmen
   options.backend = backend_;
   options.measurement_cache = measurement_cache_;
   const step::RunResult r = step::evaluate(s, options);
-  if (r.compression.cache == "hit") counters_->hits.fetch_add(1);
-  if (r.compression.cache == "miss" || r.compression.cache == "unstored") counters_->misses.fetch_add(1);
+  {
+    const std::lock_guard lock(counters_->mutex);
+    CacheCounts& c = counters_->counts;
+    const std::string& cache = r.compression.cache;
+    c.hits += cache == "hit";
+    c.stored += cache == "miss";
+    if (cache == "unstored" && c.unstored++ == 0) c.unstored_reason = r.compression.cache_note;
+  }
   return make_record(s, r, doc);
 }
 
 PointEvaluator::CacheCounts PointEvaluator::cache_counts() const {
-  return {counters_->hits.load(), counters_->misses.load()};
+  const std::lock_guard lock(counters_->mutex);
+  return counters_->counts;
 }
 
 PointRecord make_record(const scenario::Scenario& s, const step::RunResult& r, const nlohmann::json& doc) {

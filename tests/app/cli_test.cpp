@@ -248,13 +248,18 @@ TEST(CliCache, ARepeatedSweepMeasuresNothing) {
   const std::string cache = " --progress none --jobs 1 --cache-dir " + dir + "/cache";
   const Result first = run("sweep " + file + " --out " + dir + "/a" + cache);
   ASSERT_EQ(first.code, 0) << first.output;
-  EXPECT_NE(first.output.find("compression figures of 2 points from the measurement cache, 1 measured"), std::string::npos)
-      << first.output;
+  EXPECT_NE(first.output.find("compression figures of 2 points read from the measurement cache, 1 measured and stored"),
+            std::string::npos) << first.output;
   const Result second = run("sweep " + file + " --out " + dir + "/b" + cache);
   ASSERT_EQ(second.code, 0) << second.output;
-  EXPECT_NE(second.output.find("compression figures of 3 points from the measurement cache, 0 measured"), std::string::npos)
-      << second.output;
+  EXPECT_NE(second.output.find("compression figures of 3 points read from the measurement cache, 0 measured and stored"),
+            std::string::npos) << second.output;
   EXPECT_EQ(slurp(dir + "/a/summary.jsonl"), slurp(dir + "/b/summary.jsonl"));
+  const Result no_cache = run("sweep " + file + " --out " + dir + "/c --no-cache" + cache);
+  ASSERT_EQ(no_cache.code, 0) << no_cache.output;
+  EXPECT_EQ(no_cache.output.find("measurement cache"), std::string::npos) << no_cache.output;
+  EXPECT_EQ(slurp(dir + "/a/summary.jsonl"), slurp(dir + "/c/summary.jsonl"));
+  EXPECT_NE(run("cache --cache-dir " + dir + "/cache").output.find("1 entry"), std::string::npos);
 }
 
 TEST(CliCache, BadOrDisabledCacheDirectories) {
@@ -265,7 +270,7 @@ TEST(CliCache, BadOrDisabledCacheDirectories) {
   EXPECT_NE(not_dir.output.find("--cache-dir: \"" + file + "\" is not a directory"), std::string::npos) << not_dir.output;
   EXPECT_EQ(run("cache clear --cache-dir " + file).code, 2);
   EXPECT_EQ(run("cache frobnicate").code, 2);
-  // The test environment sets MOSS_CACHE_DIR=off (tests/CMakeLists.txt).
+  // Every test runs with MOSS_CACHE_DIR=off (tests/support/hermetic_env.cpp).
   const Result off = run("cache");
   EXPECT_EQ(off.code, 0) << off.output;
   EXPECT_NE(off.output.find("measurement cache: off"), std::string::npos) << off.output;

@@ -10,12 +10,16 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../support/test_files.h"
 #include "measurement_store.h"
+#include "moss_measurement_identity.h"
+#include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/measure.h"
 #include "moss/step/compression_measure.h"
 #include "scenario_fixture.h"
@@ -160,8 +164,9 @@ TEST(MeasurementCache, AnyChangedParameterIsAMiss) {
   fs::remove_all(dir);
 }
 
-// A file is known by its path, size and modification time: rewriting it with other data is a new
-// source, and the figures are the new data's (rank 4 exactly: error ~bf16 rounding; rank 12: far more).
+// A file is known by its path, inode, size and times: rewriting it with other data is a new source,
+// and the figures are the new data's (rank 4 exactly: error ~bf16 rounding; rank 12: far more), even
+// when the rewrite keeps the size and the modification time (as cp -p or rsync -a do).
 TEST(MeasurementCache, ARewrittenActivationFileIsMeasuredAgain) {
   const fs::path dir = testing::fresh_temp_dir("moss-mcache", "file");
   const fs::path file = fs::path(testing::fresh_temp_dir("moss-mcache", "file-data", true)) / "kv.npy";
@@ -177,14 +182,14 @@ TEST(MeasurementCache, ARewrittenActivationFileIsMeasuredAgain) {
   EXPECT_EQ(high.cache, "miss");
   ASSERT_TRUE(high.relative_error);
   EXPECT_GT(*high.relative_error, 0.1);
-  // A hit does not read the file: the figures of an entry stand even when the file cannot be loaded
-  // any more, as long as its path, size and time say it is the file measured.
+  EXPECT_EQ(file_figures(file, dir).cache, "hit");
   const auto stamp = fs::last_write_time(file);
-  write_text(file, std::string(fs::file_size(file), 'x'));
+  write_kv_npy(file, 512, 64, 4, 0.0f, 7);  // the same size again
   fs::last_write_time(file, stamp);
-  const CompressionOutcome served = file_figures(file, dir);
-  EXPECT_EQ(served.cache, "hit");
-  EXPECT_EQ(served.relative_error, high.relative_error);
+  const CompressionOutcome same_stamp = file_figures(file, dir);
+  EXPECT_EQ(same_stamp.cache, "miss");
+  ASSERT_TRUE(same_stamp.relative_error);
+  EXPECT_LT(*same_stamp.relative_error, 1e-2);
   fs::remove_all(dir);
   fs::remove_all(file.parent_path());
 }
@@ -206,18 +211,27 @@ TEST(MeasurementCache, ClearRemovesEntriesAndNothingElse) {
   (void)figures(kPca, dir);
   (void)figures(R"({"method": "quant", "bits": 4})", dir);
   write_text(dir / "notes.txt", "mine");
-  write_text(dir / "m-0123456789abcdef.json.tmp-1-2", "torn");
+  write_text(dir / "m-results.json", "mine too");
+  write_text(dir / "m-0123456789abcdef.json.tmp-host-1-2-89abcdef01234567", "torn");
   EXPECT_EQ(measurement_cache_usage(dir).entries, 2u);
+  EXPECT_EQ(measurement_cache_usage(dir).leftovers, 1u);
   EXPECT_GT(measurement_cache_usage(dir).bytes, 200u);
   EXPECT_EQ(clear_measurement_cache(dir), 2u);
   EXPECT_EQ(measurement_cache_usage(dir).entries, 0u);
-  ASSERT_EQ(entries(dir).size(), 1u);
-  EXPECT_EQ(entries(dir)[0].filename(), "notes.txt");
+  EXPECT_EQ(measurement_cache_usage(dir).leftovers, 0u);
+  ASSERT_EQ(entries(dir).size(), 2u);
+  EXPECT_TRUE(fs::exists(dir / "notes.txt"));
+  EXPECT_TRUE(fs::exists(dir / "m-results.json"));
   EXPECT_EQ(clear_measurement_cache(dir / "absent"), 0u);
   fs::remove_all(dir);
 }
 
 TEST(MeasurementCache, DefaultDirectoryFollowsTheEnvironment) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+  for (const char* name : {"MOSS_CACHE_DIR", "XDG_CACHE_HOME", "HOME"}) {
+    const char* v = std::getenv(name);
+    saved.emplace_back(name, v ? std::optional<std::string>(v) : std::nullopt);
+  }
   auto with = [](const char* cache, const char* xdg, const char* home) {
     for (auto [name, value] : {std::pair{"MOSS_CACHE_DIR", cache}, {"XDG_CACHE_HOME", xdg}, {"HOME", home}}) {
       if (value) {
@@ -233,6 +247,54 @@ TEST(MeasurementCache, DefaultDirectoryFollowsTheEnvironment) {
   EXPECT_EQ(with("", "", "/h"), fs::path("/h/.cache/moss/measurements"));
   EXPECT_EQ(with("off", "/x", "/h"), std::nullopt);
   EXPECT_EQ(with(nullptr, nullptr, nullptr), std::nullopt);
+  for (const auto& [name, value] : saved) {
+    if (value) {
+      ::setenv(name.c_str(), value->c_str(), 1);
+    } else {
+      ::unsetenv(name.c_str());
+    }
+  }
+}
+
+// The key holds the device that measured and the build's identity: a figure measured on another
+// device, or by other kernel code, is never served.
+TEST(MeasurementCache, TheKeyNamesTheDeviceAndTheBuild) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "key");
+  (void)figures(kPca, dir);
+  ASSERT_EQ(entries(dir).size(), 1u);
+  const std::string key = nlohmann::json::parse(testing::slurp(entries(dir)[0].string()))["key"];
+  EXPECT_NE(key.find("\nbuild " MOSS_MEASUREMENT_IDENTITY), std::string::npos) << key;
+  EXPECT_EQ(std::string(MOSS_MEASUREMENT_IDENTITY).size(), 64u);
+  EXPECT_NE(key.find("\ndevice " + std::string(kernels::gpu_available() ? "gpu " : "cpu ")), std::string::npos) << key;
+  EXPECT_NE(key.find("\nsource synthetic:llama"), std::string::npos) << key;
+  EXPECT_NE(key.find("\nkernels pca|16|16|"), std::string::npos) << key;
+  fs::remove_all(dir);
+}
+
+// Whatever occupies an entry's place (a directory, a field of the wrong type) is a miss, never an
+// error: the run measures and carries on.
+TEST(MeasurementCache, AnythingInAnEntrysPlaceIsAMiss) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "place");
+  const CompressionOutcome truth = figures(kPca, dir);
+  ASSERT_EQ(entries(dir).size(), 1u);
+  const fs::path entry = entries(dir)[0];
+  nlohmann::json j = nlohmann::json::parse(testing::slurp(entry.string()));
+  const std::vector<std::pair<std::string, nlohmann::json>> wrong_types = {
+      {"format", "1"}, {"key", 7}, {"measured_at", 7}, {"measure_s", "1.0"}, {"result", 7}};
+  for (const auto& [field, value] : wrong_types) {
+    nlohmann::json wrong = j;
+    wrong[field] = value;
+    write_text(entry, wrong.dump());
+    const CompressionOutcome o = figures(kPca, dir);
+    EXPECT_EQ(o.cache, "miss") << field;
+    EXPECT_EQ(o.relative_error, truth.relative_error) << field;
+  }
+  fs::remove(entry);
+  fs::create_directories(entry / "inside");
+  const CompressionOutcome o = figures(kPca, dir);
+  EXPECT_EQ(o.cache, "unstored") << o.cache_note;  // the directory is in the way of the rename
+  EXPECT_EQ(o.relative_error, truth.relative_error);
+  fs::remove_all(dir);
 }
 
 // Parallel sweep points write the same entry at once: every write is whole (temporary file, then

@@ -7,21 +7,24 @@
 //
 // An entry is keyed by everything the figures depend on:
 //   - the kernels' own key (method, every parameter, chunk and warm-up tokens, kv_dim, head_dim, seed);
-//   - the activation source: the synthetic spec, or a file's absolute path, size and modification time;
-//   - the device that measures: the GPU's name, or the CPU's model and kernel variant (throughputs are
-//     that device's);
+//   - the activation source: the synthetic spec, or a file's absolute path, device, inode, size,
+//     modification and status-change times (a rewritten or replaced file is a new source);
+//   - the device that measures: the GPU's name and the host CPU's model and kernel variant (throughputs
+//     are that device's), with the switches that choose kernel variants (MOSS_KERNELS_SIMD,
+//     MOSS_GPU_GEMM, MOSS_GPU_THETA_FIT);
 //   - the build: a SHA-256 over the sources of the kernels, the activation loaders and the code that
-//     forms a measurement, with the compiler and its flags (cmake/source_identity.cmake), so a changed
-//     kernel never serves an old figure.
-// One JSON file per entry (m-<64-bit FNV-1a of the key>.json, holding the key itself, the figures, when
-// and how long they took to measure). Writes go to a temporary file renamed into place, so concurrent
-// writers (sweep jobs, MPI ranks on a shared file system) never leave a torn entry; an entry that
-// cannot be read, parsed or matched is a miss and is replaced. A cache that cannot be written costs
-// the saving, never the run: the outcome says why (CompressionOutcome::cache_note).
+//     forms a measurement, with the compilers, their flags, Eigen's version and the build host's CPU
+//     under -march=native (cmake/source_identity.cmake), so a changed kernel never serves an old figure.
+// One JSON file per entry (m-<64-bit FNV-1a of the key>.json, about 1 KB, holding the key itself, the
+// figures, when and how long they took to measure). A writer creates a temporary file of a name unique
+// to its host, process and a random number (O_EXCL) and renames it into place, so concurrent writers
+// (sweep jobs, MPI ranks on a shared file system) never leave a torn entry; an entry that cannot be
+// read, parsed or matched is a miss and is replaced. A cache that cannot be written costs the saving,
+// never the run: the outcome says why (CompressionOutcome::cache_note).
 //
 // Where: --cache-dir DIR, else $MOSS_CACHE_DIR, else $XDG_CACHE_HOME/moss/measurements, else
-// $HOME/.cache/moss/measurements. MOSS_CACHE_DIR=off (and --no-cache) turns it off. Entries are a
-// few hundred bytes; `moss cache clear` removes them. The library itself never uses a cache unless
+// $HOME/.cache/moss/measurements. MOSS_CACHE_DIR=off (and --no-cache) turns it off. `moss cache clear`
+// removes the entries (only files named as above: the directory may hold others). The library itself never uses a cache unless
 // EvaluateOptions::measurement_cache names one.
 
 #include <cstdint>
@@ -38,7 +41,8 @@ namespace moss::step {
 /// What a cache directory holds.
 struct MeasurementCacheUsage {
   std::uintmax_t entries = 0;
-  std::uintmax_t bytes = 0;
+  std::uintmax_t bytes = 0;      ///< of the entries
+  std::uintmax_t leftovers = 0;  ///< temporary files of writers that were killed mid-write
 };
 
 /// Counts the entries of `dir` (zero when it does not exist). Throws std::filesystem::filesystem_error

@@ -1,9 +1,9 @@
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,17 +31,20 @@ class PointEvaluator {
   [[nodiscard]] PointRecord operator()(std::int64_t index, const std::vector<Assignment>& assignments) const;
 
   /// Points of this evaluator and its copies whose compression figures came from the on-disk cache
-  /// (hits) or were measured and stored (misses); points that measured nothing count in neither.
+  /// (hits), were measured and stored (stored), or measured and could not be stored (unstored, with
+  /// the first reason); points that measured nothing count in none.
   struct CacheCounts {
     std::uint64_t hits = 0;
-    std::uint64_t misses = 0;
+    std::uint64_t stored = 0;
+    std::uint64_t unstored = 0;
+    std::string unstored_reason;
   };
   [[nodiscard]] CacheCounts cache_counts() const;
 
  private:
   struct Counters {
-    std::atomic<std::uint64_t> hits{0};
-    std::atomic<std::uint64_t> misses{0};
+    std::mutex mutex;
+    CacheCounts counts;
   };
   nlohmann::json base_;
   std::string file_;
