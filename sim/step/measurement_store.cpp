@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "moss/core/error.h"
+#include "moss/core/file_io.h"
 #include "moss/step/measurement_cache.h"
 
 namespace moss::step {
@@ -68,16 +70,11 @@ std::string temporary_suffix() {
 std::string write_new_file(const fs::path& path, const std::string& text) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return "cannot create " + path.string() + ": " + std::strerror(errno);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = "cannot write " + path.string() + ": " + std::strerror(errno);
-      ::close(fd);
-      return why;
-    }
-    done += static_cast<std::size_t>(n);
+  try {
+    write_all(fd, text, path.string());
+  } catch (const RuntimeFailure& e) {
+    ::close(fd);
+    return e.what();
   }
   if (::close(fd) != 0) return "cannot write " + path.string() + ": " + std::strerror(errno);
   return "";

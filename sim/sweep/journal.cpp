@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "moss/core/error.h"
+#include "moss/core/file_io.h"
 
 namespace moss::sweep {
 
@@ -17,18 +18,6 @@ namespace {
 
 [[noreturn]] void io_failure(const std::string& what, const std::string& path) {
   throw RuntimeFailure(what + " " + path + ": " + std::strerror(errno));
-}
-
-void write_all(int fd, const char* data, std::size_t size, const std::string& path) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      io_failure("cannot write", path);
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
 }
 
 }  // namespace
@@ -61,7 +50,7 @@ Journal::~Journal() {
 void Journal::append(const PointRecord& record) {
   const std::string line = record.to_json().dump() + "\n";
   std::lock_guard lock(mutex_);
-  write_all(fd_, line.data(), line.size(), path_);
+  write_all(fd_, line, path_);
   if (sync_ && ::fdatasync(fd_) != 0) io_failure("cannot fdatasync", path_);
 }
 
@@ -94,7 +83,7 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) io_failure("cannot create", tmp);
-  write_all(fd, text.data(), text.size(), tmp);
+  write_all(fd, text, tmp);
   if (::fsync(fd) != 0) io_failure("cannot fsync", tmp);
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) io_failure("cannot rename into place", path);
