@@ -60,7 +60,7 @@ TEST(CompressionAccounting, MosKSketchRoutingCostsBetweenPcaAndExhaustive) {
 }
 
 // The roofline that times compression where no GPU measured it, against a measurement: pca on one
-// NVIDIA H200 (results/reference/gpu-h200/gpu_check.log, `auto` GEMMs, T = 65536, d = 2048): encode
+// NVIDIA H200 (results/reference/gpu-h200-23ea756/gpu_check.log, `auto` GEMMs, T = 65536, d = 2048): encode
 // 3528 GB/s of bf16 input at r = 64, 2689 at r = 256; decode 3259 and 2178 GB/s of output. The
 // catalog's H200 (989 TFLOP/s, 4.8 TB/s) with the default efficiencies (GEMM 0.70, memory 0.80)
 // gives 3.72 and 2.70 TB/s: encode within 6 %, decode 14-24 % optimistic (the decode GEMM writes X
