@@ -28,7 +28,10 @@
 // simple or cublas), --quick (bench at T = 8192 only), --profile (no parity, no
 // timing: each projection kernel launched once at T = 65536, d = 4096, r in {16, 64, 256}, encode
 // then decode with moss's kernels, then the same with cuBLAS, for a profiler such as Nsight Compute:
-// scripts/gpu_profile.sh).
+// scripts/gpu_profile.sh); --profile-rows (likewise, the kernels without a GEMM: at T = 65536,
+// d = 2048, topk encode held in registers then streamed, quant encode (8 bit) likewise, the merging
+// topk decode; then mos's fixed steps at T = 8192, d = 2048, r = 64: the sample projection, theta,
+// the rotation).
 // Exit: 0 all passed or no GPU (prints SKIP), 1 a parity failure, 2 a CUDA error.
 #include <cuda_runtime_api.h>
 
@@ -681,16 +684,56 @@ void profile() {
     MOSS_CUDA_CHECK(cudaDeviceSynchronize());
   }
 }
+// One launch of each kernel without a GEMM (and of mos's fixed steps), in a fixed order; no timing.
+void profile_rows() {
+  const std::int64_t t = 65536, d = 2048;
+  const auto k = mk::topk_count(0.1, d);
+  Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
+  Dev<std::uint16_t> dv(static_cast<std::size_t>(t * k)), ds(static_cast<std::size_t>(t));
+  Dev<std::int32_t> di(static_cast<std::size_t>(t * k));
+  Dev<std::int8_t> dc(static_cast<std::size_t>(t * d));
+  fill(dx.p, dx.n);
+  const int dim = static_cast<int>(d), kept = static_cast<int>(k);
+  std::printf("profile: T = %lld, d = %lld: topk encode (registers, streaming), quant encode (registers, streaming), topk decode (merged)\n",
+              static_cast<long long>(t), static_cast<long long>(d));
+  for (const cu::GemmKernel form : {cu::GemmKernel::moss, cu::GemmKernel::simple}) {
+    cu::set_gemm_kernel(form);
+    cu::launch_topk_encode(dx.p, t, dim, kept, dv.p, di.p, nullptr);
+  }
+  for (const cu::GemmKernel form : {cu::GemmKernel::moss, cu::GemmKernel::simple}) {
+    cu::set_gemm_kernel(form);
+    cu::launch_quant_encode(dx.p, t, dim, 8, dc.p, ds.p, nullptr);
+  }
+  cu::set_gemm_kernel(cu::GemmKernel::moss);
+  cu::launch_topk_decode(dv.p, di.p, t, dim, kept, dout.p, nullptr);
+  MOSS_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::int64_t tm = 8192;
+  const int r = 64, n2 = 2 * r;
+  const std::int64_t ns = mk::theta_sample_count(tm, 1, r), stride = mk::theta_sample_stride(tm, 1, r);
+  std::printf("profile: mos, T = %lld, d = %lld, r = %d: sample projection, theta, rotation (moss's kernels)\n", static_cast<long long>(tm),
+              static_cast<long long>(d), r);
+  Dev<std::uint16_t> dwide(static_cast<std::size_t>(d * n2)), du(static_cast<std::size_t>(d * r));
+  Dev<float> dp(static_cast<std::size_t>(ns * n2)), dtheta(1), dscales(static_cast<std::size_t>(n2));
+  Dev<double> dlambda(static_cast<std::size_t>(r)), dstats(static_cast<std::size_t>(cu::theta_diagonal_scratch(r)));
+  fill(dwide.p, dwide.n);
+  dlambda.put(std::vector<double>(static_cast<std::size_t>(r), 1.0 / r));
+  cu::launch_gemm_bf16(dx.p, stride * d, dwide.p, n2, false, dp.p, nullptr, n2, ns, n2, dim, nullptr);
+  cu::launch_theta_diagonal(dp.p, ns, r, dlambda.p, dstats.p, static_cast<std::int64_t>(dstats.n), dtheta.p, dscales.p, nullptr);
+  cu::launch_rotate_diagonal(dwide.p, d, r, dscales.p, du.p, nullptr);
+  cu::set_gemm_kernel(cu::GemmKernel::automatic);
+  MOSS_CUDA_CHECK(cudaDeviceSynchronize());
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool parity_only = false, quick = false, profile_only = false;
+  bool parity_only = false, quick = false, profile_only = false, profile_rows_only = false;
   std::vector<cu::GemmKernel> only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--parity-only") parity_only = true;
     else if (a == "--quick") quick = true;
     else if (a == "--profile") profile_only = true;
+    else if (a == "--profile-rows") profile_rows_only = true;
     else if (a == "--gemm" && i + 1 < argc) {
       try {
         only.push_back(cu::parse_gemm_kernel(argv[++i], "moss_gpu_check --gemm"));
@@ -699,7 +742,7 @@ int main(int argc, char** argv) {
         return 2;
       }
     } else {
-      std::fprintf(stderr, "moss_gpu_check: unknown option %s (expected --parity-only, --gemm NAME, --quick or --profile)\n", argv[i]);
+      std::fprintf(stderr, "moss_gpu_check: unknown option %s (expected --parity-only, --gemm NAME, --quick, --profile or --profile-rows)\n", argv[i]);
       return 2;
     }
   }
@@ -714,8 +757,9 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop{};
     MOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("moss_gpu_check on %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
-    if (profile_only) {
-      profile();
+    if (profile_only || profile_rows_only) {
+      if (profile_only) profile();
+      if (profile_rows_only) profile_rows();
       return 0;
     }
     const bool have_blas = cu::vendor_gemm_available();
