@@ -4,11 +4,6 @@
 
 namespace moss::app {
 
-/// Writes `content` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a half-written file. Throws moss::RuntimeFailure naming the path on failure
-/// (unwritable directory, full disk).
-void write_file_atomic(const std::string& path, const std::string& content);
-
 /// Creates `dir` (and parents). Throws moss::RuntimeFailure when it cannot.
 void ensure_directory(const std::string& dir);
 

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "moss/core/file_io.h"
 #include "moss/scenario/loader.h"
 #include "moss/scenario/units.h"
 #include "moss/step/evaluate.h"
@@ -103,10 +104,10 @@ int run_run(const RunOptions& o, std::ostream& out, std::ostream& err) {
   // so a run that fails half-way (full disk) never leaves a summary beside files it did not finish.
   std::error_code ignored;
   std::filesystem::remove(dir + "/summary.json", ignored);
-  if (eo.trace) write_file_atomic(dir + "/trace.json", r.trace.dump() + "\n");
-  write_file_atomic(dir + "/scenario.json", doc.dump(2) + "\n");
+  if (eo.trace) replace_file(dir + "/trace.json", r.trace.dump() + "\n", Durability::kFile);
+  replace_file(dir + "/scenario.json", doc.dump(2) + "\n", Durability::kFile);
   sweep::write_run_h5(dir + "/results.h5", s, r, doc);
-  write_file_atomic(dir + "/summary.json", summary.dump(2) + "\n");
+  replace_file(dir + "/summary.json", summary.dump(2) + "\n", Durability::kFile);
   if (o.json) {
     out << summary.dump(2) << '\n';
   } else {

@@ -1,18 +1,11 @@
 #include "measurement_store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
-#include <random>
 #include <regex>
 #include <system_error>
 #include <vector>
@@ -32,7 +25,6 @@ namespace {
 constexpr int kFormat = 1;
 constexpr const char* kPrefix = "m-";
 constexpr const char* kSuffix = ".json";
-constexpr const char* kTemporary = ".tmp-";
 
 std::uint64_t fnv1a(const std::string& s) {
   std::uint64_t h = 14695981039346656037ull;
@@ -46,38 +38,10 @@ bool is_entry(const fs::path& p) {
   return std::regex_match(p.filename().string(), name);
 }
 
+// An entry's temporary: temporary_name(entry), "<entry>.tmp-<host>-<pid>-<serial>-<random>".
 bool is_temporary(const fs::path& p) {
   static const std::regex name("m-[0-9a-f]{16}\\.json\\.tmp-[0-9a-zA-Z._-]+");
   return std::regex_match(p.filename().string(), name);
-}
-
-// Unique across the hosts and processes that may share the directory (MPI ranks on NFS).
-std::string temporary_suffix() {
-  static std::atomic<std::uint64_t> serial{0};
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  char host[64] = "host";
-  ::gethostname(host, sizeof host - 1);
-  host[sizeof host - 1] = '\0';
-  std::string h;
-  for (const char* c = host; *c; ++c) h += std::isalnum(static_cast<unsigned char>(*c)) ? *c : '_';
-  char tail[64];
-  std::snprintf(tail, sizeof tail, "-%ld-%llu-%016llx", static_cast<long>(::getpid()),
-                static_cast<unsigned long long>(serial.fetch_add(1)), static_cast<unsigned long long>(rng()));
-  return kTemporary + h + tail;
-}
-
-// Writes all of `text` to a new file `path` (O_EXCL: never into another writer's file).
-std::string write_new_file(const fs::path& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return "cannot create " + path.string() + ": " + std::strerror(errno);
-  try {
-    write_all(fd, text, path.string());
-  } catch (const RuntimeFailure& e) {
-    ::close(fd);
-    return e.what();
-  }
-  if (::close(fd) != 0) return "cannot write " + path.string() + ": " + std::strerror(errno);
-  return "";
 }
 
 nlohmann::json to_json(const kernels::MeasureResult& m) {
@@ -233,18 +197,12 @@ std::string store_measurement(const fs::path& dir, const std::string& key, const
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return "cannot create " + dir.string() + ": " + ec.message();
-  const fs::path target = entry_path(dir, key);
-  const fs::path temporary = target.string() + temporary_suffix();
-  if (std::string why = write_new_file(temporary, text); !why.empty()) {
-    fs::remove(temporary, ec);
-    return why;
-  }
-  // rename() replaces the entry in one step: a reader sees the old entry or the new one, never a part.
-  fs::rename(temporary, target, ec);
-  if (ec) {
-    const std::string why = "cannot rename " + temporary.string() + " to " + target.string() + ": " + ec.message();
-    fs::remove(temporary, ec);
-    return why;
+  // A reader sees the old entry or the new one, never a part. No fsync: an entry lost to a crash of
+  // the machine is measured again.
+  try {
+    replace_file(entry_path(dir, key).string(), text, Durability::kNone);
+  } catch (const RuntimeFailure& e) {
+    return e.what();
   }
   return "";
 }

@@ -22,14 +22,6 @@ namespace {
 
 }  // namespace
 
-void sync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) io_failure("cannot open", path);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) io_failure("cannot fsync", path);
-}
-
 Journal::Journal(std::string path, bool sync) : path_(std::move(path)), sync_(sync) {
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) io_failure("cannot open the sweep journal", path_);
@@ -77,18 +69,6 @@ std::map<std::int64_t, PointRecord> read_journals(const std::string& dir) {
     }
   }
   return out;
-}
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) io_failure("cannot create", tmp);
-  write_all(fd, text, tmp);
-  if (::fsync(fd) != 0) io_failure("cannot fsync", tmp);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) io_failure("cannot rename into place", path);
-  const auto parent = std::filesystem::path(path).parent_path();
-  sync_path(parent.empty() ? "." : parent.string());
 }
 
 }  // namespace moss::sweep

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "moss/core/error.h"
+#include "moss/core/file_io.h"
 #include "moss/sweep/journal.h"
 
 #ifndef MOSS_VERSION
@@ -205,17 +206,14 @@ void write_all(const std::string& path, const ResultsHeader& h, const std::vecto
 void write_results_h5(const std::string& path, const ResultsHeader& header, const std::vector<PointRecord>& records) {
   // HDF5 prints its error stack by default; a library must not print.
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_name(path);
   try {
     write_all(tmp, header, records);
   } catch (...) {
     ::unlink(tmp.c_str());
     throw;
   }
-  sync_path(tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw RuntimeFailure("cannot rename " + tmp + " to " + path);
-  const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-  sync_path(dir.empty() ? "/" : dir);
+  install_file(tmp, path, Durability::kFileAndDirectory);
 }
 
 }  // namespace moss::sweep

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "moss/core/error.h"
+#include "moss/core/file_io.h"
 #include "moss/sweep/journal.h"
 
 namespace moss::sweep {
@@ -77,7 +78,7 @@ void SweepRunner::prepare_directory(Communicator& comm) const {
   if (comm.rank() == 0) {
     const nlohmann::json m = {{"format", "moss-sweep/1"}, {"moss_version", header_.moss_version},
                               {"points", plan_.size()}, {"fields", plan_.fields()}, {"identity", identity_}};
-    write_file_atomic((fs::path(out) / kManifest).string(), m.dump(2) + "\n");
+    replace_file((fs::path(out) / kManifest).string(), m.dump(2) + "\n", Durability::kFileAndDirectory);
   }
   comm.barrier();
 }
@@ -200,7 +201,7 @@ void write_sweep_outputs(const std::string& dir, const ResultsHeader& header, co
   write_results_h5((fs::path(dir) / "results.h5").string(), header, records);
   std::string lines;
   for (const auto& r : records) lines += summary_line(r);
-  write_file_atomic((fs::path(dir) / "summary.jsonl").string(), lines);
+  replace_file((fs::path(dir) / "summary.jsonl").string(), lines, Durability::kFileAndDirectory);
 }
 
 }  // namespace moss::sweep

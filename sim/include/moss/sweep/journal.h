@@ -35,11 +35,4 @@ class Journal {
 /// A missing directory gives an empty map; torn or malformed lines are skipped.
 [[nodiscard]] std::map<std::int64_t, PointRecord> read_journals(const std::string& dir);
 
-/// Writes `text` to `path` durably: temporary file in the same directory, fsync, rename, fsync
-/// of the directory. Throws moss::RuntimeFailure on I/O errors.
-void write_file_atomic(const std::string& path, const std::string& text);
-
-/// fsyncs a file or directory (after a rename into it). Throws moss::RuntimeFailure.
-void sync_path(const std::string& path);
-
 }  // namespace moss::sweep
