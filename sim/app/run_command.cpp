@@ -55,9 +55,9 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
     comp += "; " + r.compression.source + ")";
   }
   row("compression", comp);
-  const std::string& cache = r.compression.cache;
-  if (cache == "hit") row("measurement cache", "hit: " + r.compression.cache_note + " (--no-cache measures again)");
-  if (cache == "miss") row("measurement cache", "miss: measured now, " + r.compression.cache_note);
+  const step::CacheUse cache = r.compression.cache;
+  if (cache == step::CacheUse::kHit) row("measurement cache", "hit: " + r.compression.cache_note + " (--no-cache measures again)");
+  if (cache == step::CacheUse::kMiss) row("measurement cache", "miss: measured now, " + r.compression.cache_note);
   row("memory per GPU", format_bytes(r.memory.total_bytes) + " of " + format_bytes(r.gpu_memory_bytes));
   if (r.vs_analytic) {
     row("network (packet level)", std::to_string(r.network.phases_simulated) + " phases simulated, " +
@@ -95,7 +95,7 @@ int run_run(const RunOptions& o, std::ostream& out, std::ostream& err) {
   eo.measurement_cache = cache_dir_of(o.cache);
   if (!o.backend.empty()) eo.backend = o.backend;
   const step::RunResult r = step::evaluate(s, eo);
-  if (r.compression.cache == "unstored") err << "moss run: note: the compression measurement was not cached: " << r.compression.cache_note << '\n';
+  if (r.compression.cache == step::CacheUse::kUnstored) err << "moss run: note: the compression measurement was not cached: " << r.compression.cache_note << '\n';
   const std::string dir = o.out.empty() ? "results/" + safe_name(s.name) : o.out;
   ensure_directory(dir);
   nlohmann::json summary = r.to_summary_json();

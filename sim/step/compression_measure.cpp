@@ -190,13 +190,13 @@ kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels
   const std::optional<std::string> source = dir ? source_identity(req.activation_source) : std::nullopt;
   std::string measured;
   if (!source) {
-    o.cache = "off";
+    o.cache = CacheUse::kOff;
     return measure(s, req, measured);
   }
   const std::string key = printable("moss measurement\nkernels " + kernels::measure_key(req) + "\nsource " + *source +
                                     "\ndevice " + device_identity() + "\nbuild " + MOSS_MEASUREMENT_IDENTITY);
   if (std::optional<detail::StoredMeasurement> hit = detail::load_measurement(*dir, key)) {
-    o.cache = "hit";
+    o.cache = CacheUse::kHit;
     char took[32];
     std::snprintf(took, sizeof took, "%.2f s", hit->measure_s);
     o.cache_note = "measured " + hit->measured_at + " in " + took + "; " + detail::entry_path(*dir, key).string();
@@ -207,7 +207,7 @@ kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string why = measured != *source ? "the file changed while it was measured"
                                               : detail::store_measurement(*dir, key, {m, detail::utc_now(), seconds});
-  o.cache = why.empty() ? "miss" : "unstored";
+  o.cache = why.empty() ? CacheUse::kMiss : CacheUse::kUnstored;
   o.cache_note = why.empty() ? "stored in " + detail::entry_path(*dir, key).string() : why;
   return m;
 }

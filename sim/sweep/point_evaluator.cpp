@@ -84,10 +84,10 @@ PointRecord PointEvaluator::operator()(std::int64_t, const std::vector<Assignmen
   {
     const std::lock_guard lock(counters_->mutex);
     CacheCounts& c = counters_->counts;
-    const std::string& cache = r.compression.cache;
-    c.hits += cache == "hit";
-    c.stored += cache == "miss";
-    if (cache == "unstored" && c.unstored++ == 0) c.unstored_reason = r.compression.cache_note;
+    const step::CacheUse cache = r.compression.cache;
+    c.hits += cache == step::CacheUse::kHit;
+    c.stored += cache == step::CacheUse::kMiss;
+    if (cache == step::CacheUse::kUnstored && c.unstored++ == 0) c.unstored_reason = r.compression.cache_note;
   }
   return make_record(s, r, doc);
 }

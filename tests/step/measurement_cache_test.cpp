@@ -90,11 +90,11 @@ CompressionOutcome file_figures(const fs::path& file, const fs::path& dir) {
 TEST(MeasurementCache, AMissStoresAndAHitServesTheSameFigures) {
   const fs::path dir = testing::fresh_temp_dir("moss-mcache", "same");
   const CompressionOutcome first = figures(kPca, dir);
-  EXPECT_EQ(first.cache, "miss") << first.cache_note;
+  EXPECT_EQ(first.cache, CacheUse::kMiss) << first.cache_note;
   ASSERT_EQ(entries(dir).size(), 1u);
   EXPECT_NE(first.cache_note.find(entries(dir)[0].string()), std::string::npos) << first.cache_note;
   const CompressionOutcome second = figures(kPca, dir);
-  EXPECT_EQ(second.cache, "hit");
+  EXPECT_EQ(second.cache, CacheUse::kHit);
   EXPECT_NE(second.cache_note.find("measured 20"), std::string::npos) << second.cache_note;
   // Doubles travel as JSON numbers that round-trip exactly.
   EXPECT_EQ(second.ratio, first.ratio);
@@ -119,7 +119,7 @@ TEST(MeasurementCache, AHitReadsTheEntryOnDisk) {
   j["result"]["relative_error"] = 0.5;
   write_text(entry, j.dump());
   const CompressionOutcome second = figures(kPca, dir);
-  EXPECT_EQ(second.cache, "hit");
+  EXPECT_EQ(second.cache, CacheUse::kHit);
   ASSERT_TRUE(second.relative_error);
   EXPECT_EQ(*second.relative_error, 0.5);
   EXPECT_NE(*first.relative_error, 0.5);
@@ -152,14 +152,14 @@ TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
   for (const std::string& bad : bad_entries) {
     write_text(entry, bad);
     const CompressionOutcome o = figures(kPca, dir);
-    EXPECT_EQ(o.cache, "miss") << bad;
+    EXPECT_EQ(o.cache, CacheUse::kMiss) << bad;
     EXPECT_EQ(o.relative_error, truth.relative_error) << bad;
     EXPECT_EQ(nlohmann::json::parse(testing::slurp(entry.string()))["key"], good["key"]) << bad;
   }
   fs::remove(entry);
   fs::create_directories(entry / "inside");
   const CompressionOutcome o = figures(kPca, dir);
-  EXPECT_EQ(o.cache, "unstored") << o.cache_note;  // the directory is in the way of the rename
+  EXPECT_EQ(o.cache, CacheUse::kUnstored) << o.cache_note;  // the directory is in the way of the rename
   EXPECT_EQ(o.relative_error, truth.relative_error);
   fs::remove_all(dir);
 }
@@ -167,12 +167,12 @@ TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
 // Every parameter of the measurement is in the key: changing one is a new entry.
 TEST(MeasurementCache, AnyChangedParameterIsAMiss) {
   const fs::path dir = testing::fresh_temp_dir("moss-mcache", "params");
-  EXPECT_EQ(figures(kPca, dir).cache, "miss");
-  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 24, "warmup_tokens": 1024})", dir).cache, "miss");
-  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 16, "warmup_tokens": 2048})", dir).cache, "miss");
-  EXPECT_EQ(figures(R"({"method": "mos", "rank_k": 16, "rank_v": 16, "warmup_tokens": 1024})", dir).cache, "miss");
-  EXPECT_EQ(figures(kPca, dir, 72).cache, "miss");  // another seed
-  EXPECT_EQ(figures(kPca, dir).cache, "hit");
+  EXPECT_EQ(figures(kPca, dir).cache, CacheUse::kMiss);
+  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 24, "warmup_tokens": 1024})", dir).cache, CacheUse::kMiss);
+  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 16, "warmup_tokens": 2048})", dir).cache, CacheUse::kMiss);
+  EXPECT_EQ(figures(R"({"method": "mos", "rank_k": 16, "rank_v": 16, "warmup_tokens": 1024})", dir).cache, CacheUse::kMiss);
+  EXPECT_EQ(figures(kPca, dir, 72).cache, CacheUse::kMiss);  // another seed
+  EXPECT_EQ(figures(kPca, dir).cache, CacheUse::kHit);
   EXPECT_EQ(entries(dir).size(), 5u);
   EXPECT_EQ(measurement_cache_usage(dir).entries, 5u);
   fs::remove_all(dir);
@@ -186,22 +186,22 @@ TEST(MeasurementCache, ARewrittenActivationFileIsMeasuredAgain) {
   const fs::path file = fs::path(testing::fresh_temp_dir("moss-mcache", "file-data", true)) / "kv.npy";
   write_kv_npy(file, 512, 64, 4, 0.0f, 5);
   const CompressionOutcome low = file_figures(file, dir);
-  EXPECT_EQ(low.cache, "miss");
-  EXPECT_EQ(file_figures(file, dir).cache, "hit");
+  EXPECT_EQ(low.cache, CacheUse::kMiss);
+  EXPECT_EQ(file_figures(file, dir).cache, CacheUse::kHit);
   ASSERT_TRUE(low.relative_error);
   EXPECT_LT(*low.relative_error, 1e-2);
   write_kv_npy(file, 512, 64, 12, 0.0f, 6);  // same size, other contents
   fs::last_write_time(file, fs::last_write_time(file) + std::chrono::seconds(2));
   const CompressionOutcome high = file_figures(file, dir);
-  EXPECT_EQ(high.cache, "miss");
+  EXPECT_EQ(high.cache, CacheUse::kMiss);
   ASSERT_TRUE(high.relative_error);
   EXPECT_GT(*high.relative_error, 0.1);
-  EXPECT_EQ(file_figures(file, dir).cache, "hit");
+  EXPECT_EQ(file_figures(file, dir).cache, CacheUse::kHit);
   const auto stamp = fs::last_write_time(file);
   write_kv_npy(file, 512, 64, 4, 0.0f, 7);  // the same size again
   fs::last_write_time(file, stamp);
   const CompressionOutcome same_stamp = file_figures(file, dir);
-  EXPECT_EQ(same_stamp.cache, "miss");
+  EXPECT_EQ(same_stamp.cache, CacheUse::kMiss);
   ASSERT_TRUE(same_stamp.relative_error);
   EXPECT_LT(*same_stamp.relative_error, 1e-2);
   fs::remove_all(dir);
@@ -214,7 +214,7 @@ TEST(MeasurementCache, AnUnwritableCacheStillMeasures) {
   const fs::path base = testing::fresh_temp_dir("moss-mcache", "unwritable", true);
   write_text(base / "a-file", "x");
   const CompressionOutcome o = figures(kPca, base / "a-file" / "cache");
-  EXPECT_EQ(o.cache, "unstored");
+  EXPECT_EQ(o.cache, CacheUse::kUnstored);
   EXPECT_NE(o.cache_note.find("cannot create"), std::string::npos) << o.cache_note;
   EXPECT_EQ(o.relative_error, figures(kPca, base / "elsewhere").relative_error);
   fs::remove_all(base);

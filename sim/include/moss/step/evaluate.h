@@ -15,6 +15,14 @@
 namespace moss::step {
 
 /// How compression came out for this scenario.
+/// What the measurement cache did for one scenario's compression figures.
+enum class CacheUse {
+  kOff,       ///< no cache, or nothing measured
+  kHit,       ///< the figures were read from it
+  kMiss,      ///< measured, and stored in it
+  kUnstored,  ///< measured; storing them failed (CompressionOutcome::cache_note says why)
+};
+
 struct CompressionOutcome {
   std::string method = "none";
   double ratio = 1;                        ///< sent / raw bytes of the K/V exchange
@@ -26,10 +34,9 @@ struct CompressionOutcome {
   double raw_bytes_per_token = 0;          ///< bf16 K + V, per layer, per token
   std::string source = "formula";          ///< "formula" (byte accounting) or "kernels" (measured)
   std::string timing_source = "roofline";  ///< how encode/decode were timed
-  /// The on-disk measurement cache (measurement_cache.h): "off" (none, or nothing measured), "hit"
-  /// (figures read from it), "miss" (measured and stored) or "unstored" (measured; storing failed).
-  /// Not in summary.json, which must not change from run to run.
-  std::string cache = "off";
+  /// What the on-disk measurement cache (measurement_cache.h) did. Not in summary.json, which must
+  /// not change from run to run.
+  CacheUse cache = CacheUse::kOff;
   std::string cache_note;  ///< hit: when measured and the entry; miss: the entry; unstored: why
 };
 
