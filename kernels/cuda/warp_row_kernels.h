@@ -122,6 +122,16 @@ __device__ void select_bin(const int* hist, int base, int k, int& bin, int& abov
   select_bin_of<kPerLane>(own, base, k, bin, above);
 }
 
+// Chunk c of a row as one 128-bit load: read as row[c], the compiler split some of these loads into
+// four of 32 bits (profile-rows.log's code), four instructions and four L1 requests for one.
+__device__ __forceinline__ uint4 load_chunk(const uint4* row, int c) {
+#ifdef __CUDACC__
+  return __ldg(row + c);
+#else
+  return row[c];
+#endif
+}
+
 // This lane's chunks of a row of `chunks` 16-byte chunks, all loads issued at once: v[i] = chunk
 // lane + 32 i, zeros past the row.
 template <int kPerLane>
@@ -129,7 +139,7 @@ __device__ __forceinline__ void load_row(const uint4* row, int chunks, uint4 (&v
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) {
     const int c = lane_id() + 32 * i;
-    v[i] = c < chunks ? row[c] : make_uint4(0, 0, 0, 0);
+    v[i] = c < chunks ? load_chunk(row, c) : make_uint4(0, 0, 0, 0);
   }
 }
 
@@ -159,19 +169,41 @@ __device__ __forceinline__ float warp_quant_scale(float amax, int qmax, std::uin
   return bits_to_float(scale_bits);
 }
 
-// The 8 codes of chunk v: clamp(rint(x / scale)), 0 for a zero scale.
+// x / scale from the row's reciprocal inv = 1 / scale and one correction by the exact residual (an
+// FMA), in place of a division per value (about 9 instructions, the largest share of the quant
+// encode's, which instruction issue bounds: profile-rows.log). Not always the correctly rounded
+// quotient, but always the same code: over every bf16 x and bf16 scale a row can pair (|x| at most
+// 128.5 scale; 2.2e9 pairs, 8 and 4 bits) clamp(rint()) of it equals that of x / scale; the
+// quotients differ in 0.2 % of the pairs, each time on the same side of every rounding boundary.
+__device__ __forceinline__ float quotient_by_reciprocal(float x, float scale, float inv) {
+  const float q = __fmul_rn(x, inv);
+  return fmaf(fmaf(-q, scale, x), inv, q);
+}
+
+// The 8 codes of chunk v: clamp(rint(x / scale)), 0 for a zero scale. The scales whose reciprocal
+// overflows (the 64 smallest subnormals) divide; the branches are the same on every lane.
 __device__ __forceinline__ uint2 quant_codes(const uint4& v, float scale, int qmax) {
   uint2 packed = make_uint2(0, 0);
+  if (!(scale > 0.0f)) return packed;
+  const float inv = 1.0f / scale;
+  if (inv <= 3.4028234663852886e38f) {
 #pragma unroll
-  for (int q = 0; q < 8; ++q)
-    set_code(packed, q, scale > 0.0f ? max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / scale))) : 0);
+    for (int q = 0; q < 8; ++q)
+      set_code(packed, q, max(-qmax, min(qmax, __float2int_rn(quotient_by_reciprocal(bits_to_float(half_of(v, q)), scale, inv)))));
+  } else {
+#pragma unroll
+    for (int q = 0; q < 8; ++q) set_code(packed, q, max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / scale))));
+  }
   return packed;
 }
 
 // The kept entries of one step of 32 chunks (chunk c = c0 + lane of this lane, `v` its values,
 // `valid` false past the row), written in index order: every key above tau, then the ties (lowest
 // index first) while fewer than ties_needed were taken. kept_before and ties_before count the
-// earlier steps' and are advanced (the same on every lane).
+// earlier steps' and are advanced (the same on every lane). Instruction count is what bounds the
+// encode (profile-rows.log): ties at tau are a handful per row, so a step where no lane has one
+// skips their prefix sum, and the stores walk the set bits of `take` (about one value in ten), not
+// all eight positions.
 __device__ __forceinline__ void compact_step(const uint4& v, int c, bool valid, int tau, int ties_needed, std::uint16_t* out_values,
                                              std::int32_t* out_indices, int& kept_before, int& ties_before) {
   unsigned take = 0, ties = 0;
@@ -181,24 +213,23 @@ __device__ __forceinline__ void compact_step(const uint4& v, int c, bool valid, 
     if (valid && key > tau) take |= 1u << q;
     else if (valid && key == tau) ties |= 1u << q;
   }
-  const int n_ties = __popc(ties), ties_lane = warp_exclusive_sum(n_ties);
-  int tie = ties_before + ties_lane;  // ties before this lane's first one, in index order
-#pragma unroll
-  for (int q = 0; q < 8; ++q)
-    if ((ties >> q) & 1u) {
-      if (tie < ties_needed) take |= 1u << q;
-      ++tie;
+  if (__ballot_sync(kFullMask, ties != 0) != 0) {  // the same on every lane
+    const int n_ties = __popc(ties), ties_lane = warp_exclusive_sum(n_ties);
+    // The row's first ties_needed ties in index order: this lane's lowest `allowed` ones.
+    for (int allowed = min(max(ties_needed - (ties_before + ties_lane), 0), n_ties); allowed > 0; --allowed) {
+      take |= ties & (0u - ties);
+      ties &= ties - 1;
     }
+    ties_before += __shfl_sync(kFullMask, ties_lane + n_ties, 31);
+  }
   const int n_take = __popc(take), kept_lane = warp_exclusive_sum(n_take);
-  int pos = kept_before + kept_lane;
-#pragma unroll
-  for (int q = 0; q < 8; ++q)
-    if ((take >> q) & 1u) {
-      out_values[pos] = half_of(v, q);
-      out_indices[pos] = c * 8 + q;
-      ++pos;
-    }
-  ties_before += __shfl_sync(kFullMask, ties_lane + n_ties, 31);
+  const int pos = kept_before + kept_lane;
+  int i = 0;
+  for (unsigned left = take; left != 0; left &= left - 1, ++i) {
+    const int q = __ffs(static_cast<int>(left)) - 1;
+    out_values[pos + i] = half_of(v, q);
+    out_indices[pos + i] = c * 8 + q;
+  }
   kept_before += __shfl_sync(kFullMask, kept_lane + n_take, 31);
 }
 
@@ -220,7 +251,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
   for (int i = lane; i < 128; i += 32) hist[i] = 0;
   __syncwarp();
   for (int c = lane; c < chunks; c += 32) {
-    const uint4 v = row[c];
+    const uint4 v = load_chunk(row, c);
 #pragma unroll
     for (int q = 0; q < 8; ++q) atomicAdd(&hist[(half_of(v, q) & 0x7fff) >> 8], 1);
   }
@@ -230,7 +261,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
   __syncwarp();  // every lane has read the histogram
   for (int i = lane; i < 256; i += 32) hist[i] = 0;
   __syncwarp();
-  for (int c = lane; c < chunks; c += 32) count_low_bits(row[c], high, hist);
+  for (int c = lane; c < chunks; c += 32) count_low_bits(load_chunk(row, c), high, hist);
   __syncwarp();
   int low = 0, above = 0;
   select_bin<8>(hist, above_high, k, low, above);
@@ -238,7 +269,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) topk_encode_warp_kernel(c
   int kept_before = 0, ties_before = 0;
   for (int c0 = 0; c0 < chunks; c0 += 32) {
     const int c = c0 + lane;
-    const uint4 v = c < chunks ? row[c] : make_uint4(0, 0, 0, 0);
+    const uint4 v = c < chunks ? load_chunk(row, c) : make_uint4(0, 0, 0, 0);
     compact_step(v, c, c < chunks, tau, k - above, values + t * k, indices + t * k, kept_before, ties_before);
   }
 }
@@ -371,9 +402,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(
   uint2* out = reinterpret_cast<uint2*>(codes + t * dim);
   float amax = 0;
   if constexpr (kPerLane == 0) {
-    for (int c = lane; c < chunks; c += 32) amax = chunk_amax(row[c], amax);
+    for (int c = lane; c < chunks; c += 32) amax = chunk_amax(load_chunk(row, c), amax);
     const float scale = warp_quant_scale(amax, qmax, scales + t);
-    for (int c = lane; c < chunks; c += 32) out[c] = quant_codes(row[c], scale, qmax);
+    for (int c = lane; c < chunks; c += 32) out[c] = quant_codes(load_chunk(row, c), scale, qmax);
   } else {
     uint4 v[kPerLane];
     load_row<kPerLane>(row, chunks, v);  // zeros past the row leave max |x| as it is
