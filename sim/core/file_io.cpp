@@ -43,6 +43,17 @@ std::string parent_directory(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
+// install_file's and replace_file's last step: `temporary`, already as durable as asked, renamed over
+// `path`, then the directory entry synced where asked. On failure removes `temporary` and throws.
+void rename_into_place(const std::string& temporary, const std::string& path, Durability durability) {
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(temporary.c_str());
+    fail(path, "cannot move the finished file into place", error);
+  }
+  if (durability == Durability::kFileAndDirectory) sync_path(parent_directory(path));
+}
+
 }  // namespace
 
 void write_all(int fd, std::string_view data, const std::string& path) {
@@ -82,12 +93,7 @@ void install_file(const std::string& temporary, const std::string& path, Durabil
     ::unlink(temporary.c_str());
     throw;
   }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    fail(path, "cannot move the finished file into place", error);
-  }
-  if (durability == Durability::kFileAndDirectory) sync_path(parent_directory(path));
+  rename_into_place(temporary, path, durability);
 }
 
 void replace_file(const std::string& path, std::string_view content, Durability durability) {
@@ -102,8 +108,7 @@ void replace_file(const std::string& path, std::string_view content, Durability 
     ::unlink(temporary.c_str());
     fail(path, "write failed", error);
   }
-  install_file(temporary, path, Durability::kNone);
-  if (durability == Durability::kFileAndDirectory) sync_path(parent_directory(path));
+  rename_into_place(temporary, path, durability);
 }
 
 }  // namespace moss
