@@ -160,13 +160,23 @@ __device__ __forceinline__ float chunk_amax(const uint4& v, float amax) {
   return amax;
 }
 
+// A row's quant scale and, formed once per row, its reciprocal: 1 / scale where that is finite and
+// the scale positive, else 0 (a zero scale, and the 64 smallest subnormals, whose reciprocal
+// overflows: those divide).
+struct QuantScale {
+  float scale;
+  float inv;
+};
+
 // The token's scale from every lane's max |x| (a warp reduction): bf16(max |x| / qmax), written by
-// lane 0 to *scale_out; returns it as a float.
-__device__ __forceinline__ float warp_quant_scale(float amax, int qmax, std::uint16_t* scale_out) {
+// lane 0 to *scale_out; returns it as a float with its reciprocal.
+__device__ __forceinline__ QuantScale warp_quant_scale(float amax, int qmax, std::uint16_t* scale_out) {
   for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, o));
   const std::uint16_t scale_bits = float_to_bits(amax / static_cast<float>(qmax));
   if (lane_id() == 0) *scale_out = scale_bits;
-  return bits_to_float(scale_bits);
+  const float scale = bits_to_float(scale_bits);
+  const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+  return {scale, inv <= 3.4028234663852886e38f ? inv : 0.0f};
 }
 
 // x / scale from the row's reciprocal inv = 1 / scale and one correction by the exact residual (an
@@ -180,19 +190,18 @@ __device__ __forceinline__ float quotient_by_reciprocal(float x, float scale, fl
   return fmaf(fmaf(-q, scale, x), inv, q);
 }
 
-// The 8 codes of chunk v: clamp(rint(x / scale)), 0 for a zero scale. The scales whose reciprocal
-// overflows (the 64 smallest subnormals) divide; the branches are the same on every lane.
-__device__ __forceinline__ uint2 quant_codes(const uint4& v, float scale, int qmax) {
+// The 8 codes of chunk v: clamp(rint(x / scale)), 0 for a zero scale; by the reciprocal where the
+// row has one, else by division. The branches are the same on every lane.
+__device__ __forceinline__ uint2 quant_codes(const uint4& v, QuantScale s, int qmax) {
   uint2 packed = make_uint2(0, 0);
-  if (!(scale > 0.0f)) return packed;
-  const float inv = 1.0f / scale;
-  if (inv <= 3.4028234663852886e38f) {
+  if (!(s.scale > 0.0f)) return packed;
+  if (s.inv > 0.0f) {
 #pragma unroll
     for (int q = 0; q < 8; ++q)
-      set_code(packed, q, max(-qmax, min(qmax, __float2int_rn(quotient_by_reciprocal(bits_to_float(half_of(v, q)), scale, inv)))));
+      set_code(packed, q, max(-qmax, min(qmax, __float2int_rn(quotient_by_reciprocal(bits_to_float(half_of(v, q)), s.scale, s.inv)))));
   } else {
 #pragma unroll
-    for (int q = 0; q < 8; ++q) set_code(packed, q, max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / scale))));
+    for (int q = 0; q < 8; ++q) set_code(packed, q, max(-qmax, min(qmax, __float2int_rn(bits_to_float(half_of(v, q)) / s.scale))));
   }
   return packed;
 }
@@ -403,14 +412,14 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) quant_encode_warp_kernel(
   float amax = 0;
   if constexpr (kPerLane == 0) {
     for (int c = lane; c < chunks; c += 32) amax = chunk_amax(load_chunk(row, c), amax);
-    const float scale = warp_quant_scale(amax, qmax, scales + t);
+    const QuantScale scale = warp_quant_scale(amax, qmax, scales + t);
     for (int c = lane; c < chunks; c += 32) out[c] = quant_codes(load_chunk(row, c), scale, qmax);
   } else {
     uint4 v[kPerLane];
     load_row<kPerLane>(row, chunks, v);  // zeros past the row leave max |x| as it is
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) amax = chunk_amax(v[i], amax);
-    const float scale = warp_quant_scale(amax, qmax, scales + t);
+    const QuantScale scale = warp_quant_scale(amax, qmax, scales + t);
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i)
       if (lane + 32 * i < chunks) out[lane + 32 * i] = quant_codes(v[i], scale, qmax);
