@@ -501,6 +501,54 @@ struct Projection {
   void decode() const { cu::launch_gemm_bf16(z.p, r, u.p, r, true, nullptr, out.p, d, t, static_cast<int>(d), r, nullptr); }
 };
 
+// The element-wise codecs on one shape: X (T x d) filled, topk at 10 % (values, indices) and 8-bit
+// quant (codes, scales), and the decoded output; each call one launch with the choice in force.
+struct RowCodecs {
+  std::int64_t t;
+  int d, k;
+  Dev<std::uint16_t> x, out, values, scales;
+  Dev<std::int32_t> indices;
+  Dev<std::int8_t> codes;
+  RowCodecs(std::int64_t tokens, std::int64_t dim)
+      : t(tokens), d(static_cast<int>(dim)), k(static_cast<int>(mk::topk_count(0.1, dim))), x(static_cast<std::size_t>(t * d)),
+        out(static_cast<std::size_t>(t * d)), values(static_cast<std::size_t>(t * k)), scales(static_cast<std::size_t>(t)),
+        indices(static_cast<std::size_t>(t * k)), codes(static_cast<std::size_t>(t * d)) {
+    fill(x.p, x.n);
+  }
+  void topk_encode() const { cu::launch_topk_encode(x.p, t, d, k, values.p, indices.p, nullptr); }
+  void topk_decode() const { cu::launch_topk_decode(values.p, indices.p, t, d, k, out.p, nullptr); }
+  void quant_encode() const { cu::launch_quant_encode(x.p, t, d, 8, codes.p, scales.p, nullptr); }
+  void quant_decode() const { cu::launch_quant_decode(codes.p, scales.p, t, d, out.p, nullptr); }
+};
+
+// The steps of one mos encode with one rotation (the diagonal path, one theta block) on one shape:
+// the sample projection (512 strided tokens on [Ubar W], fp32), theta (statistics + fit), U(theta)
+// and the block's projection; each call the step's launches with the choice in force.
+struct MosSteps {
+  std::int64_t t, d;
+  int r;
+  std::int64_t samples, stride;
+  Dev<std::uint16_t> x, wide, u, z;
+  Dev<float> p, theta_out, scales;
+  Dev<double> lambda, stats;
+  MosSteps(std::int64_t tokens, std::int64_t dim, int rank)
+      : t(tokens), d(dim), r(rank), samples(mk::theta_sample_count(t, 1, r)), stride(mk::theta_sample_stride(t, 1, r)),
+        x(static_cast<std::size_t>(t * d)), wide(static_cast<std::size_t>(d * 2 * r)), u(static_cast<std::size_t>(d * r)),
+        z(static_cast<std::size_t>(t * r)), p(static_cast<std::size_t>(samples * 2 * r)), theta_out(1),
+        scales(static_cast<std::size_t>(2 * r)), lambda(static_cast<std::size_t>(r)),
+        stats(static_cast<std::size_t>(cu::theta_diagonal_scratch(r))) {
+    fill(x.p, x.n);
+    fill(wide.p, wide.n);
+    lambda.put(std::vector<double>(static_cast<std::size_t>(r), 1.0 / r));
+  }
+  void sample() const { cu::launch_gemm_bf16(x.p, stride * d, wide.p, 2 * r, false, p.p, nullptr, 2 * r, samples, 2 * r, static_cast<int>(d), nullptr); }
+  void theta() const {
+    cu::launch_theta_diagonal(p.p, samples, r, lambda.p, stats.p, static_cast<std::int64_t>(stats.n), theta_out.p, scales.p, nullptr);
+  }
+  void rotate() const { cu::launch_rotate_diagonal(wide.p, d, r, scales.p, u.p, nullptr); }
+  void project() const { cu::launch_gemm_bf16(x.p, d, u.p, r, false, nullptr, z.p, r, t, r, static_cast<int>(d), nullptr); }
+};
+
 /// Median seconds per call of `f` with the GEMM choice `kernel` (then back to automatic).
 template <typename F>
 double time_with(cu::GemmKernel kernel, F&& f) {
@@ -525,9 +573,7 @@ std::vector<std::int64_t> bench_tokens(bool quick) {
   return tokens;
 }
 
-// The steps of one mos encode with one rotation (the diagonal path, one theta block), timed one by
-// one with the GEMM choice `automatic`: the sample projection (512 strided tokens on [Ubar W], fp32),
-// theta (statistics + fit), U(theta), and the block's projection; microseconds per step.
+// mos's encode steps (MosSteps), timed one by one with the GEMM choice `automatic`; microseconds per step.
 void mos_steps(bool quick) {
   std::printf("\nmos, one rotation, one theta block, steps in us (auto GEMMs): sample = 512 tokens x [Ubar W]; theta = statistics\n"
               "+ fit; rotate = U(theta); project = X U(theta); GB/s = bf16 bytes of X over the sum\n");
@@ -535,20 +581,11 @@ void mos_steps(bool quick) {
   for (const std::int64_t t : bench_tokens(quick))
     for (std::int64_t d : {2048, 4096})
       for (int r : {16, 64, 256}) {
-        const std::int64_t ns = mk::theta_sample_count(t, 1, r), stride = mk::theta_sample_stride(t, 1, r);
-        Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dwide(static_cast<std::size_t>(d * 2 * r)), du(static_cast<std::size_t>(d * r)),
-            dz(static_cast<std::size_t>(t * r));
-        Dev<float> dp(static_cast<std::size_t>(ns * 2 * r)), dtheta(1), dscales(static_cast<std::size_t>(2 * r));
-        Dev<double> dlambda(static_cast<std::size_t>(r)), dstats(static_cast<std::size_t>(cu::theta_diagonal_scratch(r)));
-        fill(dx.p, dx.n);
-        fill(dwide.p, dwide.n);
-        dlambda.put(std::vector<double>(static_cast<std::size_t>(r), 1.0 / r));
-        const int n2 = 2 * r, di = static_cast<int>(d);
-        const double sample_s = time_s([&] { cu::launch_gemm_bf16(dx.p, stride * d, dwide.p, n2, false, dp.p, nullptr, n2, ns, n2, di, nullptr); });
-        const double theta_s =
-            time_s([&] { cu::launch_theta_diagonal(dp.p, ns, r, dlambda.p, dstats.p, static_cast<std::int64_t>(dstats.n), dtheta.p, dscales.p, nullptr); });
-        const double rotate_s = time_s([&] { cu::launch_rotate_diagonal(dwide.p, d, r, dscales.p, du.p, nullptr); });
-        const double project_s = time_s([&] { cu::launch_gemm_bf16(dx.p, d, du.p, r, false, nullptr, dz.p, r, t, r, di, nullptr); });
+        const MosSteps m(t, d, r);
+        const double sample_s = time_s([&] { m.sample(); });
+        const double theta_s = time_s([&] { m.theta(); });
+        const double rotate_s = time_s([&] { m.rotate(); });
+        const double project_s = time_s([&] { m.project(); });
         const double sum = sample_s + theta_s + rotate_s + project_s;
         std::printf("%6lld %5lld %4d | %8.1f %8.1f %8.1f %8.1f %8.1f | %8.1f\n", static_cast<long long>(t), static_cast<long long>(d), r,
                     sample_s * 1e6, theta_s * 1e6, rotate_s * 1e6, project_s * 1e6, sum * 1e6, 2.0 * t * d / sum / 1e9);
@@ -622,17 +659,12 @@ void bench(bool quick) {
       }
   for (std::int64_t d : {2048, 4096}) {  // element-wise methods
     const std::int64_t t = quick ? 8192 : 65536;
-    Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
-    fill(dx.p, dx.n);
-    const auto k = mk::topk_count(0.1, d);
-    Dev<std::uint16_t> dv(static_cast<std::size_t>(t * k)), ds(static_cast<std::size_t>(t));
-    Dev<std::int32_t> di(static_cast<std::size_t>(t * k));
-    Dev<std::int8_t> dc(static_cast<std::size_t>(t * d));
+    const RowCodecs rc(t, d);
     const double raw = 2.0 * t * d;
-    auto topk_enc = [&] { cu::launch_topk_encode(dx.p, t, static_cast<int>(d), static_cast<int>(k), dv.p, di.p, nullptr); };
-    auto topk_dec = [&] { cu::launch_topk_decode(dv.p, di.p, t, static_cast<int>(d), static_cast<int>(k), dout.p, nullptr); };
-    auto quant_enc = [&] { cu::launch_quant_encode(dx.p, t, static_cast<int>(d), 8, dc.p, ds.p, nullptr); };
-    auto quant_dec = [&] { cu::launch_quant_decode(dc.p, ds.p, t, static_cast<int>(d), dout.p, nullptr); };
+    auto topk_enc = [&] { rc.topk_encode(); };
+    auto topk_dec = [&] { rc.topk_decode(); };
+    auto quant_enc = [&] { rc.quant_encode(); };
+    auto quant_dec = [&] { rc.quant_decode(); };
     // No GEMM here: enc_moss is the row-in-registers encode, simple the streaming one, auto the
     // faster (the codec's); topk decode: moss the merging warp kernel, simple the scattering one,
     // auto the fastest of those and the block kernel; quant has one decode.
@@ -686,40 +718,26 @@ void profile() {
 }
 // One launch of each kernel without a GEMM (and of mos's fixed steps), in a fixed order; no timing.
 void profile_rows() {
-  const std::int64_t t = 65536, d = 2048;
-  const auto k = mk::topk_count(0.1, d);
-  Dev<std::uint16_t> dx(static_cast<std::size_t>(t * d)), dout(static_cast<std::size_t>(t * d));
-  Dev<std::uint16_t> dv(static_cast<std::size_t>(t * k)), ds(static_cast<std::size_t>(t));
-  Dev<std::int32_t> di(static_cast<std::size_t>(t * k));
-  Dev<std::int8_t> dc(static_cast<std::size_t>(t * d));
-  fill(dx.p, dx.n);
-  const int dim = static_cast<int>(d), kept = static_cast<int>(k);
-  std::printf("profile: T = %lld, d = %lld: topk encode (registers, streaming), quant encode (registers, streaming), topk decode (merged)\n",
-              static_cast<long long>(t), static_cast<long long>(d));
+  const RowCodecs rc(65536, 2048);
+  std::printf("profile: T = %lld, d = %d: topk encode (registers, streaming), quant encode (registers, streaming), topk decode (merged)\n",
+              static_cast<long long>(rc.t), rc.d);
   for (const cu::GemmKernel form : {cu::GemmKernel::moss, cu::GemmKernel::simple}) {
     cu::set_gemm_kernel(form);
-    cu::launch_topk_encode(dx.p, t, dim, kept, dv.p, di.p, nullptr);
+    rc.topk_encode();
   }
   for (const cu::GemmKernel form : {cu::GemmKernel::moss, cu::GemmKernel::simple}) {
     cu::set_gemm_kernel(form);
-    cu::launch_quant_encode(dx.p, t, dim, 8, dc.p, ds.p, nullptr);
+    rc.quant_encode();
   }
   cu::set_gemm_kernel(cu::GemmKernel::moss);
-  cu::launch_topk_decode(dv.p, di.p, t, dim, kept, dout.p, nullptr);
+  rc.topk_decode();
   MOSS_CUDA_CHECK(cudaDeviceSynchronize());
-  const std::int64_t tm = 8192;
-  const int r = 64, n2 = 2 * r;
-  const std::int64_t ns = mk::theta_sample_count(tm, 1, r), stride = mk::theta_sample_stride(tm, 1, r);
-  std::printf("profile: mos, T = %lld, d = %lld, r = %d: sample projection, theta, rotation (moss's kernels)\n", static_cast<long long>(tm),
-              static_cast<long long>(d), r);
-  Dev<std::uint16_t> dwide(static_cast<std::size_t>(d * n2)), du(static_cast<std::size_t>(d * r));
-  Dev<float> dp(static_cast<std::size_t>(ns * n2)), dtheta(1), dscales(static_cast<std::size_t>(n2));
-  Dev<double> dlambda(static_cast<std::size_t>(r)), dstats(static_cast<std::size_t>(cu::theta_diagonal_scratch(r)));
-  fill(dwide.p, dwide.n);
-  dlambda.put(std::vector<double>(static_cast<std::size_t>(r), 1.0 / r));
-  cu::launch_gemm_bf16(dx.p, stride * d, dwide.p, n2, false, dp.p, nullptr, n2, ns, n2, dim, nullptr);
-  cu::launch_theta_diagonal(dp.p, ns, r, dlambda.p, dstats.p, static_cast<std::int64_t>(dstats.n), dtheta.p, dscales.p, nullptr);
-  cu::launch_rotate_diagonal(dwide.p, d, r, dscales.p, du.p, nullptr);
+  const MosSteps m(8192, 2048, 64);
+  std::printf("profile: mos, T = %lld, d = %lld, r = %d: sample projection, theta, rotation (moss's kernels)\n", static_cast<long long>(m.t),
+              static_cast<long long>(m.d), m.r);
+  m.sample();
+  m.theta();
+  m.rotate();
   cu::set_gemm_kernel(cu::GemmKernel::automatic);
   MOSS_CUDA_CHECK(cudaDeviceSynchronize());
 }
