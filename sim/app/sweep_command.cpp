@@ -13,6 +13,7 @@
 #include "moss/core/error.h"
 #include "moss/scenario/loader.h"
 #include "moss/sweep/communicator.h"
+#include "moss/sweep/point_check.h"
 #include "moss/sweep/point_evaluator.h"
 #include "moss/sweep/runner.h"
 #include "output.h"
@@ -130,6 +131,14 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
     err << "moss sweep: " << plan.size() << " points over " << plan.fields().size() << " fields, " << comm->size()
         << (comm->size() > 1 ? " MPI ranks x " : " process x ") << ro.jobs << " jobs -> " << ro.out_dir << '\n';
 
+  if (comm->rank() == 0) {
+    // Invalid points are recorded as such and the sweep goes on; say so before hours are spent.
+    const std::vector<Problem> invalid = sweep::sweep_point_problems(doc, plan, o.scenario);
+    constexpr std::size_t kShown = 10;
+    if (!invalid.empty()) err << "moss sweep: note: points that will be recorded as invalid (moss validate lists them all):\n";
+    for (std::size_t i = 0; i < std::min(invalid.size(), kShown); ++i) err << "  " << invalid[i].to_string() << '\n';
+    if (invalid.size() > kShown) err << "  ... and " << invalid.size() - kShown << " more problems\n";
+  }
   const sweep::PointEvaluator evaluator(doc, o.scenario, backend, cache_dir);
   sweep::SweepRunner runner(std::move(plan), header, identity, ro, evaluator, progress);
   sweep::SweepOutcome result;

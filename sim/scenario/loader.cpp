@@ -116,6 +116,10 @@ std::vector<Problem> validate_scenario(const nlohmann::json& doc, const std::str
   return {};
 }
 
+std::string resolve_scenario_path(const std::string& file, const std::string& value) {
+  return detail::resolve_under(base_dir_of(file), value);
+}
+
 Scenario load_scenario(const std::string& path) { return parse_scenario(read_json_file(path), path); }
 
 void set_dotted(nlohmann::json& doc, const std::string& dotted_path, const nlohmann::json& value) {

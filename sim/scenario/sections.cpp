@@ -103,6 +103,11 @@ void read_parallelism(JsonReader& r, const json& doc, Scenario& s) {
   if (auto v = r.integer(*j, p, "zero_stage", 0, 3, false)) par.zero_stage = static_cast<int>(*v);
 }
 
+std::string resolve_under(const std::string& base_dir, const std::string& value) {
+  const std::filesystem::path path(value);
+  return (path.is_absolute() ? path : std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
 void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::string& base_dir) {
   const json* j = section(r, doc, "compression", false);
   if (!j) return;
@@ -128,11 +133,9 @@ void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::st
         r.problem(p + "/activations", "= \"" + *a + "\": " + e.what());
       }
     } else {
-      const std::filesystem::path path = std::filesystem::path(*a).is_absolute() ? std::filesystem::path(*a)
-                                                                                  : std::filesystem::path(base_dir) / *a;
-      c.activations = path.lexically_normal().string();
+      c.activations = resolve_under(base_dir, *a);
       std::error_code ec;
-      if (!std::filesystem::is_regular_file(path, ec)) {
+      if (!std::filesystem::is_regular_file(c.activations, ec)) {
         r.problem(p + "/activations", "= \"" + *a + "\": expected \"synthetic:<spec>\" or an existing .npy/.h5 file (looked for " +
                                           c.activations + ")");
       }
@@ -177,11 +180,9 @@ void read_efficiency(JsonReader& r, const json& e, const std::string& p, const c
     if (j->contains("file")) r.problem(jp + "/file", "only used with \"source\": \"measured\"");
   } else {
     if (auto f = r.string(*j, jp, "file", true)) {
-      const std::filesystem::path path = std::filesystem::path(*f).is_absolute() ? std::filesystem::path(*f)
-                                                                                  : std::filesystem::path(base_dir) / *f;
-      out.file = path.lexically_normal().string();
+      out.file = resolve_under(base_dir, *f);
       std::error_code ec;
-      if (!std::filesystem::is_regular_file(path, ec)) {
+      if (!std::filesystem::is_regular_file(out.file, ec)) {
         r.problem(jp + "/file", "= \"" + *f + "\": no such calibration file (looked for " + out.file + ")");
       }
     }

@@ -41,7 +41,10 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
   req.kv_dim = s.model.kv_dim();
   req.head_dim = s.model.head_dim();
   req.seed = s.simulation.seed;
-  req.activation_source = c.activations;
+  // A file by its absolute path: the same file reached from another directory is the same source.
+  req.activation_source = c.activations.rfind("synthetic:", 0) == 0
+                              ? c.activations
+                              : std::filesystem::absolute(c.activations).lexically_normal().string();
   req.device = "auto";
   return req;
 }
@@ -89,11 +92,26 @@ LoadedFile load_cached(const std::string& path) {
 }
 
 // The scenario's activation file as the kernels take it, checked (see check_activations).
+constexpr const char* kActivationsPointer = "/compression/activations";
+
+// Loads the activation file `path` that `scenario_file` names; its own problems (format, NaN/Inf)
+// are reported under the scenario's file and the path that named it.
+LoadedFile load_named(const std::string& path, const std::string& scenario_file) {
+  try {
+    return load_cached(path);
+  } catch (const InputError& e) {
+    std::vector<Problem> problems;
+    for (const Problem& p : e.problems())
+      problems.push_back({scenario_file, kActivationsPointer, "\"" + path + "\": " + (p.pointer.empty() ? "" : p.pointer + ": ") + p.message});
+    throw InputError(std::move(problems));
+  }
+}
+
 LoadedFile checked_activations(const scenario::Scenario& s) {
   const std::string& source = s.compression.activations;
-  const LoadedFile file = load_cached(source);
+  const std::string at = kActivationsPointer;
+  const LoadedFile file = load_named(source, s.source_file);
   const io::Activations& a = *file.data;
-  const std::string at = "/compression/activations";
   if (!a.is_pair()) {
     throw InputError(s.source_file, at, "\"" + source + "\" holds one tensor: expected K and V (a [2, tokens, dim] or [2, layers, tokens, dim] .npy, or datasets \"k\" and \"v\")");
   }
@@ -218,6 +236,15 @@ void check_activations(const scenario::Scenario& s) {
   const std::string& source = s.compression.activations;
   if (!s.compression.compressed() || source.empty() || source.rfind("synthetic:", 0) == 0) return;
   (void)checked_activations(s);
+}
+
+std::vector<Problem> activation_file_problems(const std::string& path, const std::string& scenario_file) {
+  try {
+    (void)load_named(path, scenario_file);
+  } catch (const InputError& e) {
+    return e.problems();
+  }
+  return {};
 }
 
 CompressionFigures compression_figures(const scenario::Scenario& s, bool measure_kernels,

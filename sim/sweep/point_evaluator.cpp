@@ -6,6 +6,7 @@
 
 #include "moss/converge/cost.h"
 #include "moss/scenario/loader.h"
+#include "moss/sweep/point_check.h"
 
 namespace moss::sweep {
 
@@ -74,9 +75,16 @@ PointEvaluator::PointEvaluator(nlohmann::json base, std::string file, std::optio
       backend_(std::move(backend)),
       measurement_cache_(std::move(measurement_cache)) {}
 
-PointRecord PointEvaluator::operator()(std::int64_t, const std::vector<Assignment>& assignments) const {
+PointRecord PointEvaluator::operator()(std::int64_t index, const std::vector<Assignment>& assignments) const {
   const nlohmann::json doc = point_document(base_, assignments, file_);
-  const scenario::Scenario s = scenario::parse_scenario(doc, file_);
+  scenario::Scenario s;
+  try {
+    s = scenario::parse_scenario(doc, file_);
+  } catch (const InputError& e) {
+    // Named by the swept field at fault, not only the scenario path (whose value in the file is valid).
+    throw InputError(point_problems(e.problems(), static_cast<std::size_t>(index), assignments,
+                                    base_.value("sweep", nlohmann::json()), file_));
+  }
   step::EvaluateOptions options;
   options.backend = backend_;
   options.measurement_cache = measurement_cache_;

@@ -107,6 +107,21 @@ TEST(Cli, ValidateAcceptsAGoodScenario) {
   EXPECT_EQ(r.code, 0) << r.output;
 }
 
+TEST(Cli, ValidateChecksEverySweepPoint) {
+  // The fixture's sixth design, int3 quantisation, is invalid in each of its 100 points.
+  const std::string file = std::string(MOSS_TEST_DATA_DIR) + "/sweep/cli-sweep.json";
+  const Result r = run("validate " + file);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(file + R"(: /sweep/compression: point 5 \(cluster.network.bandwidth = "300Mbps", )"
+                                                            R"(compression = \{"bits":3,"method":"quant"\}\): /compression/bits: .*4 or 8.*\(and 99 more points\))")))
+      << r.output;
+  const std::string dir = temp_dir("valid-sweep");
+  nlohmann::json doc = nlohmann::json::parse(kValid);
+  doc["sweep"] = {{"cluster.network.bandwidth", {"1Gbps", "10Gbps"}}};
+  const Result ok = run("validate " + write(dir, "s.json", doc.dump()));
+  EXPECT_EQ(ok.code, 0) << ok.output;
+}
+
 struct BadFile {
   const char* name;
   const char* content;

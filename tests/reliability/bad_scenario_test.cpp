@@ -27,7 +27,6 @@ struct BadCase {
   std::string message;  // regex the problem's message must match
   std::string why;
   bool run_only = false;     // found when the run loads data, not by `moss validate`
-  std::string problem_file;  // the file the message names when not the scenario (relative path)
   std::string known_bug;     // why `moss validate` wrongly accepts it (its check is skipped)
 };
 
@@ -42,7 +41,7 @@ std::vector<BadCase> load_cases() {
   std::vector<BadCase> out;
   for (const auto& c : manifest.at("cases")) {
     out.push_back({c.at("file"), c.at("pointer"), c.at("message"), c.value("why", ""), c.value("run_only", false),
-                   c.value("problem_file", ""), c.value("known_bug", "")});
+                   c.value("known_bug", "")});
   }
   return out;
 }
@@ -97,20 +96,7 @@ TEST(BadScenarioTable, HasAtLeastSixtyCasesEachWithItsFile) {
   for (const auto& c : cases()) EXPECT_TRUE(fs::is_regular_file(kDir / c.file)) << c.file;
   std::size_t files = 0;
   for (const auto& e : fs::directory_iterator(kDir)) files += e.path().filename() != "manifest.json";
-  // problem_file paths must exist too (fixtures in tests/data/bad_activations).
-  for (const auto& c : cases()) {
-    if (!c.problem_file.empty()) {
-      EXPECT_TRUE(fs::is_regular_file(kDir / c.problem_file)) << c.problem_file;
-    }
-  }
   EXPECT_EQ(files, cases().size()) << "a file in bad_scenarios/ is not in the manifest";
-}
-
-// The path the message must start with: the scenario, or the data file it names.
-std::string named_path(const BadCase& c) {
-  const std::string scenario = (kDir / c.file).string();
-  if (c.problem_file.empty()) return scenario;
-  return (kDir / c.problem_file).lexically_normal().string();
 }
 
 TEST_P(BadScenario, ValidateExitsTwoNamingFilePointerAndExpectation) {
@@ -122,7 +108,7 @@ TEST_P(BadScenario, ValidateExitsTwoNamingFilePointerAndExpectation) {
   const ProcessResult r = run_moss({"validate", path}, hostile_limits(), scratch);
   ASSERT_TRUE(no_crash(r)) << c.why;
   EXPECT_EQ(r.exit_code, 2) << c.why << "\n" << r.out << r.err;
-  EXPECT_TRUE(names_problem(r.err, "", named_path(c), c)) << c.why;
+  EXPECT_TRUE(names_problem(r.err, "", (kDir / c.file).string(), c)) << c.why;
   EXPECT_EQ(r.out.find(": valid"), std::string::npos) << r.out;
 }
 
@@ -134,7 +120,7 @@ TEST_P(BadScenario, RunExitsTwoAndWritesNoResult) {
   const ProcessResult r = run_moss({"run", path, "--out", out.string()}, hostile_limits(), scratch);
   ASSERT_TRUE(no_crash(r)) << c.why;
   EXPECT_EQ(r.exit_code, 2) << c.why << "\n" << r.out << r.err;
-  EXPECT_TRUE(names_problem(r.err, "error: ", named_path(c), c)) << c.why;
+  EXPECT_TRUE(names_problem(r.err, "error: ", (kDir / c.file).string(), c)) << c.why;
   // Invalid input is refused before any output exists: no summary, no trace, nothing at all.
   EXPECT_TRUE(moss::reliability::files_under(out).empty()) << "moss wrote into --out for invalid input";
   EXPECT_EQ(r.out.find("tokens/s"), std::string::npos) << "a result table was printed:\n" << r.out;

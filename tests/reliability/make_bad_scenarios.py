@@ -34,7 +34,6 @@ EXPLICIT_MODEL = {"layers": 8, "d_model": 2048, "heads": 8, "kv_heads": 8, "ffn_
 
 CASES = []  # (file stem, content (dict or raw str/bytes), pointer, message regex, why, options)
 # options: "run_only" (the problem is found when the run loads data, not by `moss validate`),
-# "problem_file" (the file the message names, relative to bad_scenarios/, when not the scenario),
 # "known_bug" (why `moss validate` wrongly accepts it; the validate check is skipped until fixed).
 
 
@@ -281,15 +280,12 @@ MOS = {"method": "mos", "rank_k": 40, "rank_v": 100}
 mutate("activations-missing-file", "/compression/activations", r"existing .npy/.h5 file", "no such activation file",
        {"compression": dict(MOS, activations="no-such-file.npy")})
 # `moss validate` loads the file as the run will (a scenario that validates must run).
-mutate("activations-nan", "", r"NaN at K layer 0, token 3, feature 5", "K/V pair with a NaN",
-       {"compression": dict(MOS, activations="../bad_activations/nan-pair.npy")},
-       problem_file="../bad_activations/nan-pair.npy")
-mutate("activations-truncated", "", r"truncated", "K/V pair cut short",
-       {"compression": dict(MOS, activations="../bad_activations/truncated-pair.npy")},
-       problem_file="../bad_activations/truncated-pair.npy")
-mutate("activations-huge-value", "", r"magnitude at most 1e15", "K/V pair with a value of 1e16",
-       {"compression": dict(MOS, activations="../bad_activations/huge-value-pair.npy")},
-       problem_file="../bad_activations/huge-value-pair.npy")
+mutate("activations-nan", "/compression/activations", r"NaN at K layer 0, token 3, feature 5", "K/V pair with a NaN",
+       {"compression": dict(MOS, activations="../bad_activations/nan-pair.npy")})
+mutate("activations-truncated", "/compression/activations", r"truncated", "K/V pair cut short",
+       {"compression": dict(MOS, activations="../bad_activations/truncated-pair.npy")})
+mutate("activations-huge-value", "/compression/activations", r"magnitude at most 1e15", "K/V pair with a value of 1e16",
+       {"compression": dict(MOS, activations="../bad_activations/huge-value-pair.npy")})
 mutate("activations-one-tensor", "/compression/activations", r"expected K and V", "one tensor where a K/V pair is needed",
        {"compression": dict(MOS, activations="../bad_activations/one-tensor.npy")})
 mutate("activations-wrong-width", "/compression/activations", r"width 8; the model's K/V width is 2048",

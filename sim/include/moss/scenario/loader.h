@@ -22,6 +22,10 @@ namespace moss::scenario {
 /// Builds a scenario from a document; throws moss::InputError listing every problem.
 [[nodiscard]] Scenario parse_scenario(const nlohmann::json& doc, const std::string& file);
 
+/// A file named in the scenario `file` (an activation or calibration file) as moss opens it:
+/// `value` when absolute, else relative to the scenario's directory.
+[[nodiscard]] std::string resolve_scenario_path(const std::string& file, const std::string& value);
+
 /// read_json_file + parse_scenario.
 [[nodiscard]] Scenario load_scenario(const std::string& path);
 

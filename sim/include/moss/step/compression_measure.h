@@ -2,7 +2,10 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
+#include <vector>
 
+#include "moss/core/error.h"
 #include "moss/scenario/scenario.h"
 #include "moss/step/evaluate.h"
 #include "moss/step/step_simulator.h"
@@ -31,5 +34,11 @@ struct CompressionFigures {
 /// scenario file and /compression/activations (or the activation file for its own errors); the
 /// file stays loaded for the run that follows in this process.
 void check_activations(const scenario::Scenario& s);
+
+/// The problems of the activation file `path` on its own (it loads: a readable .npy/.h5 without
+/// NaN/Inf), under `scenario_file` and /compression/activations; empty when it loads. For
+/// `moss validate`, which reports them beside the scenario's other problems when the scenario itself
+/// does not parse (check_activations needs the model's shapes).
+[[nodiscard]] std::vector<Problem> activation_file_problems(const std::string& path, const std::string& scenario_file);
 
 }  // namespace moss::step

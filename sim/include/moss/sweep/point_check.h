@@ -1,0 +1,34 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "moss/core/error.h"
+#include "moss/sweep/sweep_plan.h"
+
+namespace moss::sweep {
+
+/// Sweeps up to this many points are checked point by point (about 70 us each), larger ones value
+/// by value.
+inline constexpr std::size_t kMaxCheckedPoints = 16384;
+
+/// The problems of point `index` (with `assignments`) of the sweep in `file`, as a sweep reports
+/// them: each under the swept field that caused it (/sweep/<dotted path>, or /sweep/zip for a zip
+/// group's field), or under /sweep when no swept field is at fault (a cross-field check), with the
+/// point, its values and the scenario path in the message.
+[[nodiscard]] std::vector<Problem> point_problems(const std::vector<Problem>& problems, std::size_t index,
+                                                  const std::vector<Assignment>& assignments,
+                                                  const nlohmann::json& sweep_block, const std::string& file);
+
+/// The problems of a valid scenario's sweep points (`doc` holds the scenario and its "sweep" block,
+/// parsed into `plan`): every point when the plan has at most `max_points`, else every value of
+/// every axis with the other axes at their first value. The same problem in several points is
+/// reported once, with the number of points. Empty when every point checked is valid.
+[[nodiscard]] std::vector<Problem> sweep_point_problems(const nlohmann::json& doc, const SweepPlan& plan,
+                                                        const std::string& file,
+                                                        std::size_t max_points = kMaxCheckedPoints);
+
+}  // namespace moss::sweep

@@ -1,0 +1,105 @@
+#include "moss/sweep/point_check.h"
+
+#include <map>
+#include <tuple>
+
+#include "moss/scenario/loader.h"
+
+namespace moss::sweep {
+
+namespace {
+
+// "/compression/rank_k" for "compression.rank_k".
+std::string scenario_pointer(const std::string& dotted) {
+  std::string out = "/";
+  for (const char c : dotted) out += c == '.' ? std::string("/") : c == '~' ? std::string("~0") : std::string(1, c);
+  return out;
+}
+
+
+// `key` as one JSON pointer token.
+std::string escaped(const std::string& key) {
+  std::string out;
+  for (const char c : key) out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  return out;
+}
+
+bool under(const std::string& pointer, const std::string& prefix) {
+  return pointer == prefix || pointer.rfind(prefix + "/", 0) == 0;
+}
+
+std::string point_text(std::size_t index, const std::vector<Assignment>& assignments) {
+  std::string text = "point " + std::to_string(index) + " (";
+  for (std::size_t i = 0; i < assignments.size(); ++i)
+    text += (i ? ", " : "") + assignments[i].first + " = " + assignments[i].second.dump();
+  return text + ")";
+}
+
+// The indices checked: all of them, or each axis's values with the other axes at their first.
+std::vector<std::size_t> checked_points(const SweepPlan& plan, std::size_t max_points) {
+  std::vector<std::size_t> out;
+  if (plan.size() <= max_points) {
+    for (std::size_t i = 0; i < plan.size(); ++i) out.push_back(i);
+    return out;
+  }
+  std::size_t stride = plan.size();
+  for (const Axis& axis : plan.axes()) {
+    stride /= axis.values.size();
+    for (std::size_t k = 0; k < axis.values.size(); ++k)
+      if (k > 0 || out.empty()) out.push_back(k * stride);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Problem> point_problems(const std::vector<Problem>& problems, std::size_t index,
+                                    const std::vector<Assignment>& assignments, const nlohmann::json& sweep_block,
+                                    const std::string& file) {
+  std::vector<Problem> out;
+  for (const Problem& p : problems) {
+    std::string at = "/sweep";
+    for (const auto& [dotted, value] : assignments) {
+      if (!under(p.pointer, scenario_pointer(dotted))) continue;
+      at = sweep_block.is_object() && sweep_block.contains(dotted) ? "/sweep/" + escaped(dotted) : "/sweep/zip";
+      break;
+    }
+    out.push_back({file, at, point_text(index, assignments) + ": " + (p.pointer.empty() ? "" : p.pointer + ": ") + p.message});
+  }
+  return out;
+}
+
+std::vector<Problem> sweep_point_problems(const nlohmann::json& doc, const SweepPlan& plan, const std::string& file,
+                                          std::size_t max_points) {
+  const nlohmann::json& block = doc.at("sweep");
+  // (where, the point's own problem) -> the first report of it and the points that have it.
+  std::map<std::tuple<std::string, std::string, std::string>, std::size_t> seen;
+  std::vector<std::pair<Problem, std::size_t>> reports;
+  for (const std::size_t index : checked_points(plan, max_points)) {
+    const std::vector<Assignment> assignments = plan.point(index);
+    std::vector<Problem> problems;
+    try {
+      problems = scenario::validate_scenario(point_document(doc, assignments, file), file);
+    } catch (const InputError& e) {  // a path through a value that is not an object
+      problems = e.problems();
+    }
+    const std::vector<Problem> attributed = point_problems(problems, index, assignments, block, file);
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+      const auto key = std::make_tuple(attributed[i].pointer, problems[i].pointer, problems[i].message);
+      if (auto it = seen.find(key); it != seen.end()) {
+        ++reports[it->second].second;
+        continue;
+      }
+      seen.emplace(key, reports.size());
+      reports.emplace_back(attributed[i], 1);
+    }
+  }
+  std::vector<Problem> out;
+  for (auto& [problem, points] : reports) {
+    if (points > 1) problem.message += " (and " + std::to_string(points - 1) + " more points)";
+    out.push_back(std::move(problem));
+  }
+  return out;
+}
+
+}  // namespace moss::sweep

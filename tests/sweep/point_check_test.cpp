@@ -1,0 +1,84 @@
+// The sweep's point check (moss/sweep/point_check.h): which swept field a point's problem is laid
+// on, one report per distinct problem, and the value-by-value check of large sweeps.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "moss/sweep/point_check.h"
+#include "moss/sweep/sweep_plan.h"
+
+namespace {
+
+using moss::Problem;
+using moss::sweep::SweepPlan;
+using moss::sweep::sweep_point_problems;
+
+nlohmann::json scenario_with(const nlohmann::json& sweep) {
+  nlohmann::json doc = nlohmann::json::parse(R"({
+    "model": {"preset": "mos-800m"},
+    "training": {"seq_len": 131072},
+    "cluster": {"gpu": "A100-80GB", "nodes": 8, "network": {"bandwidth": "1Gbps"}},
+    "compression": {"method": "quant", "bits": 4}
+  })");
+  doc["sweep"] = sweep;
+  return doc;
+}
+
+std::vector<Problem> problems_of(const nlohmann::json& doc, std::size_t max_points = moss::sweep::kMaxCheckedPoints) {
+  return sweep_point_problems(doc, SweepPlan::from_json(doc["sweep"], "s.json"), "s.json", max_points);
+}
+
+TEST(PointCheck, AValidSweepHasNoProblem) {
+  EXPECT_TRUE(problems_of(scenario_with({{"compression.bits", {4, 8}}, {"cluster.network.bandwidth", {"1Gbps", "10Gbps"}}})).empty());
+}
+
+TEST(PointCheck, ABadValueIsLaidOnItsSweptFieldWithThePoint) {
+  const auto problems = problems_of(scenario_with({{"cluster.network.bandwidth", {"1Gbps", "10Gbps"}}, {"compression.bits", {4, 3}}}));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].file, "s.json");
+  EXPECT_EQ(problems[0].pointer, "/sweep/compression.bits");
+  // Points 1 and 3 (bits varies fastest) have it: the first is named, the other counted.
+  EXPECT_EQ(problems[0].message.rfind("point 1 (cluster.network.bandwidth = \"1Gbps\", compression.bits = 3): /compression/bits: ", 0), 0u)
+      << problems[0].message;
+  EXPECT_NE(problems[0].message.find("4 or 8"), std::string::npos) << problems[0].message;
+  EXPECT_NE(problems[0].message.find("(and 1 more points)"), std::string::npos) << problems[0].message;
+}
+
+TEST(PointCheck, AnUnknownSweptKeyIsReported) {
+  const auto problems = problems_of(scenario_with({{"compression.bitz", {4}}}));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].pointer, "/sweep/compression.bitz");
+  EXPECT_NE(problems[0].message.find("/compression/bitz"), std::string::npos) << problems[0].message;
+}
+
+TEST(PointCheck, ACrossFieldProblemIsLaidOnTheSweep) {
+  // 6 nodes cannot hold a context of 8 (the base's default context is its node count, 8, here kept).
+  nlohmann::json doc = scenario_with({{"cluster.nodes", {8, 6}}});
+  doc["parallelism"] = {{"context", 8}};
+  const auto problems = problems_of(doc);
+  ASSERT_FALSE(problems.empty());
+  for (const Problem& p : problems) {
+    EXPECT_TRUE(p.pointer == "/sweep" || p.pointer == "/sweep/cluster.nodes") << p.pointer;
+    EXPECT_EQ(p.message.rfind("point 1 (cluster.nodes = 6): ", 0), 0u) << p.message;
+  }
+}
+
+TEST(PointCheck, AZipGroupsFieldIsLaidOnTheZip) {
+  const auto problems = problems_of(scenario_with({{"zip", {{"compression.bits", {4, 3}}, {"cluster.network.bandwidth", {"1Gbps", "2Gbps"}}}}}));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].pointer, "/sweep/zip");
+}
+
+TEST(PointCheck, ALargeSweepIsCheckedValueByValue) {
+  // 3 x 3 points, at most 4 checked: each value of each axis with the other at its first (5 points).
+  const nlohmann::json doc = scenario_with({{"cluster.network.bandwidth", {"1Gbps", "2Gbps", "3Gbps"}}, {"compression.bits", {4, 8, 3}}});
+  const auto problems = problems_of(doc, 4);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].message.rfind("point 2 (", 0), 0u) << problems[0].message;
+  EXPECT_EQ(problems[0].message.find("more points"), std::string::npos) << "only one checked point has bits = 3";
+  const auto all = problems_of(doc);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_NE(all[0].message.find("(and 2 more points)"), std::string::npos) << all[0].message;
+}
+
+}  // namespace
