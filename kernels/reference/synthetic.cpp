@@ -214,6 +214,44 @@ int effective_rank(const SyntheticSpec& s, bool is_v) {
   return static_cast<int>(std::clamp<std::int64_t>(r, 1, std::max<std::int64_t>(1, s.dim)));
 }
 
+namespace {
+
+// Full rank without decay: every orthonormal basis gives the same distribution (N(0, I) per token,
+// plus the noise), so the generator skips the O(dim^3) orthonormalisation and the O(dim^2) rows.
+bool identity_basis(const SyntheticSpec& s, bool is_v) {
+  return effective_rank(s, is_v) == s.dim && (is_v ? s.decay_v : s.decay) == 0;
+}
+
+Matrix generate_isotropic(const SyntheticSpec& s, std::uint64_t seed) {
+  // The same draws as the general path: the token's coefficients, then its noise.
+  const auto noise_std = static_cast<float>(s.noise);  // energy = dim when every sigma is 1
+  Matrix x(s.tokens, s.dim);
+  for (std::int64_t t = 0; t < s.tokens; ++t) {
+    NormalStream ns(seed, kStreamToken, static_cast<std::uint64_t>(t));
+    float* row = x.row(t);
+    for (std::int64_t e = 0; e < s.dim; ++e) row[e] = ns.normal();
+    if (noise_std > 0)
+      for (std::int64_t e = 0; e < s.dim; ++e) row[e] += noise_std * ns.approx_normal();
+  }
+  return x;
+}
+
+}  // namespace
+
+void check_synthetic_cost(const SyntheticSpec& s) {
+  for (const bool is_v : {false, true}) {
+    if (identity_basis(s, is_v)) continue;
+    const double r = effective_rank(s, is_v), d = static_cast<double>(s.dim), k = s.subspaces;
+    if (k * r * d > kMaxSyntheticBasisValues)
+      throw std::invalid_argument("synthetic spec: subspaces x rank x dim = " + std::to_string(static_cast<std::int64_t>(k * r * d)) +
+                                  " basis values" + (is_v ? " (V)" : "") + ": at most 2^28 (1 GiB); lower subspaces, rank or dim");
+    if (k * r * r * d + static_cast<double>(s.tokens) * r * d > kMaxSyntheticWork)
+      throw std::invalid_argument("synthetic spec: generating it takes subspaces x rank^2 x dim + tokens x rank x dim = " +
+                                  std::to_string(static_cast<std::int64_t>(k * r * r * d + static_cast<double>(s.tokens) * r * d)) +
+                                  " multiply-adds" + (is_v ? " (V)" : "") + ": at most 2^37 (about a minute); lower rank, subspaces, tokens or dim");
+  }
+}
+
 SyntheticSpec parse_synthetic_spec(std::string_view text) {
   SyntheticSpec s;
   bool first = true;
@@ -262,8 +300,11 @@ SyntheticSpec parse_synthetic_spec(std::string_view text) {
   if (s.subspaces < 1 || s.subspaces > 1024) throw std::invalid_argument("synthetic spec: subspaces must be in [1, 1024]");
   if (s.rank < 0) throw std::invalid_argument("synthetic spec: rank must be >= 0 (0: preset default)");
   if (s.segment < 1) throw std::invalid_argument("synthetic spec: segment must be >= 1 token");
-  if (!(s.noise >= 0) || !(s.spread >= 0) || !(s.decay >= 0) || !(s.decay_v >= 0))
-    throw std::invalid_argument("synthetic spec: noise, spread, decay and decay_v must be >= 0");
+  for (const auto& [name, value] : {std::pair{"noise", s.noise}, std::pair{"spread", s.spread}, std::pair{"decay", s.decay},
+                                    std::pair{"decay_v", s.decay_v}})
+    if (!(value >= 0) || !(value <= kMaxSyntheticParameter))
+      throw std::invalid_argument(std::string("synthetic spec: ") + name + " must be a finite number in [0, 1e6]");
+  check_synthetic_cost(s);
   return s;
 }
 
@@ -277,9 +318,11 @@ std::string to_string(const SyntheticSpec& s) {
 }
 
 Matrix generate_synthetic(const SyntheticSpec& s, bool is_v) {
+  check_synthetic_cost(s);
   const int r = effective_rank(s, is_v);
   const std::int64_t d = s.dim;
   const std::uint64_t seed = s.seed * 2 + (is_v ? 1 : 0);
+  if (identity_basis(s, is_v)) return generate_isotropic(s, seed);
   // Common basis B_0 and the subspaces around it, stored transposed (rank x dim rows).
   std::vector<float> b0(static_cast<std::size_t>(r * d));
   for (int i = 0; i < r; ++i) {

@@ -317,8 +317,14 @@ void print_table(std::ostream& out, const CompressOptions& o, const std::string&
 }  // namespace
 
 void add_compress_options(CLI::App& sub, CompressOptions& o) {
-  sub.add_option("--activations", o.activations, "activation file (.npy or .h5): [tokens, dim], [layers, tokens, dim] or a K/V pair");
-  sub.add_option("--synthetic", o.synthetic, "synthetic activation spec, e.g. llama,tokens=4096,dim=2048");
+  const auto non_empty = [](const char* what) {
+    return CLI::Validator([what](const std::string& v) { return v.empty() ? std::string("expected ") + what + ", not an empty string" : std::string(); },
+                          "", "non-empty");
+  };
+  sub.add_option("--activations", o.activations, "activation file (.npy or .h5): [tokens, dim], [layers, tokens, dim] or a K/V pair")
+      ->check(non_empty("a .npy or .h5 file"));
+  sub.add_option("--synthetic", o.synthetic, "synthetic activation spec, e.g. llama,tokens=4096,dim=2048")
+      ->check(non_empty("a spec such as llama or llama,dim=4096"));
   sub.add_option("--method", o.method, "none | pca | mos | mos-k | topk | quant")->required();
   sub.add_option("--rank", o.rank, "pca, mos, mos-k: rank of a single tensor (and of K and V unless given separately)");
   sub.add_option("--rank-k", o.rank_k, "pca, mos, mos-k: rank for K");

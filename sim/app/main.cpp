@@ -1,4 +1,6 @@
 // The moss command line: the only code that prints to the user or chooses an exit code.
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <iostream>
 
@@ -48,14 +50,7 @@ int main(int argc, char** argv) {
   auto* cache_cmd = app.add_subcommand("cache", "show or clear the cache of compression measurements");
   moss::app::add_cache_options(*cache_cmd, cache);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : kExitInvalidInput;
-  }
-
-  try {
+  const auto dispatch = [&]() -> int {
     if (*run_cmd) return moss::app::run_run(run, std::cout, std::cerr);
     if (*sweep_cmd) return moss::app::run_sweep(sweep, std::cout, std::cerr);
     if (*report_cmd) return moss::app::run_report(report, std::cout, std::cerr);
@@ -63,18 +58,38 @@ int main(int argc, char** argv) {
     if (*validate_cmd) return moss::app::run_validate(validate, std::cout, std::cerr);
     if (*calibrate_cmd) return moss::app::run_calibrate(calibrate);
     if (*cache_cmd) return moss::app::run_cache(cache, std::cout);
+    return kExitFailure;
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitInvalidInput;
+  }
+
+  int code = kExitFailure;
+  try {
+    code = dispatch();
   } catch (const moss::InputError& e) {
     for (const auto& p : e.problems()) std::cerr << "error: " << p.to_string() << '\n';
-    return kExitInvalidInput;
+    code = kExitInvalidInput;
   } catch (const moss::InternalError& e) {
     std::cerr << "moss: internal error (please report): " << e.what() << '\n';
-    return kExitFailure;
+    code = kExitFailure;
   } catch (const std::bad_alloc&) {
     std::cerr << "moss: out of memory\n";
-    return kExitFailure;
+    code = kExitFailure;
   } catch (const std::exception& e) {
     std::cerr << "moss: " << e.what() << '\n';
-    return kExitFailure;
+    code = kExitFailure;
   }
-  return kExitFailure;
+  // A result that never reached its reader (a full disk, a closed pipe) is not a success.
+  errno = 0;
+  std::cout.flush();
+  if (!std::cout) {
+    std::cerr << "moss: writing the standard output failed" << (errno ? std::string(": ") + std::strerror(errno) : "") << '\n';
+    if (code == 0) code = kExitFailure;
+  }
+  return code;
 }

@@ -1,5 +1,6 @@
 #include "moss/core/error.h"
 
+#include <cstdio>
 #include <sstream>
 
 namespace moss {
@@ -9,7 +10,19 @@ std::string Problem::to_string() const {
   if (!file.empty()) out += file + ": ";
   if (!pointer.empty()) out += pointer + ": ";
   out += message;
-  return out;
+  // Messages quote what the input held: its control bytes (a terminal's escape sequences) as \xHH.
+  std::string shown;
+  for (const char c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      shown += c;
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      shown += hex;
+    }
+  }
+  return shown;
 }
 
 namespace {

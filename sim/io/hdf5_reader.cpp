@@ -151,6 +151,13 @@ Activations load_hdf5(const std::string& path) {
 }
 
 Activations load_activations(const std::string& path) {
+  // Looked at before it is opened: opening a FIFO would wait for a writer.
+  std::error_code ec;
+  const std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (status.type() == std::filesystem::file_type::not_found) throw InputError(path, "", "cannot open the file: no such file");
+  if (status.type() == std::filesystem::file_type::directory) throw InputError(path, "", "is a directory: expected a .npy, .h5 or .hdf5 file");
+  if (!ec && status.type() != std::filesystem::file_type::regular)
+    throw InputError(path, "", "is not a regular file (a FIFO, socket or device): expected a .npy, .h5 or .hdf5 file");
   const std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".npy") return load_npy(path);
   if (ext == ".h5" || ext == ".hdf5") return load_hdf5(path);

@@ -107,6 +107,22 @@ TEST(Cli, ValidateAcceptsAGoodScenario) {
   EXPECT_EQ(r.code, 0) << r.output;
 }
 
+TEST(Cli, AnUnwritableStandardOutputIsAFailure) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full on this system";
+  const std::string dir = temp_dir("dev-full");
+  // stderr to the pipe, stdout to a device whose every write fails with ENOSPC.
+  const std::string cmd = std::string(MOSS_BINARY) + " validate " + write(dir, "s.json", kValid) + " 2>&1 >/dev/full";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string err;
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) err += buf.data();
+  const int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << err;
+  EXPECT_NE(err.find("writing the standard output failed: No space left on device"), std::string::npos) << err;
+}
+
 TEST(Cli, ValidateChecksEverySweepPoint) {
   // The fixture's sixth design, int3 quantisation, is invalid in each of its 100 points.
   const std::string file = std::string(MOSS_TEST_DATA_DIR) + "/sweep/cli-sweep.json";

@@ -40,6 +40,36 @@ TEST(Synthetic, RejectsBadSpecs) {
   EXPECT_THROW(mk::parse_synthetic_spec("dim=0"), std::invalid_argument);
 }
 
+TEST(Synthetic, RejectsNonFiniteParametersAndWorkBeyondItsBound) {
+  for (const char* spec : {"noise=inf", "spread=inf", "decay=1e7", "noise=1e40", "noise=nan", "decay_v=-1"})
+    EXPECT_THROW(mk::parse_synthetic_spec(spec), std::invalid_argument) << spec;
+  // 1024 x 256 x 8192 basis values (V's default rank is dim / 32): 2^31, over 2^28.
+  EXPECT_THROW(mk::parse_synthetic_spec("llama,tokens=16,dim=8192,subspaces=1024"), std::invalid_argument);
+  // 4 x 4096^2 x 8192 multiply-adds to orthonormalise: 2^39, over 2^37.
+  EXPECT_THROW(mk::parse_synthetic_spec("llama,tokens=16,dim=8192,rank=4096"), std::invalid_argument);
+  // A spec enlarged after parsing is refused by the generator too.
+  mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,tokens=16,dim=64,subspaces=1024");
+  s.dim = 8192;
+  EXPECT_THROW((void)mk::generate_synthetic(s, false), std::invalid_argument);
+  EXPECT_NO_THROW((void)mk::parse_synthetic_spec("llama,dim=4096,subspaces=16"));
+}
+
+TEST(Synthetic, IsotropicIsStandardNormalAtAnyWidth) {
+  // Full rank without decay costs no basis: the widest spec is cheap, and each entry is N(0, 1).
+  EXPECT_NO_THROW((void)mk::parse_synthetic_spec("isotropic,tokens=16,dim=65536"));
+  const mk::Matrix x = mk::generate_synthetic(mk::parse_synthetic_spec("isotropic,tokens=1024,dim=256"), false);
+  double sum = 0, sum_sq = 0;
+  for (const float v : x.data) sum += v, sum_sq += static_cast<double>(v) * v;
+  const double n = static_cast<double>(x.data.size());
+  EXPECT_NEAR(sum / n, 0.0, 4.0 / std::sqrt(n));                  // 4 standard errors
+  EXPECT_NEAR(sum_sq / n, 1.0, 4.0 * std::sqrt(2.0 / n));         // var of x^2 is 2
+  // With noise on top: variance 1 + noise^2.
+  const mk::Matrix y = mk::generate_synthetic(mk::parse_synthetic_spec("isotropic,tokens=1024,dim=256,noise=0.5"), false);
+  double y_sq = 0;
+  for (const float v : y.data) y_sq += static_cast<double>(v) * v;
+  EXPECT_NEAR(y_sq / n, 1.25, 0.03);
+}
+
 TEST(Synthetic, LlamaPresetHasTheReportedStableRank) {
   // LLaMA-class K/V: stable rank about 0.1-0.5 % of the width (DESIGN.md).
   const mk::SyntheticSpec s = mk::parse_synthetic_spec("llama,tokens=2048,dim=2048");

@@ -1,6 +1,8 @@
 // Malformed activation files, generated at test time: `moss compress --activations FILE` must exit 2
 // with a message naming the file (and the dataset for HDF5) and the expectation, must not crash, and
 // must refuse hostile sizes inside a bounded address space.
+#include <sys/stat.h>
+
 #include <hdf5.h>
 
 #include <cmath>
@@ -150,6 +152,10 @@ std::vector<BadActivation> cases() {
       {"inf-bf16.npy", "", "Inf", raw(npy("bfloat16", "(4, 4)", bytes_of(std::vector<std::uint16_t>(16, 0x7f80))))},
       {"wrong-extension.csv", "", "expected .npy", raw("1,2\n3,4\n")},
       {"missing.npy", "", "cannot open", [](const fs::path&) {}},
+      // Refused before it is opened: opening a FIFO would wait for a writer forever.
+      {"fifo.npy", "", "not a regular file", [](const fs::path& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); }},
+      {"directory.npy", "", "is a directory", [](const fs::path& p) { fs::create_directory(p); }},
+      {"escape.npy", "", R"(\\x1b\[2J)", raw(npy("\x1b[2J", "(8, 8)", bytes_of(ramp(64))))},
       {"text.h5", "", "not an HDF5 file", raw("this is not HDF5\n")},
       {"empty.h5", "", "not an HDF5 file", raw("")},
       {"int.h5", "/x", "not floating point",

@@ -25,6 +25,7 @@
 //            segment=512, tokens=4096, dim=2048
 //   lowrank  one exact rank-`rank` subspace, no noise (closed-form checks): subspaces=1, noise=0
 //   isotropic  full-rank Gaussian (worst case for subspace methods): rank=dim (any rank above dim is clamped), decay=0, subspaces=1
+//            (generated as N(0, I) plus noise: with full rank and no decay any orthonormal basis gives that distribution)
 
 #include <cstdint>
 #include <span>
@@ -38,6 +39,14 @@ namespace moss::kernels {
 /// Largest `tokens` and `dim` of a spec (parse_synthetic_spec).
 inline constexpr std::int64_t kMaxSyntheticTokens = std::int64_t{1} << 24;
 inline constexpr std::int64_t kMaxSyntheticDim = 65536;
+
+/// Largest noise, spread, decay and decay_v (larger values only overflow the data).
+inline constexpr double kMaxSyntheticParameter = 1e6;
+/// Largest subspaces x rank x dim of a spec's bases (1 GiB of floats).
+inline constexpr double kMaxSyntheticBasisValues = double(std::int64_t{1} << 28);
+/// Largest work of the generator, subspaces x rank^2 x dim + tokens x rank x dim multiply-adds
+/// (about a minute on one core). A full-rank spec without decay costs neither (any basis will do).
+inline constexpr double kMaxSyntheticWork = double(std::int64_t{1} << 37);
 
 /// Parameters of the synthetic generator (see the file comment).
 struct SyntheticSpec {
@@ -55,6 +64,10 @@ struct SyntheticSpec {
 
 /// Parses a spec string; throws std::invalid_argument naming the bad key or value.
 SyntheticSpec parse_synthetic_spec(std::string_view spec);
+/// Throws std::invalid_argument when generating `spec` would exceed kMaxSyntheticBasisValues or
+/// kMaxSyntheticWork (parse_synthetic_spec and generate_synthetic call it; a caller that changes
+/// tokens or dim after parsing may call it first for an early error).
+void check_synthetic_cost(const SyntheticSpec& spec);
 /// Canonical spec string (every key), usable as a cache key and by parse_synthetic_spec.
 std::string to_string(const SyntheticSpec& spec);
 /// Rank actually used for K (`is_v` false) or V: spec.rank, or the preset default when 0, clamped to
