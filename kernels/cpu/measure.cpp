@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <chrono>
 #include <future>
 #include <map>
 #include <mutex>
@@ -128,7 +129,10 @@ MeasureResult cached(const MeasureRequest& req, F&& run) {
     if (auto it = cache().find(key); it != cache().end()) {
       const std::shared_future<MeasureResult> pending = it->second;
       lock.unlock();
-      return pending.get();
+      const bool running = pending.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+      MeasureResult m = pending.get();
+      m.shared = running;
+      return m;
     }
     cache().emplace(key, promise.get_future().share());
   }

@@ -153,9 +153,11 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
   }
   if (comm->rank() != 0) return 0;
   if (result.resumed > 0) err << "moss sweep: " << result.resumed << " points resumed from the journal\n";
-  if (const auto c = evaluator.cache_counts(); cache_dir && c.hits + c.stored + c.unstored > 0) {
+  if (const auto c = evaluator.cache_counts(); cache_dir && c.hits + c.stored + c.unstored + c.shared > 0) {
     err << "moss sweep: " << (comm->size() > 1 ? "rank 0's points: " : "") << "compression figures of " << c.hits
-        << " points read from the measurement cache, " << c.stored << " measured and stored (" << cache_dir->string() << ")\n";
+        << " points read from the measurement cache, " << c.stored << " measured and stored (" << cache_dir->string() << ")";
+    if (c.shared > 0) err << ", " << c.shared << " taken from an identical measurement of another point";
+    err << '\n';
     if (c.unstored > 0)
       err << "moss sweep: note: " << c.unstored << " measurements were not cached: " << c.unstored_reason << '\n';
   }

@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -201,6 +203,20 @@ std::string printable(const std::string& key) {
   return out;
 }
 
+// Whether a stored result can be the measurement of `req` on this host: its bytes are those of the
+// request's K/V width and agree with its ratio, its errors and throughputs are finite, and a host
+// without a GPU cannot have measured on one. An entry edited by hand or by another program is
+// measured again rather than trusted.
+bool plausible(const kernels::MeasureResult& m, const kernels::MeasureRequest& req) {
+  const double raw = 4.0 * static_cast<double>(req.kv_dim);  // K and V, bf16
+  const auto finite_in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+  return m.raw_bytes_per_token == raw && finite_in(m.sent_bytes_per_token, 0, 4 * raw) &&
+         std::abs(m.ratio - m.sent_bytes_per_token / raw) <= 1e-9 * std::max(1.0, m.ratio) &&
+         finite_in(m.relative_error, 0, 10) && finite_in(m.relative_error_k, 0, 10) && finite_in(m.relative_error_v, 0, 10) &&
+         finite_in(m.encode_input_bytes_per_s, 0, 1e16) && finite_in(m.decode_output_bytes_per_s, 0, 1e16) &&
+         (kernels::gpu_available() || m.device.rfind("cpu", 0) == 0);
+}
+
 // The on-disk cache in front of measure(): a hit skips the kernels and the file; a miss measures and
 // stores. The outcome says which (CompressionOutcome::cache, cache_note).
 kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels::MeasureRequest& req,
@@ -213,7 +229,9 @@ kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels
   }
   const std::string key = printable("moss measurement\nkernels " + kernels::measure_key(req) + "\nsource " + *source +
                                     "\ndevice " + device_identity() + "\nbuild " + MOSS_MEASUREMENT_IDENTITY);
-  if (std::optional<detail::StoredMeasurement> hit = detail::load_measurement(*dir, key)) {
+  std::optional<detail::StoredMeasurement> hit = detail::load_measurement(*dir, key);
+  if (hit && !plausible(hit->result, req)) hit.reset();  // replaced by the measurement below
+  if (hit) {
     o.cache = CacheUse::kHit;
     char took[32];
     std::snprintf(took, sizeof took, "%.2f s", hit->measure_s);
@@ -223,6 +241,11 @@ kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels
   const auto start = std::chrono::steady_clock::now();
   const kernels::MeasureResult m = measure(s, req, measured);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (m.shared) {  // the concurrent scenario that measured it stores it
+    o.cache = CacheUse::kShared;
+    o.cache_note = "measured once in this process for a concurrent identical request";
+    return m;
+  }
   const std::string why = measured != *source ? "the file changed while it was measured"
                                               : detail::store_measurement(*dir, key, {m, detail::utc_now(), seconds});
   o.cache = why.empty() ? CacheUse::kMiss : CacheUse::kUnstored;

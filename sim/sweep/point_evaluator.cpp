@@ -95,6 +95,7 @@ PointRecord PointEvaluator::operator()(std::int64_t index, const std::vector<Ass
     const step::CacheUse cache = r.compression.cache;
     c.hits += cache == step::CacheUse::kHit;
     c.stored += cache == step::CacheUse::kMiss;
+    c.shared += cache == step::CacheUse::kShared;
     if (cache == step::CacheUse::kUnstored && c.unstored++ == 0) c.unstored_reason = r.compression.cache_note;
   }
   return make_record(s, r, doc);

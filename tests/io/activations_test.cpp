@@ -126,7 +126,10 @@ TEST(Npy, RejectsBadShapesMagicAndOrder) {
   const fs::path bad = temp_dir() / "bad.npy";
   std::ofstream(bad) << "hello world, not numpy";
   expect_input_error(bad.string(), "bad magic");
+  std::ofstream(temp_dir() / "x.csv") << "1,2\n3,4\n";
   expect_input_error((temp_dir() / "x.csv").string(), "expected .npy");
+  expect_input_error((temp_dir() / "nothing.csv").string(), "no such file");
+  expect_input_error(temp_dir().string(), "is a directory");
   expect_input_error((temp_dir() / "missing.npy").string(), "cannot open");
 }
 

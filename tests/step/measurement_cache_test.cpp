@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -142,6 +143,18 @@ TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
   const std::string dumped = good.dump();
   std::vector<std::string> bad_entries = {dumped.substr(0, dumped.size() / 2), std::string(), std::string("[]"),
                                           foreign.dump(), negative.dump(), missing.dump()};
+  // Well-formed but not a measurement of this request on this host: trusting it would put a wrong
+  // number in the step (sent bytes of 1e12 made a step of 1.4e7 hours).
+  const double raw = good["result"]["raw_bytes_per_token"].get<double>();
+  std::vector<std::pair<std::string, nlohmann::json>> implausible = {
+      {"sent_bytes_per_token", 1e12}, {"raw_bytes_per_token", raw * 2}, {"ratio", 0.5}, {"relative_error", 1e9},
+      {"relative_error_v", std::nan("")}, {"encode_input_bytes_per_s", 1e300}};
+  if (!kernels::gpu_available()) implausible.push_back({"device", "gpu NVIDIA H200"});
+  for (const auto& [field, value] : implausible) {
+    nlohmann::json wrong = good;
+    wrong["result"][field] = value;
+    bad_entries.push_back(wrong.dump());
+  }
   const std::vector<std::pair<std::string, nlohmann::json>> wrong_types = {
       {"format", "1"}, {"key", 7}, {"measured_at", 7}, {"measure_s", "1.0"}, {"result", 7}};
   for (const auto& [field, value] : wrong_types) {
@@ -162,6 +175,31 @@ TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
   EXPECT_EQ(o.cache, CacheUse::kUnstored) << o.cache_note;  // the directory is in the way of the rename
   EXPECT_EQ(o.relative_error, truth.relative_error);
   fs::remove_all(dir);
+}
+
+// Concurrent identical requests measure once: the first measures, a caller that came while it ran
+// shares its result (CacheUse::kShared in a sweep's counts) instead of measuring again.
+TEST(MeasurementCache, ConcurrentIdenticalRequestsMeasureOnce) {
+  kernels::MeasureRequest req;
+  req.params.method = "pca";
+  req.params.rank_k = req.params.rank_v = 8;
+  req.chunk_tokens = 1024;
+  req.warmup_tokens = 2048;
+  req.kv_dim = 512;
+  req.head_dim = 64;
+  req.seed = 7171;  // no other test's request
+  req.activation_source = "synthetic:llama";
+  req.device = "cpu";
+  const std::uint64_t before = kernels::measurements_run();
+  kernels::MeasureResult a, b;
+  std::thread ta([&] { a = kernels::measure_kv(req); });
+  std::thread tb([&] { b = kernels::measure_kv(req); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(kernels::measurements_run() - before, 1u);
+  EXPECT_FALSE(a.shared && b.shared) << "one of them measured";
+  EXPECT_EQ(a.relative_error, b.relative_error);
+  EXPECT_FALSE(kernels::measure_kv(req).shared) << "a finished measurement is not a concurrent one";
 }
 
 // Every parameter of the measurement is in the key: changing one is a new entry.

@@ -14,15 +14,16 @@
 
 namespace moss::step {
 
-/// How compression came out for this scenario.
 /// What the measurement cache did for one scenario's compression figures.
 enum class CacheUse {
   kOff,       ///< no cache, or nothing measured
   kHit,       ///< the figures were read from it
   kMiss,      ///< measured, and stored in it
   kUnstored,  ///< measured; storing them failed (CompressionOutcome::cache_note says why)
+  kShared,    ///< taken from a concurrent scenario's measurement in this process (a sweep's point), which stores it
 };
 
+/// How compression came out for this scenario.
 struct CompressionOutcome {
   std::string method = "none";
   double ratio = 1;                        ///< sent / raw bytes of the K/V exchange

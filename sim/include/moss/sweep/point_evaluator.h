@@ -37,6 +37,7 @@ class PointEvaluator {
     std::uint64_t hits = 0;
     std::uint64_t stored = 0;
     std::uint64_t unstored = 0;
+    std::uint64_t shared = 0;  ///< points that took another point's measurement (CacheUse::kShared)
     std::string unstored_reason;
   };
   [[nodiscard]] CacheCounts cache_counts() const;
