@@ -19,7 +19,7 @@ std::string cpu_device_name(const CodecConfig& config) {
 }
 
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,
-                             std::uint64_t seed, int repeats) {
+                             std::uint64_t seed, int repeats, std::int64_t timed_tokens) {
   validate_config(config, x.cols);
   if (warmup.cols != x.cols) throw std::invalid_argument("warm-up and chunk have different widths");
   using Clock = std::chrono::steady_clock;
@@ -38,6 +38,17 @@ TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, Matri
     encoded = gpu_roundtrip(state, x, x_hat.data.data(), timing, std::max(1, repeats));
     r.encode_s = timing.encode_s;
     r.decode_s = timing.decode_s;
+    const std::int64_t timed = std::min<std::int64_t>(timed_tokens, kMaxTimedValues / std::max<std::int64_t>(1, x.cols));
+    if (timed > x.rows) {
+      Matrix chunk(timed, x.cols);
+      for (std::int64_t t = 0; t < timed; ++t) std::copy_n(x.row(t % x.rows), x.cols, chunk.row(t));
+      std::vector<float> chunk_hat(chunk.data.size());
+      GpuTiming whole;
+      (void)gpu_roundtrip(state, chunk.view(), chunk_hat.data(), whole, std::max(1, repeats));
+      const double share = static_cast<double>(x.rows) / static_cast<double>(timed);
+      r.encode_s = whole.encode_s * share;
+      r.decode_s = whole.decode_s * share;
+    }
     r.device = gpu_device_name();
   } else {
     r.encode_s = r.decode_s = std::numeric_limits<double>::infinity();

@@ -69,8 +69,9 @@ MeasureResult compute(const MeasureRequest& req, const std::vector<LayerSample>&
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const LayerSample& ls = layers[l];
     const std::uint64_t seed = req.seed + 2 * l;  // layer 0: the single-layer seeds
-    const TensorReport lk = evaluate_tensor(ck, ls.warm_k, ls.k, device, seed, repeats);
-    const TensorReport lv = evaluate_tensor(cv, ls.warm_v, ls.v, device, seed + 1, repeats);
+    // On a GPU the times are a whole chunk's (evaluate_tensor), the errors the sample's.
+    const TensorReport lk = evaluate_tensor(ck, ls.warm_k, ls.k, device, seed, repeats, req.chunk_tokens);
+    const TensorReport lv = evaluate_tensor(cv, ls.warm_v, ls.v, device, seed + 1, repeats, req.chunk_tokens);
     if (l == 0) {
       rk = lk, rv = lv;
     } else {

@@ -55,6 +55,7 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
     comp += "; " + r.compression.source + ")";
   }
   row("compression", comp);
+  if (r.compression.method != "none") row("encode/decode times", r.compression.timing_source);
   const step::CacheUse cache = r.compression.cache;
   if (cache == step::CacheUse::kHit) row("measurement cache", "hit: " + r.compression.cache_note + " (--no-cache measures again)");
   if (cache == step::CacheUse::kMiss) row("measurement cache", "miss: measured now, " + r.compression.cache_note);

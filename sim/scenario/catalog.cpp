@@ -53,6 +53,7 @@ Catalog load_catalog(const std::string& dir) {
       spec.intra_node_bps = need(parse_rate_bps(g.at("intra_node_bandwidth").get<std::string>()), hw_file, name + " intra_node_bandwidth");
       spec.intra_node_latency_s = need(parse_duration_s(g.at("intra_node_latency").get<std::string>()), hw_file, name + " intra_node_latency");
       spec.efficiency = efficiency(g.value("efficiency", nlohmann::json::object()), eff);
+      spec.device_names = g.value("device_names", std::vector<std::string>{});
       c.gpus.emplace(name, spec);
     }
     const std::string models_file = dir + "/models.json";
@@ -80,6 +81,13 @@ const Catalog& catalog() {
   static Catalog cached;
   std::call_once(once, [] { cached = load_catalog(data_dir()); });
   return cached;
+}
+
+const model::GpuSpec* catalog_gpu_by_device_name(const std::string& device_name) {
+  for (const auto& [name, gpu] : catalog().gpus)
+    for (const std::string& d : gpu.device_names)
+      if (d == device_name) return &gpu;
+  return nullptr;
 }
 
 }  // namespace moss::scenario

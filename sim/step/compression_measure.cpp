@@ -18,6 +18,7 @@
 #include "measurement_store.h"
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
+#include "moss/scenario/catalog.h"
 #include "moss/kernels/evaluate.h"
 #include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/measure.h"
@@ -270,6 +271,25 @@ std::vector<Problem> activation_file_problems(const std::string& path, const std
   return {};
 }
 
+MeasuredCodecTime measured_codec_time(const scenario::Scenario& s, double chunk_tokens, const std::string& gpu_name,
+                                      double encode_bytes_per_s, double decode_bytes_per_s) {
+  const model::GpuSpec& target = s.cluster.gpu;
+  const double raw = chunk_tokens * kv_bytes(s.compression, s.model, chunk_tokens).raw_per_token;
+  const CodecTime measured{raw / encode_bytes_per_s, raw / decode_bytes_per_s};
+  const model::GpuSpec* ran_on = scenario::catalog_gpu_by_device_name(gpu_name);
+  if (ran_on && ran_on->name == target.name) return {measured, "measured on " + gpu_name};
+  const CodecTime roofline = codec_time(s.compression, s.model, target, chunk_tokens);
+  if (!ran_on)
+    return {roofline, "roofline estimate for " + target.name + " (the kernels ran on " + gpu_name +
+                          ", which the hardware catalog does not name in any GPU's device_names)"};
+  // Another GPU of the catalog: its measured times, scaled by the ratio of the two GPUs' rooflines
+  // (memory-bound at low rank, compute-bound at high: the roofline knows which).
+  const CodecTime there = codec_time(s.compression, s.model, *ran_on, chunk_tokens);
+  if (!(there.encode_s > 0) || !(there.decode_s > 0)) return {roofline, "roofline estimate for " + target.name};
+  return {{measured.encode_s * roofline.encode_s / there.encode_s, measured.decode_s * roofline.decode_s / there.decode_s},
+          "measured on " + gpu_name + " (" + ran_on->name + "), scaled to " + target.name + " by the ratio of their rooflines"};
+}
+
 CompressionFigures compression_figures(const scenario::Scenario& s, bool measure_kernels,
                                        const std::optional<std::filesystem::path>& cache_dir) {
   const double chunk_tokens = static_cast<double>(s.training.seq_len) / s.parallelism.context;
@@ -281,6 +301,7 @@ CompressionFigures compression_figures(const scenario::Scenario& s, bool measure
   o.raw_bytes_per_token = f.codec.bytes.raw_per_token;
   if (!s.compression.compressed()) {
     o.ratio = 1;
+    o.relative_error = o.relative_error_k = o.relative_error_v = 0.0;  // bf16 K/V sent as they are
     o.sent_bytes_per_token = o.raw_bytes_per_token;
     o.source = "none";
     o.timing_source = "none";
@@ -306,10 +327,9 @@ CompressionFigures compression_figures(const scenario::Scenario& s, bool measure
   o.source = "kernels on " + s.compression.activations + layers_text(m) + " (" + m.device + ")";
   const bool on_gpu = m.throughput_measured && m.device.find("cpu") == std::string::npos;
   if (on_gpu && m.encode_input_bytes_per_s > 0 && m.decode_output_bytes_per_s > 0) {
-    const double raw = chunk_tokens * f.codec.bytes.raw_per_token;
-    f.codec.per_chunk.encode_s = raw / m.encode_input_bytes_per_s;
-    f.codec.per_chunk.decode_s = raw / m.decode_output_bytes_per_s;
-    o.timing_source = "measured on " + m.device;
+    const MeasuredCodecTime t = measured_codec_time(s, chunk_tokens, m.device, m.encode_input_bytes_per_s, m.decode_output_bytes_per_s);
+    f.codec.per_chunk = t.per_chunk;
+    o.timing_source = t.source;
   }
   return f;
 }

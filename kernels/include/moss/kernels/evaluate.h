@@ -31,10 +31,14 @@ struct TensorReport {
 };
 
 /// Fits `config` on `warmup` (fit_codec; gpu_fit_codec when device is gpu), then encodes and decodes
-/// `x` on `device` (`repeats` timed runs, fastest kept). Throws std::invalid_argument for an invalid config, std::runtime_error when device is gpu and
+/// `x` on `device` (`repeats` timed runs, fastest kept). On a GPU with `timed_tokens` > x.rows the
+/// times are those of `timed_tokens` rows (x repeated; at most kMaxTimedValues values), scaled to
+/// x.rows: a short sample's launches and per-block fits would understate the rate of a whole chunk. Throws std::invalid_argument for an invalid config, std::runtime_error when device is gpu and
 /// none is usable.
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,
-                             std::uint64_t seed, int repeats = 1);
+                             std::uint64_t seed, int repeats = 1, std::int64_t timed_tokens = 0);
+/// Most values (tokens x dim) evaluate_tensor times on a GPU: 512 MiB of fp32 on the host.
+inline constexpr std::int64_t kMaxTimedValues = std::int64_t{1} << 27;
 
 /// Name of the CPU implementation as reports print it: "cpu (Eigen, 1 thread)", or "cpu (Eigen +
 /// AVX512-BF16 dot products, 1 thread)" where the encoder's GEMMs on bf16 wire data use them.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace moss::model {
 
@@ -21,6 +22,7 @@ struct GpuSpec {
   double intra_node_bps = 0;         ///< GPU-to-GPU bandwidth inside a node, per direction (bits/s)
   double intra_node_latency_s = 0;   ///< one-way latency of that link
   Efficiency efficiency;
+  std::vector<std::string> device_names;  ///< names the CUDA runtime gives this GPU (cudaDeviceProp::name)
 };
 
 }  // namespace moss::model

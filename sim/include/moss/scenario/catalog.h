@@ -20,4 +20,8 @@ struct Catalog {
 /// The catalog of data_dir(), loaded once per process (thread-safe).
 [[nodiscard]] const Catalog& catalog();
 
+/// The catalog's GPU whose `device_names` holds `device_name` (as the CUDA runtime names a device,
+/// e.g. "NVIDIA H200"); nullptr when none does.
+[[nodiscard]] const model::GpuSpec* catalog_gpu_by_device_name(const std::string& device_name);
+
 }  // namespace moss::scenario

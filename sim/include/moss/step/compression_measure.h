@@ -35,6 +35,18 @@ struct CompressionFigures {
 /// file stays loaded for the run that follows in this process.
 void check_activations(const scenario::Scenario& s);
 
+/// Encode and decode times per chunk of `s` from its kernels' throughputs (bytes of K/V input per
+/// second) measured on the GPU the CUDA runtime names `gpu_name`, and where they come from:
+///   the scenario's GPU (catalog device_names)  as measured;
+///   another GPU of the catalog                 scaled by the ratio of the two GPUs' rooflines;
+///   a GPU the catalog does not name            the scenario GPU's roofline.
+struct MeasuredCodecTime {
+  CodecTime per_chunk;
+  std::string source;  ///< CompressionOutcome::timing_source
+};
+[[nodiscard]] MeasuredCodecTime measured_codec_time(const scenario::Scenario& s, double chunk_tokens, const std::string& gpu_name,
+                                                    double encode_bytes_per_s, double decode_bytes_per_s);
+
 /// The problems of the activation file `path` on its own (it loads: a readable .npy/.h5 without
 /// NaN/Inf), under `scenario_file` and /compression/activations; empty when it loads. For
 /// `moss validate`, which reports them beside the scenario's other problems when the scenario itself
