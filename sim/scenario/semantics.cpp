@@ -1,6 +1,7 @@
 // Checks that involve several sections of a scenario.
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 #include "moss/model/memory.h"
 #include "moss/scenario/cluster_topology.h"
@@ -89,6 +90,12 @@ void check_semantics(JsonReader& r, const Scenario& s) {
   if (s.compression.rank_v > kv) {
     r.problem("/compression/rank_v", "= " + std::to_string(s.compression.rank_v) +
                                          ": exceeds the width of V (kv_heads x head_dim = " + std::to_string(kv) + ")");
+  }
+  const bool fitted = s.compression.method == "pca" || s.compression.method == "mos" || s.compression.method == "mos-k";
+  for (const auto& [ptr, rank] : {std::pair{"/compression/rank_k", s.compression.rank_k}, std::pair{"/compression/rank_v", s.compression.rank_v}}) {
+    if (fitted && rank > s.compression.warmup_tokens)
+      r.problem(ptr, "= " + std::to_string(rank) + ": exceeds warmup_tokens (" + std::to_string(s.compression.warmup_tokens) +
+                         "): a basis fitted on that many tokens has no more directions; raise warmup_tokens (at most 65536)");
   }
   if (s.compression.method == "topk") {
     // Values (bf16) + indices of ceil(log2 kv) bits: past about 60 % kept it outweighs bf16 rows.

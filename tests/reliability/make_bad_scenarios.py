@@ -286,6 +286,8 @@ mutate("activations-truncated", "/compression/activations", r"truncated", "K/V p
        {"compression": dict(MOS, activations="../bad_activations/truncated-pair.npy")})
 mutate("activations-huge-value", "/compression/activations", r"magnitude at most 1e15", "K/V pair with a value of 1e16",
        {"compression": dict(MOS, activations="../bad_activations/huge-value-pair.npy")})
+mutate("rank-above-warmup", "/compression/rank_k", r"exceeds warmup_tokens \(16\)", "a basis of rank 40 fitted on 16 tokens",
+       {"compression": dict(MOS, warmup_tokens=16)})
 mutate("activations-one-tensor", "/compression/activations", r"expected K and V", "one tensor where a K/V pair is needed",
        {"compression": dict(MOS, activations="../bad_activations/one-tensor.npy")})
 mutate("activations-wrong-width", "/compression/activations", r"width 8; the model's K/V width is 2048",
