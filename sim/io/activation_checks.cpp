@@ -1,5 +1,6 @@
 #include "activation_checks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -61,6 +62,13 @@ Activations split(const std::string& file, const Layout& l, std::vector<float> v
     v << values[i];
     throw InputError(file, dataset,
                      v.str() + " at " + where(i) + ": expected activations of magnitude at most 1e15 (the codecs square them in fp32)");
+  }
+  // All zeros measures an error of 0 for every method: a dump that captured nothing, not activations.
+  for (int t = 0; t < l.tensors; ++t) {
+    const auto begin = values.begin() + static_cast<std::ptrdiff_t>(t * per);
+    if (std::all_of(begin, begin + static_cast<std::ptrdiff_t>(per), [](float v) { return v == 0.0f; }))
+      throw InputError(file, dataset, std::string("every value") + (l.tensors == 2 ? (t == 0 ? " of K" : " of V") : "") +
+                                          " is 0: expected activations");
   }
   Activations a;
   for (int t = 0; t < l.tensors; ++t) {

@@ -5,6 +5,7 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -123,6 +124,8 @@ std::vector<BadActivation> cases() {
   with_nan[37] = kNan;
   with_inf[5] = kInf;
   with_ninf[63] = -kInf;
+  std::vector<float> zero_v = ramp(64);
+  std::fill(zero_v.begin() + 32, zero_v.end(), 0.0f);  // [2, 4, 8]: K a ramp, V all zero
   const std::string good = npy("<f4", "(8, 8)", bytes_of(ramp(64)));
   std::vector<BadActivation> c = {
       {"empty.npy", "", "bad magic", raw("")},
@@ -153,6 +156,8 @@ std::vector<BadActivation> cases() {
       {"wrong-extension.csv", "", "expected .npy", raw("1,2\n3,4\n")},
       {"missing.npy", "", "cannot open", [](const fs::path&) {}},
       // Refused before it is opened: opening a FIFO would wait for a writer forever.
+      {"zeros.npy", "", "every value is 0: expected activations", raw(npy("<f4", "(8, 8)", bytes_of(std::vector<float>(64, 0.0f))))},
+      {"zero-v-pair.npy", "", "every value of V is 0", raw(npy("<f4", "(2, 4, 8)", bytes_of(zero_v)))},
       {"fifo.npy", "", "not a regular file", [](const fs::path& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); }},
       {"directory.npy", "", "is a directory", [](const fs::path& p) { fs::create_directory(p); }},
       {"escape.npy", "", R"(\\x1b\[2J)", raw(npy("\x1b[2J", "(8, 8)", bytes_of(ramp(64))))},
