@@ -18,10 +18,10 @@
 #include "measurement_store.h"
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
-#include "moss/scenario/catalog.h"
 #include "moss/kernels/evaluate.h"
 #include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/measure.h"
+#include "moss/scenario/catalog.h"
 #include "moss_measurement_identity.h"
 
 namespace moss::step {
@@ -94,7 +94,6 @@ LoadedFile load_cached(const std::string& path) {
   throw std::runtime_error(path + " changed while it was read (is it being written?)");
 }
 
-// The scenario's activation file as the kernels take it, checked (see check_activations).
 constexpr const char* kActivationsPointer = "/compression/activations";
 
 // Loads the activation file `path` that `scenario_file` names; its own problems (format, NaN/Inf)
@@ -110,6 +109,7 @@ LoadedFile load_named(const std::string& path, const std::string& scenario_file)
   }
 }
 
+// The scenario's activation file as the kernels take it, checked (see check_activations).
 LoadedFile checked_activations(const scenario::Scenario& s) {
   const std::string& source = s.compression.activations;
   const std::string at = kActivationsPointer;

@@ -16,7 +16,6 @@ std::string scenario_pointer(const std::string& dotted) {
   return out;
 }
 
-
 // `key` as one JSON pointer token.
 std::string escaped(const std::string& key) {
   std::string out;

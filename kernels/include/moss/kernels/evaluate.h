@@ -33,7 +33,8 @@ struct TensorReport {
 /// Fits `config` on `warmup` (fit_codec; gpu_fit_codec when device is gpu), then encodes and decodes
 /// `x` on `device` (`repeats` timed runs, fastest kept). On a GPU with `timed_tokens` > x.rows the
 /// times are those of `timed_tokens` rows (x repeated; at most kMaxTimedValues values), scaled to
-/// x.rows: a short sample's launches and per-block fits would understate the rate of a whole chunk. Throws std::invalid_argument for an invalid config, std::runtime_error when device is gpu and
+/// x.rows: a short sample's launches and per-block fits would understate the rate of a whole chunk.
+/// Throws std::invalid_argument for an invalid config, std::runtime_error when device is gpu and
 /// none is usable.
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,
                              std::uint64_t seed, int repeats = 1, std::int64_t timed_tokens = 0);
