@@ -286,6 +286,8 @@ mutate("activations-truncated", "/compression/activations", r"truncated", "K/V p
        {"compression": dict(MOS, activations="../bad_activations/truncated-pair.npy")})
 mutate("activations-huge-value", "/compression/activations", r"magnitude at most 1e15", "K/V pair with a value of 1e16",
        {"compression": dict(MOS, activations="../bad_activations/huge-value-pair.npy")})
+mutate("activations-synthetic-empty", "/compression/activations", r"expected a spec after it", "synthetic: with no spec",
+       {"compression": dict(MOS, activations="synthetic:")})
 mutate("rank-above-warmup", "/compression/rank_k", r"exceeds warmup_tokens \(16\)", "a basis of rank 40 fitted on 16 tokens",
        {"compression": dict(MOS, warmup_tokens=16)})
 mutate("activations-one-tensor", "/compression/activations", r"expected K and V", "one tensor where a K/V pair is needed",
