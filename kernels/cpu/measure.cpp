@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <future>
 #include <map>
@@ -130,9 +129,8 @@ MeasureResult cached(const MeasureRequest& req, F&& run) {
     if (auto it = cache().find(key); it != cache().end()) {
       const std::shared_future<MeasureResult> pending = it->second;
       lock.unlock();
-      const bool running = pending.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
       MeasureResult m = pending.get();
-      m.shared = running;
+      m.shared = true;
       return m;
     }
     cache().emplace(key, promise.get_future().share());

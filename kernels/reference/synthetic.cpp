@@ -292,6 +292,7 @@ SyntheticSpec parse_synthetic_spec(std::string_view text) {
       throw std::invalid_argument("synthetic spec: unknown key \"" + std::string(key) +
                                   "\": expected tokens, dim, subspaces, rank, decay, decay_v, noise, spread, segment or seed");
   }
+  if (first) throw std::invalid_argument("synthetic spec is empty: expected a spec after it, such as llama or llama,dim=4096");
   if (s.tokens < 1 || s.tokens > kMaxSyntheticTokens)
     throw std::invalid_argument("synthetic spec: tokens must be in [1, " + std::to_string(kMaxSyntheticTokens) + "]");
   if (s.dim < 1 || s.dim > kMaxSyntheticDim)

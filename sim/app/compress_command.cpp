@@ -248,6 +248,13 @@ SyntheticSizes synthetic_sizes(const CompressOptions& o) {
   }
   s.spec.tokens = s.warm + s.measured;
   s.spec.seed = s.spec.seed * 1000003u + o.seed;
+  try {
+    mk::check_synthetic_cost(s.spec);  // with the flags' sizes and the warm-up
+  } catch (const std::invalid_argument& e) {
+    const char* flag = given(o, "--dim") ? "--dim" : given(o, "--tokens") ? "--tokens" : given(o, "--warmup") ? "--warmup" : "--synthetic";
+    throw InputError("", flag, std::string(e.what()) + " (with warm-up " + std::to_string(s.warm) + " + measured " +
+                                   std::to_string(s.measured) + " tokens, dim " + std::to_string(s.spec.dim) + ")");
+  }
   return s;
 }
 

@@ -61,11 +61,21 @@ int main(int argc, char** argv) {
     return kExitFailure;
   };
 
+  // A result that never reached its reader (a full disk, a closed pipe) is not a success.
+  const auto finish = [](int code) {
+    errno = 0;
+    std::cout.flush();
+    if (!std::cout) {
+      std::cerr << "moss: writing the standard output failed" << (errno ? std::string(": ") + std::strerror(errno) : "") << '\n';
+      if (code == 0) code = kExitFailure;
+    }
+    return code;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : kExitInvalidInput;
+    const int code = app.exit(e);  // --help and --version print to the standard output
+    return finish(code == 0 ? 0 : kExitInvalidInput);
   }
 
   int code = kExitFailure;
@@ -84,12 +94,5 @@ int main(int argc, char** argv) {
     std::cerr << "moss: " << e.what() << '\n';
     code = kExitFailure;
   }
-  // A result that never reached its reader (a full disk, a closed pipe) is not a success.
-  errno = 0;
-  std::cout.flush();
-  if (!std::cout) {
-    std::cerr << "moss: writing the standard output failed" << (errno ? std::string(": ") + std::strerror(errno) : "") << '\n';
-    if (code == 0) code = kExitFailure;
-  }
-  return code;
+  return finish(code);
 }

@@ -133,9 +133,12 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
 
   if (comm->rank() == 0) {
     // Invalid points are recorded as such and the sweep goes on; say so before hours are spent.
-    const std::vector<Problem> invalid = sweep::sweep_point_problems(doc, plan, o.scenario);
+    const sweep::PointCheck check = sweep::check_sweep_points(doc, plan, o.scenario);
+    const std::vector<Problem>& invalid = check.problems;
     constexpr std::size_t kShown = 10;
-    if (!invalid.empty()) err << "moss sweep: note: points that will be recorded as invalid (moss validate lists them all):\n";
+    if (!invalid.empty())
+      err << "moss sweep: note: points that will be recorded as invalid (moss validate lists them"
+          << (check.every_point ? "" : "; checked value by value, so more may be") << "):\n";
     for (std::size_t i = 0; i < std::min(invalid.size(), kShown); ++i) err << "  " << invalid[i].to_string() << '\n';
     if (invalid.size() > kShown) err << "  ... and " << invalid.size() - kShown << " more problems\n";
   }

@@ -45,8 +45,15 @@ int run_validate(const ValidateOptions& o, std::ostream& out, std::ostream& err)
       problems = e.problems();
     }
     // Every point a sweep will run, as `moss sweep` will build it.
-    if (problems.empty() && doc.contains("sweep"))
-      problems = sweep::sweep_point_problems(doc, sweep::SweepPlan::from_json(doc["sweep"], o.scenario), o.scenario);
+    if (problems.empty() && doc.contains("sweep")) {
+      const sweep::SweepPlan plan = sweep::SweepPlan::from_json(doc["sweep"], o.scenario);
+      sweep::PointCheck check = sweep::check_sweep_points(doc, plan, o.scenario);
+      problems = std::move(check.problems);
+      if (!check.every_point)
+        err << o.scenario << ": note: the sweep's " << plan.size() << " points were checked value by value (" << check.points_checked
+            << " points: each value of each field with the others at their first); a combination of valid values can "
+               "still be invalid, and the sweep records such points as invalid\n";
+    }
   } else if (const std::optional<std::string> file = named_activation_file(doc, o.scenario, problems)) {
     // The file's own problems too, so that one validation lists every problem.
     for (Problem& p : step::activation_file_problems(*file, o.scenario)) problems.push_back(std::move(p));

@@ -11,15 +11,23 @@ std::string Problem::to_string() const {
   if (!pointer.empty()) out += pointer + ": ";
   out += message;
   // Messages quote what the input held: its control bytes (a terminal's escape sequences) as \xHH.
+  // C1 controls (U+0080..U+009F, UTF-8 \xc2\x80..\xc2\x9f) too: a UTF-8 terminal obeys them as well.
   std::string shown;
-  for (const char c : out) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u != 0x7f) {
-      shown += c;
+  const auto hex = [&shown](unsigned char u) {
+    char text[5];
+    std::snprintf(text, sizeof text, "\\x%02x", u);
+    shown += text;
+  };
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto u = static_cast<unsigned char>(out[i]);
+    const auto next = i + 1 < out.size() ? static_cast<unsigned char>(out[i + 1]) : 0u;
+    if (u == 0xc2 && next >= 0x80 && next <= 0x9f) {
+      hex(u), hex(static_cast<unsigned char>(next));
+      ++i;
+    } else if (u < 0x20 || u == 0x7f) {
+      hex(u);
     } else {
-      char hex[5];
-      std::snprintf(hex, sizeof hex, "\\x%02x", u);
-      shown += hex;
+      shown += out[i];
     }
   }
   return shown;

@@ -64,11 +64,15 @@ Activations split(const std::string& file, const Layout& l, std::vector<float> v
                      v.str() + " at " + where(i) + ": expected activations of magnitude at most 1e15 (the codecs square them in fp32)");
   }
   // All zeros measures an error of 0 for every method: a dump that captured nothing, not activations.
-  for (int t = 0; t < l.tensors; ++t) {
-    const auto begin = values.begin() + static_cast<std::ptrdiff_t>(t * per);
-    if (std::all_of(begin, begin + static_cast<std::ptrdiff_t>(per), [](float v) { return v == 0.0f; }))
-      throw InputError(file, dataset, std::string("every value") + (l.tensors == 2 ? (t == 0 ? " of K" : " of V") : "") +
+  const auto layer_values = static_cast<std::size_t>(l.tokens * l.dim);
+  for (std::int64_t t = 0; t < l.tensors; ++t) {
+    for (std::int64_t layer = 0; layer < l.layers; ++layer) {
+      const auto begin = values.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(t) * per + static_cast<std::size_t>(layer) * layer_values);
+      if (!std::all_of(begin, begin + static_cast<std::ptrdiff_t>(layer_values), [](float v) { return v == 0.0f; })) continue;
+      const std::string tensor = l.tensors == 2 ? (t == 0 ? " of K" : " of V") : "";
+      throw InputError(file, dataset, "every value" + tensor + (l.layers > 1 ? " in layer " + std::to_string(layer) : std::string()) +
                                           " is 0: expected activations");
+    }
   }
   Activations a;
   for (int t = 0; t < l.tensors; ++t) {

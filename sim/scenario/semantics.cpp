@@ -1,8 +1,11 @@
 // Checks that involve several sections of a scenario.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <utility>
 
+#include "moss/kernels/measure.h"
+#include "moss/kernels/synthetic.h"
 #include "moss/model/memory.h"
 #include "moss/scenario/cluster_topology.h"
 #include "moss/scenario/units.h"
@@ -96,6 +99,20 @@ void check_semantics(JsonReader& r, const Scenario& s) {
     if (fitted && rank > s.compression.warmup_tokens)
       r.problem(ptr, "= " + std::to_string(rank) + ": exceeds warmup_tokens (" + std::to_string(s.compression.warmup_tokens) +
                          "): a basis fitted on that many tokens has no more directions; raise warmup_tokens (at most 65536)");
+  }
+  // The synthetic data the kernels will generate, at the scenario's K/V width and sample size
+  // (kernels::measure_kv): within the generator's bounds, so that what validates also runs.
+  if (s.compression.compressed() && s.compression.activations.rfind("synthetic:", 0) == 0) {
+    try {
+      kernels::SyntheticSpec spec = kernels::parse_synthetic_spec(std::string_view(s.compression.activations).substr(10));
+      spec.dim = kv;
+      spec.tokens = (fitted ? std::min(s.compression.warmup_tokens, kernels::kMaxWarmupTokens) : 0) +
+                    std::min<std::int64_t>(s.training.seq_len / s.parallelism.context, kernels::kMaxSampleTokens);
+      kernels::check_synthetic_cost(spec);
+    } catch (const std::invalid_argument& e) {
+      r.problem("/compression/activations", "= \"" + s.compression.activations + "\" at this model's K/V width " +
+                                                std::to_string(kv) + ": " + e.what());
+    }
   }
   if (s.compression.method == "topk") {
     // Values (bf16) + indices of ceil(log2 kv) bits: past about 60 % kept it outweighs bf16 rows.

@@ -18,6 +18,7 @@
 #include "measurement_store.h"
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
+#include "moss/kernels/codec.h"
 #include "moss/kernels/evaluate.h"
 #include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/measure.h"
@@ -44,10 +45,12 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
   req.kv_dim = s.model.kv_dim();
   req.head_dim = s.model.head_dim();
   req.seed = s.simulation.seed;
-  // A file by its absolute path: the same file reached from another directory is the same source.
-  req.activation_source = c.activations.rfind("synthetic:", 0) == 0
-                              ? c.activations
-                              : std::filesystem::absolute(c.activations).lexically_normal().string();
+  // A file by its canonical path: the same file reached from another directory, or through a
+  // symbolic link, is the same source.
+  std::error_code ec;
+  req.activation_source = c.activations.rfind("synthetic:", 0) == 0 ? c.activations
+                                                                      : std::filesystem::weakly_canonical(c.activations, ec).string();
+  if (ec) req.activation_source = std::filesystem::absolute(c.activations).lexically_normal().string();
   req.device = "auto";
   return req;
 }
@@ -59,7 +62,7 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
 std::optional<std::string> source_identity(const std::string& source) {
   if (source.rfind("synthetic:", 0) == 0) return source;
   std::error_code ec;
-  const std::filesystem::path path = std::filesystem::absolute(source, ec).lexically_normal();
+  const std::filesystem::path path = std::filesystem::weakly_canonical(source, ec);
   struct stat st {};
   if (ec || ::stat(path.c_str(), &st) != 0) return std::nullopt;
   const auto ns = [](const timespec& t) { return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec); };
@@ -125,6 +128,14 @@ LoadedFile checked_activations(const scenario::Scenario& s) {
   }
   if (k.tokens < 2) {
     throw InputError(s.source_file, at, "\"" + source + "\" has " + std::to_string(k.tokens) + " token per layer: expected >= 2 (half fit, half measured)");
+  }
+  // The bases are fitted on the first half of each layer's tokens (at most warmup_tokens).
+  const scenario::CompressionSpec& c = s.compression;
+  const std::int64_t warm = std::min(k.tokens / 2, c.warmup_tokens);
+  for (const auto& [ptr, rank] : {std::pair{"/compression/rank_k", c.rank_k}, std::pair{"/compression/rank_v", c.rank_v}}) {
+    if ((c.method == "pca" || c.method == "mos" || c.method == "mos-k") && rank > warm)
+      throw InputError(s.source_file, ptr, "= " + std::to_string(rank) + ": exceeds the " + std::to_string(warm) + " tokens the bases are fitted on (half of each layer of \"" +
+                                               source + "\", at most warmup_tokens): a longer file, or a lower rank");
   }
   return file;
 }
@@ -204,16 +215,27 @@ std::string printable(const std::string& key) {
   return out;
 }
 
-// Whether a stored result can be the measurement of `req` on this host: its bytes are those of the
-// request's K/V width and agree with its ratio, its errors and throughputs are finite, and a host
-// without a GPU cannot have measured on one. An entry edited by hand or by another program is
-// measured again rather than trusted.
+// Whether a stored result can be the measurement of `req` on this host: its bytes are the request's
+// wire format's (closed form) and agree with its ratio, its errors are finite and the total lies
+// between K's and V's, its throughputs are finite, and a host without a GPU cannot have measured on
+// one. An entry edited by hand or by another program is measured again rather than trusted.
 bool plausible(const kernels::MeasureResult& m, const kernels::MeasureRequest& req) {
   const double raw = 4.0 * static_cast<double>(req.kv_dim);  // K and V, bf16
+  const auto chunk = std::max<std::int64_t>(1, req.chunk_tokens);
+  double sent = 0;
+  try {
+    for (const bool is_v : {false, true})
+      sent += static_cast<double>(kernels::encoded_bytes(kernels::codec_config(req.params, is_v), chunk, req.kv_dim));
+  } catch (const std::exception&) {
+    return false;
+  }
+  sent /= static_cast<double>(chunk);
   const auto finite_in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
-  return m.raw_bytes_per_token == raw && finite_in(m.sent_bytes_per_token, 0, 4 * raw) &&
-         std::abs(m.ratio - m.sent_bytes_per_token / raw) <= 1e-9 * std::max(1.0, m.ratio) &&
-         finite_in(m.relative_error, 0, 10) && finite_in(m.relative_error_k, 0, 10) && finite_in(m.relative_error_v, 0, 10) &&
+  const auto near = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(b)); };
+  const double lo = std::min(m.relative_error_k, m.relative_error_v), hi = std::max(m.relative_error_k, m.relative_error_v);
+  return m.raw_bytes_per_token == raw && near(m.sent_bytes_per_token, sent) && near(m.ratio, m.sent_bytes_per_token / raw) &&
+         finite_in(m.relative_error_k, 0, 10) && finite_in(m.relative_error_v, 0, 10) &&
+         finite_in(m.relative_error, lo * (1 - 1e-9) - 1e-12, hi * (1 + 1e-9) + 1e-12) &&
          finite_in(m.encode_input_bytes_per_s, 0, 1e16) && finite_in(m.decode_output_bytes_per_s, 0, 1e16) &&
          (kernels::gpu_available() || m.device.rfind("cpu", 0) == 0);
 }
@@ -242,15 +264,14 @@ kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels
   const auto start = std::chrono::steady_clock::now();
   const kernels::MeasureResult m = measure(s, req, measured);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (m.shared) {  // the concurrent scenario that measured it stores it
-    o.cache = CacheUse::kShared;
-    o.cache_note = "measured once in this process for a concurrent identical request";
-    return m;
-  }
+  // A result this process measured for another scenario is stored again (the same entry: it repairs one
+  // lost or damaged since) but counted as shared, so that a sweep counts each measurement once.
   const std::string why = measured != *source ? "the file changed while it was measured"
                                               : detail::store_measurement(*dir, key, {m, detail::utc_now(), seconds});
-  o.cache = why.empty() ? CacheUse::kMiss : CacheUse::kUnstored;
-  o.cache_note = why.empty() ? "stored in " + detail::entry_path(*dir, key).string() : why;
+  o.cache = !why.empty() ? CacheUse::kUnstored : m.shared ? CacheUse::kShared : CacheUse::kMiss;
+  o.cache_note = why.empty() ? (m.shared ? "measured earlier in this process for an identical request; " : "") + std::string("stored in ") +
+                                   detail::entry_path(*dir, key).string()
+                             : why;
   return m;
 }
 
@@ -276,7 +297,8 @@ MeasuredCodecTime measured_codec_time(const scenario::Scenario& s, double chunk_
   const model::GpuSpec& target = s.cluster.gpu;
   const double raw = chunk_tokens * kv_bytes(s.compression, s.model, chunk_tokens).raw_per_token;
   const CodecTime measured{raw / encode_bytes_per_s, raw / decode_bytes_per_s};
-  const model::GpuSpec* ran_on = scenario::catalog_gpu_by_device_name(gpu_name);
+  // The kernels name their device "NVIDIA H200 (CUDA, GEMMs: ...)": the CUDA name is before " (".
+  const model::GpuSpec* ran_on = scenario::catalog_gpu_by_device_name(gpu_name.substr(0, gpu_name.find(" (")));
   if (ran_on && ran_on->name == target.name) return {measured, "measured on " + gpu_name};
   const CodecTime roofline = codec_time(s.compression, s.model, target, chunk_tokens);
   if (!ran_on)

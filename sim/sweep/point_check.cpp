@@ -1,5 +1,7 @@
 #include "moss/sweep/point_check.h"
 
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <tuple>
 
@@ -59,7 +61,9 @@ std::vector<Problem> point_problems(const std::vector<Problem>& problems, std::s
   for (const Problem& p : problems) {
     std::string at = "/sweep";
     for (const auto& [dotted, value] : assignments) {
-      if (!under(p.pointer, scenario_pointer(dotted))) continue;
+      // The problem is at the swept path, inside it, or on the way to it (a value that is not an object).
+      const std::string swept = scenario_pointer(dotted);
+      if (!under(p.pointer, swept) && (p.pointer.empty() || p.pointer == "/" || !under(swept, p.pointer))) continue;
       at = sweep_block.is_object() && sweep_block.contains(dotted) ? "/sweep/" + escaped(dotted) : "/sweep/zip";
       break;
     }
@@ -68,20 +72,32 @@ std::vector<Problem> point_problems(const std::vector<Problem>& problems, std::s
   return out;
 }
 
-std::vector<Problem> sweep_point_problems(const nlohmann::json& doc, const SweepPlan& plan, const std::string& file,
-                                          std::size_t max_points) {
+PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, const std::string& file,
+                              std::size_t max_points) {
   const nlohmann::json& block = doc.at("sweep");
+  const auto problems_of = [&](const std::vector<Assignment>& assignments) {
+    try {
+      return scenario::validate_scenario(point_document(doc, assignments, file), file);
+    } catch (const InputError& e) {  // a path through a value that is not an object
+      return e.problems();
+    }
+  };
+  // A point of a huge cluster takes far longer to check than a small one's (its topology): every point
+  // only while that stays within about kCheckBudgetSeconds, judged from the first.
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<Problem> first = problems_of(plan.point(0));
+  const double first_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double affordable = kCheckBudgetSeconds / std::max(first_s, 1e-9);
+  PointCheck check;
+  check.every_point = static_cast<double>(plan.size()) <= std::min(static_cast<double>(max_points), affordable);
+  const std::vector<std::size_t> indices = checked_points(plan, check.every_point ? plan.size() : 0);
+  check.points_checked = indices.size();
   // (where, the point's own problem) -> the first report of it and the points that have it.
   std::map<std::tuple<std::string, std::string, std::string>, std::size_t> seen;
   std::vector<std::pair<Problem, std::size_t>> reports;
-  for (const std::size_t index : checked_points(plan, max_points)) {
+  for (const std::size_t index : indices) {
     const std::vector<Assignment> assignments = plan.point(index);
-    std::vector<Problem> problems;
-    try {
-      problems = scenario::validate_scenario(point_document(doc, assignments, file), file);
-    } catch (const InputError& e) {  // a path through a value that is not an object
-      problems = e.problems();
-    }
+    const std::vector<Problem> problems = index == 0 ? first : problems_of(assignments);
     const std::vector<Problem> attributed = point_problems(problems, index, assignments, block, file);
     for (std::size_t i = 0; i < problems.size(); ++i) {
       const auto key = std::make_tuple(attributed[i].pointer, problems[i].pointer, problems[i].message);
@@ -93,12 +109,11 @@ std::vector<Problem> sweep_point_problems(const nlohmann::json& doc, const Sweep
       reports.emplace_back(attributed[i], 1);
     }
   }
-  std::vector<Problem> out;
   for (auto& [problem, points] : reports) {
     if (points > 1) problem.message += " (and " + std::to_string(points - 1) + " more points)";
-    out.push_back(std::move(problem));
+    check.problems.push_back(std::move(problem));
   }
-  return out;
+  return check;
 }
 
 }  // namespace moss::sweep

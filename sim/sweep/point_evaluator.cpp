@@ -76,9 +76,10 @@ PointEvaluator::PointEvaluator(nlohmann::json base, std::string file, std::optio
       measurement_cache_(std::move(measurement_cache)) {}
 
 PointRecord PointEvaluator::operator()(std::int64_t index, const std::vector<Assignment>& assignments) const {
-  const nlohmann::json doc = point_document(base_, assignments, file_);
+  nlohmann::json doc;
   scenario::Scenario s;
   try {
+    doc = point_document(base_, assignments, file_);
     s = scenario::parse_scenario(doc, file_);
   } catch (const InputError& e) {
     // Named by the swept field at fault, not only the scenario path (whose value in the file is valid).

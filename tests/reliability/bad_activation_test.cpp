@@ -126,6 +126,8 @@ std::vector<BadActivation> cases() {
   with_ninf[63] = -kInf;
   std::vector<float> zero_v = ramp(64);
   std::fill(zero_v.begin() + 32, zero_v.end(), 0.0f);  // [2, 4, 8]: K a ramp, V all zero
+  std::vector<float> zero_k_layer1 = ramp(64);
+  std::fill(zero_k_layer1.begin() + 16, zero_k_layer1.begin() + 32, 0.0f);  // [2, 2, 2, 8]: K's layer 1
   const std::string good = npy("<f4", "(8, 8)", bytes_of(ramp(64)));
   std::vector<BadActivation> c = {
       {"empty.npy", "", "bad magic", raw("")},
@@ -158,6 +160,7 @@ std::vector<BadActivation> cases() {
       // Refused before it is opened: opening a FIFO would wait for a writer forever.
       {"zeros.npy", "", "every value is 0: expected activations", raw(npy("<f4", "(8, 8)", bytes_of(std::vector<float>(64, 0.0f))))},
       {"zero-v-pair.npy", "", "every value of V is 0", raw(npy("<f4", "(2, 4, 8)", bytes_of(zero_v)))},
+      {"zero-layer.npy", "", "every value of K in layer 1 is 0", raw(npy("<f4", "(2, 2, 2, 8)", bytes_of(zero_k_layer1)))},
       {"fifo.npy", "", "not a regular file", [](const fs::path& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); }},
       {"directory.npy", "", "is a directory", [](const fs::path& p) { fs::create_directory(p); }},
       {"escape.npy", "", R"(\\x1b\[2J)", raw(npy("\x1b[2J", "(8, 8)", bytes_of(ramp(64))))},

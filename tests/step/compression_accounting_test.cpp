@@ -167,17 +167,20 @@ TEST(MeasuredCodecTime, UsesScalesOrIgnoresTheMeasurementByWhichGpuRanIt) {
   const double chunk = 16384, raw = chunk * 2 * 2 * s.model.kv_dim();  // K and V, bf16
   const double encode_bps = 1.5e12, decode_bps = 1.2e12;
 
-  const MeasuredCodecTime same = measured_codec_time(s, chunk, "NVIDIA A100-SXM4-80GB", encode_bps, decode_bps);
+  // The kernels' device string: the CUDA name, then what ran in parentheses.
+  const std::string a100 = "NVIDIA A100-SXM4-80GB (CUDA, GEMMs: moss or libcublas.so.13)";
+  const MeasuredCodecTime same = measured_codec_time(s, chunk, a100, encode_bps, decode_bps);
   EXPECT_DOUBLE_EQ(same.per_chunk.encode_s, raw / encode_bps);
   EXPECT_DOUBLE_EQ(same.per_chunk.decode_s, raw / decode_bps);
-  EXPECT_EQ(same.source, "measured on NVIDIA A100-SXM4-80GB");
+  EXPECT_EQ(same.source, "measured on " + a100);
+  EXPECT_EQ(measured_codec_time(s, chunk, "NVIDIA A100-SXM4-80GB", encode_bps, decode_bps).source, "measured on NVIDIA A100-SXM4-80GB");
 
   // pca at rank 16 is memory-bound on both GPUs (16 flops per byte, below either's ridge): the
   // A100's time is the H200's times their HBM bandwidths' ratio, 4800 / 2039 GB/s.
-  const MeasuredCodecTime other = measured_codec_time(s, chunk, "NVIDIA H200", encode_bps, decode_bps);
+  const MeasuredCodecTime other = measured_codec_time(s, chunk, "NVIDIA H200 (CUDA, GEMMs: auto)", encode_bps, decode_bps);
   EXPECT_NEAR(other.per_chunk.encode_s / (raw / encode_bps), 4800.0 / 2039.0, 1e-9);
   EXPECT_NEAR(other.per_chunk.decode_s / (raw / decode_bps), 4800.0 / 2039.0, 1e-9);
-  EXPECT_NE(other.source.find("measured on NVIDIA H200 (H200), scaled to A100-80GB"), std::string::npos) << other.source;
+  EXPECT_NE(other.source.find("measured on NVIDIA H200 (CUDA, GEMMs: auto) (H200), scaled to A100-80GB"), std::string::npos) << other.source;
 
   const MeasuredCodecTime unknown = measured_codec_time(s, chunk, "NVIDIA B300", encode_bps, decode_bps);
   const CodecTime roofline = codec_time(s.compression, s.model, s.cluster.gpu, chunk);

@@ -148,6 +148,7 @@ TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
   const double raw = good["result"]["raw_bytes_per_token"].get<double>();
   std::vector<std::pair<std::string, nlohmann::json>> implausible = {
       {"sent_bytes_per_token", 1e12}, {"raw_bytes_per_token", raw * 2}, {"ratio", 0.5}, {"relative_error", 1e9},
+      {"relative_error", 0.9},  // outside [min, max] of K's and V's
       {"relative_error_v", std::nan("")}, {"encode_input_bytes_per_s", 1e300}};
   if (!kernels::gpu_available()) implausible.push_back({"device", "gpu NVIDIA H200"});
   for (const auto& [field, value] : implausible) {
@@ -155,6 +156,11 @@ TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
     wrong["result"][field] = value;
     bad_entries.push_back(wrong.dump());
   }
+  // Self-consistent bytes and ratio, but not the request's wire format.
+  nlohmann::json consistent_but_wrong = good;
+  consistent_but_wrong["result"]["sent_bytes_per_token"] = raw / 2;
+  consistent_but_wrong["result"]["ratio"] = 0.5;
+  bad_entries.push_back(consistent_but_wrong.dump());
   const std::vector<std::pair<std::string, nlohmann::json>> wrong_types = {
       {"format", "1"}, {"key", 7}, {"measured_at", 7}, {"measure_s", "1.0"}, {"result", 7}};
   for (const auto& [field, value] : wrong_types) {
@@ -165,7 +171,8 @@ TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
   for (const std::string& bad : bad_entries) {
     write_text(entry, bad);
     const CompressionOutcome o = figures(kPca, dir);
-    EXPECT_EQ(o.cache, CacheUse::kMiss) << bad;
+    // This process measured the request for `truth`: the figures are that measurement's, stored again.
+    EXPECT_EQ(o.cache, CacheUse::kShared) << bad;
     EXPECT_EQ(o.relative_error, truth.relative_error) << bad;
     EXPECT_EQ(nlohmann::json::parse(testing::slurp(entry.string()))["key"], good["key"]) << bad;
   }
@@ -178,7 +185,7 @@ TEST(MeasurementCache, ABadEntryIsAMissAndIsReplaced) {
 }
 
 // Concurrent identical requests measure once: the first measures, a caller that came while it ran
-// shares its result (CacheUse::kShared in a sweep's counts) instead of measuring again.
+// (or after) shares its result (CacheUse::kShared in a sweep's counts) instead of measuring again.
 TEST(MeasurementCache, ConcurrentIdenticalRequestsMeasureOnce) {
   kernels::MeasureRequest req;
   req.params.method = "pca";
@@ -197,9 +204,32 @@ TEST(MeasurementCache, ConcurrentIdenticalRequestsMeasureOnce) {
   ta.join();
   tb.join();
   EXPECT_EQ(kernels::measurements_run() - before, 1u);
-  EXPECT_FALSE(a.shared && b.shared) << "one of them measured";
+  EXPECT_NE(a.shared, b.shared) << "one of them measured, the other shared it";
   EXPECT_EQ(a.relative_error, b.relative_error);
-  EXPECT_FALSE(kernels::measure_kv(req).shared) << "a finished measurement is not a concurrent one";
+  EXPECT_TRUE(kernels::measure_kv(req).shared);
+  EXPECT_EQ(kernels::measurements_run() - before, 1u);
+}
+
+// A file's bases are fitted on half of each layer's tokens: a rank above that is the scenario's
+// problem, named at its rank, not a fit of fewer directions than it charges for.
+TEST(MeasurementCache, ARankAboveTheFilesFitTokensIsAnInputError) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "short", true);
+  const fs::path file = dir / "short.npy";
+  write_kv_npy(file, 40, 64, 4, 0.01f, 5);  // fitted on 20 tokens
+  nlohmann::json doc = testing::mos800m("1Gbps", R"({"method": "pca", "rank_k": 20, "rank_v": 21})");
+  doc["model"] = nlohmann::json::parse(R"({"layers": 2, "d_model": 256, "heads": 4, "kv_heads": 1, "ffn_hidden": 1024, "vocab": 1000})");
+  doc["compression"]["activations"] = file.string();
+  try {
+    (void)compression_figures(testing::parse(doc), true, std::nullopt);
+    FAIL() << "rank_v 21 > 20 fit tokens was accepted";
+  } catch (const InputError& e) {
+    ASSERT_EQ(e.problems().size(), 1u);
+    EXPECT_EQ(e.problems()[0].pointer, "/compression/rank_v");
+    EXPECT_NE(e.problems()[0].message.find("exceeds the 20 tokens the bases are fitted on"), std::string::npos) << e.what();
+  }
+  doc["compression"]["rank_v"] = 20;
+  EXPECT_NO_THROW((void)compression_figures(testing::parse(doc), true, std::nullopt));
+  fs::remove_all(dir);
 }
 
 // Every parameter of the measurement is in the key: changing one is a new entry.

@@ -11,7 +11,7 @@ namespace {
 
 using moss::Problem;
 using moss::sweep::SweepPlan;
-using moss::sweep::sweep_point_problems;
+using moss::sweep::check_sweep_points;
 
 nlohmann::json scenario_with(const nlohmann::json& sweep) {
   nlohmann::json doc = nlohmann::json::parse(R"({
@@ -25,7 +25,7 @@ nlohmann::json scenario_with(const nlohmann::json& sweep) {
 }
 
 std::vector<Problem> problems_of(const nlohmann::json& doc, std::size_t max_points = moss::sweep::kMaxCheckedPoints) {
-  return sweep_point_problems(doc, SweepPlan::from_json(doc["sweep"], "s.json"), "s.json", max_points);
+  return check_sweep_points(doc, SweepPlan::from_json(doc["sweep"], "s.json"), "s.json", max_points).problems;
 }
 
 TEST(PointCheck, AValidSweepHasNoProblem) {
@@ -69,10 +69,20 @@ TEST(PointCheck, AZipGroupsFieldIsLaidOnTheZip) {
   EXPECT_EQ(problems[0].pointer, "/sweep/zip");
 }
 
+TEST(PointCheck, APathThroughAValueThatIsNotAnObjectIsLaidOnItsField) {
+  const auto problems = problems_of(scenario_with({{"cluster.gpu.name", {"H200"}}}));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].pointer, "/sweep/cluster.gpu.name");
+  EXPECT_NE(problems[0].message.find("crosses a value that is not an object"), std::string::npos) << problems[0].message;
+}
+
 TEST(PointCheck, ALargeSweepIsCheckedValueByValue) {
   // 3 x 3 points, at most 4 checked: each value of each axis with the other at its first (5 points).
   const nlohmann::json doc = scenario_with({{"cluster.network.bandwidth", {"1Gbps", "2Gbps", "3Gbps"}}, {"compression.bits", {4, 8, 3}}});
-  const auto problems = problems_of(doc, 4);
+  const auto check = check_sweep_points(doc, SweepPlan::from_json(doc["sweep"], "s.json"), "s.json", 4);
+  EXPECT_FALSE(check.every_point);
+  EXPECT_EQ(check.points_checked, 5u);
+  const auto& problems = check.problems;
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].message.rfind("point 2 (", 0), 0u) << problems[0].message;
   EXPECT_EQ(problems[0].message.find("more points"), std::string::npos) << "only one checked point has bits = 3";

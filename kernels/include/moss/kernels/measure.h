@@ -88,7 +88,7 @@ struct MeasureResult {
   int layers_measured = 1;    ///< layers of the source fitted and measured (see the file comment)
   int layers_in_source = 1;   ///< layers the source holds (sampled_layers(layers_in_source) were measured)
   std::int64_t warmup_tokens = 0;  ///< tokens each fit used (files: min(half the tokens, request.warmup_tokens))
-  bool shared = false;  ///< this call waited for a concurrent call's measurement of the same request instead of measuring
+  bool shared = false;  ///< taken from this process's earlier or concurrent measurement of the same request, not measured by this call
 };
 
 /// Measures a synthetic source. Thread-safe; cached in-process by (method, params, source, shape,

@@ -20,7 +20,7 @@ enum class CacheUse {
   kHit,       ///< the figures were read from it
   kMiss,      ///< measured, and stored in it
   kUnstored,  ///< measured; storing them failed (CompressionOutcome::cache_note says why)
-  kShared,    ///< taken from a concurrent scenario's measurement in this process (a sweep's point), which stores it
+  kShared,    ///< taken from this process's measurement for another scenario (a sweep's point), and stored
 };
 
 /// How compression came out for this scenario.

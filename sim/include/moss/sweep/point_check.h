@@ -11,9 +11,12 @@
 
 namespace moss::sweep {
 
-/// Sweeps up to this many points are checked point by point (about 70 us each), larger ones value
-/// by value.
+/// Sweeps up to this many points are checked point by point (about 70 us each for a small cluster),
+/// larger ones value by value.
 inline constexpr std::size_t kMaxCheckedPoints = 16384;
+/// Checking takes about this long at most when point by point (judged from the first point's time:
+/// a point of a 16,384-GPU full mesh takes a third of a second); beyond, value by value.
+inline constexpr double kCheckBudgetSeconds = 10.0;
 
 /// The problems of point `index` (with `assignments`) of the sweep in `file`, as a sweep reports
 /// them: each under the swept field that caused it (/sweep/<dotted path>, or /sweep/zip for a zip
@@ -23,12 +26,18 @@ inline constexpr std::size_t kMaxCheckedPoints = 16384;
                                                   const std::vector<Assignment>& assignments,
                                                   const nlohmann::json& sweep_block, const std::string& file);
 
+/// What check_sweep_points found.
+struct PointCheck {
+  std::vector<Problem> problems;    ///< empty when every point checked is valid
+  std::size_t points_checked = 0;
+  bool every_point = true;          ///< false: value by value (combinations unchecked)
+};
+
 /// The problems of a valid scenario's sweep points (`doc` holds the scenario and its "sweep" block,
-/// parsed into `plan`): every point when the plan has at most `max_points`, else every value of
-/// every axis with the other axes at their first value. The same problem in several points is
-/// reported once, with the number of points. Empty when every point checked is valid.
-[[nodiscard]] std::vector<Problem> sweep_point_problems(const nlohmann::json& doc, const SweepPlan& plan,
-                                                        const std::string& file,
-                                                        std::size_t max_points = kMaxCheckedPoints);
+/// parsed into `plan`): every point when the plan has at most `max_points` and they can be checked
+/// within about kCheckBudgetSeconds, else every value of every axis with the other axes at their first
+/// value. The same problem in several points is reported once, with the number of points.
+[[nodiscard]] PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, const std::string& file,
+                                            std::size_t max_points = kMaxCheckedPoints);
 
 }  // namespace moss::sweep
