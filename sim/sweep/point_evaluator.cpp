@@ -78,18 +78,19 @@ PointEvaluator::PointEvaluator(nlohmann::json base, std::string file, std::optio
 PointRecord PointEvaluator::operator()(std::int64_t index, const std::vector<Assignment>& assignments) const {
   nlohmann::json doc;
   scenario::Scenario s;
+  step::RunResult r;
   try {
     doc = point_document(base_, assignments, file_);
     s = scenario::parse_scenario(doc, file_);
+    step::EvaluateOptions options;
+    options.backend = backend_;
+    options.measurement_cache = measurement_cache_;
+    r = step::evaluate(s, options);  // its input errors: the activation file a point names
   } catch (const InputError& e) {
     // Named by the swept field at fault, not only the scenario path (whose value in the file is valid).
     throw InputError(point_problems(e.problems(), static_cast<std::size_t>(index), assignments,
                                     base_.value("sweep", nlohmann::json()), file_));
   }
-  step::EvaluateOptions options;
-  options.backend = backend_;
-  options.measurement_cache = measurement_cache_;
-  const step::RunResult r = step::evaluate(s, options);
   {
     const std::lock_guard lock(counters_->mutex);
     CacheCounts& c = counters_->counts;
