@@ -115,6 +115,7 @@ std::vector<std::string> unused_flag_notes(const CompressOptions& o, mk::Method 
                 {"--dim", synthetic, "--synthetic"},
                 {"--warmup", synthetic, "--synthetic"},
                 {"--per-layer", !synthetic, "--activations"}};
+  // --dataset, --dataset-k and --dataset-v are refused on --synthetic (datasets_of): they choose the data.
   std::vector<std::string> notes;
   for (const auto& s : scopes)
     if (given(o, s.flag) && !s.applies)
@@ -273,8 +274,24 @@ std::vector<TensorTotals> run_synthetic(const CompressOptions& o, mk::Method met
   return out;
 }
 
+// The HDF5 datasets the flags choose; exit 2 naming the flag when they do not make a choice.
+io::DatasetChoice datasets_of(const CompressOptions& o) {
+  const io::DatasetChoice choice{o.dataset, o.dataset_k, o.dataset_v};
+  for (const char* flag : {"--dataset", "--dataset-k", "--dataset-v"}) {
+    if (!given(o, flag)) continue;
+    if (!o.synthetic.empty()) throw InputError("", flag, "chooses datasets of an HDF5 --activations file, not of --synthetic data");
+    const std::string& name = flag == std::string("--dataset") ? o.dataset : flag == std::string("--dataset-k") ? o.dataset_k : o.dataset_v;
+    if (name.find_first_not_of('/') == std::string::npos)
+      throw InputError("", flag, "\"" + name + "\": expected the path of a dataset in the file, such as \"k\" or \"cache/layer3/k\"");
+  }
+  if (const std::string problem = io::dataset_choice_problem(choice); !problem.empty())
+    throw InputError("", given(o, "--dataset") ? "--dataset" : given(o, "--dataset-k") ? "--dataset-v" : "--dataset-k",
+                     problem + " (--dataset NAME, or --dataset-k K --dataset-v V)");
+  return choice;
+}
+
 std::vector<TensorTotals> run_file(const CompressOptions& o, mk::Method method, mk::Device device) {
-  const io::Activations a = io::load_activations(o.activations);
+  const io::Activations a = io::load_activations(o.activations, datasets_of(o));
   check_ranks(o, method, a.is_pair(), a.tensors.front().dim, o.activations);  // K and V have one shape
   std::vector<TensorTotals> out;
   for (std::size_t i = 0; i < a.tensors.size(); ++i) {
@@ -330,6 +347,9 @@ void add_compress_options(CLI::App& sub, CompressOptions& o) {
   };
   sub.add_option("--activations", o.activations, "activation file (.npy or .h5): [tokens, dim], [layers, tokens, dim] or a K/V pair")
       ->check(non_empty("a .npy or .h5 file"));
+  sub.add_option("--dataset", o.dataset, "HDF5: read one tensor from this dataset (a path such as cache/layer3/x)");
+  sub.add_option("--dataset-k", o.dataset_k, "HDF5: read K from this dataset (with --dataset-v)");
+  sub.add_option("--dataset-v", o.dataset_v, "HDF5: read V from this dataset (with --dataset-k)");
   sub.add_option("--synthetic", o.synthetic, "synthetic activation spec, e.g. llama,tokens=4096,dim=2048")
       ->check(non_empty("a spec such as llama or llama,dim=4096"));
   sub.add_option("--method", o.method, "none | pca | mos | mos-k | topk | quant")->required();
@@ -376,7 +396,7 @@ int run_compress(const CompressOptions& o, std::ostream& out, std::ostream& err)
   if (o.repeats < 1) throw InputError("", "--repeats", std::to_string(o.repeats) + ": expected >= 1");
   const mk::Device device = device_of(o);
   std::vector<TensorTotals> rows;
-  std::string source = o.activations;
+  std::string source = o.activations + datasets_of(o).describe();
   std::int64_t warmup = 0;
   if (o.synthetic.empty()) {
     rows = run_file(o, method, device);

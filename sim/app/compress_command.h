@@ -15,6 +15,9 @@ namespace moss::app {
 struct CompressOptions {
   std::string activations;  ///< .npy / .h5 file (moss::io formats)
   std::string synthetic;    ///< synthetic spec (kernels/synthetic.h), e.g. "llama,dim=2048"
+  std::string dataset;      ///< HDF5: one tensor from this dataset (path from the file's root)
+  std::string dataset_k;    ///< HDF5: with dataset_v, K and V from these datasets
+  std::string dataset_v;
   std::string method;
   int rank = 0;    ///< rank of a single tensor, and of K and V unless --rank-k/--rank-v say otherwise
   int rank_k = 0;

@@ -20,16 +20,62 @@ void add_validate_options(CLI::App& sub, ValidateOptions& o) {
 
 namespace {
 
+std::string string_at(const nlohmann::json& doc, const char* pointer) {
+  const nlohmann::json::json_pointer at(pointer);
+  return doc.is_object() && doc.contains(at) && doc.at(at).is_string() ? doc.at(at).get<std::string>() : "";
+}
+
 // The activation file a scenario names, resolved, when the scenario reports no problem about it.
 std::optional<std::string> named_activation_file(const nlohmann::json& doc, const std::string& file,
                                                  const std::vector<Problem>& problems) {
-  const nlohmann::json::json_pointer at("/compression/activations");
-  if (!doc.is_object() || !doc.contains(at) || !doc.at(at).is_string()) return std::nullopt;
-  const std::string value = doc.at(at).get<std::string>();
-  if (value.rfind("synthetic:", 0) == 0) return std::nullopt;
+  const std::string value = string_at(doc, "/compression/activations");
+  if (value.empty() || value.rfind("synthetic:", 0) == 0) return std::nullopt;
   for (const Problem& p : problems)
-    if (p.pointer == "/compression/activations") return std::nullopt;
+    if (p.pointer == "/compression/activations" || p.pointer.rfind("/compression/datasets", 0) == 0) return std::nullopt;
   return scenario::resolve_scenario_path(file, value);
+}
+
+// A scenario with a sweep is valid when every point is (moss sweep runs the points, never the base):
+// a problem of the base that every point overrides is none; one that every point has and no swept
+// field causes is reported as the scenario's own, at its path; the others by point.
+std::vector<Problem> sweep_problems(const nlohmann::json& doc, const std::vector<Problem>& base, const std::string& file,
+                                    std::ostream& err) {
+  for (const Problem& p : base)
+    if (p.pointer == "/sweep" || p.pointer.rfind("/sweep/", 0) == 0) return base;  // no plan to check
+  sweep::SweepPlan plan;
+  try {
+    plan = sweep::SweepPlan::from_json(doc["sweep"], file);
+  } catch (const InputError& e) {
+    std::vector<Problem> problems = base;
+    for (const Problem& p : e.problems()) problems.push_back(p);
+    return problems;
+  }
+  const sweep::PointCheck check = sweep::check_sweep_points(doc, plan, file);
+  if (!check.every_point)
+    err << file << ": note: the sweep's " << plan.size() << " points were checked value by value (" << check.points_checked
+        << " points: each value of each field with the others at their first); a combination of valid values can "
+           "still be invalid, and the sweep records such points as invalid\n";
+  std::vector<Problem> problems;
+  for (std::size_t i = 0; i < check.problems.size(); ++i) {
+    const bool everywhere = check.points[i] == check.points_checked && check.problems[i].pointer == "/sweep";
+    problems.push_back(everywhere ? check.own[i] : check.problems[i]);
+  }
+  return problems;
+}
+
+// Whether the sweep sets `dotted` or an object above it.
+bool swept(const nlohmann::json& doc, const std::string& dotted) {
+  if (!doc.is_object() || !doc.contains("sweep") || !doc["sweep"].is_object()) return false;
+  const auto covers = [&](const std::string& field) { return dotted == field || dotted.rfind(field + ".", 0) == 0; };
+  for (const auto& [key, value] : doc["sweep"].items()) {
+    if (key != "zip" && covers(key)) return true;
+    if (key != "zip") continue;
+    for (const auto& group : value.is_array() ? value : nlohmann::json::array({value}))
+      if (group.is_object())
+        for (const auto& [field, values] : group.items())
+          if (covers(field)) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -37,26 +83,23 @@ std::optional<std::string> named_activation_file(const nlohmann::json& doc, cons
 int run_validate(const ValidateOptions& o, std::ostream& out, std::ostream& err) {
   const nlohmann::json doc = scenario::read_json_file(o.scenario);
   std::vector<Problem> problems = scenario::validate_scenario(doc, o.scenario);
-  if (problems.empty()) {
+  if (doc.is_object() && doc.contains("sweep")) {
+    problems = sweep_problems(doc, problems, o.scenario, err);
+  } else if (problems.empty()) {
     // The activation file as the run will load it: what validates must run.
     try {
       step::check_activations(scenario::parse_scenario(doc, o.scenario));
     } catch (const InputError& e) {
       problems = e.problems();
     }
-    // Every point a sweep will run, as `moss sweep` will build it.
-    if (problems.empty() && doc.contains("sweep")) {
-      const sweep::SweepPlan plan = sweep::SweepPlan::from_json(doc["sweep"], o.scenario);
-      sweep::PointCheck check = sweep::check_sweep_points(doc, plan, o.scenario);
-      problems = std::move(check.problems);
-      if (!check.every_point)
-        err << o.scenario << ": note: the sweep's " << plan.size() << " points were checked value by value (" << check.points_checked
-            << " points: each value of each field with the others at their first); a combination of valid values can "
-               "still be invalid, and the sweep records such points as invalid\n";
+  }
+  // The base's activation file's own problems too, so that one validation lists every problem.
+  if (!problems.empty() && !swept(doc, "compression.activations")) {
+    if (const std::optional<std::string> file = named_activation_file(doc, o.scenario, problems)) {
+      for (Problem& p : step::activation_file_problems(*file, o.scenario, string_at(doc, "/compression/datasets/k"),
+                                                       string_at(doc, "/compression/datasets/v")))
+        problems.push_back(std::move(p));
     }
-  } else if (const std::optional<std::string> file = named_activation_file(doc, o.scenario, problems)) {
-    // The file's own problems too, so that one validation lists every problem.
-    for (Problem& p : step::activation_file_problems(*file, o.scenario)) problems.push_back(std::move(p));
   }
   if (problems.empty()) {
     out << o.scenario << ": valid\n";

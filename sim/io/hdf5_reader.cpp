@@ -61,6 +61,38 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
   return 0;
 }
 
+std::vector<std::string> top_level_names(const std::string& path, hid_t file) {
+  std::vector<std::string> names;
+  if (H5Literate(file, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0)
+    throw InputError(path, "", "cannot list the objects in the file (corrupt file)");
+  return names;
+}
+
+// `name` without its leading "/": a path from the root, "k" or "cache/layer3/k".
+std::string from_root(const std::string& name) {
+  const std::size_t first = name.find_first_not_of('/');
+  return first == std::string::npos ? std::string() : name.substr(first);
+}
+
+// A dataset the caller chose: each link on its path must exist (H5Lexists checks one link, its
+// parents must exist) and it must be a dataset.
+void check_chosen(const std::string& path, hid_t file, const std::string& name) {
+  const std::string where = "/" + name;
+  std::string list;
+  const auto missing = [&](const std::string& what) {
+    for (const std::string& n : top_level_names(path, file)) list += (list.empty() ? "" : ", ") + ("/" + n);
+    return InputError(path, where, what + " (the file's top-level objects: " + (list.empty() ? "none" : list) + ")");
+  };
+  for (std::size_t slash = 0; slash != std::string::npos;) {
+    slash = name.find('/', slash + 1);
+    const std::string prefix = name.substr(0, slash);
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) throw missing("no such dataset in the file");
+  }
+  Handle object(H5Oopen(file, name.c_str(), H5P_DEFAULT), H5Oclose);
+  if (!object.ok()) throw InputError(path, where, "cannot open the object (corrupt file)");
+  if (H5Iget_type(object.get()) != H5I_DATASET) throw missing("is a group, not a dataset");
+}
+
 Activations read_dataset(const std::string& path, hid_t file, const std::string& name, std::uint64_t file_bytes) {
   const std::string where = "/" + name;
   Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
@@ -100,33 +132,70 @@ std::uint64_t max_tensor_bytes(std::uint64_t file_bytes) {
   return values * sizeof(float);
 }
 
-Activations load_checked(const std::string& path, std::uint64_t file_bytes) {
+// K and V from two datasets of one shape.
+Activations read_pair(const std::string& path, hid_t file, const std::string& k_name, const std::string& v_name,
+                      std::uint64_t file_bytes) {
+  Activations k = read_dataset(path, file, k_name, file_bytes);
+  Activations v = read_dataset(path, file, v_name, file_bytes);
+  const Tensor &tk = k.tensors[0], &tv = v.tensors[0];
+  if (tk.layers != tv.layers || tk.tokens != tv.tokens || tk.dim != tv.dim)
+    throw InputError(path, "/" + v_name, "shape differs from /" + k_name + ": expected K and V of one shape");
+  k.tensors.push_back(std::move(v.tensors[0]));
+  return k;
+}
+
+Activations load_checked(const std::string& path, std::uint64_t file_bytes, const DatasetChoice& choice) {
+  if (const std::string problem = dataset_choice_problem(choice); !problem.empty()) throw InputError(path, "", problem);
   if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path, "", "not an HDF5 file (or truncated)");
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.ok()) throw InputError(path, "", "cannot open the HDF5 file (truncated or corrupt)");
-  std::vector<std::string> names;
-  if (H5Literate(file.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0)
-    throw InputError(path, "", "cannot list the objects in the file (corrupt file)");
+  if (!choice.single.empty()) {
+    const std::string name = from_root(choice.single);
+    check_chosen(path, file.get(), name);
+    return read_dataset(path, file.get(), name, file_bytes);
+  }
+  if (!choice.k.empty()) {
+    const std::string k = from_root(choice.k), v = from_root(choice.v);
+    check_chosen(path, file.get(), k);
+    check_chosen(path, file.get(), v);
+    return read_pair(path, file.get(), k, v, file_bytes);
+  }
+  const std::vector<std::string> names = top_level_names(path, file.get());
   const bool has_k = std::find(names.begin(), names.end(), "k") != names.end();
   const bool has_v = std::find(names.begin(), names.end(), "v") != names.end();
   if (has_k != has_v) throw InputError(path, has_k ? "/v" : "/k", "missing: a K/V pair needs datasets \"k\" and \"v\"");
-  if (has_k) {
-    Activations k = read_dataset(path, file.get(), "k", file_bytes);
-    Activations v = read_dataset(path, file.get(), "v", file_bytes);
-    const Tensor &tk = k.tensors[0], &tv = v.tensors[0];
-    if (tk.layers != tv.layers || tk.tokens != tv.tokens || tk.dim != tv.dim)
-      throw InputError(path, "/v", "shape differs from /k: expected K and V of one shape");
-    k.tensors.push_back(std::move(v.tensors[0]));
-    return k;
-  }
+  if (has_k) return read_pair(path, file.get(), "k", "v", file_bytes);
   if (names.size() != 1)
     throw InputError(path, "", "found " + std::to_string(names.size()) +
-                                   " top-level objects: expected datasets \"k\" and \"v\", or exactly one dataset");
+                                   " top-level objects: expected datasets \"k\" and \"v\", or exactly one dataset, or datasets chosen by name "
+                                   "(moss compress --dataset or --dataset-k/--dataset-v; a scenario's compression.datasets)");
   return read_dataset(path, file.get(), names[0], file_bytes);
 }
 }  // namespace
 
-Activations load_hdf5_unisolated(const std::string& path) {
+std::string DatasetChoice::describe() const {
+  const auto rooted = [](const std::string& n) {
+    std::string out(1, '/');
+    return out.append(from_root(n));
+  };
+  if (!single.empty()) return " (dataset " + rooted(single) + ")";
+  if (!k.empty() || !v.empty()) return " (datasets " + rooted(k) + ", " + rooted(v) + ")";
+  return "";
+}
+
+std::string dataset_choice_problem(const DatasetChoice& choice) {
+  if (!choice.single.empty() && (!choice.k.empty() || !choice.v.empty()))
+    return "a single dataset and a K/V pair of datasets are both chosen: choose one";
+  if (choice.k.empty() != choice.v.empty()) return "a K/V pair needs both its K and its V dataset";
+  for (const std::string& name : {choice.single, choice.k, choice.v}) {
+    if (name.empty()) continue;
+    if (name.find('\0') != std::string::npos) return "a dataset name holds a NUL byte";
+    if (from_root(name).empty()) return "dataset name \"" + name + "\": expected a dataset's path, such as \"k\" or \"cache/layer3/k\"";
+  }
+  return "";
+}
+
+Activations load_hdf5_unisolated(const std::string& path, const DatasetChoice& datasets) {
   std::error_code ec;
   const auto file_bytes = std::filesystem::file_size(path, ec);
   if (ec) throw InputError(path, "", "cannot open the file");
@@ -134,23 +203,25 @@ Activations load_hdf5_unisolated(const std::string& path) {
   // memory is std::bad_alloc instead: the child-process loader turns that into its memory-limit message.
   const AllocationFailures failures;
   try {
-    return load_checked(path, file_bytes);
+    return load_checked(path, file_bytes, datasets);
   } catch (const InputError&) {
     if (failures.seen()) throw std::bad_alloc();
     throw;
   }
 }
 
-Activations load_hdf5(const std::string& path) {
+Activations load_hdf5(const std::string& path, const DatasetChoice& datasets) {
   // libhdf5 1.10 can crash on corrupt files (tests/data/bad_activations/libhdf5-segv-h5literate.h5):
   // it runs in a child process so that such a file is an input error, not a crash of moss. It can also
   // allocate without bound (libhdf5-oom.h5): the child's memory is capped from the file size.
   std::error_code ec;
   const auto file_bytes = std::filesystem::file_size(path, ec);
-  return detail::load_in_child(path, &load_hdf5_unisolated, "libhdf5", "HDF5", max_tensor_bytes(ec ? 0 : file_bytes));
+  return detail::load_in_child(
+      path, [&datasets](const std::string& p) { return load_hdf5_unisolated(p, datasets); }, "libhdf5", "HDF5",
+      max_tensor_bytes(ec ? 0 : file_bytes));
 }
 
-Activations load_activations(const std::string& path) {
+Activations load_activations(const std::string& path, const DatasetChoice& datasets) {
   // Looked at before it is opened: opening a FIFO would wait for a writer.
   std::error_code ec;
   const std::filesystem::file_status status = std::filesystem::status(path, ec);
@@ -159,8 +230,10 @@ Activations load_activations(const std::string& path) {
   if (!ec && status.type() != std::filesystem::file_type::regular)
     throw InputError(path, "", "is not a regular file (a FIFO, socket or device): expected a .npy, .h5 or .hdf5 file");
   const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".h5" || ext == ".hdf5") return load_hdf5(path, datasets);
+  if (!datasets.empty())
+    throw InputError(path, "", "a dataset is chosen" + datasets.describe() + ", but datasets apply to .h5/.hdf5 files only");
   if (ext == ".npy") return load_npy(path);
-  if (ext == ".h5" || ext == ".hdf5") return load_hdf5(path);
   throw InputError(path, "", "unknown activation file type \"" + ext + "\": expected .npy, .h5 or .hdf5");
 }
 

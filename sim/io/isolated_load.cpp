@@ -245,7 +245,7 @@ class Child {
   pid_t pid_;
 };
 
-[[noreturn]] void child_main(int fd, const std::string& path, Loader load, std::uint64_t budget_bytes) {
+[[noreturn]] void child_main(int fd, const std::string& path, const Loader& load, std::uint64_t budget_bytes) {
   // A crash in the library is the expected failure here: let it end the child by its signal, without a
   // core file and without a sanitizer's SEGV report (memory errors in moss's own code are still caught
   // by the instrumentation, which does not need these signals).
@@ -331,7 +331,7 @@ std::uint64_t child_memory_budget_bytes(std::uint64_t max_tensor_bytes) {
   return saturating_add(kLibraryBytes, tensors);
 }
 
-Activations load_in_child(const std::string& path, Loader load, const std::string& library,
+Activations load_in_child(const std::string& path, const Loader& load, const std::string& library,
                           const std::string& format, std::uint64_t max_tensor_bytes) {
   const std::uint64_t budget_bytes = child_memory_budget_bytes(max_tensor_bytes);
   int fds[2];

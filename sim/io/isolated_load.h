@@ -11,6 +11,7 @@
 // therefore capped (RLIMIT_DATA, see child_memory_budget_bytes); running out is an InputError too.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "moss/io/activations.h"
@@ -18,7 +19,7 @@
 namespace moss::io::detail {
 
 /// A loader run inside the child; it may throw InputError (sent back and rethrown in the parent).
-using Loader = Activations (*)(const std::string& path);
+using Loader = std::function<Activations(const std::string& path)>;
 
 /// Memory the child may take beyond what it had mapped when it started, in bytes, for a loader whose
 /// largest tensor (float32 values, or the same data as the file stores it) is at most
@@ -38,7 +39,7 @@ using Loader = Activations (*)(const std::string& path);
 /// loader): expected a valid <format> file; this one is corrupt or hostile"). Peak memory of the
 /// parent is the tensors once more (child and parent copies). The child writes nothing to stdout or
 /// stderr and leaves with _exit (no atexit handlers of the parent run twice).
-Activations load_in_child(const std::string& path, Loader load, const std::string& library,
+Activations load_in_child(const std::string& path, const Loader& load, const std::string& library,
                           const std::string& format, std::uint64_t max_tensor_bytes);
 
 }  // namespace moss::io::detail

@@ -108,6 +108,30 @@ std::string resolve_under(const std::string& base_dir, const std::string& value)
   return (path.is_absolute() ? path : std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
+namespace {
+
+// "datasets": {"k": "cache/k", "v": "cache/v"}, for an HDF5 activation file whose K and V are not
+// its datasets "k" and "v" (io::DatasetChoice).
+void read_datasets(JsonReader& r, const json& j, const std::string& p, CompressionSpec& c) {
+  const json* d = r.member(j, p, "datasets", false);
+  if (!d) return;
+  const std::string dp = p + "/datasets";
+  if (!r.expect_object(*d, dp)) return;
+  r.allow_keys(*d, dp, {"k", "v"});
+  for (const auto& [key, out] : {std::pair{"k", &c.dataset_k}, std::pair{"v", &c.dataset_v}}) {
+    const auto name = r.string(*d, dp, key, true);
+    if (!name) continue;
+    if (name->find_first_not_of('/') == std::string::npos || name->find('\0') != std::string::npos)
+      r.problem(dp + "/" + key, "= " + brief(json(*name)) + ": expected the path of a dataset in the file, such as \"cache/layer3/" + key + "\"");
+    else *out = *name;
+  }
+  const std::string ext = std::filesystem::path(c.activations).extension().string();
+  if (c.activations.rfind("synthetic:", 0) == 0 || (ext != ".h5" && ext != ".hdf5"))
+    r.problem(dp, "names HDF5 datasets, but /compression/activations is not an .h5/.hdf5 file");
+}
+
+}  // namespace
+
 void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::string& base_dir) {
   const json* j = section(r, doc, "compression", false);
   if (!j) return;
@@ -117,11 +141,11 @@ void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::st
   if (!method) return;
   c.method = *method;
   if (c.method == "none") r.allow_keys(*j, p, {"method"});
-  else if (c.method == "mos") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "rotations", "basis_refresh_steps", "activations", "warmup_tokens"});
-  else if (c.method == "pca") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "basis_refresh_steps", "activations", "warmup_tokens"});
-  else if (c.method == "mos-k") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "subspaces", "routing", "basis_refresh_steps", "activations", "warmup_tokens"});
-  else if (c.method == "topk") r.allow_keys(*j, p, {"method", "fraction", "activations"});
-  else r.allow_keys(*j, p, {"method", "bits", "activations"});
+  else if (c.method == "mos") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "rotations", "basis_refresh_steps", "activations", "warmup_tokens", "datasets"});
+  else if (c.method == "pca") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "basis_refresh_steps", "activations", "warmup_tokens", "datasets"});
+  else if (c.method == "mos-k") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "subspaces", "routing", "basis_refresh_steps", "activations", "warmup_tokens", "datasets"});
+  else if (c.method == "topk") r.allow_keys(*j, p, {"method", "fraction", "activations", "datasets"});
+  else r.allow_keys(*j, p, {"method", "bits", "activations", "datasets"});
   if (auto a = r.string(*j, p, "activations", false)) {
     if (a->rfind("synthetic:", 0) == 0) {
       c.activations = *a;
@@ -141,8 +165,8 @@ void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::st
       }
     }
   }
-  const bool ranked = c.method == "mos" || c.method == "pca" || c.method == "mos-k";
-  if (ranked) {
+  read_datasets(r, *j, p, c);
+  if (c.fitted()) {
     if (auto v = r.integer(*j, p, "rank_k", 1, 1 << 20, true)) c.rank_k = static_cast<int>(*v);
     if (auto v = r.integer(*j, p, "rank_v", 1, 1 << 20, true)) c.rank_v = static_cast<int>(*v);
     if (auto v = r.integer(*j, p, "basis_refresh_steps", 0, 1'000'000'000, false)) c.basis_refresh_steps = static_cast<int>(*v);

@@ -94,11 +94,10 @@ void check_semantics(JsonReader& r, const Scenario& s) {
     r.problem("/compression/rank_v", "= " + std::to_string(s.compression.rank_v) +
                                          ": exceeds the width of V (kv_heads x head_dim = " + std::to_string(kv) + ")");
   }
-  const bool fitted = s.compression.method == "pca" || s.compression.method == "mos" || s.compression.method == "mos-k";
-  for (const auto& [ptr, rank] : {std::pair{"/compression/rank_k", s.compression.rank_k}, std::pair{"/compression/rank_v", s.compression.rank_v}}) {
-    if (fitted && rank > s.compression.warmup_tokens)
-      r.problem(ptr, "= " + std::to_string(rank) + ": exceeds warmup_tokens (" + std::to_string(s.compression.warmup_tokens) +
-                         "): a basis fitted on that many tokens has no more directions; raise warmup_tokens (at most 65536)");
+  const bool fitted = s.compression.fitted();
+  for (const auto& [ptr, rank] : s.compression.ranks_above(s.compression.warmup_tokens)) {
+    r.problem(ptr, "= " + std::to_string(rank) + ": exceeds warmup_tokens (" + std::to_string(s.compression.warmup_tokens) +
+                       "): a basis fitted on that many tokens has no more directions; raise warmup_tokens (at most 65536)");
   }
   // The synthetic data the kernels will generate, at the scenario's K/V width and sample size
   // (kernels::measure_kv): within the generator's bounds, so that what validates also runs.

@@ -20,7 +20,7 @@ KvBytes kv_bytes(const scenario::CompressionSpec& c, const model::TransformerCon
   const double ranks = static_cast<double>(c.rank_k) + c.rank_v;
   if (c.method == "none") {
     b.sent_per_token = b.raw_per_token;
-  } else if (c.method == "pca" || c.method == "mos" || c.method == "mos-k") {
+  } else if (c.fitted()) {
     b.sent_per_token = 2.0 * ranks;
     b.one_time = 2.0 * ranks * kv;
     if (c.method == "mos") b.per_chunk = 2.0 * c.rotations * 4.0;
@@ -46,7 +46,7 @@ CodecTime codec_time(const scenario::CompressionSpec& c, const model::Transforme
   const double raw = tokens * 2.0 * kv * 2.0;
   const double sent = kv_bytes(c, m, tokens).chunk_bytes(tokens);
   double flops = 0;
-  if (c.method == "pca" || c.method == "mos" || c.method == "mos-k") {
+  if (c.fitted()) {
     const double ranks = static_cast<double>(c.rank_k) + c.rank_v;
     flops = 2.0 * tokens * kv * ranks;
     if (c.method == "mos-k") {
@@ -70,7 +70,7 @@ CodecTime codec_time(const scenario::CompressionSpec& c, const model::Transforme
     flops = tokens * 2.0 * kv * 4.0;  // a few operations per element (abs, compare, scale)
   }
   t.encode_s = model::roofline_time_s(gpu, model::OpClass::kGemm, flops, raw + sent);
-  const double decode_flops = (c.method == "pca" || c.method == "mos" || c.method == "mos-k")
+  const double decode_flops = (c.fitted())
                                   ? 2.0 * tokens * kv * (static_cast<double>(c.rank_k) + c.rank_v)
                                   : tokens * 2.0 * kv;
   t.decode_s = model::roofline_time_s(gpu, model::OpClass::kGemm, decode_flops, raw + sent);

@@ -70,7 +70,17 @@ std::optional<std::string> source_identity(const std::string& source) {
          " size " + std::to_string(st.st_size) + " modified " + ns(st.st_mtim) + " changed " + ns(st.st_ctim);
 }
 
-/// An activation file as loaded, and which version of it (source_identity).
+// The HDF5 datasets the scenario chose (empty: the file's own rules).
+io::DatasetChoice datasets_of(const scenario::CompressionSpec& c) { return {"", c.dataset_k, c.dataset_v}; }
+
+// What names a scenario's activations: its source's identity and, for a file, the datasets chosen.
+std::optional<std::string> activations_identity(const std::string& source, const io::DatasetChoice& datasets) {
+  std::optional<std::string> id = source_identity(source);
+  if (id && !datasets.empty()) *id += datasets.describe();
+  return id;
+}
+
+/// An activation file as loaded, and which version of it (activations_identity).
 struct LoadedFile {
   std::string identity;
   std::shared_ptr<const io::Activations> data;
@@ -78,18 +88,18 @@ struct LoadedFile {
 
 // Activation files are loaded once per process and version: a sweep reuses them across points, and a
 // file rewritten in between is loaded again.
-LoadedFile load_cached(const std::string& path) {
+LoadedFile load_cached(const std::string& path, const io::DatasetChoice& datasets) {
   static std::mutex mutex;
   static std::map<std::string, LoadedFile> cache;
   const std::lock_guard lock(mutex);
-  LoadedFile& slot = cache[path];
+  LoadedFile& slot = cache[path + datasets.describe()];
   // The identity before and after the read must agree, or the data is of no known version (the file
   // was being written): one more try, then give up rather than name the data wrongly.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    const std::string before = source_identity(path).value_or(path);
+    const std::string before = activations_identity(path, datasets).value_or(path);
     if (slot.data && slot.identity == before) return slot;
-    auto data = std::make_shared<const io::Activations>(io::load_activations(path));
-    if (source_identity(path).value_or(path) == before) {
+    auto data = std::make_shared<const io::Activations>(io::load_activations(path, datasets));
+    if (activations_identity(path, datasets).value_or(path) == before) {
       slot = {before, std::move(data)};
       return slot;
     }
@@ -101,9 +111,9 @@ constexpr const char* kActivationsPointer = "/compression/activations";
 
 // Loads the activation file `path` that `scenario_file` names; its own problems (format, NaN/Inf)
 // are reported under the scenario's file and the path that named it.
-LoadedFile load_named(const std::string& path, const std::string& scenario_file) {
+LoadedFile load_named(const std::string& path, const io::DatasetChoice& datasets, const std::string& scenario_file) {
   try {
-    return load_cached(path);
+    return load_cached(path, datasets);
   } catch (const InputError& e) {
     std::vector<Problem> problems;
     for (const Problem& p : e.problems())
@@ -116,10 +126,10 @@ LoadedFile load_named(const std::string& path, const std::string& scenario_file)
 LoadedFile checked_activations(const scenario::Scenario& s) {
   const std::string& source = s.compression.activations;
   const std::string at = kActivationsPointer;
-  const LoadedFile file = load_named(source, s.source_file);
+  const LoadedFile file = load_named(source, datasets_of(s.compression), s.source_file);
   const io::Activations& a = *file.data;
   if (!a.is_pair()) {
-    throw InputError(s.source_file, at, "\"" + source + "\" holds one tensor: expected K and V (a [2, tokens, dim] or [2, layers, tokens, dim] .npy, or datasets \"k\" and \"v\")");
+    throw InputError(s.source_file, at, "\"" + source + "\" holds one tensor: expected K and V (a [2, tokens, dim] or [2, layers, tokens, dim] .npy, or HDF5 datasets \"k\" and \"v\", or those /compression/datasets names)");
   }
   const io::Tensor& k = a.tensors[0];
   if (k.dim != s.model.kv_dim()) {
@@ -132,15 +142,15 @@ LoadedFile checked_activations(const scenario::Scenario& s) {
   // The bases are fitted on the first half of each layer's tokens (at most warmup_tokens).
   const scenario::CompressionSpec& c = s.compression;
   const std::int64_t warm = std::min(k.tokens / 2, c.warmup_tokens);
-  for (const auto& [ptr, rank] : {std::pair{"/compression/rank_k", c.rank_k}, std::pair{"/compression/rank_v", c.rank_v}}) {
-    if ((c.method == "pca" || c.method == "mos" || c.method == "mos-k") && rank > warm)
-      throw InputError(s.source_file, ptr, "= " + std::to_string(rank) + ": exceeds the " + std::to_string(warm) + " tokens the bases are fitted on (half of each layer of \"" +
-                                               source + "\", at most warmup_tokens): a longer file, or a lower rank");
+  if (const auto above = c.ranks_above(warm); !above.empty()) {
+    const auto& [ptr, rank] = above.front();
+    throw InputError(s.source_file, ptr, "= " + std::to_string(rank) + ": exceeds the " + std::to_string(warm) + " tokens the bases are fitted on (half of each layer of \"" +
+                                             source + "\", at most warmup_tokens): a longer file, or a lower rank");
   }
   return file;
 }
 
-// Measures the scenario's source; `measured` is set to the version of it measured (source_identity).
+// Measures the scenario's source; `measured` is set to the version of it measured (activations_identity).
 kernels::MeasureResult measure(const scenario::Scenario& s, const kernels::MeasureRequest& req, std::string& measured) {
   const std::string& source = s.compression.activations;
   try {
@@ -244,7 +254,7 @@ bool plausible(const kernels::MeasureResult& m, const kernels::MeasureRequest& r
 // stores. The outcome says which (CompressionOutcome::cache, cache_note).
 kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels::MeasureRequest& req,
                                       const std::optional<std::filesystem::path>& dir, CompressionOutcome& o) {
-  const std::optional<std::string> source = dir ? source_identity(req.activation_source) : std::nullopt;
+  const std::optional<std::string> source = dir ? activations_identity(req.activation_source, datasets_of(s.compression)) : std::nullopt;
   std::string measured;
   if (!source) {
     o.cache = CacheUse::kOff;
@@ -283,9 +293,10 @@ void check_activations(const scenario::Scenario& s) {
   (void)checked_activations(s);
 }
 
-std::vector<Problem> activation_file_problems(const std::string& path, const std::string& scenario_file) {
+std::vector<Problem> activation_file_problems(const std::string& path, const std::string& scenario_file,
+                                             const std::string& dataset_k, const std::string& dataset_v) {
   try {
-    (void)load_named(path, scenario_file);
+    (void)load_named(path, {"", dataset_k, dataset_v}, scenario_file);
   } catch (const InputError& e) {
     return e.problems();
   }

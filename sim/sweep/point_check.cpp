@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "moss/scenario/loader.h"
+#include "moss/step/compression_measure.h"
 
 namespace moss::sweep {
 
@@ -15,13 +16,6 @@ namespace {
 std::string scenario_pointer(const std::string& dotted) {
   std::string out = "/";
   for (const char c : dotted) out += c == '.' ? std::string("/") : c == '~' ? std::string("~0") : std::string(1, c);
-  return out;
-}
-
-// `key` as one JSON pointer token.
-std::string escaped(const std::string& key) {
-  std::string out;
-  for (const char c : key) out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
   return out;
 }
 
@@ -64,7 +58,7 @@ std::vector<Problem> point_problems(const std::vector<Problem>& problems, std::s
       // The problem is at the swept path, inside it, or on the way to it (a value that is not an object).
       const std::string swept = scenario_pointer(dotted);
       if (!under(p.pointer, swept) && (p.pointer.empty() || p.pointer == "/" || !under(swept, p.pointer))) continue;
-      at = sweep_block.is_object() && sweep_block.contains(dotted) ? "/sweep/" + escaped(dotted) : "/sweep/zip";
+      at = sweep_block.is_object() && sweep_block.contains(dotted) ? "/sweep/" + escape_pointer(dotted) : "/sweep/zip";
       break;
     }
     out.push_back({file, at, point_text(index, assignments) + ": " + (p.pointer.empty() ? "" : p.pointer + ": ") + p.message});
@@ -77,15 +71,20 @@ PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, 
   const nlohmann::json& block = doc.at("sweep");
   const auto problems_of = [&](const std::vector<Assignment>& assignments) {
     try {
-      return scenario::validate_scenario(point_document(doc, assignments, file), file);
-    } catch (const InputError& e) {  // a path through a value that is not an object
+      const nlohmann::json point = point_document(doc, assignments, file);
+      std::vector<Problem> problems = scenario::validate_scenario(point, file);
+      if (problems.empty()) step::check_activations(scenario::parse_scenario(point, file));
+      return problems;
+    } catch (const InputError& e) {  // a path through a value that is not an object; the activation file
       return e.problems();
     }
   };
   // A point of a huge cluster takes far longer to check than a small one's (its topology): every point
-  // only while that stays within about kCheckBudgetSeconds, judged from the first.
-  const auto start = std::chrono::steady_clock::now();
+  // only while that stays within about kCheckBudgetSeconds, judged from the first, timed once its
+  // activation file is loaded (files are loaded once per process).
   const std::vector<Problem> first = problems_of(plan.point(0));
+  const auto start = std::chrono::steady_clock::now();
+  (void)problems_of(plan.point(0));
   const double first_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double affordable = kCheckBudgetSeconds / std::max(first_s, 1e-9);
   PointCheck check;
@@ -94,7 +93,7 @@ PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, 
   check.points_checked = indices.size();
   // (where, the point's own problem) -> the first report of it and the points that have it.
   std::map<std::tuple<std::string, std::string, std::string>, std::size_t> seen;
-  std::vector<std::pair<Problem, std::size_t>> reports;
+  std::vector<std::tuple<Problem, Problem, std::size_t>> reports;  // as reported, as the point states it, points
   for (const std::size_t index : indices) {
     const std::vector<Assignment> assignments = plan.point(index);
     const std::vector<Problem> problems = index == 0 ? first : problems_of(assignments);
@@ -102,16 +101,18 @@ PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, 
     for (std::size_t i = 0; i < problems.size(); ++i) {
       const auto key = std::make_tuple(attributed[i].pointer, problems[i].pointer, problems[i].message);
       if (auto it = seen.find(key); it != seen.end()) {
-        ++reports[it->second].second;
+        ++std::get<2>(reports[it->second]);
         continue;
       }
       seen.emplace(key, reports.size());
-      reports.emplace_back(attributed[i], 1);
+      reports.emplace_back(attributed[i], problems[i], 1);
     }
   }
-  for (auto& [problem, points] : reports) {
+  for (auto& [problem, own, points] : reports) {
     if (points > 1) problem.message += " (and " + std::to_string(points - 1) + " more points)";
     check.problems.push_back(std::move(problem));
+    check.own.push_back(std::move(own));
+    check.points.push_back(points);
   }
   return check;
 }

@@ -11,16 +11,6 @@ namespace {
 
 constexpr std::size_t kMaxPoints = 10'000'000;
 
-std::string escape_pointer(const std::string& key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
-  }
-  return out;
-}
-
 bool valid_dotted(const std::string& path) {
   if (path.empty() || path.front() == '.' || path.back() == '.') return false;
   if (path.find("..") != std::string::npos || path.find('/') != std::string::npos) return false;
@@ -52,6 +42,16 @@ std::vector<nlohmann::json> values_of(const nlohmann::json& v, const std::string
 }
 
 }  // namespace
+
+std::string escape_pointer(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
 
 SweepPlan SweepPlan::from_json(const nlohmann::json& block, const std::string& file) {
   std::vector<Problem> problems;
@@ -149,7 +149,8 @@ void set_dotted_path(nlohmann::json& doc, const std::string& dotted, const nlohm
     if (node->is_null()) *node = nlohmann::json::object();
     if (!node->is_object())
       throw InputError(file, pointer.empty() ? "/" : pointer, "sweep path " + dotted + " crosses a value that is not an object");
-    pointer += "/" + escape_pointer(key);
+    pointer += '/';
+    pointer += escape_pointer(key);
     node = &(*node)[key];
     if (dot == std::string::npos) break;
     start = dot + 1;

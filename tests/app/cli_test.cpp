@@ -138,6 +138,41 @@ TEST(Cli, ValidateChecksEverySweepPoint) {
   EXPECT_EQ(ok.code, 0) << ok.output;
 }
 
+// moss sweep runs the points, never the base: a base value every point overrides is no problem, one
+// no swept field touches is reported once at its own path, and every swept activation file is loaded.
+TEST(Cli, ValidateJudgesASweepByItsPointsAndTheirFiles) {
+  const std::string dir = temp_dir("sweep-points");
+  nlohmann::json doc = nlohmann::json::parse(kValid);
+  doc["cluster"]["network"]["bandwidth"] = "300M";  // not a rate, but every point sets it
+  doc["sweep"] = {{"cluster.network.bandwidth", {"1Gbps", "10Gbps"}}};
+  const Result overridden = run("validate " + write(dir, "overridden.json", doc.dump()));
+  EXPECT_EQ(overridden.code, 0) << overridden.output;
+
+  doc["cluster"]["network"]["latency"] = "5 parsecs";  // no point sets it
+  const std::string kept = write(dir, "kept.json", doc.dump());
+  const Result r = run("validate " + kept);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(kept + ": /cluster/network/latency: "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("/cluster/network/bandwidth"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(": 1 problem"), std::string::npos) << r.output;
+
+  // K/V of width 8 (a model of 8 heads of 8, one K/V head): point 1's file holds a NaN.
+  const std::string data = std::string(MOSS_TEST_DATA_DIR) + "/bad_activations/";
+  nlohmann::json files = nlohmann::json::parse(kValid);
+  files["model"] = {{"layers", 2}, {"d_model", 64}, {"heads", 8}, {"kv_heads", 1}, {"ffn_hidden", 256}, {"vocab", 1000}};
+  files["compression"] = {{"method", "pca"}, {"rank_k", 2}, {"rank_v", 2}, {"activations", data + "narrow-pair.npy"}};
+  files["sweep"] = {{"compression.activations", {data + "narrow-pair.npy", data + "nan-pair.npy"}}};
+  const std::string swept = write(dir, "files.json", files.dump());
+  const Result f = run("validate " + swept);
+  EXPECT_EQ(f.code, 2) << f.output;
+  EXPECT_NE(f.output.find(swept + ": /sweep/compression.activations: point 1 (compression.activations = "), std::string::npos) << f.output;
+  EXPECT_NE(f.output.find("NaN"), std::string::npos) << f.output;
+  EXPECT_NE(f.output.find(": 1 problem"), std::string::npos) << f.output;
+  const Result note = run("sweep " + swept + " --out " + dir + "/out --no-cache");
+  EXPECT_NE(note.output.find("will be recorded as invalid"), std::string::npos) << note.output;
+  EXPECT_NE(note.output.find("NaN"), std::string::npos) << note.output;
+}
+
 struct BadFile {
   const char* name;
   const char* content;

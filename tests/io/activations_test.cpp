@@ -221,3 +221,61 @@ TEST(Hdf5, LoadsKvDatasetsAndRejectsBadOnes) {
   fs::resize_file(t, fs::file_size(t) / 2);
   expect_input_error(t, "");
 }
+
+namespace {
+// Loads `path` with `choice` and returns the error message ("" when it loads).
+std::string error_with(const std::string& path, const moss::io::DatasetChoice& choice) {
+  try {
+    (void)moss::io::load_activations(path, choice);
+  } catch (const moss::InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Hdf5, ReadsTheDatasetsChosenAtAnyDepth) {
+  const std::string p = (temp_dir() / "nested.h5").string();
+  const std::vector<float> k{1, 2, 3, 4, 5, 6}, v{6, 5, 4, 3, 2, 1}, x{7, 8, 9, 10}, odd{1, 2};
+  {
+    const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Gclose(H5Gcreate2(f, "cache", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Gclose(H5Gcreate2(f, "cache/layer3", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    write_h5_dataset(f, "cache/layer3/keys", H5T_IEEE_F32LE, {3, 2}, k.data(), H5T_NATIVE_FLOAT);
+    write_h5_dataset(f, "cache/layer3/values", H5T_IEEE_F32LE, {3, 2}, v.data(), H5T_NATIVE_FLOAT);
+    write_h5_dataset(f, "cache/odd", H5T_IEEE_F32LE, {1, 2}, odd.data(), H5T_NATIVE_FLOAT);
+    write_h5_dataset(f, "x", H5T_IEEE_F32LE, {2, 2}, x.data(), H5T_NATIVE_FLOAT);
+    H5Fclose(f);
+  }
+  // Two top-level objects: without a choice the file is refused.
+  EXPECT_NE(error_with(p, {}).find("top-level objects"), std::string::npos);
+
+  const auto pair = moss::io::load_activations(p, {"", "cache/layer3/keys", "/cache/layer3/values"});
+  ASSERT_TRUE(pair.is_pair());
+  EXPECT_EQ(pair.tensors[0].tokens, 3);
+  EXPECT_EQ(pair.tensors[0].values, k);
+  EXPECT_EQ(pair.tensors[1].values, v);
+  const auto single = moss::io::load_activations(p, {"x", "", ""});
+  ASSERT_EQ(single.tensors.size(), 1u);
+  EXPECT_EQ(single.tensors[0].values, x);
+  const auto deep = moss::io::load_activations(p, {"//cache/layer3/values", "", ""});
+  ASSERT_EQ(deep.tensors.size(), 1u);
+  EXPECT_EQ(deep.tensors[0].values, v);
+
+  const std::string missing = error_with(p, {"nope", "", ""});
+  EXPECT_NE(missing.find("/nope: no such dataset"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("top-level objects: /cache, /x"), std::string::npos) << missing;
+  EXPECT_NE(error_with(p, {"cache/nowhere/k", "", ""}).find("no such dataset"), std::string::npos);
+  EXPECT_NE(error_with(p, {"cache/layer3", "", ""}).find("/cache/layer3: is a group, not a dataset"), std::string::npos);
+  EXPECT_NE(error_with(p, {"", "cache/layer3/keys", "cache/odd"}).find("/cache/odd: shape differs from /cache/layer3/keys"),
+            std::string::npos);
+  EXPECT_NE(error_with(p, {"", "x", ""}).find("needs both its K and its V"), std::string::npos);
+  EXPECT_NE(error_with(p, {"x", "x", "x"}).find("both chosen"), std::string::npos);
+  EXPECT_NE(error_with(p, {"/", "", ""}).find("expected a dataset's path"), std::string::npos);
+
+  const std::string npy = write_npy("chosen.npy", "<f4", "(2, 2)", f32_payload(x));
+  EXPECT_NE(error_with(npy, {"x", "", ""}).find("apply to .h5/.hdf5 files only"), std::string::npos);
+  EXPECT_EQ(moss::io::DatasetChoice({"", "a", "/b/c"}).describe(), " (datasets /a, /b/c)");
+  EXPECT_EQ(moss::io::DatasetChoice({"x", "", ""}).describe(), " (dataset /x)");
+  EXPECT_EQ(moss::io::DatasetChoice().describe(), "");
+}

@@ -4,6 +4,7 @@
 #include "moss/step/measurement_cache.h"
 
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <stdlib.h>
 
 #include <chrono>
@@ -53,8 +54,8 @@ void write_text(const fs::path& p, const std::string& text) {
   out << text;
 }
 
-// A float32 K/V pair [2, tokens, dim], K and V each exactly rank `rank` plus noise of size `noise`.
-void write_kv_npy(const fs::path& file, int tokens, int dim, int rank, float noise, std::uint64_t seed) {
+// K then V, [tokens, dim] each, each exactly rank `rank` plus noise of size `noise`.
+std::vector<float> kv_values(int tokens, int dim, int rank, float noise, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> n;
   std::vector<float> values;
@@ -69,6 +70,12 @@ void write_kv_npy(const fs::path& file, int tokens, int dim, int rank, float noi
         values.push_back(x);
       }
   }
+  return values;
+}
+
+// A float32 K/V pair [2, tokens, dim] (kv_values).
+void write_kv_npy(const fs::path& file, int tokens, int dim, int rank, float noise, std::uint64_t seed) {
+  const std::vector<float> values = kv_values(tokens, dim, rank, noise, seed);
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, " + std::to_string(tokens) + ", " +
                        std::to_string(dim) + "), }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
@@ -79,10 +86,30 @@ void write_kv_npy(const fs::path& file, int tokens, int dim, int rank, float noi
 }
 
 // A small model whose K/V width is 64 (kv_heads 1 x head_dim 64), reading `file`.
-CompressionOutcome file_figures(const fs::path& file, const fs::path& dir) {
+// HDF5 datasets `group`/k and `group`/v of a file (created when missing), kv_values.
+void write_kv_h5(const fs::path& file, const std::string& group, int tokens, int dim, int rank, std::uint64_t seed) {
+  const std::vector<float> values = kv_values(tokens, dim, rank, 0.0f, seed);
+  const hid_t f = fs::exists(file) ? H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)
+                                   : H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  H5Gclose(H5Gcreate2(f, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  const hsize_t dims[2] = {static_cast<hsize_t>(tokens), static_cast<hsize_t>(dim)};
+  for (int i = 0; i < 2; ++i) {
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    const std::string name = group + (i == 0 ? "/k" : "/v");
+    const hid_t ds = H5Dcreate2(f, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data() + static_cast<std::size_t>(i) * tokens * dim);
+    H5Dclose(ds);
+    H5Sclose(space);
+  }
+  H5Fclose(f);
+}
+
+// pca at rank 4 on a small model's K/V from `file` (its HDF5 `datasets` {"k": ..., "v": ...} when given).
+CompressionOutcome file_figures(const fs::path& file, const fs::path& dir, const nlohmann::json& datasets = nullptr) {
   nlohmann::json doc = testing::mos800m("1Gbps", R"({"method": "pca", "rank_k": 4, "rank_v": 4})");
   doc["model"] = nlohmann::json::parse(R"({"layers": 2, "d_model": 256, "heads": 4, "kv_heads": 1, "ffn_hidden": 1024, "vocab": 1000})");
   doc["compression"]["activations"] = file.string();
+  if (!datasets.is_null()) doc["compression"]["datasets"] = datasets;
   return compression_figures(testing::parse(doc), true, dir).outcome;
 }
 
@@ -232,15 +259,16 @@ TEST(MeasurementCache, ARankAboveTheFilesFitTokensIsAnInputError) {
   fs::remove_all(dir);
 }
 
-// Every parameter of the measurement is in the key: changing one is a new entry.
+// Every parameter of the measurement is in the key: changing one is a new entry. Seeds of this test
+// alone: a request another test of this process measured would be shared, not measured.
 TEST(MeasurementCache, AnyChangedParameterIsAMiss) {
   const fs::path dir = testing::fresh_temp_dir("moss-mcache", "params");
-  EXPECT_EQ(figures(kPca, dir).cache, CacheUse::kMiss);
-  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 24, "warmup_tokens": 1024})", dir).cache, CacheUse::kMiss);
-  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 16, "warmup_tokens": 2048})", dir).cache, CacheUse::kMiss);
-  EXPECT_EQ(figures(R"({"method": "mos", "rank_k": 16, "rank_v": 16, "warmup_tokens": 1024})", dir).cache, CacheUse::kMiss);
-  EXPECT_EQ(figures(kPca, dir, 72).cache, CacheUse::kMiss);  // another seed
-  EXPECT_EQ(figures(kPca, dir).cache, CacheUse::kHit);
+  EXPECT_EQ(figures(kPca, dir, 81).cache, CacheUse::kMiss);
+  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 24, "warmup_tokens": 1024})", dir, 81).cache, CacheUse::kMiss);
+  EXPECT_EQ(figures(R"({"method": "pca", "rank_k": 16, "rank_v": 16, "warmup_tokens": 2048})", dir, 81).cache, CacheUse::kMiss);
+  EXPECT_EQ(figures(R"({"method": "mos", "rank_k": 16, "rank_v": 16, "warmup_tokens": 1024})", dir, 81).cache, CacheUse::kMiss);
+  EXPECT_EQ(figures(kPca, dir, 82).cache, CacheUse::kMiss);  // another seed
+  EXPECT_EQ(figures(kPca, dir, 81).cache, CacheUse::kHit);
   EXPECT_EQ(entries(dir).size(), 5u);
   EXPECT_EQ(measurement_cache_usage(dir).entries, 5u);
   fs::remove_all(dir);
@@ -272,6 +300,46 @@ TEST(MeasurementCache, ARewrittenActivationFileIsMeasuredAgain) {
   EXPECT_EQ(same_stamp.cache, CacheUse::kMiss);
   ASSERT_TRUE(same_stamp.relative_error);
   EXPECT_LT(*same_stamp.relative_error, 1e-2);
+  fs::remove_all(dir);
+  fs::remove_all(file.parent_path());
+}
+
+// The HDF5 datasets a scenario chooses are the data measured, and part of the source's name: two
+// pairs of one file are two sources (rank 4: error ~bf16 rounding; rank 12: far more).
+TEST(MeasurementCache, TheChosenHdf5DatasetsAreMeasuredAndKeyed) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "datasets");
+  const fs::path file = fs::path(testing::fresh_temp_dir("moss-mcache", "datasets-data", true)) / "kv.h5";
+  write_kv_h5(file, "low", 512, 64, 4, 5);
+  write_kv_h5(file, "high", 512, 64, 12, 6);
+  const nlohmann::json low_pair = {{"k", "low/k"}, {"v", "/low/v"}};
+  const CompressionOutcome low = file_figures(file, dir, low_pair);
+  EXPECT_EQ(low.cache, CacheUse::kMiss) << low.cache_note;
+  ASSERT_TRUE(low.relative_error);
+  EXPECT_LT(*low.relative_error, 1e-2);
+  const CompressionOutcome high = file_figures(file, dir, {{"k", "high/k"}, {"v", "high/v"}});
+  EXPECT_EQ(high.cache, CacheUse::kMiss) << high.cache_note;
+  ASSERT_TRUE(high.relative_error);
+  EXPECT_GT(*high.relative_error, 0.1);
+  EXPECT_EQ(file_figures(file, dir, low_pair).cache, CacheUse::kHit);
+  EXPECT_EQ(entries(dir).size(), 2u);
+  // K of one pair with V of the other is a third source.
+  EXPECT_EQ(file_figures(file, dir, {{"k", "low/k"}, {"v", "high/v"}}).cache, CacheUse::kMiss);
+  // Without a choice the file has no "k" and "v": the scenario's error names the file's objects.
+  try {
+    (void)file_figures(file, dir);
+    FAIL() << "a file without datasets k and v was measured";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/compression/activations"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("top-level objects"), std::string::npos) << e.what();
+  }
+  try {
+    (void)file_figures(file, dir, {{"k", "low/k"}, {"v", "low/w"}});
+    FAIL() << "a missing dataset was measured";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("/low/w: no such dataset in the file (the file's top-level objects: /high, /low)"),
+              std::string::npos)
+        << e.what();
+  }
   fs::remove_all(dir);
   fs::remove_all(file.parent_path());
 }

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "moss/model/hardware.h"
@@ -78,7 +79,22 @@ struct CompressionSpec {
   std::int64_t warmup_tokens = 4096;  ///< pca/mos/mos-k: tokens the measured bases are fitted on (kernels::kWarmupTokens)
   /// K/V the kernels are measured on: "synthetic:<spec>" or a .npy/.h5 file (resolved path).
   std::string activations = "synthetic:llama";
+  /// "datasets": {"k": ..., "v": ...}: the HDF5 datasets of K and V in `activations`, by path from
+  /// the file's root; empty: the file's own rules (datasets "k" and "v").
+  std::string dataset_k;
+  std::string dataset_v;
   [[nodiscard]] bool compressed() const { return method != "none"; }
+  /// A method whose bases are fitted on a warm-up sample and that sends rank_k + rank_v coefficients.
+  [[nodiscard]] bool fitted() const { return method == "pca" || method == "mos" || method == "mos-k"; }
+  /// The rank fields (JSON pointer under the scenario, value) of a fitted method that exceed
+  /// `fit_tokens`, the tokens its bases are fitted on: such a basis has no more directions.
+  [[nodiscard]] std::vector<std::pair<std::string, int>> ranks_above(std::int64_t fit_tokens) const {
+    std::vector<std::pair<std::string, int>> out;
+    if (!fitted()) return out;
+    if (rank_k > fit_tokens) out.emplace_back("/compression/rank_k", rank_k);
+    if (rank_v > fit_tokens) out.emplace_back("/compression/rank_v", rank_v);
+    return out;
+  }
 };
 
 /// Loss law L(N, D) = E + A / N^alpha + B / D^beta.

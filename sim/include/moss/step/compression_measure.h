@@ -48,9 +48,11 @@ struct MeasuredCodecTime {
                                                     double encode_bytes_per_s, double decode_bytes_per_s);
 
 /// The problems of the activation file `path` on its own (it loads: a readable .npy/.h5 without
-/// NaN/Inf), under `scenario_file` and /compression/activations; empty when it loads. For
+/// NaN/Inf, with the HDF5 datasets `dataset_k` and `dataset_v` when given), under `scenario_file` and
+/// /compression/activations; empty when it loads. For
 /// `moss validate`, which reports them beside the scenario's other problems when the scenario itself
 /// does not parse (check_activations needs the model's shapes).
-[[nodiscard]] std::vector<Problem> activation_file_problems(const std::string& path, const std::string& scenario_file);
+[[nodiscard]] std::vector<Problem> activation_file_problems(const std::string& path, const std::string& scenario_file,
+                                                           const std::string& dataset_k = "", const std::string& dataset_v = "");
 
 }  // namespace moss::step

@@ -29,14 +29,18 @@ inline constexpr double kCheckBudgetSeconds = 10.0;
 /// What check_sweep_points found.
 struct PointCheck {
   std::vector<Problem> problems;    ///< empty when every point checked is valid
+  std::vector<Problem> own;         ///< own[i]: problems[i] as its point's scenario states it (its path, no point)
+  std::vector<std::size_t> points;  ///< points[i]: how many of the checked points have problems[i]
   std::size_t points_checked = 0;
   bool every_point = true;          ///< false: value by value (combinations unchecked)
 };
 
-/// The problems of a valid scenario's sweep points (`doc` holds the scenario and its "sweep" block,
-/// parsed into `plan`): every point when the plan has at most `max_points` and they can be checked
-/// within about kCheckBudgetSeconds, else every value of every axis with the other axes at their first
-/// value. The same problem in several points is reported once, with the number of points.
+/// The problems of a scenario's sweep points (`doc` holds the scenario and its "sweep" block, parsed
+/// into `plan`), as `moss sweep` will meet them: each point's scenario and, where it is valid, its
+/// activation file as the run loads it (step::check_activations; each file is loaded once). Every
+/// point when the plan has at most `max_points` and they can be checked within about
+/// kCheckBudgetSeconds, else every value of every axis with the other axes at their first value. The
+/// same problem in several points is reported once, with the number of points.
 [[nodiscard]] PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, const std::string& file,
                                             std::size_t max_points = kMaxCheckedPoints);
 

@@ -39,6 +39,9 @@ class SweepPlan {
   std::size_t size_ = 0;
 };
 
+/// `key` as one JSON pointer token (RFC 6901: "~" as "~0", "/" as "~1").
+[[nodiscard]] std::string escape_pointer(const std::string& key);
+
 /// Sets `dotted` ("cluster.network.bandwidth") in `doc`, creating objects on the way. Throws
 /// moss::InputError when the path crosses a value that is not an object.
 void set_dotted_path(nlohmann::json& doc, const std::string& dotted, const nlohmann::json& value,
