@@ -134,7 +134,7 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
   if (comm->rank() == 0) {
     // Invalid points are recorded as such and the sweep goes on; say so before hours are spent.
     const sweep::PointCheck check = sweep::check_sweep_points(doc, plan, o.scenario);
-    const std::vector<Problem>& invalid = check.problems;
+    const std::vector<Problem> invalid = sweep::reported_problems(check);
     constexpr std::size_t kShown = 10;
     if (!invalid.empty())
       err << "moss sweep: note: points that will be recorded as invalid (moss validate lists them"

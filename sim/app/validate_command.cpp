@@ -35,9 +35,36 @@ std::optional<std::string> named_activation_file(const nlohmann::json& doc, cons
   return scenario::resolve_scenario_path(file, value);
 }
 
+// Whether the sweep sets `dotted` or an object above it.
+bool swept(const nlohmann::json& doc, const std::string& dotted) {
+  if (!doc.is_object() || !doc.contains("sweep") || !doc["sweep"].is_object()) return false;
+  const auto covers = [&](const std::string& field) { return dotted == field || dotted.rfind(field + ".", 0) == 0; };
+  for (const auto& [key, value] : doc["sweep"].items()) {
+    if (key != "zip" && covers(key)) return true;
+    if (key != "zip") continue;
+    for (const auto& group : value.is_array() ? value : nlohmann::json::array({value}))
+      if (group.is_object())
+        for (const auto& [field, values] : group.items())
+          if (covers(field)) return true;
+  }
+  return false;
+}
+
+// The problems of the base's activation file on its own, when every point uses that file (no swept
+// activations or datasets) and measures it: listed beside the others so that one validation shows
+// every problem (check_activations needs a valid scenario).
+std::vector<Problem> base_file_problems(const nlohmann::json& doc, const std::string& file, const std::vector<Problem>& problems) {
+  const nlohmann::json::json_pointer measure("/simulation/measure_compression");
+  if (doc.is_object() && doc.contains(measure) && doc.at(measure) == false) return {};
+  for (const char* field : {"compression.activations", "compression.datasets.k", "compression.datasets.v"})
+    if (swept(doc, field)) return {};
+  const std::optional<std::string> path = named_activation_file(doc, file, problems);
+  if (!path) return {};
+  return step::activation_file_problems(*path, file, string_at(doc, "/compression/datasets/k"), string_at(doc, "/compression/datasets/v"));
+}
+
 // A scenario with a sweep is valid when every point is (moss sweep runs the points, never the base):
-// a problem of the base that every point overrides is none; one that every point has and no swept
-// field causes is reported as the scenario's own, at its path; the others by point.
+// a problem of the base that every point overrides is none (sweep::reported_problems).
 std::vector<Problem> sweep_problems(const nlohmann::json& doc, const std::vector<Problem>& base, const std::string& file,
                                     std::ostream& err) {
   for (const Problem& p : base)
@@ -55,27 +82,16 @@ std::vector<Problem> sweep_problems(const nlohmann::json& doc, const std::vector
     err << file << ": note: the sweep's " << plan.size() << " points were checked value by value (" << check.points_checked
         << " points: each value of each field with the others at their first); a combination of valid values can "
            "still be invalid, and the sweep records such points as invalid\n";
-  std::vector<Problem> problems;
-  for (std::size_t i = 0; i < check.problems.size(); ++i) {
-    const bool everywhere = check.points[i] == check.points_checked && check.problems[i].pointer == "/sweep";
-    problems.push_back(everywhere ? check.own[i] : check.problems[i]);
+  std::vector<Problem> problems = sweep::reported_problems(check);
+  if (problems.empty()) return problems;
+  // Points invalid for other reasons were not run past their scenario: the file's own problems too,
+  // unless a point already reported them.
+  for (Problem& p : base_file_problems(doc, file, problems)) {
+    bool known = false;
+    for (const Problem& own : check.own) known = known || (own.pointer == p.pointer && own.message == p.message);
+    if (!known) problems.push_back(std::move(p));
   }
   return problems;
-}
-
-// Whether the sweep sets `dotted` or an object above it.
-bool swept(const nlohmann::json& doc, const std::string& dotted) {
-  if (!doc.is_object() || !doc.contains("sweep") || !doc["sweep"].is_object()) return false;
-  const auto covers = [&](const std::string& field) { return dotted == field || dotted.rfind(field + ".", 0) == 0; };
-  for (const auto& [key, value] : doc["sweep"].items()) {
-    if (key != "zip" && covers(key)) return true;
-    if (key != "zip") continue;
-    for (const auto& group : value.is_array() ? value : nlohmann::json::array({value}))
-      if (group.is_object())
-        for (const auto& [field, values] : group.items())
-          if (covers(field)) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -92,14 +108,8 @@ int run_validate(const ValidateOptions& o, std::ostream& out, std::ostream& err)
     } catch (const InputError& e) {
       problems = e.problems();
     }
-  }
-  // The base's activation file's own problems too, so that one validation lists every problem.
-  if (!problems.empty() && !swept(doc, "compression.activations")) {
-    if (const std::optional<std::string> file = named_activation_file(doc, o.scenario, problems)) {
-      for (Problem& p : step::activation_file_problems(*file, o.scenario, string_at(doc, "/compression/datasets/k"),
-                                                       string_at(doc, "/compression/datasets/v")))
-        problems.push_back(std::move(p));
-    }
+  } else {
+    for (Problem& p : base_file_problems(doc, o.scenario, problems)) problems.push_back(std::move(p));
   }
   if (problems.empty()) {
     out << o.scenario << ": valid\n";

@@ -68,38 +68,84 @@ std::vector<std::string> top_level_names(const std::string& path, hid_t file) {
   return names;
 }
 
-// `name` without its leading "/": a path from the root, "k" or "cache/layer3/k".
+// "/a, /a/b" for the members of group `group` ("" for the root), "none" when it has none.
+std::string members(const std::string& path, hid_t file, const std::string& group) {
+  std::vector<std::string> names;
+  if (group.empty()) {
+    names = top_level_names(path, file);
+  } else {
+    Handle g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
+    if (!g.ok() || H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0) return "unknown";
+  }
+  std::string list;
+  for (const std::string& n : names) list += (list.empty() ? "/" : ", /") + (group.empty() ? n : group + "/" + n);
+  return list.empty() ? "none" : list;
+}
+
+// `name` as a path from the root without empty components: "k" or "cache/layer3/k" for
+// "/cache//layer3/k/".
 std::string from_root(const std::string& name) {
-  const std::size_t first = name.find_first_not_of('/');
-  return first == std::string::npos ? std::string() : name.substr(first);
+  std::string out;
+  for (std::size_t start = 0; start < name.size();) {
+    std::size_t end = name.find('/', start);
+    if (end == std::string::npos) end = name.size();
+    if (end > start) {
+      if (!out.empty()) out += '/';
+      out.append(name, start, end - start);
+    }
+    start = end + 1;
+  }
+  return out;
 }
 
 // A dataset the caller chose: each link on its path must exist (H5Lexists checks one link, its
 // parents must exist) and it must be a dataset.
 void check_chosen(const std::string& path, hid_t file, const std::string& name) {
   const std::string where = "/" + name;
-  std::string list;
-  const auto missing = [&](const std::string& what) {
-    for (const std::string& n : top_level_names(path, file)) list += (list.empty() ? "" : ", ") + ("/" + n);
-    return InputError(path, where, what + " (the file's top-level objects: " + (list.empty() ? "none" : list) + ")");
-  };
+  std::string parent;
   for (std::size_t slash = 0; slash != std::string::npos;) {
     slash = name.find('/', slash + 1);
     const std::string prefix = name.substr(0, slash);
-    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) throw missing("no such dataset in the file");
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) {
+      const std::string in = parent.empty() ? "the file's top-level objects" : "/" + parent + " holds";
+      throw InputError(path, where, "no such dataset in the file (" + in + ": " + members(path, file, parent) + ")");
+    }
+    parent = prefix;
   }
+  H5L_info_t link{};
+  const bool soft = H5Lget_info(file, name.c_str(), &link, H5P_DEFAULT) >= 0 && link.type != H5L_TYPE_HARD;
   Handle object(H5Oopen(file, name.c_str(), H5P_DEFAULT), H5Oclose);
-  if (!object.ok()) throw InputError(path, where, "cannot open the object (corrupt file)");
-  if (H5Iget_type(object.get()) != H5I_DATASET) throw missing("is a group, not a dataset");
+  if (!object.ok())
+    throw InputError(path, where, soft ? "is a link to an object that does not exist (a dangling soft or external link)"
+                                       : "cannot open the object (corrupt file)");
+  if (H5Iget_type(object.get()) != H5I_DATASET)
+    throw InputError(path, where, "is a group, not a dataset (/" + name + " holds: " + members(path, file, name) + ")");
+}
+
+// `id`'s file as HDF5 names it: `path` for an object of the file itself, another file's name for one
+// reached through an external link.
+std::string file_of(hid_t id) {
+  Handle f(H5Iget_file_id(id), H5Fclose);
+  if (!f.ok()) return "";
+  const ssize_t size = H5Fget_name(f.get(), nullptr, 0);
+  if (size <= 0) return "";
+  std::string name(static_cast<std::size_t>(size) + 1, '\0');
+  H5Fget_name(f.get(), name.data(), name.size());
+  name.resize(static_cast<std::size_t>(size));
+  return name;
 }
 
 Activations read_dataset(const std::string& path, hid_t file, const std::string& name, std::uint64_t file_bytes) {
   const std::string where = "/" + name;
   Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.ok()) throw InputError(path, where, "cannot open the dataset");
+  // The data measured must be this file's: a cached measurement is known by this file's identity.
+  if (const std::string other = file_of(ds.get()); other != path)
+    throw InputError(path, where, "is an external link into \"" + other + "\": moss reads datasets of the file it is given only "
+                                  "(give it that file)");
   Handle type(H5Dget_type(ds.get()), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_FLOAT)
-    throw InputError(path, where, "dataset is not floating point: expected float32, float16 or bfloat16 values");
+    throw InputError(path, where, "dataset is not floating point: expected float32, float16, bfloat16 or float64 values");
   Handle space(H5Dget_space(ds.get()), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 1 || rank > 4) throw InputError(path, where, "dataset rank " + std::to_string(rank) + ": expected [tokens, dim] or [layers, tokens, dim]");
@@ -132,6 +178,12 @@ std::uint64_t max_tensor_bytes(std::uint64_t file_bytes) {
   return values * sizeof(float);
 }
 
+// "[layers, tokens, dim]", or "[tokens, dim]" for one layer.
+std::string shape_text(const Tensor& t) {
+  return "[" + (t.layers > 1 ? std::to_string(t.layers) + ", " : std::string()) + std::to_string(t.tokens) + ", " +
+         std::to_string(t.dim) + "]";
+}
+
 // K and V from two datasets of one shape.
 Activations read_pair(const std::string& path, hid_t file, const std::string& k_name, const std::string& v_name,
                       std::uint64_t file_bytes) {
@@ -139,7 +191,8 @@ Activations read_pair(const std::string& path, hid_t file, const std::string& k_
   Activations v = read_dataset(path, file, v_name, file_bytes);
   const Tensor &tk = k.tensors[0], &tv = v.tensors[0];
   if (tk.layers != tv.layers || tk.tokens != tv.tokens || tk.dim != tv.dim)
-    throw InputError(path, "/" + v_name, "shape differs from /" + k_name + ": expected K and V of one shape");
+    throw InputError(path, "/" + v_name, "shape " + shape_text(tv) + " differs from /" + k_name + "'s " + shape_text(tk) +
+                                             ": expected K and V of one shape");
   k.tensors.push_back(std::move(v.tensors[0]));
   return k;
 }
@@ -174,9 +227,14 @@ Activations load_checked(const std::string& path, std::uint64_t file_bytes, cons
 }  // namespace
 
 std::string DatasetChoice::describe() const {
+  // Quoted, so that the text names one choice only ("a, /b" is one name): it keys measurements.
   const auto rooted = [](const std::string& n) {
-    std::string out(1, '/');
-    return out.append(from_root(n));
+    std::string out = "\"/";
+    for (const char c : from_root(n)) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out += '"';
   };
   if (!single.empty()) return " (dataset " + rooted(single) + ")";
   if (!k.empty() || !v.empty()) return " (datasets " + rooted(k) + ", " + rooted(v) + ")";

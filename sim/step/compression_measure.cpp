@@ -86,22 +86,39 @@ struct LoadedFile {
   std::shared_ptr<const io::Activations> data;
 };
 
-// Activation files are loaded once per process and version: a sweep reuses them across points, and a
-// file rewritten in between is loaded again.
+/// A version of a file as last loaded: its data, or the problems that refused it.
+struct LoadSlot {
+  LoadedFile file;
+  std::vector<Problem> problems;
+};
+
+// Activation files are loaded once per process and version, and so are their refusals: a sweep
+// reuses them across points, and a file rewritten in between is loaded again.
 LoadedFile load_cached(const std::string& path, const io::DatasetChoice& datasets) {
   static std::mutex mutex;
-  static std::map<std::string, LoadedFile> cache;
+  static std::map<std::string, LoadSlot> cache;
   const std::lock_guard lock(mutex);
-  LoadedFile& slot = cache[path + datasets.describe()];
+  LoadSlot& slot = cache[path + datasets.describe()];
   // The identity before and after the read must agree, or the data is of no known version (the file
   // was being written): one more try, then give up rather than name the data wrongly.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    const std::string before = activations_identity(path, datasets).value_or(path);
-    if (slot.data && slot.identity == before) return slot;
-    auto data = std::make_shared<const io::Activations>(io::load_activations(path, datasets));
-    if (activations_identity(path, datasets).value_or(path) == before) {
-      slot = {before, std::move(data)};
-      return slot;
+    const std::optional<std::string> before = activations_identity(path, datasets);
+    if (before && slot.file.identity == *before) {
+      if (!slot.problems.empty()) throw InputError(slot.problems);
+      if (slot.file.data) return slot.file;
+    }
+    std::shared_ptr<const io::Activations> data;
+    std::vector<Problem> problems;
+    try {
+      data = std::make_shared<const io::Activations>(io::load_activations(path, datasets));
+    } catch (const InputError& e) {
+      problems = e.problems();
+    }
+    if (activations_identity(path, datasets) == before) {
+      // A file that cannot be examined (nullopt) is not remembered: nothing names its version.
+      slot = before ? LoadSlot{{*before, data}, problems} : LoadSlot{};
+      if (!problems.empty()) throw InputError(std::move(problems));
+      return {before.value_or(path), std::move(data)};
     }
   }
   throw std::runtime_error(path + " changed while it was read (is it being written?)");
@@ -289,7 +306,7 @@ kernels::MeasureResult measure_cached(const scenario::Scenario& s, const kernels
 
 void check_activations(const scenario::Scenario& s) {
   const std::string& source = s.compression.activations;
-  if (!s.compression.compressed() || source.empty() || source.rfind("synthetic:", 0) == 0) return;
+  if (!s.compression.compressed() || !s.simulation.measure_compression || source.empty() || source.rfind("synthetic:", 0) == 0) return;
   (void)checked_activations(s);
 }
 
@@ -357,7 +374,7 @@ CompressionFigures compression_figures(const scenario::Scenario& s, bool measure
   o.relative_error_k = m.relative_error_k;
   o.relative_error_v = m.relative_error_v;
   if (m.warmup_tokens > 0) o.warmup_tokens = m.warmup_tokens;
-  o.source = "kernels on " + s.compression.activations + layers_text(m) + " (" + m.device + ")";
+  o.source = "kernels on " + s.compression.activations + datasets_of(s.compression).describe() + layers_text(m) + " (" + m.device + ")";
   const bool on_gpu = m.throughput_measured && m.device.find("cpu") == std::string::npos;
   if (on_gpu && m.encode_input_bytes_per_s > 0 && m.decode_output_bytes_per_s > 0) {
     const MeasuredCodecTime t = measured_codec_time(s, chunk_tokens, m.device, m.encode_input_bytes_per_s, m.decode_output_bytes_per_s);

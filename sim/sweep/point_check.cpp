@@ -23,6 +23,14 @@ bool under(const std::string& pointer, const std::string& prefix) {
   return pointer == prefix || pointer.rfind(prefix + "/", 0) == 0;
 }
 
+// The scenario paths whose values a problem at `pointer` depends on: its own, and for the activation
+// file the datasets chosen in it (and the reverse).
+std::vector<std::string> causes(const std::string& pointer) {
+  if (under(pointer, "/compression/activations")) return {pointer, "/compression/datasets"};
+  if (under(pointer, "/compression/datasets")) return {pointer, "/compression/activations"};
+  return {pointer};
+}
+
 std::string point_text(std::size_t index, const std::vector<Assignment>& assignments) {
   std::string text = "point " + std::to_string(index) + " (";
   for (std::size_t i = 0; i < assignments.size(); ++i)
@@ -57,11 +65,23 @@ std::vector<Problem> point_problems(const std::vector<Problem>& problems, std::s
     for (const auto& [dotted, value] : assignments) {
       // The problem is at the swept path, inside it, or on the way to it (a value that is not an object).
       const std::string swept = scenario_pointer(dotted);
-      if (!under(p.pointer, swept) && (p.pointer.empty() || p.pointer == "/" || !under(swept, p.pointer))) continue;
+      bool caused = false;
+      for (const std::string& cause : causes(p.pointer))
+        caused = caused || under(cause, swept) || (!cause.empty() && cause != "/" && under(swept, cause));
+      if (!caused) continue;
       at = sweep_block.is_object() && sweep_block.contains(dotted) ? "/sweep/" + escape_pointer(dotted) : "/sweep/zip";
       break;
     }
     out.push_back({file, at, point_text(index, assignments) + ": " + (p.pointer.empty() ? "" : p.pointer + ": ") + p.message});
+  }
+  return out;
+}
+
+std::vector<Problem> reported_problems(const PointCheck& check) {
+  std::vector<Problem> out;
+  for (std::size_t i = 0; i < check.problems.size(); ++i) {
+    const bool everywhere = check.points[i] == check.points_checked && check.problems[i].pointer == "/sweep";
+    out.push_back(everywhere ? check.own[i] : check.problems[i]);
   }
   return out;
 }
@@ -109,7 +129,7 @@ PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, 
     }
   }
   for (auto& [problem, own, points] : reports) {
-    if (points > 1) problem.message += " (and " + std::to_string(points - 1) + " more points)";
+    if (points > 1) problem.message += " (and " + std::to_string(points - 1) + (points == 2 ? " more point)" : " more points)");
     check.problems.push_back(std::move(problem));
     check.own.push_back(std::move(own));
     check.points.push_back(points);

@@ -171,6 +171,23 @@ TEST(Cli, ValidateJudgesASweepByItsPointsAndTheirFiles) {
   const Result note = run("sweep " + swept + " --out " + dir + "/out --no-cache");
   EXPECT_NE(note.output.find("will be recorded as invalid"), std::string::npos) << note.output;
   EXPECT_NE(note.output.find("NaN"), std::string::npos) << note.output;
+
+  // The base's file, used by every point, is reported once, also where other points are invalid.
+  files["compression"]["activations"] = data + "nan-pair.npy";
+  files["sweep"] = {{"cluster.network.bandwidth", {"1Gbps", "TBD"}}};
+  const Result once = run("validate " + write(dir, "once.json", files.dump()));
+  EXPECT_EQ(once.code, 2) << once.output;
+  EXPECT_EQ(once.output.find("NaN"), once.output.rfind("NaN")) << once.output;
+  EXPECT_NE(once.output.find(": 2 problems"), std::string::npos) << once.output;
+  // A scenario that does not measure its compression never loads the file.
+  files["simulation"] = {{"measure_compression", false}};
+  files["sweep"] = {{"cluster.network.bandwidth", {"1Gbps", "2Gbps"}}};
+  const std::string unmeasured = write(dir, "unmeasured.json", files.dump());
+  const Result valid = run("validate " + unmeasured);
+  EXPECT_EQ(valid.code, 0) << valid.output;
+  const Result sweep = run("sweep " + unmeasured + " --out " + dir + "/unmeasured --no-cache");
+  EXPECT_EQ(sweep.code, 0) << sweep.output;
+  EXPECT_EQ(sweep.output.find("invalid"), std::string::npos) << sweep.output;
 }
 
 struct BadFile {

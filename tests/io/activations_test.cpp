@@ -258,16 +258,18 @@ TEST(Hdf5, ReadsTheDatasetsChosenAtAnyDepth) {
   const auto single = moss::io::load_activations(p, {"x", "", ""});
   ASSERT_EQ(single.tensors.size(), 1u);
   EXPECT_EQ(single.tensors[0].values, x);
-  const auto deep = moss::io::load_activations(p, {"//cache/layer3/values", "", ""});
+  const auto deep = moss::io::load_activations(p, {"//cache//layer3/values/", "", ""});
   ASSERT_EQ(deep.tensors.size(), 1u);
   EXPECT_EQ(deep.tensors[0].values, v);
 
   const std::string missing = error_with(p, {"nope", "", ""});
   EXPECT_NE(missing.find("/nope: no such dataset"), std::string::npos) << missing;
   EXPECT_NE(missing.find("top-level objects: /cache, /x"), std::string::npos) << missing;
-  EXPECT_NE(error_with(p, {"cache/nowhere/k", "", ""}).find("no such dataset"), std::string::npos);
-  EXPECT_NE(error_with(p, {"cache/layer3", "", ""}).find("/cache/layer3: is a group, not a dataset"), std::string::npos);
-  EXPECT_NE(error_with(p, {"", "cache/layer3/keys", "cache/odd"}).find("/cache/odd: shape differs from /cache/layer3/keys"),
+  const std::string deeper = error_with(p, {"cache/nowhere/k", "", ""});
+  EXPECT_NE(deeper.find("/cache/nowhere/k: no such dataset in the file (/cache holds: /cache/layer3, /cache/odd)"), std::string::npos) << deeper;
+  EXPECT_NE(error_with(p, {"cache/layer3", "", ""}).find("/cache/layer3: is a group, not a dataset (/cache/layer3 holds: /cache/layer3/keys, /cache/layer3/values)"),
+            std::string::npos);
+  EXPECT_NE(error_with(p, {"", "cache/layer3/keys", "cache/odd"}).find("/cache/odd: shape [1, 2] differs from /cache/layer3/keys's [3, 2]"),
             std::string::npos);
   EXPECT_NE(error_with(p, {"", "x", ""}).find("needs both its K and its V"), std::string::npos);
   EXPECT_NE(error_with(p, {"x", "x", "x"}).find("both chosen"), std::string::npos);
@@ -275,7 +277,28 @@ TEST(Hdf5, ReadsTheDatasetsChosenAtAnyDepth) {
 
   const std::string npy = write_npy("chosen.npy", "<f4", "(2, 2)", f32_payload(x));
   EXPECT_NE(error_with(npy, {"x", "", ""}).find("apply to .h5/.hdf5 files only"), std::string::npos);
-  EXPECT_EQ(moss::io::DatasetChoice({"", "a", "/b/c"}).describe(), " (datasets /a, /b/c)");
-  EXPECT_EQ(moss::io::DatasetChoice({"x", "", ""}).describe(), " (dataset /x)");
+  EXPECT_EQ(moss::io::DatasetChoice({"", "a", "//b/c/"}).describe(), " (datasets \"/a\", \"/b/c\")");
+  // Quoted: the pair ("x, /y", "z") is not the pair ("x", "y, /z").
+  EXPECT_EQ(moss::io::DatasetChoice({"", "x, /y", "z"}).describe(), " (datasets \"/x, /y\", \"/z\")");
+  EXPECT_EQ(moss::io::DatasetChoice({"", "x", "y, /z"}).describe(), " (datasets \"/x\", \"/y, /z\")");
+  EXPECT_EQ(moss::io::DatasetChoice({"a\"b", "", ""}).describe(), " (dataset \"/a\\\"b\")");
   EXPECT_EQ(moss::io::DatasetChoice().describe(), "");
+
+  // A soft link in the file is followed; a dangling one, and an external link (whose data would not
+  // be this file's), are refused by name.
+  const std::string other = (temp_dir() / "other.h5").string();
+  {
+    const hid_t o = H5Fcreate(other.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    write_h5_dataset(o, "x", H5T_IEEE_F32LE, {2, 2}, x.data(), H5T_NATIVE_FLOAT);
+    H5Fclose(o);
+    const hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Lcreate_soft("/x", f, "alias", H5P_DEFAULT, H5P_DEFAULT);
+    H5Lcreate_soft("/nothing", f, "dangling", H5P_DEFAULT, H5P_DEFAULT);
+    H5Lcreate_external(other.c_str(), "/x", f, "ext", H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+  }
+  EXPECT_EQ(moss::io::load_activations(p, {"alias", "", ""}).tensors[0].values, x);
+  EXPECT_NE(error_with(p, {"dangling", "", ""}).find("/dangling: is a link to an object that does not exist"), std::string::npos);
+  const std::string external = error_with(p, {"ext", "", ""});
+  EXPECT_NE(external.find("/ext: is an external link into \"" + other + "\""), std::string::npos) << external;
 }

@@ -41,7 +41,7 @@ TEST(PointCheck, ABadValueIsLaidOnItsSweptFieldWithThePoint) {
   EXPECT_EQ(problems[0].message.rfind("point 1 (cluster.network.bandwidth = \"1Gbps\", compression.bits = 3): /compression/bits: ", 0), 0u)
       << problems[0].message;
   EXPECT_NE(problems[0].message.find("4 or 8"), std::string::npos) << problems[0].message;
-  EXPECT_NE(problems[0].message.find("(and 1 more points)"), std::string::npos) << problems[0].message;
+  EXPECT_NE(problems[0].message.find("(and 1 more point)"), std::string::npos) << problems[0].message;
 }
 
 TEST(PointCheck, AnUnknownSweptKeyIsReported) {
@@ -89,6 +89,44 @@ TEST(PointCheck, ALargeSweepIsCheckedValueByValue) {
   const auto all = problems_of(doc);
   ASSERT_EQ(all.size(), 1u);
   EXPECT_NE(all[0].message.find("(and 2 more points)"), std::string::npos) << all[0].message;
+}
+
+// The base is never run, only its points: a base value every point overrides is no problem, and
+// one every point keeps (no swept field causes it) is reported once, at its own path.
+TEST(PointCheck, TheBaseIsJudgedByItsPoints) {
+  nlohmann::json overridden = scenario_with({{"compression.bits", {4, 8}}});
+  overridden["compression"]["bits"] = 3;
+  EXPECT_TRUE(problems_of(overridden).empty());
+
+  nlohmann::json kept = scenario_with({{"cluster.network.bandwidth", {"1Gbps", "10Gbps"}}});
+  kept["compression"]["bits"] = 3;
+  const auto check = check_sweep_points(kept, SweepPlan::from_json(kept["sweep"], "s.json"), "s.json");
+  ASSERT_EQ(check.problems.size(), 1u);
+  EXPECT_EQ(check.problems[0].pointer, "/sweep");
+  EXPECT_EQ(check.points[0], 2u);
+  const auto reported = moss::sweep::reported_problems(check);
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0].pointer, "/compression/bits");
+  EXPECT_EQ(reported[0].message.find("point"), std::string::npos) << reported[0].message;
+}
+
+// An activation file's problem depends on the file and on the datasets chosen in it: it is laid on
+// whichever of the two is swept.
+TEST(PointCheck, AnActivationFilesProblemIsLaidOnASweptDatasetsOrFile) {
+  const nlohmann::json block = {{"compression.datasets.k", {"cache/k", "cache/nope"}}};
+  const auto on_datasets = moss::sweep::point_problems({{"s.json", "/compression/activations", "\"kv.h5\": /cache/nope: no such dataset"}}, 1,
+                                                       {{"compression.datasets.k", "cache/nope"}}, block, "s.json");
+  ASSERT_EQ(on_datasets.size(), 1u);
+  EXPECT_EQ(on_datasets[0].pointer, "/sweep/compression.datasets.k");
+  const nlohmann::json files = {{"compression.activations", {"kv.h5", "kv.npy"}}};
+  const auto on_file = moss::sweep::point_problems({{"s.json", "/compression/datasets", "names HDF5 datasets, but ..."}}, 1,
+                                                   {{"compression.activations", "kv.npy"}}, files, "s.json");
+  ASSERT_EQ(on_file.size(), 1u);
+  EXPECT_EQ(on_file[0].pointer, "/sweep/compression.activations");
+  const auto elsewhere = moss::sweep::point_problems({{"s.json", "/compression/bits", "expected 4 or 8"}}, 1,
+                                                     {{"compression.activations", "kv.npy"}}, files, "s.json");
+  ASSERT_EQ(elsewhere.size(), 1u);
+  EXPECT_EQ(elsewhere[0].pointer, "/sweep");
 }
 
 }  // namespace

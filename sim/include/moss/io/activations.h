@@ -47,7 +47,8 @@ struct DatasetChoice {
   std::string k;       ///< with `v`: a K/V pair from these two datasets
   std::string v;
   [[nodiscard]] bool empty() const { return single.empty() && k.empty() && v.empty(); }
-  /// "" when empty, else " (dataset /x)" or " (datasets /k, /v)", for messages and output.
+  /// "" when empty, else ` (dataset "/x")` or ` (datasets "/k", "/v")` (names from the root without
+  /// empty components, quoted: one text per choice), for messages, output and measurement keys.
   [[nodiscard]] std::string describe() const;
 };
 

@@ -28,8 +28,8 @@ struct CompressionFigures {
 [[nodiscard]] CompressionFigures compression_figures(const scenario::Scenario& s, bool measure,
                                                      const std::optional<std::filesystem::path>& cache_dir = std::nullopt);
 
-/// Checks the scenario's activation file (compression.activations, when a file and the method
-/// compresses) as a measured run will use it: it loads (no NaN/Inf, a readable .npy/.h5), holds a
+/// Checks the scenario's activation file (compression.activations, when a file, the method
+/// compresses and simulation.measure_compression is on) as a measured run will use it: it loads (no NaN/Inf, a readable .npy/.h5), holds a
 /// K/V pair of the model's K/V width with at least 2 tokens per layer. Throws InputError naming the
 /// scenario file and /compression/activations (or the activation file for its own errors); the
 /// file stays loaded for the run that follows in this process.

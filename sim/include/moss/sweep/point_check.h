@@ -35,6 +35,11 @@ struct PointCheck {
   bool every_point = true;          ///< false: value by value (combinations unchecked)
 };
 
+/// check.problems as `moss validate` and `moss sweep` report them: one that every checked point has
+/// and no swept field causes (at /sweep) is the scenario's own, reported at its own path; the others
+/// by point.
+[[nodiscard]] std::vector<Problem> reported_problems(const PointCheck& check);
+
 /// The problems of a scenario's sweep points (`doc` holds the scenario and its "sweep" block, parsed
 /// into `plan`), as `moss sweep` will meet them: each point's scenario and, where it is valid, its
 /// activation file as the run loads it (step::check_activations; each file is loaded once). Every
