@@ -117,7 +117,9 @@ class Points:
         """Compression design plus every swept field that is not the bandwidth or the design itself."""
         parts = [self.get("design", i, self.get("method", i, "?"))]
         for f in self.fields:
-            if f == "cluster.network.bandwidth" or f.startswith("compression") or f.startswith("convergence.efficiency"):
+            # The design names the method and its parameters, not the data they were measured on.
+            data = f.startswith("compression.activations") or f.startswith("compression.datasets")
+            if f == "cluster.network.bandwidth" or (f.startswith("compression") and not data) or f.startswith("convergence.efficiency"):
                 continue
             parts.append(f"{f.split('.')[-1]}={self.c['field:' + f][i]}")
         return " | ".join(parts)

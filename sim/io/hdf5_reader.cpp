@@ -14,6 +14,8 @@
 namespace moss::io {
 
 namespace {
+constexpr const char* kChooseHint = "moss compress --dataset or --dataset-k/--dataset-v; a scenario's compression.datasets";
+
 /// Owns one HDF5 identifier.
 class Handle {
  public:
@@ -68,28 +70,37 @@ std::vector<std::string> top_level_names(const std::string& path, hid_t file) {
   return names;
 }
 
-// "/a, /a/b" for the members of group `group` ("" for the root), "none" when it has none.
+// What `group` ("" for the root) holds, for a message: "the file's top-level objects: /a, /b",
+// "/g holds: /g/x, ... and 12 more", or why it holds nothing (a dataset, a dangling link).
 std::string members(const std::string& path, hid_t file, const std::string& group) {
   std::vector<std::string> names;
   if (group.empty()) {
     names = top_level_names(path, file);
   } else {
-    Handle g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
-    if (!g.ok() || H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0) return "unknown";
+    Handle object(H5Oopen(file, group.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!object.ok()) return "/" + group + " is a link to an object that does not exist";
+    if (H5Iget_type(object.get()) != H5I_GROUP) return "/" + group + " is a dataset, not a group";
+    if (H5Literate(object.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0)
+      return "/" + group + " cannot be listed (corrupt file)";
   }
+  constexpr std::size_t kShown = 20;
   std::string list;
-  for (const std::string& n : names) list += (list.empty() ? "/" : ", /") + (group.empty() ? n : group + "/" + n);
-  return list.empty() ? "none" : list;
+  for (std::size_t i = 0; i < std::min(names.size(), kShown); ++i) {
+    list += i == 0 ? "/" : ", /";
+    list += group.empty() ? names[i] : group + "/" + names[i];
+  }
+  if (names.size() > kShown) list += ", ... and " + std::to_string(names.size() - kShown) + " more";
+  return (group.empty() ? "the file's top-level objects: " : "/" + group + " holds: ") + (list.empty() ? "none" : list);
 }
 
-// `name` as a path from the root without empty components: "k" or "cache/layer3/k" for
-// "/cache//layer3/k/".
+// `name` as a path from the root without empty or "." components: "k" or "cache/layer3/k" for
+// "/cache//layer3/./k/".
 std::string from_root(const std::string& name) {
   std::string out;
   for (std::size_t start = 0; start < name.size();) {
     std::size_t end = name.find('/', start);
     if (end == std::string::npos) end = name.size();
-    if (end > start) {
+    if (end > start && name.compare(start, end - start, ".") != 0) {
       if (!out.empty()) out += '/';
       out.append(name, start, end - start);
     }
@@ -106,10 +117,8 @@ void check_chosen(const std::string& path, hid_t file, const std::string& name) 
   for (std::size_t slash = 0; slash != std::string::npos;) {
     slash = name.find('/', slash + 1);
     const std::string prefix = name.substr(0, slash);
-    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) {
-      const std::string in = parent.empty() ? "the file's top-level objects" : "/" + parent + " holds";
-      throw InputError(path, where, "no such dataset in the file (" + in + ": " + members(path, file, parent) + ")");
-    }
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0)
+      throw InputError(path, where, "no such dataset in the file (" + members(path, file, parent) + ")");
     parent = prefix;
   }
   H5L_info_t link{};
@@ -119,7 +128,7 @@ void check_chosen(const std::string& path, hid_t file, const std::string& name) 
     throw InputError(path, where, soft ? "is a link to an object that does not exist (a dangling soft or external link)"
                                        : "cannot open the object (corrupt file)");
   if (H5Iget_type(object.get()) != H5I_DATASET)
-    throw InputError(path, where, "is a group, not a dataset (/" + name + " holds: " + members(path, file, name) + ")");
+    throw InputError(path, where, "is a group, not a dataset (" + members(path, file, name) + ")");
 }
 
 // `id`'s file as HDF5 names it: `path` for an object of the file itself, another file's name for one
@@ -221,7 +230,14 @@ Activations load_checked(const std::string& path, std::uint64_t file_bytes, cons
   if (names.size() != 1)
     throw InputError(path, "", "found " + std::to_string(names.size()) +
                                    " top-level objects: expected datasets \"k\" and \"v\", or exactly one dataset, or datasets chosen by name "
-                                   "(moss compress --dataset or --dataset-k/--dataset-v; a scenario's compression.datasets)");
+                                   "(" + std::string(kChooseHint) + ")");
+  try {
+    check_chosen(path, file.get(), names[0]);  // a group or a dangling link is named as such
+  } catch (const InputError& e) {
+    std::vector<Problem> problems = e.problems();
+    for (Problem& p : problems) p.message += "; choose the datasets by name (" + std::string(kChooseHint) + ")";
+    throw InputError(std::move(problems));
+  }
   return read_dataset(path, file.get(), names[0], file_bytes);
 }
 }  // namespace

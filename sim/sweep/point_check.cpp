@@ -31,6 +31,11 @@ std::vector<std::string> causes(const std::string& pointer) {
   return {pointer};
 }
 
+std::string string_at(const nlohmann::json& doc, const char* pointer) {
+  const nlohmann::json::json_pointer at(pointer);
+  return doc.is_object() && doc.contains(at) && doc.at(at).is_string() ? doc.at(at).get<std::string>() : "";
+}
+
 std::string point_text(std::size_t index, const std::vector<Assignment>& assignments) {
   std::string text = "point " + std::to_string(index) + " (";
   for (std::size_t i = 0; i < assignments.size(); ++i)
@@ -77,6 +82,19 @@ std::vector<Problem> point_problems(const std::vector<Problem>& problems, std::s
   return out;
 }
 
+std::vector<Problem> activation_file_problems_beside(const nlohmann::json& doc, const std::string& file,
+                                                    const std::vector<Problem>& problems) {
+  for (const Problem& p : problems)
+    if (under(p.pointer, "/compression/activations") || under(p.pointer, "/compression/datasets")) return {};
+  const std::string source = string_at(doc, "/compression/activations");
+  const nlohmann::json::json_pointer measure("/simulation/measure_compression");
+  if (source.empty() || source.rfind("synthetic:", 0) == 0 || string_at(doc, "/compression/method") == "none" ||
+      (doc.contains(measure) && doc.at(measure) == false))
+    return {};
+  return step::activation_file_problems(scenario::resolve_scenario_path(file, source), file, string_at(doc, "/compression/datasets/k"),
+                                        string_at(doc, "/compression/datasets/v"));
+}
+
 std::vector<Problem> reported_problems(const PointCheck& check) {
   std::vector<Problem> out;
   for (std::size_t i = 0; i < check.problems.size(); ++i) {
@@ -94,6 +112,7 @@ PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, 
       const nlohmann::json point = point_document(doc, assignments, file);
       std::vector<Problem> problems = scenario::validate_scenario(point, file);
       if (problems.empty()) step::check_activations(scenario::parse_scenario(point, file));
+      for (Problem& p : activation_file_problems_beside(point, file, problems)) problems.push_back(std::move(p));
       return problems;
     } catch (const InputError& e) {  // a path through a value that is not an object; the activation file
       return e.problems();

@@ -175,8 +175,10 @@ TEST(Cli, ValidateJudgesASweepByItsPointsAndTheirFiles) {
   // The base's file, used by every point, is reported once, also where other points are invalid.
   files["compression"]["activations"] = data + "nan-pair.npy";
   files["sweep"] = {{"cluster.network.bandwidth", {"1Gbps", "TBD"}}};
-  const Result once = run("validate " + write(dir, "once.json", files.dump()));
+  const std::string once_file = write(dir, "once.json", files.dump());
+  const Result once = run("validate " + once_file);
   EXPECT_EQ(once.code, 2) << once.output;
+  EXPECT_NE(once.output.find(once_file + ": /compression/activations: "), std::string::npos) << once.output;
   EXPECT_EQ(once.output.find("NaN"), once.output.rfind("NaN")) << once.output;
   EXPECT_NE(once.output.find(": 2 problems"), std::string::npos) << once.output;
   // A scenario that does not measure its compression never loads the file.

@@ -267,6 +267,7 @@ TEST(Hdf5, ReadsTheDatasetsChosenAtAnyDepth) {
   EXPECT_NE(missing.find("top-level objects: /cache, /x"), std::string::npos) << missing;
   const std::string deeper = error_with(p, {"cache/nowhere/k", "", ""});
   EXPECT_NE(deeper.find("/cache/nowhere/k: no such dataset in the file (/cache holds: /cache/layer3, /cache/odd)"), std::string::npos) << deeper;
+  EXPECT_NE(error_with(p, {"cache/odd/k", "", ""}).find("(/cache/odd is a dataset, not a group)"), std::string::npos);
   EXPECT_NE(error_with(p, {"cache/layer3", "", ""}).find("/cache/layer3: is a group, not a dataset (/cache/layer3 holds: /cache/layer3/keys, /cache/layer3/values)"),
             std::string::npos);
   EXPECT_NE(error_with(p, {"", "cache/layer3/keys", "cache/odd"}).find("/cache/odd: shape [1, 2] differs from /cache/layer3/keys's [3, 2]"),
@@ -299,6 +300,7 @@ TEST(Hdf5, ReadsTheDatasetsChosenAtAnyDepth) {
   }
   EXPECT_EQ(moss::io::load_activations(p, {"alias", "", ""}).tensors[0].values, x);
   EXPECT_NE(error_with(p, {"dangling", "", ""}).find("/dangling: is a link to an object that does not exist"), std::string::npos);
+  EXPECT_NE(error_with(p, {"dangling/k", "", ""}).find("(/dangling is a link to an object that does not exist)"), std::string::npos);
   const std::string external = error_with(p, {"ext", "", ""});
   EXPECT_NE(external.find("/ext: is an external link into \"" + other + "\""), std::string::npos) << external;
 }
