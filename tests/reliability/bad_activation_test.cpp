@@ -173,7 +173,7 @@ std::vector<BadActivation> cases() {
        [=](const fs::path& p) { write_h5(p, {{"acts", {8, 8}, with_inf, H5T_IEEE_F64LE}}); }},
       {"rank1.h5", "/x", "expected \\[tokens, dim\\]", [](const fs::path& p) { write_h5(p, {{"x", {64}, ramp(64)}}); }},
       {"k-without-v.h5", "/v", "missing", [](const fs::path& p) { write_h5(p, {{"k", {8, 8}, ramp(64)}}); }},
-      {"kv-shapes-differ.h5", "/v", "shape differs",
+      {"kv-shapes-differ.h5", "/v", "shape \\[4, 16\\] differs from /k.s \\[8, 8\\]",
        [](const fs::path& p) { write_h5(p, {{"k", {8, 8}, ramp(64)}, {"v", {4, 16}, ramp(64)}}); }},
       {"three-datasets.h5", "", "exactly one dataset",
        [](const fs::path& p) { write_h5(p, {{"a", {8, 8}, ramp(64)}, {"b", {8, 8}, ramp(64)}, {"c", {8, 8}, ramp(64)}}); }},
