@@ -1,6 +1,5 @@
 #include "validate_command.h"
 
-#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -9,7 +8,6 @@
 
 #include "moss/core/error.h"
 #include "moss/scenario/loader.h"
-#include "moss/step/compression_measure.h"
 #include "moss/sweep/point_check.h"
 
 namespace moss::app {
@@ -46,19 +44,10 @@ std::vector<Problem> sweep_problems(const nlohmann::json& doc, const std::vector
 
 int run_validate(const ValidateOptions& o, std::ostream& out, std::ostream& err) {
   const nlohmann::json doc = scenario::read_json_file(o.scenario);
-  std::vector<Problem> problems = scenario::validate_scenario(doc, o.scenario);
-  if (doc.is_object() && doc.contains("sweep")) {
-    problems = sweep_problems(doc, problems, o.scenario, err);
-  } else if (problems.empty()) {
-    // The activation file as the run will load it: what validates must run.
-    try {
-      step::check_activations(scenario::parse_scenario(doc, o.scenario));
-    } catch (const InputError& e) {
-      problems = e.problems();
-    }
-  } else {
-    for (Problem& p : sweep::activation_file_problems_beside(doc, o.scenario, problems)) problems.push_back(std::move(p));
-  }
+  // A sweep is judged by its points, a plain scenario as `moss run` meets it.
+  const std::vector<Problem> problems = doc.is_object() && doc.contains("sweep")
+                                            ? sweep_problems(doc, scenario::validate_scenario(doc, o.scenario), o.scenario, err)
+                                            : sweep::scenario_problems(doc, o.scenario);
   if (problems.empty()) {
     out << o.scenario << ": valid\n";
     return 0;

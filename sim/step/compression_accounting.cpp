@@ -70,7 +70,7 @@ CodecTime codec_time(const scenario::CompressionSpec& c, const model::Transforme
     flops = tokens * 2.0 * kv * 4.0;  // a few operations per element (abs, compare, scale)
   }
   t.encode_s = model::roofline_time_s(gpu, model::OpClass::kGemm, flops, raw + sent);
-  const double decode_flops = (c.fitted())
+  const double decode_flops = c.fitted()
                                   ? 2.0 * tokens * kv * (static_cast<double>(c.rank_k) + c.rank_v)
                                   : tokens * 2.0 * kv;
   t.decode_s = model::roofline_time_s(gpu, model::OpClass::kGemm, decode_flops, raw + sent);

@@ -36,6 +36,19 @@ std::string string_at(const nlohmann::json& doc, const char* pointer) {
   return doc.is_object() && doc.contains(at) && doc.at(at).is_string() ? doc.at(at).get<std::string>() : "";
 }
 
+// The activation file's own problems beside the scenario's other `problems` (scenario_problems).
+std::vector<Problem> file_problems_beside(const nlohmann::json& doc, const std::string& file, const std::vector<Problem>& problems) {
+  for (const Problem& p : problems)
+    if (under(p.pointer, "/compression/activations") || under(p.pointer, "/compression/datasets")) return {};
+  const std::string source = string_at(doc, "/compression/activations");
+  const nlohmann::json::json_pointer measure("/simulation/measure_compression");
+  if (source.empty() || source.rfind("synthetic:", 0) == 0 || string_at(doc, "/compression/method") == "none" ||
+      (doc.contains(measure) && doc.at(measure) == false))
+    return {};
+  return step::activation_file_problems(scenario::resolve_scenario_path(file, source), file, string_at(doc, "/compression/datasets/k"),
+                                        string_at(doc, "/compression/datasets/v"));
+}
+
 std::string point_text(std::size_t index, const std::vector<Assignment>& assignments) {
   std::string text = "point " + std::to_string(index) + " (";
   for (std::size_t i = 0; i < assignments.size(); ++i)
@@ -82,17 +95,18 @@ std::vector<Problem> point_problems(const std::vector<Problem>& problems, std::s
   return out;
 }
 
-std::vector<Problem> activation_file_problems_beside(const nlohmann::json& doc, const std::string& file,
-                                                    const std::vector<Problem>& problems) {
-  for (const Problem& p : problems)
-    if (under(p.pointer, "/compression/activations") || under(p.pointer, "/compression/datasets")) return {};
-  const std::string source = string_at(doc, "/compression/activations");
-  const nlohmann::json::json_pointer measure("/simulation/measure_compression");
-  if (source.empty() || source.rfind("synthetic:", 0) == 0 || string_at(doc, "/compression/method") == "none" ||
-      (doc.contains(measure) && doc.at(measure) == false))
-    return {};
-  return step::activation_file_problems(scenario::resolve_scenario_path(file, source), file, string_at(doc, "/compression/datasets/k"),
-                                        string_at(doc, "/compression/datasets/v"));
+std::vector<Problem> scenario_problems(const nlohmann::json& doc, const std::string& file) {
+  std::vector<Problem> problems = scenario::validate_scenario(doc, file);
+  if (!problems.empty()) {
+    for (Problem& p : file_problems_beside(doc, file, problems)) problems.push_back(std::move(p));
+    return problems;
+  }
+  try {
+    step::check_activations(scenario::parse_scenario(doc, file));
+  } catch (const InputError& e) {
+    return e.problems();
+  }
+  return problems;
 }
 
 std::vector<Problem> reported_problems(const PointCheck& check) {
@@ -109,12 +123,8 @@ PointCheck check_sweep_points(const nlohmann::json& doc, const SweepPlan& plan, 
   const nlohmann::json& block = doc.at("sweep");
   const auto problems_of = [&](const std::vector<Assignment>& assignments) {
     try {
-      const nlohmann::json point = point_document(doc, assignments, file);
-      std::vector<Problem> problems = scenario::validate_scenario(point, file);
-      if (problems.empty()) step::check_activations(scenario::parse_scenario(point, file));
-      for (Problem& p : activation_file_problems_beside(point, file, problems)) problems.push_back(std::move(p));
-      return problems;
-    } catch (const InputError& e) {  // a path through a value that is not an object; the activation file
+      return scenario_problems(point_document(doc, assignments, file), file);
+    } catch (const InputError& e) {  // a path through a value that is not an object
       return e.problems();
     }
   };

@@ -35,13 +35,13 @@ struct PointCheck {
   bool every_point = true;          ///< false: value by value (combinations unchecked)
 };
 
-/// The problems of the activation file that scenario document `doc` (of `file`) names, on its own (it
-/// loads: step::activation_file_problems), beside `problems`, the scenario's other problems: listed so
-/// that one validation shows every problem although check_activations needs a valid scenario. None
-/// when `problems` already concern the file or its datasets, the data is synthetic, the method is
-/// none or the scenario does not measure its compression. Each file is loaded once per process.
-[[nodiscard]] std::vector<Problem> activation_file_problems_beside(const nlohmann::json& doc, const std::string& file,
-                                                                  const std::vector<Problem>& problems);
+/// The problems of scenario document `doc` (of `file`) as a run meets them: the scenario's own
+/// (scenario::validate_scenario); when it has none, its activation file as the run loads it
+/// (step::check_activations); else, beside them, that file's own problems (it loads:
+/// step::activation_file_problems), so that one validation shows every problem. The file is not
+/// looked at when the problems concern it or its datasets, the data is synthetic, the method is none
+/// or the scenario does not measure its compression. Each file is loaded once per process.
+[[nodiscard]] std::vector<Problem> scenario_problems(const nlohmann::json& doc, const std::string& file);
 
 /// check.problems as `moss validate` and `moss sweep` report them: one that every checked point has
 /// and no swept field causes (at /sweep) is the scenario's own, reported at its own path; the others
