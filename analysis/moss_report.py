@@ -537,13 +537,20 @@ def build(p, args):
     if not run:
         ref, ref_t, be = break_even(p)
         pg.section("Break-even bandwidth")
-        pg.text(f"Reference: fastest uncompressed design, {ref:,.0f} tokens/s and {fmt_duration(ref_t)} to loss "
-                f"{p.ref_loss_text}. Two criteria side by side: tokens/s within 5 % of the reference, and time to "
-                "that loss within 5 % of the reference time. Time to loss includes the statistical efficiency eta "
-                "(a design with eta < 1 needs 1/eta times the tokens, so it can match tokens/s and still lose on "
-                "time). The recommendation below uses time to loss (eta included) and cost, not tokens/s.")
-        pg.table(["compressed design", "tokens/s: bandwidth within 5 %", "best tokens/s vs reference",
-                  "time to loss: bandwidth within 5 % (eta included)", "best speed to loss vs reference", "eta"], be)
+        if not _ok(ref):
+            # Break-even is judged against an uncompressed design; without one there is nothing to meet.
+            pg.text("No uncompressed design ran successfully in this sweep, so there is no reference to break even "
+                    "with. Add \"none\" to a swept compression.method (or a point with compression.method "
+                    "\"none\") to get the bandwidth at which each compressed design matches it.", cls="warn")
+        else:
+            pg.text(f"Reference: fastest uncompressed design, {ref:,.0f} tokens/s and {fmt_duration(ref_t)} to loss "
+                    f"{p.ref_loss_text}. Two criteria side by side: tokens/s within 5 % of the reference, and time "
+                    "to that loss within 5 % of the reference time. Time to loss includes the statistical efficiency "
+                    "eta (a design with eta < 1 needs 1/eta times the tokens, so it can match tokens/s and still lose "
+                    "on time). The recommendation below uses time to loss (eta included) and cost, not tokens/s.")
+            pg.table(["compressed design", "tokens/s: bandwidth within 5 %", "best tokens/s vs reference",
+                      "time to loss: bandwidth within 5 % (eta included)", "best speed to loss vs reference", "eta"],
+                     be)
     pg.section("Time and cost to target")
     pg.text("compression error: ||X - X^||_F / ||X||_F of the K/V exchange, K and V together (and each), as measured "
             "by the compression kernels: the accuracy traded for the bytes saved; 'not measured' where the bytes "

@@ -38,11 +38,14 @@ def summary(tps, bw, method="none", eta=1.0, err=None, backend="analytic", util=
     return s
 
 
-def sweep_table():
+DESIGNS = (("none", 1.0, [100, 1000, 2000], None), ("mos", 1.0, [1900, 2000, 2050], 0.2),
+           ("topk", 0.8, [1500, 1950, 2000], 0.7))
+
+
+def sweep_table(designs=DESIGNS):
     rows = []
     bws = [1e9, 1e10, 1e11]
-    for method, eta, tps, err in (("none", 1.0, [100, 1000, 2000], None), ("mos", 1.0, [1900, 2000, 2050], 0.2),
-                                  ("topk", 0.8, [1500, 1950, 2000], 0.7)):
+    for method, eta, tps, err in designs:
         for bw, t in zip(bws, tps):
             backend = "ns3" if bw == 1e9 else "analytic"
             s = summary(t, bw, method, eta, err, backend, vs=(1.05, 1.3) if backend == "ns3" else None, retx=3)
@@ -87,6 +90,16 @@ def check_sweep():
     assert any(r[5] == "0 (exact)" for r in tc), tc
 
 
+def check_sweep_without_uncompressed_design():
+    """Break-even is judged against an uncompressed design: without one the report says so, no 'nan'."""
+    p = moss_report.Points(sweep_table(DESIGNS[1:]))
+    ref, _, _ = moss_report.break_even(p)
+    assert math.isnan(ref), ref
+    page, md, _ = moss_report.build(p, Args())
+    assert "No uncompressed design ran successfully" in md, md
+    assert "nan" not in md.lower().replace("nanosecond", ""), [l for l in md.splitlines() if "nan" in l.lower()]
+
+
 class Args:
     deadline = "30d"
     budget = 0.0
@@ -112,4 +125,5 @@ def check_run_from_summary_json():
 
 check_sweep()
 check_run_from_summary_json()
+check_sweep_without_uncompressed_design()
 print("ok")
