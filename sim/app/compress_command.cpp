@@ -15,6 +15,7 @@
 
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
+#include "moss/io/dataset_path.h"
 #include "moss/kernels/evaluate.h"
 #include "moss/kernels/gpu_codec.h"
 #include "moss/kernels/synthetic.h"
@@ -281,8 +282,8 @@ io::DatasetChoice datasets_of(const CompressOptions& o) {
     if (!given(o, flag)) continue;
     if (!o.synthetic.empty()) throw InputError("", flag, "chooses datasets of an HDF5 --activations file, not of --synthetic data");
     const std::string& name = flag == std::string("--dataset") ? o.dataset : flag == std::string("--dataset-k") ? o.dataset_k : o.dataset_v;
-    if (name.find_first_not_of('/') == std::string::npos)
-      throw InputError("", flag, "\"" + name + "\": expected the path of a dataset in the file, such as \"k\" or \"cache/layer3/k\"");
+    if (const std::string problem = io::dataset_name_problem(name); !problem.empty())
+      throw InputError("", flag, "\"" + name + "\": " + problem);
   }
   if (const std::string problem = io::dataset_choice_problem(choice); !problem.empty())
     throw InputError("", given(o, "--dataset") ? "--dataset" : given(o, "--dataset-k") ? "--dataset-v" : "--dataset-k",

@@ -10,6 +10,7 @@
 #include "isolated_load.h"
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
+#include "moss/io/dataset_path.h"
 
 namespace moss::io {
 
@@ -91,22 +92,6 @@ std::string members(const std::string& path, hid_t file, const std::string& grou
   }
   if (names.size() > kShown) list += ", ... and " + std::to_string(names.size() - kShown) + " more";
   return (group.empty() ? "the file's top-level objects: " : "/" + group + " holds: ") + (list.empty() ? "none" : list);
-}
-
-// `name` as a path from the root without empty or "." components: "k" or "cache/layer3/k" for
-// "/cache//layer3/./k/".
-std::string from_root(const std::string& name) {
-  std::string out;
-  for (std::size_t start = 0; start < name.size();) {
-    std::size_t end = name.find('/', start);
-    if (end == std::string::npos) end = name.size();
-    if (end > start && name.compare(start, end - start, ".") != 0) {
-      if (!out.empty()) out += '/';
-      out.append(name, start, end - start);
-    }
-    start = end + 1;
-  }
-  return out;
 }
 
 // A dataset the caller chose: each link on its path must exist (H5Lexists checks one link, its
@@ -212,12 +197,12 @@ Activations load_checked(const std::string& path, std::uint64_t file_bytes, cons
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.ok()) throw InputError(path, "", "cannot open the HDF5 file (truncated or corrupt)");
   if (!choice.single.empty()) {
-    const std::string name = from_root(choice.single);
+    const std::string name = dataset_path_from_root(choice.single);
     check_chosen(path, file.get(), name);
     return read_dataset(path, file.get(), name, file_bytes);
   }
   if (!choice.k.empty()) {
-    const std::string k = from_root(choice.k), v = from_root(choice.v);
+    const std::string k = dataset_path_from_root(choice.k), v = dataset_path_from_root(choice.v);
     check_chosen(path, file.get(), k);
     check_chosen(path, file.get(), v);
     return read_pair(path, file.get(), k, v, file_bytes);
@@ -246,7 +231,7 @@ std::string DatasetChoice::describe() const {
   // Quoted, so that the text names one choice only ("a, /b" is one name): it keys measurements.
   const auto rooted = [](const std::string& n) {
     std::string out = "\"/";
-    for (const char c : from_root(n)) {
+    for (const char c : dataset_path_from_root(n)) {
       if (c == '"' || c == '\\') out += '\\';
       out += c;
     }
@@ -263,8 +248,8 @@ std::string dataset_choice_problem(const DatasetChoice& choice) {
   if (choice.k.empty() != choice.v.empty()) return "a K/V pair needs both its K and its V dataset";
   for (const std::string& name : {choice.single, choice.k, choice.v}) {
     if (name.empty()) continue;
-    if (name.find('\0') != std::string::npos) return "a dataset name holds a NUL byte";
-    if (from_root(name).empty()) return "dataset name \"" + name + "\": expected a dataset's path, such as \"k\" or \"cache/layer3/k\"";
+    if (const std::string problem = dataset_name_problem(name); !problem.empty())
+      return "dataset name \"" + name + "\": " + problem;
   }
   return "";
 }

@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "moss/io/dataset_path.h"
 #include "moss/kernels/synthetic.h"
 #include "moss/scenario/catalog.h"
 #include "sections.h"
@@ -121,8 +122,8 @@ void read_datasets(JsonReader& r, const json& j, const std::string& p, Compressi
   for (const auto& [key, out] : {std::pair{"k", &c.dataset_k}, std::pair{"v", &c.dataset_v}}) {
     const auto name = r.string(*d, dp, key, true);
     if (!name) continue;
-    if (name->find_first_not_of('/') == std::string::npos || name->find('\0') != std::string::npos)
-      r.problem(dp + "/" + key, "= " + brief(json(*name)) + ": expected the path of a dataset in the file, such as \"cache/layer3/" + key + "\"");
+    if (const std::string problem = io::dataset_name_problem(*name); !problem.empty())
+      r.problem(dp + "/" + key, "= " + brief(json(*name)) + ": " + problem);
     else *out = *name;
   }
   const std::string ext = std::filesystem::path(c.activations).extension().string();

@@ -143,6 +143,10 @@ TEST(FitProducts, WithoutAGapTheErrorsStillAgree) {
     mk::decode(ref, mk::encode(ref, x), a.data.data());
     mk::decode(split, mk::encode(split, x), b.data.data());
     const double ea = mk::reconstruction_error(x, a.view()).relative, eb = mk::reconstruction_error(x, b.view()).relative;
-    EXPECT_NEAR(eb, ea, 2e-3 * ea) << mk::method_name(m);
+    // Without a gap, mos-k's k-subspaces assignment of a token between two near-equal bases flips on
+    // the products' last bits, and with it the refitted bases: over seeds 21-28 the two fits' errors
+    // differed by up to 2.2e-3 of themselves on an AVX-512 CPU (where Eigen sums in another order),
+    // pca and mos by up to 5e-4.
+    EXPECT_NEAR(eb, ea, (m == mk::Method::mos_k ? 5e-3 : 2e-3) * ea) << mk::method_name(m);
   }
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "moss_process.h"
 
@@ -280,6 +281,68 @@ TEST(BadActivationControl, ValidNpyAndH5PassUnderTheSameLimits) {
                                      limits, dir() / "scratch-good");
     EXPECT_EQ(r.exit_code, 0) << p << "\n" << r.err;
     EXPECT_NE(r.out.find("raw_bytes"), std::string::npos) << r.out;
+  }
+}
+
+// `--dataset`, `--dataset-k` and `--dataset-v` choose the data that is compressed: a rank-1 tensor
+// reconstructs at rank 2, a full-rank one does not, so the errors tell which dataset became K and V.
+// A choice that chooses nothing, or half a pair, exits 2 naming the flag.
+TEST(CompressDatasetFlags, ChooseTheDatasetsAndRefuseABadChoice) {
+  std::vector<float> low(64 * 16), noise(64 * 16);
+  std::uint32_t state = 12345;
+  for (std::size_t i = 0; i < low.size(); ++i) {
+    low[i] = (1.0f + 0.1f * static_cast<float>(i / 16)) * (static_cast<float>(i % 16) - 7.5f);
+    state = state * 1664525u + 1013904223u;
+    noise[i] = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) - 0.5f;
+  }
+  const fs::path h = dir() / "chosen.h5";
+  write_h5(h, {{"low", {64, 16}, low}, {"noise", {64, 16}, noise}});
+  const auto compress = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args = {"compress", "--activations", h.string(), "--method", "pca", "--device", "cpu", "--json"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    Limits limits;
+    limits.cpu_seconds = 60;
+    return run_moss(args, limits, dir() / "scratch-chosen");
+  };
+  const auto errors = [&](std::vector<std::string> flags) {
+    const ProcessResult r = compress(std::move(flags));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out, nullptr, false);
+    std::vector<double> out;
+    if (j.is_discarded()) return std::pair{out, std::string()};
+    for (const auto& t : j["tensors"]) out.push_back(t["relative_error"].get<double>());
+    return std::pair{out, j["source"].get<std::string>()};
+  };
+  const auto [pair, source] = errors({"--rank", "2", "--dataset-k", "low", "--dataset-v", "/noise"});
+  ASSERT_EQ(pair.size(), 2u);
+  EXPECT_LT(pair[0], 1e-2);  // bf16 coefficients: about 2^-8
+  EXPECT_GT(pair[1], 0.5);
+  EXPECT_NE(source.find("(datasets \"/low\", \"/noise\")"), std::string::npos) << source;
+  const auto [swapped, _] = errors({"--rank", "2", "--dataset-k", "noise", "--dataset-v", "low"});
+  ASSERT_EQ(swapped.size(), 2u);
+  EXPECT_GT(swapped[0], 0.5);
+  EXPECT_LT(swapped[1], 1e-2);
+  const auto [single, one] = errors({"--rank", "2", "--dataset", "//low/"});
+  ASSERT_EQ(single.size(), 1u);
+  EXPECT_LT(single[0], 1e-2);
+  EXPECT_NE(one.find("(dataset \"/low\")"), std::string::npos) << one;
+
+  struct Bad {
+    std::vector<std::string> flags;
+    std::string message;  // regex
+  };
+  for (const Bad& bad : {Bad{{"--dataset", "./"}, "--dataset: \"\\./\": expected the path of a dataset"},
+                         Bad{{"--dataset", "/"}, "--dataset: \"/\": expected the path of a dataset"},
+                         Bad{{"--dataset-k", "low"}, "--dataset-v: a K/V pair needs both"},
+                         Bad{{"--dataset-v", "low"}, "--dataset-k: a K/V pair needs both"},
+                         Bad{{"--dataset", "low", "--dataset-k", "low", "--dataset-v", "noise"}, "--dataset: .*both chosen"},
+                         Bad{{"--dataset", "nope"}, "/nope: no such dataset in the file \\(the file's top-level objects: /low, /noise\\)"}}) {
+    std::vector<std::string> flags = bad.flags;
+    flags.insert(flags.end(), {"--rank", "2"});
+    const ProcessResult r = compress(flags);
+    EXPECT_EQ(r.exit_code, 2) << bad.message << "\n" << r.err;
+    EXPECT_TRUE(std::regex_search(r.err, std::regex(bad.message))) << "/" << bad.message << "/ vs " << r.err;
+    EXPECT_EQ(r.out.find("raw_bytes"), std::string::npos) << r.out;
   }
 }
 

@@ -309,6 +309,19 @@ mutate("warmup-tokens-on-topk", "/compression/warmup_tokens", r"unknown key", "t
        {"compression": {"method": "topk", "fraction": 0.1, "warmup_tokens": 4096}})
 mutate("activations-synthetic-bad-value", "/compression/activations", r"noise", "synthetic spec with a negative noise",
        {"compression": dict(MOS, activations="synthetic:noise=-1")})
+mutate("datasets-on-synthetic", "/compression/datasets", r"not an .h5/.hdf5 file",
+       "HDF5 datasets chosen for synthetic activations",
+       {"compression": dict(MOS, activations="synthetic:llama", datasets={"k": "cache/k", "v": "cache/v"})})
+mutate("datasets-on-npy", "/compression/datasets", r"not an .h5/.hdf5 file", "HDF5 datasets chosen for a .npy file",
+       {"compression": dict(MOS, activations="../bad_activations/narrow-pair.npy", datasets={"k": "k", "v": "v"})})
+mutate("datasets-without-v", "/compression/datasets/v", r"required", "a K/V pair of datasets without its V",
+       {"compression": dict(MOS, activations="../bad_activations/libhdf5-oom.h5", datasets={"k": "k"})})
+mutate("datasets-root-only", "/compression/datasets/k", r"expected the path of a dataset",
+       "\"/\" names the file's root group, not a dataset",
+       {"compression": dict(MOS, activations="../bad_activations/libhdf5-oom.h5", datasets={"k": "/", "v": "v"})})
+mutate("datasets-dot-only", "/compression/datasets/v", r"expected the path of a dataset",
+       "\"./.\" names the file's root group too, as the loader reads it",
+       {"compression": dict(MOS, activations="../bad_activations/libhdf5-oom.h5", datasets={"k": "k", "v": "./."})})
 
 
 def write_activation_fixtures():
