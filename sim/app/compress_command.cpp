@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <iomanip>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -169,9 +170,15 @@ void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t
 
 // One tensor (a file without K/V) takes --rank-k as its rank when given (as it always did) and
 // never reads --rank-v.
-std::vector<std::string> single_tensor_notes(const CompressOptions& o, mk::Method m) {
-  if (!mk::uses_basis(m) || !given(o, "--rank-v")) return {};
-  return {"--rank-v: the file holds one tensor (no V): ignored"};
+std::vector<std::string> single_tensor_notes(const CompressOptions& o, mk::Method m, std::int64_t layers) {
+  std::vector<std::string> notes;
+  const std::string ext = std::filesystem::path(o.activations).extension().string();
+  // .npy reads [2, tokens, dim] as K and V; HDF5 reads it as 2 layers: say which reading was taken.
+  if (layers == 2 && (ext == ".h5" || ext == ".hdf5"))
+    notes.push_back("the HDF5 dataset is [2, tokens, dim], read as one tensor of 2 layers; a K/V pair is datasets \"k\" and "
+                    "\"v\", --dataset-k/--dataset-v, or one dataset of shape [2, layers, tokens, dim]");
+  if (mk::uses_basis(m) && given(o, "--rank-v")) notes.push_back("--rank-v: the file holds one tensor (no V): ignored");
+  return notes;
 }
 
 mk::Device device_of(const CompressOptions& o) {
@@ -402,7 +409,7 @@ int run_compress(const CompressOptions& o, std::ostream& out, std::ostream& err)
   if (o.synthetic.empty()) {
     rows = run_file(o, method, device);
     if (rows.size() == 1)
-      for (std::string& n : single_tensor_notes(o, method)) notes.push_back(std::move(n));
+      for (std::string& n : single_tensor_notes(o, method, rows[0].layers)) notes.push_back(std::move(n));
   } else {
     const SyntheticSizes sizes = synthetic_sizes(o);
     source = "synthetic:" + sizes.text, warmup = sizes.warm;

@@ -16,19 +16,26 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 }
 }  // namespace
 
+std::string expected_shapes(PairShapes pairs) {
+  switch (pairs) {
+    case PairShapes::leading_two: return "expected [tokens, dim], [layers, tokens, dim], [2, tokens, dim] (K/V) or [2, layers, tokens, dim]";
+    case PairShapes::four_d: return "expected [tokens, dim], [layers, tokens, dim] or [2, layers, tokens, dim] (K/V)";
+    case PairShapes::none: break;
+  }
+  return "expected [tokens, dim] or [layers, tokens, dim]";
+}
+
 Layout layout_of(const std::string& file, const std::string& dataset, const std::vector<std::int64_t>& shape,
-                 bool allow_pair) {
+                 PairShapes pairs) {
   Layout l;
-  const std::string expected = allow_pair
-      ? "expected [tokens, dim], [layers, tokens, dim], [2, tokens, dim] (K/V) or [2, layers, tokens, dim]"
-      : "expected [tokens, dim] or [layers, tokens, dim]";
+  const std::string expected = expected_shapes(pairs);
   if (shape.size() == 2) {
     l.tokens = shape[0], l.dim = shape[1];
   } else if (shape.size() == 3) {
-    if (allow_pair && shape[0] == 2) l.tensors = 2;
+    if (pairs == PairShapes::leading_two && shape[0] == 2) l.tensors = 2;
     else l.layers = shape[0];
     l.tokens = shape[1], l.dim = shape[2];
-  } else if (shape.size() == 4 && allow_pair && shape[0] == 2) {
+  } else if (shape.size() == 4 && pairs != PairShapes::none && shape[0] == 2) {
     l.tensors = 2, l.layers = shape[1], l.tokens = shape[2], l.dim = shape[3];
   } else {
     throw InputError(file, dataset, "shape " + shape_text(shape) + ": " + expected);

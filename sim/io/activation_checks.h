@@ -19,9 +19,19 @@ struct Layout {
   }
 };
 
-/// Layout of `shape` (activations.h rules); `allow_pair` lets a leading 2 mean K/V. Throws InputError.
+/// Which shapes with a leading 2 are a K/V pair.
+enum class PairShapes {
+  none,        ///< none: each of HDF5's datasets "k" and "v" is one tensor
+  leading_two, ///< .npy: [2, tokens, dim] and [2, layers, tokens, dim]
+  four_d,      ///< an HDF5 file's one dataset: [2, layers, tokens, dim] only ([2, tokens, dim] is 2 layers)
+};
+
+/// "expected [tokens, dim] or ...": the shapes `pairs` accepts, for messages.
+std::string expected_shapes(PairShapes pairs);
+
+/// Layout of `shape` (activations.h rules). Throws InputError.
 Layout layout_of(const std::string& file, const std::string& dataset, const std::vector<std::int64_t>& shape,
-                 bool allow_pair);
+                 PairShapes pairs);
 
 /// Largest |value| accepted: the codecs square activations in fp32 (token energies ||x U||^2 <= d
 /// max|x|^2, d up to 65536), which stays finite below about 7e16; 1e15 leaves a margin and is far

@@ -129,7 +129,9 @@ std::string file_of(hid_t id) {
   return name;
 }
 
-Activations read_dataset(const std::string& path, hid_t file, const std::string& name, std::uint64_t file_bytes) {
+// One dataset: one tensor, or a K/V pair when `pairs` lets its shape be one.
+Activations read_dataset(const std::string& path, hid_t file, const std::string& name, std::uint64_t file_bytes,
+                         detail::PairShapes pairs) {
   const std::string where = "/" + name;
   Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.ok()) throw InputError(path, where, "cannot open the dataset");
@@ -142,11 +144,11 @@ Activations read_dataset(const std::string& path, hid_t file, const std::string&
     throw InputError(path, where, "dataset is not floating point: expected float32, float16, bfloat16 or float64 values");
   Handle space(H5Dget_space(ds.get()), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(space.get());
-  if (rank < 1 || rank > 4) throw InputError(path, where, "dataset rank " + std::to_string(rank) + ": expected [tokens, dim] or [layers, tokens, dim]");
+  if (rank < 1 || rank > 4) throw InputError(path, where, "dataset rank " + std::to_string(rank) + ": " + detail::expected_shapes(pairs));
   hsize_t dims[4] = {};
   H5Sget_simple_extent_dims(space.get(), dims, nullptr);
   std::vector<std::int64_t> shape(dims, dims + rank);
-  const detail::Layout layout = detail::layout_of(path, where, shape, /*allow_pair=*/false);
+  const detail::Layout layout = detail::layout_of(path, where, shape, pairs);
   // Contiguous storage must hold exactly the shape; compressed (chunked) storage may not claim more
   // than 1000x the file size (far beyond what any float compressor achieves on activations).
   const std::uint64_t elem = H5Tget_size(type.get());
@@ -160,6 +162,7 @@ Activations read_dataset(const std::string& path, hid_t file, const std::string&
   std::vector<float> values(static_cast<std::size_t>(layout.count()));
   if (H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw InputError(path, where, "cannot read the dataset (truncated or corrupt file)");
+  if (layout.tensors == 2) return detail::split(path, layout, std::move(values), {}, where);
   return detail::split(path, layout, std::move(values), {name}, where);
 }
 
@@ -181,8 +184,8 @@ std::string shape_text(const Tensor& t) {
 // K and V from two datasets of one shape.
 Activations read_pair(const std::string& path, hid_t file, const std::string& k_name, const std::string& v_name,
                       std::uint64_t file_bytes) {
-  Activations k = read_dataset(path, file, k_name, file_bytes);
-  Activations v = read_dataset(path, file, v_name, file_bytes);
+  Activations k = read_dataset(path, file, k_name, file_bytes, detail::PairShapes::none);
+  Activations v = read_dataset(path, file, v_name, file_bytes, detail::PairShapes::none);
   const Tensor &tk = k.tensors[0], &tv = v.tensors[0];
   if (tk.layers != tv.layers || tk.tokens != tv.tokens || tk.dim != tv.dim)
     throw InputError(path, "/" + v_name, "shape " + shape_text(tv) + " differs from /" + k_name + "'s " + shape_text(tk) +
@@ -199,7 +202,7 @@ Activations load_checked(const std::string& path, std::uint64_t file_bytes, cons
   if (!choice.single.empty()) {
     const std::string name = dataset_path_from_root(choice.single);
     check_chosen(path, file.get(), name);
-    return read_dataset(path, file.get(), name, file_bytes);
+    return read_dataset(path, file.get(), name, file_bytes, detail::PairShapes::four_d);
   }
   if (!choice.k.empty()) {
     const std::string k = dataset_path_from_root(choice.k), v = dataset_path_from_root(choice.v);
@@ -223,7 +226,7 @@ Activations load_checked(const std::string& path, std::uint64_t file_bytes, cons
     for (Problem& p : problems) p.message += "; choose the datasets by name (" + std::string(kChooseHint) + ")";
     throw InputError(std::move(problems));
   }
-  return read_dataset(path, file.get(), names[0], file_bytes);
+  return read_dataset(path, file.get(), names[0], file_bytes, detail::PairShapes::four_d);
 }
 }  // namespace
 

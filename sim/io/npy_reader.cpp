@@ -178,7 +178,7 @@ Activations load_npy(const std::string& path) {
   const std::vector<std::int64_t>& shape = parsed.shape;
   const std::uint64_t elem = dtype == Dtype::f32 ? 4 : 2;
   const auto data_offset = static_cast<std::uint64_t>(in.tellg());
-  const detail::Layout layout = detail::layout_of(path, "", shape, /*allow_pair=*/true);
+  const detail::Layout layout = detail::layout_of(path, "", shape, detail::PairShapes::leading_two);
   const std::uint64_t count = layout.count();
   if (count > (file_bytes - data_offset) / elem || count * elem != file_bytes - data_offset)
     fail(path, "data is " + std::to_string(file_bytes - data_offset) + " bytes but the header's shape needs " +

@@ -146,7 +146,7 @@ LoadedFile checked_activations(const scenario::Scenario& s) {
   const LoadedFile file = load_named(source, datasets_of(s.compression), s.source_file);
   const io::Activations& a = *file.data;
   if (!a.is_pair()) {
-    throw InputError(s.source_file, at, "\"" + source + "\" holds one tensor: expected K and V (a [2, tokens, dim] or [2, layers, tokens, dim] .npy, or HDF5 datasets \"k\" and \"v\", or those /compression/datasets names)");
+    throw InputError(s.source_file, at, "\"" + source + "\" holds one tensor: expected K and V (a [2, tokens, dim] or [2, layers, tokens, dim] .npy; in HDF5, datasets \"k\" and \"v\", those /compression/datasets names, or one dataset of shape [2, layers, tokens, dim])");
   }
   const io::Tensor& k = a.tensors[0];
   if (k.dim != s.model.kv_dim()) {

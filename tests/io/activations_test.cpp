@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "moss/core/error.h"
 #include "moss/io/activations.h"
@@ -233,6 +235,46 @@ std::string error_with(const std::string& path, const moss::io::DatasetChoice& c
   return "";
 }
 }  // namespace
+
+// One HDF5 dataset of shape [2, layers, tokens, dim] is K (index 0) and V, as in a .npy; one of shape
+// [2, tokens, dim] is one tensor of 2 layers; datasets "k" and "v" are one tensor each, never pairs.
+TEST(Hdf5, ReadsOneFourDimensionalDatasetAsAKvPair) {
+  std::vector<float> x(2 * 3 * 4 * 2);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0f + static_cast<float>(i);
+  const auto file_with = [&](const std::string& name, const std::vector<std::pair<const char*, std::vector<hsize_t>>>& sets) {
+    const std::string p = (temp_dir() / name).string();
+    const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    for (const auto& [set, dims] : sets) write_h5_dataset(f, set, H5T_IEEE_F32LE, dims, x.data(), H5T_NATIVE_FLOAT);
+    H5Fclose(f);
+    return p;
+  };
+  const std::string four = file_with("kv4.h5", {{"cache", {2, 3, 4, 2}}});
+  for (const moss::io::DatasetChoice& choice : {moss::io::DatasetChoice{}, moss::io::DatasetChoice{"cache", "", ""}}) {
+    const auto a = moss::io::load_activations(four, choice);
+    ASSERT_TRUE(a.is_pair());
+    EXPECT_EQ(a.tensors[0].name, "k");
+    EXPECT_EQ(a.tensors[1].name, "v");
+    for (const auto& t : a.tensors) {
+      EXPECT_EQ(t.layers, 3);
+      EXPECT_EQ(t.tokens, 4);
+      EXPECT_EQ(t.dim, 2);
+    }
+    EXPECT_EQ(a.tensors[0].values, std::vector<float>(x.begin(), x.begin() + 24));
+    EXPECT_EQ(a.tensors[1].values, std::vector<float>(x.begin() + 24, x.end()));
+    EXPECT_EQ(a.tensors[1].layer(2)[1], 24.0f + 16.0f + 2.0f);  // V, layer 2, token 0, feature 1
+  }
+  const auto three = moss::io::load_activations(file_with("kv3.h5", {{"cache", {2, 12, 2}}}));
+  ASSERT_EQ(three.tensors.size(), 1u);
+  EXPECT_EQ(three.tensors[0].layers, 2);
+  EXPECT_EQ(three.tensors[0].tokens, 12);
+  // A 4-D dataset is not a K/V pair of its own when it is K or V; a leading dimension other than 2 is no pair.
+  EXPECT_NE(error_with(file_with("k4.h5", {{"k", {2, 3, 2, 2}}, {"v", {2, 3, 2, 2}}}), {})
+                .find("/k: shape [2, 3, 2, 2]: expected [tokens, dim] or [layers, tokens, dim]"),
+            std::string::npos);
+  EXPECT_NE(error_with(file_with("x4.h5", {{"x", {3, 2, 2, 2}}}), {})
+                .find("/x: shape [3, 2, 2, 2]: expected [tokens, dim], [layers, tokens, dim] or [2, layers, tokens, dim] (K/V)"),
+            std::string::npos);
+}
 
 TEST(Hdf5, ReadsTheDatasetsChosenAtAnyDepth) {
   const std::string p = (temp_dir() / "nested.h5").string();

@@ -346,4 +346,31 @@ TEST(CompressDatasetFlags, ChooseTheDatasetsAndRefuseABadChoice) {
   }
 }
 
+// A single HDF5 dataset [2, tokens, dim] is 2 layers of one tensor (a .npy of that shape is K and V):
+// moss compress says which reading it took. [2, layers, tokens, dim] is K and V in both formats.
+TEST(CompressDatasetFlags, ALeadingTwoInHdf5IsReadAsDocumentedAndNoted) {
+  const fs::path three = dir() / "lead2.h5", four = dir() / "lead2x1.h5";
+  write_h5(three, {{"kv", {2, 64, 16}, ramp(2 * 64 * 16)}});
+  write_h5(four, {{"kv", {2, 1, 64, 16}, ramp(2 * 64 * 16)}});
+  Limits limits;
+  limits.cpu_seconds = 60;
+  const auto compress = [&](const fs::path& p) {
+    return run_moss({"compress", "--activations", p.string(), "--method", "pca", "--rank", "2", "--device", "cpu", "--json"}, limits,
+                    dir() / "scratch-lead2");
+  };
+  const ProcessResult layers = compress(three);
+  ASSERT_EQ(layers.exit_code, 0) << layers.err;
+  EXPECT_NE(layers.err.find("note: the HDF5 dataset is [2, tokens, dim], read as one tensor of 2 layers"), std::string::npos) << layers.err;
+  const auto one = nlohmann::json::parse(layers.out);
+  ASSERT_EQ(one["tensors"].size(), 1u);
+  EXPECT_EQ(one["tensors"][0]["layers"], 2);
+  const ProcessResult pair = compress(four);
+  ASSERT_EQ(pair.exit_code, 0) << pair.err;
+  EXPECT_EQ(pair.err.find("note:"), std::string::npos) << pair.err;
+  const auto two = nlohmann::json::parse(pair.out);
+  ASSERT_EQ(two["tensors"].size(), 2u);
+  EXPECT_EQ(two["tensors"][0]["name"], "K");
+  EXPECT_EQ(two["tensors"][1]["layers"], 1);
+}
+
 }  // namespace

@@ -8,9 +8,11 @@
 //         [2, tokens, dim]         a K/V pair (index 0 = K, 1 = V)
 //         [2, layers, tokens, dim] a K/V pair per layer
 //         dtypes '<f4', '<f2', and bfloat16 as written by ml_dtypes ('bfloat16' or '<V2')
-//   .h5 / .hdf5  datasets "k" and "v" (a pair), or a single dataset (any name) holding one
-//         tensor; each [tokens, dim] or [layers, tokens, dim], any HDF5 floating-point type.
-//         A DatasetChoice names other datasets, at any depth ("layers/3/k"): one tensor, or a pair.
+//   .h5 / .hdf5  datasets "k" and "v" (a pair), each [tokens, dim] or [layers, tokens, dim]; or a
+//         single dataset (any name): one tensor [tokens, dim] or [layers, tokens, dim] (so
+//         [2, tokens, dim] is 2 layers, unlike .npy), or a K/V pair [2, layers, tokens, dim]. Any
+//         HDF5 floating-point type. A DatasetChoice names other datasets, at any depth
+//         ("layers/3/k"): one (`single`, read as a single dataset is), or a pair.
 // Errors (moss::InputError naming the file, the dataset as "/name", and what was expected): unknown
 // extension, bad magic/header, unsupported dtype, Fortran order, wrong rank or zero-sized shape,
 // truncated data, NaN/Inf (with its layer, token and feature). Sizes are validated against the file
