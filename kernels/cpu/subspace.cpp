@@ -62,7 +62,9 @@ RowMatrixF Bf16SplitProducts::xt_times(const RowMatrixF& y) const {
 RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed, const RowMatrixF* start,
                         const SubspaceProducts* products) {
   const std::int64_t d = x.cols;
-  const auto p = static_cast<Eigen::Index>(std::min<std::int64_t>(d, rank + 8));
+  // Oversampling of max(8, r/2) columns: with r + 8 the top-r captured energy of a slowly decaying
+  // spectrum stays 1-2 % short of the exact subspace's after 2-4 passes; with 1.5 r, 0.1 %.
+  const auto p = static_cast<Eigen::Index>(std::min<std::int64_t>(d, rank + std::max(8, rank / 2)));
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 17);
   RowMatrixF v(d, p);
   for (Eigen::Index i = 0; i < v.size(); ++i) {  // Box-Muller on the library-independent engine

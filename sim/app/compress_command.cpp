@@ -151,8 +151,16 @@ void check_method_values(const CompressOptions& o, mk::Method m) {
   check("--bits", [&](mk::CodecConfig& c) { c.bits = o.bits; });
 }
 
+/// What a subspace method's bases are fitted on: `tokens` tokens, described by `what`.
+struct FitSample {
+  std::int64_t tokens = 0;
+  std::string what;
+};
+
 // Ranks of a subspace method on tensors `dim` wide; `pair`: K and V (else one tensor, --rank only).
-void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t dim, const std::string& source) {
+// A rank above the fit's tokens is refused, as a scenario's is: such a basis has directions no token
+// gave it, and its coefficients would be counted as sent.
+void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t dim, const std::string& source, const FitSample& fit) {
   if (!mk::uses_basis(m)) return;
   for (const bool is_v : {false, true}) {
     if (!pair && is_v) break;
@@ -165,6 +173,10 @@ void check_ranks(const CompressOptions& o, mk::Method m, bool pair, std::int64_t
     if (r < 1 || r > dim)
       throw InputError("", flag, std::to_string(r) + ": expected a rank in [1, " + std::to_string(dim) +
                                      "] (the feature width of " + source + ")");
+    if (r > fit.tokens)
+      throw InputError("", flag, std::to_string(r) + ": exceeds the " + std::to_string(fit.tokens) + " warm-up token" +
+                                     (fit.tokens == 1 ? "" : "s") + " the bases are fitted on (" + fit.what +
+                                     "): a basis fitted on that many tokens has no more directions");
   }
 }
 
@@ -202,6 +214,7 @@ mk::TensorReport evaluate(const mk::CodecConfig& c, mk::MatrixView warm, mk::Mat
 }
 
 constexpr std::int64_t kMaxValues = std::int64_t{1} << 31;   // per generated tensor: 8 GiB of float32
+constexpr int kMaxRepeats = 1000;  // timed runs: the fastest of a thousand is as good as it gets
 
 void check_size(const CompressOptions& o, const char* flag, std::int64_t value, std::int64_t max) {
   if (given(o, flag) && (value < 1 || value > max))
@@ -268,7 +281,8 @@ SyntheticSizes synthetic_sizes(const CompressOptions& o) {
 }
 
 std::vector<TensorTotals> run_synthetic(const CompressOptions& o, mk::Method method, const SyntheticSizes& s, mk::Device device) {
-  check_ranks(o, method, true, s.spec.dim, "--synthetic " + s.text);
+  check_ranks(o, method, true, s.spec.dim, "--synthetic " + s.text,
+              {s.warm, given(o, "--warmup") ? "--warmup; raise it" : "as many as --tokens measures; raise --warmup"});
   std::vector<TensorTotals> out;
   for (int v = 0; v < 2; ++v) {
     const mk::Matrix x = mk::generate_synthetic(s.spec, v == 1);
@@ -300,11 +314,12 @@ io::DatasetChoice datasets_of(const CompressOptions& o) {
 
 std::vector<TensorTotals> run_file(const CompressOptions& o, mk::Method method, mk::Device device) {
   const io::Activations a = io::load_activations(o.activations, datasets_of(o));
-  check_ranks(o, method, a.is_pair(), a.tensors.front().dim, o.activations);  // K and V have one shape
+  const io::Tensor& first = a.tensors.front();  // K and V have one shape
+  if (first.tokens < 2) throw InputError(o.activations, "", "needs >= 2 tokens (half fit, half measured)");
+  check_ranks(o, method, a.is_pair(), first.dim, o.activations, {first.tokens / 2, "the first half of each layer's tokens"});
   std::vector<TensorTotals> out;
   for (std::size_t i = 0; i < a.tensors.size(); ++i) {
     const io::Tensor& tensor = a.tensors[i];
-    if (tensor.tokens < 2) throw InputError(o.activations, "", "needs >= 2 tokens (half fit, half measured)");
     const bool is_v = a.is_pair() && i == 1;
     const mk::CodecConfig c = mk::codec_config(params_of(o), is_v);
     TensorTotals t;
@@ -370,13 +385,14 @@ void add_compress_options(CLI::App& sub, CompressOptions& o) {
   sub.add_option("--tokens", o.tokens, "synthetic: measured tokens, in [1, 16777216] (overrides the spec)");
   sub.add_option("--dim", o.dim, "synthetic: feature width, in [1, 65536] (overrides the spec)");
   sub.add_option("--warmup", o.warmup, "synthetic: warm-up tokens for fitting (default: the measured tokens)");
-  sub.add_option("--seed", o.seed, "seed of the synthetic data and the fit")->capture_default_str();
+  // CLI11 reads "-1" into an unsigned integer as 2^64 - 1: refuse a sign instead.
+  sub.add_option("--seed", o.seed, "seed of the synthetic data and the fit")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub.add_option("--rotations", o.rotations, "mos: number of rotation generators, in [0, 16]")->capture_default_str();
   sub.add_option("--subspaces", o.subspaces, "mos-k: number of bases, in [1, 256]")->capture_default_str();
   sub.add_option("--theta-block", o.theta_block, "mos: tokens per theta (0 = one per chunk)")->capture_default_str();
   sub.add_option("--route-block", o.route_block, "mos-k: tokens per basis index (0 = one per chunk)")->capture_default_str();
   sub.add_option("--routing", o.routing, "mos-k: exhaustive (every basis tried) | sketch (cheap router)")->capture_default_str();
-  sub.add_option("--repeats", o.repeats, "timed runs, fastest kept")->capture_default_str();
+  sub.add_option("--repeats", o.repeats, "timed runs, fastest kept (1 to 1000)")->capture_default_str();
   sub.add_option("--device", o.device, "cpu | gpu")->capture_default_str();
   sub.add_flag("--per-layer", o.per_layer, "a file of several layers: a row of errors per layer under each tensor");
   sub.callback([&sub, &o] {
@@ -401,7 +417,8 @@ int run_compress(const CompressOptions& o, std::ostream& out, std::ostream& err)
   }
   std::vector<std::string> notes = unused_flag_notes(o, method);
   check_method_values(o, method);
-  if (o.repeats < 1) throw InputError("", "--repeats", std::to_string(o.repeats) + ": expected >= 1");
+  if (o.repeats < 1 || o.repeats > kMaxRepeats)
+    throw InputError("", "--repeats", std::to_string(o.repeats) + ": expected an integer in [1, " + std::to_string(kMaxRepeats) + "]");
   const mk::Device device = device_of(o);
   std::vector<TensorTotals> rows;
   std::string source = o.activations + datasets_of(o).describe();
@@ -428,13 +445,14 @@ int run_compress(const CompressOptions& o, std::ostream& out, std::ostream& err)
     j["method"] = o.method;
     j["device"] = total.device;
     j["source"] = source;
+    j["seed"] = o.seed;
     if (warmup > 0) j["warmup_tokens"] = warmup;
     if (!notes.empty()) j["notes"] = notes;
     j["tensors"] = nlohmann::json::array();
     for (const auto& r : rows) j["tensors"].push_back(r.to_json());
     out << j.dump(2) << '\n';
   } else {
-    print_table(out, o, warmup > 0 ? source + " (warm-up " + std::to_string(warmup) + " tokens)" : source, rows, total);
+    print_table(out, o, warmup > 0 ? source + " (warm-up " + std::to_string(warmup) + (warmup == 1 ? " token)" : " tokens)") : source, rows, total);
   }
   return 0;
 }

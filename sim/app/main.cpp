@@ -3,6 +3,7 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -19,6 +20,20 @@ namespace {
 
 constexpr int kExitInvalidInput = 2;
 constexpr int kExitFailure = 1;
+
+// CLI11 reports a value it cannot read as "Could not convert: --rank = 1e3"; say, as moss's own
+// errors do, what the flag expects.
+std::string conversion_error_text(const CLI::App& app, const std::string& what) {
+  const std::string prefix = "Could not convert: ";
+  if (what.rfind(prefix, 0) != 0) return what;
+  const std::string given = what.substr(prefix.size());
+  const std::string flag = given.substr(0, given.find(" = "));
+  std::string type;
+  for (const CLI::App* sub : app.get_subcommands())
+    if (const CLI::Option* o = sub->get_option_no_throw(flag)) type = o->get_type_name();
+  const std::string expected = type == "INT" ? "an integer" : type == "UINT" ? "a non-negative integer" : type == "FLOAT" ? "a number" : "";
+  return given + (expected.empty() ? ": not a valid value" : ": expected " + expected);
+}
 
 }  // namespace
 
@@ -73,6 +88,9 @@ int main(int argc, char** argv) {
   };
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConversionError& e) {
+    std::cerr << "error: " << conversion_error_text(app, e.what()) << '\n';
+    return finish(kExitInvalidInput);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // --help and --version print to the standard output
     return finish(code == 0 ? 0 : kExitInvalidInput);

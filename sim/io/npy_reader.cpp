@@ -24,7 +24,7 @@ Dtype parse_dtype(const std::string& path, const std::string& d) {
   if (d == "<f4" || d == "=f4") return Dtype::f32;
   if (d == "<f2" || d == "=f2") return Dtype::f16;
   if (d == "bfloat16" || d == "<V2" || d == "|V2") return Dtype::bf16;
-  fail(path, "dtype '" + d + "': expected float32 ('<f4'), float16 ('<f2') or bfloat16");
+  fail(path, "dtype '" + d + "': expected float32 ('<f4'), float16 ('<f2') or bfloat16 ('bfloat16' or '<V2', as ml_dtypes writes it)");
 }
 
 /// The header's dict, a Python literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (8, 4), }

@@ -140,7 +140,10 @@ TEST_P(MosDiagonalVsPlain, SameThetaCoefficientsAndReconstruction) {
   EXPECT_EQ(ef.wire_bytes(), ep.wire_bytes());
   int nonzero = 0;
   for (std::size_t b = 0; b < ef.theta.size(); ++b) {
-    EXPECT_NEAR(ef.theta[b], ep.theta[b], vb == 4 ? 2e-3 : 2e-2) << "block " << b;
+    // The diagonal path's 1-D line search (at most 12 rounds) and the general path's Newton steps stop
+    // at different points of a flat maximum: 4e-3 apart at theta = -0.14 in one block of this state,
+    // while the coefficients below still agree to 1e-4.
+    EXPECT_NEAR(ef.theta[b], ep.theta[b], vb == 4 ? 5e-3 : 2e-2) << "block " << b;
     nonzero += ef.theta[b] != 0.0f;
   }
   EXPECT_GT(nonzero, 0) << "the test data must make theta move";

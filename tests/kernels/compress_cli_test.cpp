@@ -131,6 +131,30 @@ TEST(CompressCli, ErrorsNameTheFlagThatCarriesTheBadValue) {
   EXPECT_EQ(run_moss("--activations " + single + " --method pca --rank 2").code, 0);
 }
 
+// A rank above the tokens its bases are fitted on is refused, as a scenario refuses it; so is a run
+// of a million timed repeats; a value the flag's type cannot hold says what was expected.
+TEST(CompressCli, RefusesRanksAboveTheWarmUpAndValuesOfTheWrongType) {
+  ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
+  const std::string three = write_npy("three_tokens.npy", "(3, 100)", 300);  // 1 warm-up token, 2 measured
+  expect_flag_error("--activations " + three + " --method pca --rank 2", "--rank",
+                    "2: exceeds the 1 warm-up token the bases are fitted on (the first half of each layer's tokens)");
+  EXPECT_EQ(run_moss("--activations " + three + " --method pca --rank 1").code, 0);
+  EXPECT_EQ(run_moss("--activations " + three + " --method topk --fraction 0.5").code, 0);  // no basis: no limit
+  const std::string syn = "--synthetic llama,tokens=256,dim=128 ";
+  expect_flag_error(syn + "--warmup 16 --method mos --rank-k 8 --rank-v 17", "--rank-v", "17: exceeds the 16 warm-up tokens");
+  expect_flag_error("--synthetic llama,tokens=8,dim=128 --method mos-k --rank 9", "--rank", "raise --warmup");
+  EXPECT_EQ(run_moss(syn + "--warmup 16 --method mos-k --rank 16").code, 0);
+  expect_flag_error(syn + "--method none --repeats 1000000000", "--repeats", "expected an integer in [1, 1000]");
+  expect_flag_error(syn + "--method pca --rank 1e3", "--rank = 1e3", "expected an integer");
+  expect_flag_error(syn + "--method topk --fraction 0.1abc", "--fraction = 0.1abc", "expected a number");
+  const CliRun negative = run_moss(syn + "--method none --seed -1");
+  EXPECT_EQ(negative.code, 2) << negative.out;
+  EXPECT_NE(negative.out.find("--seed"), std::string::npos) << negative.out;
+  const CliRun seeded = run_moss(syn + "--method none --seed 12 --json", false);
+  ASSERT_EQ(seeded.code, 0) << seeded.out;
+  EXPECT_EQ(nlohmann::json::parse(seeded.out)["seed"], 12);
+}
+
 // A flag the method or source does not read is ignored with a note naming it (a script may give one
 // set of flags to every method: CONTRACT.md's flags are optional and independent).
 TEST(CompressCli, NotesFlagsThatDoNotApply) {

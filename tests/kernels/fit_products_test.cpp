@@ -109,15 +109,26 @@ TEST(FitProducts, FitWithSplitProductsGivesTheCpuFitsSubspacesAndErrors) {
     SCOPED_TRACE(std::string(mk::method_name(c.method)) + " rotations " + std::to_string(c.rotations));
     ASSERT_EQ(split.basis.size(), ref.basis.size());
     const int bases = c.method == mk::Method::mos_k ? config.subspaces : 1;
+    std::vector<bool> matched(static_cast<std::size_t>(bases), false);
     for (int b = 0; b < bases; ++b) {
       const std::size_t n = static_cast<std::size_t>(256 * 16);
       const std::vector<float> ub(ref.basis.begin() + b * n, ref.basis.begin() + (b + 1) * n);
-      const std::vector<float> us(split.basis.begin() + b * n, split.basis.begin() + (b + 1) * n);
+      // mos-k's bases are labels in any order (each fit's starts may find them in another): the
+      // closest of the split fit's bases, each used once.
+      double nearest = 2;
+      int which = -1;
+      for (int s = 0; s < bases; ++s) {
+        const std::vector<float> us(split.basis.begin() + s * n, split.basis.begin() + (s + 1) * n);
+        if (const double dist = span_distance(us, ub, 256, 16); !matched[static_cast<std::size_t>(s)] && dist < nearest)
+          nearest = dist, which = s;
+      }
+      ASSERT_GE(which, 0) << "basis " << b;
+      matched[static_cast<std::size_t>(which)] = true;
       // The same span up to the bf16 rounding of the stored bases: a basis turned within its span
       // (mos's diagonalising change of basis, or near-equal eigenvalues) rounds to other bf16
       // values, ~5e-3 apart in this measure (pca: 0, the same values). A product wired wrongly
       // (a transposed or missing part) gives 0.3 and more.
-      EXPECT_LT(span_distance(us, ub, 256, 16), 2e-2) << "basis " << b;
+      EXPECT_LT(nearest, 2e-2) << "basis " << b << " (nearest: split basis " << which << ")";
     }
     // The same codec in use: the reconstruction errors agree. mos's are the loosest: its directions
     // come from the small tangent of a 1 % noise floor, and the theta fit's optimum is flat, so the
@@ -145,7 +156,7 @@ TEST(FitProducts, WithoutAGapTheErrorsStillAgree) {
     const double ea = mk::reconstruction_error(x, a.view()).relative, eb = mk::reconstruction_error(x, b.view()).relative;
     // Without a gap, mos-k's k-subspaces assignment of a token between two near-equal bases flips on
     // the products' last bits, and with it the refitted bases: over seeds 21-28 the two fits' errors
-    // differed by up to 2.2e-3 of themselves on an AVX-512 CPU (where Eigen sums in another order),
+    // differed by up to 1.3e-3 of themselves on an AVX-512 CPU (where Eigen sums in another order),
     // pca and mos by up to 5e-4.
     EXPECT_NEAR(eb, ea, (m == mk::Method::mos_k ? 5e-3 : 2e-3) * ea) << mk::method_name(m);
   }
