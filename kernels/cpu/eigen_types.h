@@ -71,7 +71,7 @@ class Bf16SplitProducts : public SubspaceProducts {
 };
 
 /// Top-`rank` right singular subspace of x (rows x dim) as dim x rank orthonormal columns, by
-/// randomised subspace iteration (`iterations` passes, oversampling max(8, rank/2)). Deterministic in `seed`.
+/// randomised subspace iteration (`iterations` passes, oversampling rank/2 clamped to [8, 64]). Deterministic in `seed`.
 /// `start` (dim x rank), when given, replaces the first `rank` random columns (a warm start).
 /// `products`, when given, computes the products with x (it must be made for x); else EigenProducts.
 RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed,

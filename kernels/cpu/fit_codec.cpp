@@ -126,13 +126,14 @@ std::vector<int> route(const Eigen::MatrixXf& energy, std::int64_t block) {
   return best;
 }
 
-// Warm-up energy no basis captures: each routing block's ||x_t||^2 less its best basis's ||x_t U_k||^2.
+// Warm-up energy no basis captures: each routing block's ||x_t||^2 less its best basis's ||x_t U_k||^2,
+// summed in double (a float sum over thousands of tokens errs by more than a settled round gains).
 double uncaptured(const Eigen::VectorXf& norms, const Eigen::MatrixXf& energy, std::int64_t block) {
   const std::int64_t t = energy.rows(), bl = block <= 0 ? t : block;
   double left = 0;
   for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
     const std::int64_t n = std::min(bl, t - t0);
-    left += static_cast<double>(norms.segment(t0, n).sum()) - static_cast<double>(energy.middleRows(t0, n).colwise().sum().maxCoeff());
+    left += norms.segment(t0, n).cast<double>().sum() - energy.middleRows(t0, n).cast<double>().colwise().sum().maxCoeff();
   }
   return left;
 }
@@ -143,7 +144,7 @@ class SubspaceClustering {
  public:
   SubspaceClustering(MatrixView x, int r, int route_block, const cpu::ProductsFor& products)
       : x_(x), r_(r), route_block_(route_block), products_(products), all_(products_of(products, x)),
-        norms_(cpu::map(x).rowwise().squaredNorm()) {}
+        norms_(cpu::map(x).rowwise().squaredNorm()), total_(norms_.cast<double>().sum()) {}
 
   // Top-r subspace of `part` (rows of x), `iterations` passes, warm-started from `start` if given.
   RowMatrixF subspace_of(MatrixView part, int iterations, std::uint64_t seed, const RowMatrixF* start) const {
@@ -158,6 +159,12 @@ class SubspaceClustering {
   }
   [[nodiscard]] const Eigen::VectorXf& norms() const { return norms_; }
 
+  // Whether `left` improves on `before` by a clear margin: kSettled of it, and never less than 1e-6 of
+  // the warm-up's energy (where the bases capture nearly all of it, what is left is rounding).
+  [[nodiscard]] bool clearly_less(double left, double before) const {
+    return std::isinf(before) ? left < before : left < before - kSettled * std::max(before, 1e-6 * total_);
+  }
+
   // Refines `bases` until settled or for `iterations` rounds; returns the energy they leave uncaptured.
   double refine(std::vector<RowMatrixF>& bases, int iterations, std::uint64_t seed) const {
     std::vector<int> assign;
@@ -168,20 +175,32 @@ class SubspaceClustering {
       std::vector<int> next = route(energy, route_block_);
       // Settled when no token moves, or when a round captured almost nothing more: near-ties between
       // bases make tokens swap to no effect on noisy data.
-      if (it == iterations || next == assign || left > (1.0 - kSettled) * left_before) return left;
+      if (it == iterations || next == assign || !clearly_less(left, left_before)) return left;
       assign = std::move(next);
       left_before = left;
-      for (int c = 0; c < static_cast<int>(bases.size()); ++c) {
-        Matrix members(std::count(assign.begin(), assign.end(), c), x_.cols);
-        std::int64_t row = 0;
-        for (std::int64_t t = 0; t < x_.rows; ++t)
-          if (assign[static_cast<std::size_t>(t)] == c) std::copy(x_.row(t), x_.row(t) + x_.cols, members.row(row++));
-        if (members.rows >= 1) {  // one warm-started pass per refit: the previous basis is nearly right
-          const RowMatrixF previous = bases[static_cast<std::size_t>(c)];
-          bases[static_cast<std::size_t>(c)] = subspace_of(members.view(), 1, seed + 101 * (it + 1) + c, &previous);
-        }
+      refit(bases, assign, 1, seed + 101 * (it + 1));  // one warm-started pass: the previous basis is nearly right
+    }
+  }
+
+  // Each basis refitted on the tokens routed to it, `passes` passes warm-started from itself (an
+  // empty cluster keeps its basis).
+  void refit(std::vector<RowMatrixF>& bases, const std::vector<int>& assign, int passes, std::uint64_t seed) const {
+    for (int c = 0; c < static_cast<int>(bases.size()); ++c) {
+      Matrix members(std::count(assign.begin(), assign.end(), c), x_.cols);
+      std::int64_t row = 0;
+      for (std::int64_t t = 0; t < x_.rows; ++t)
+        if (assign[static_cast<std::size_t>(t)] == c) std::copy(x_.row(t), x_.row(t) + x_.cols, members.row(row++));
+      if (members.rows >= 1) {
+        const RowMatrixF previous = bases[static_cast<std::size_t>(c)];
+        bases[static_cast<std::size_t>(c)] = subspace_of(members.view(), passes, seed + c, &previous);
       }
     }
+  }
+
+  // The settled clustering's bases fitted as pca fits its basis: a round stops once no token moves,
+  // when its bases have had one pass since their last change (k = 1 would stop after one in all).
+  void polish(std::vector<RowMatrixF>& bases, std::uint64_t seed) const {
+    refit(bases, route(energies(bases), route_block_), kPowerIterations - 1, seed);
   }
 
  private:
@@ -190,6 +209,7 @@ class SubspaceClustering {
   const cpu::ProductsFor& products_;
   std::unique_ptr<cpu::SubspaceProducts> all_;
   Eigen::VectorXf norms_;
+  double total_;
 };
 
 // Seed bases of one start: the top-r subspaces of k blocks of `block` tokens, each after the first
@@ -198,7 +218,7 @@ class SubspaceClustering {
 std::vector<RowMatrixF> seed_bases(const SubspaceClustering& c, MatrixView x, int k, std::int64_t block, int start,
                                    std::uint64_t seed) {
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 7919 * static_cast<std::uint64_t>(start + 1));
-  const std::int64_t blocks = std::max<std::int64_t>(1, x.rows / block);
+  const std::int64_t blocks = (x.rows + block - 1) / block;  // the last one may be partial
   auto block_at = [&](std::int64_t b) { return x.slice_rows(b * block, std::min(block, x.rows - b * block)); };
   std::vector<RowMatrixF> bases;
   const std::int64_t first = start == 0 ? 0 : static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(blocks));
@@ -216,7 +236,9 @@ std::vector<RowMatrixF> seed_bases(const SubspaceClustering& c, MatrixView x, in
     if (start == 0 || !(total > 0)) {  // start 0: the block worst explained, deterministically
       pick = std::max_element(left.begin(), left.end()) - left.begin();
     } else {
-      double u = std::uniform_real_distribution<double>(0.0, total)(rng);
+      // Uniform in [0, total) from the engine's bits (the library-independent engine; std's
+      // distributions differ between standard libraries).
+      double u = static_cast<double>(rng() >> 11) / 9007199254740992.0 * total;
       while (pick + 1 < blocks && u >= left[static_cast<std::size_t>(pick)]) u -= left[static_cast<std::size_t>(pick++)];
     }
     bases.push_back(c.subspace_of(block_at(pick), kPowerIterations, seed + start * 31 + bases.size(), nullptr));
@@ -238,8 +260,9 @@ std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, st
     const double left = clustering.refine(bases, kClusterRounds, seed + 1000 * start);
     // A later start must do clearly better: starts that found the same subspaces (in another order)
     // differ in their last bits, and the choice between them must not follow the products' rounding.
-    if (best.empty() || left < (1.0 - kSettled) * best_left) best = std::move(bases), best_left = left;
+    if (best.empty() || clustering.clearly_less(left, best_left)) best = std::move(bases), best_left = left;
   }
+  clustering.polish(best, seed + 7777);
   std::vector<float> out;
   for (const auto& b : best) append(out, b);
   return out;

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -187,8 +188,8 @@ std::vector<std::string> single_tensor_notes(const CompressOptions& o, mk::Metho
   const std::string ext = std::filesystem::path(o.activations).extension().string();
   // .npy reads [2, tokens, dim] as K and V; HDF5 reads it as 2 layers: say which reading was taken.
   if (layers == 2 && (ext == ".h5" || ext == ".hdf5"))
-    notes.push_back("the HDF5 dataset is [2, tokens, dim], read as one tensor of 2 layers; a K/V pair is datasets \"k\" and "
-                    "\"v\", --dataset-k/--dataset-v, or one dataset of shape [2, layers, tokens, dim]");
+    notes.push_back("the HDF5 dataset is [2, tokens, dim], read as one tensor of 2 layers; if it holds K and V, give them as "
+                    "datasets \"k\" and \"v\", --dataset-k/--dataset-v, or one dataset of shape [2, layers, tokens, dim]");
   if (mk::uses_basis(m) && given(o, "--rank-v")) notes.push_back("--rank-v: the file holds one tensor (no V): ignored");
   return notes;
 }
@@ -282,7 +283,7 @@ SyntheticSizes synthetic_sizes(const CompressOptions& o) {
 
 std::vector<TensorTotals> run_synthetic(const CompressOptions& o, mk::Method method, const SyntheticSizes& s, mk::Device device) {
   check_ranks(o, method, true, s.spec.dim, "--synthetic " + s.text,
-              {s.warm, given(o, "--warmup") ? "--warmup; raise it" : "as many as --tokens measures; raise --warmup"});
+              {s.warm, given(o, "--warmup") ? "--warmup; raise it" : "by default as many as are measured; raise --warmup"});
   std::vector<TensorTotals> out;
   for (int v = 0; v < 2; ++v) {
     const mk::Matrix x = mk::generate_synthetic(s.spec, v == 1);
@@ -385,8 +386,14 @@ void add_compress_options(CLI::App& sub, CompressOptions& o) {
   sub.add_option("--tokens", o.tokens, "synthetic: measured tokens, in [1, 16777216] (overrides the spec)");
   sub.add_option("--dim", o.dim, "synthetic: feature width, in [1, 65536] (overrides the spec)");
   sub.add_option("--warmup", o.warmup, "synthetic: warm-up tokens for fitting (default: the measured tokens)");
-  // CLI11 reads "-1" into an unsigned integer as 2^64 - 1: refuse a sign instead.
-  sub.add_option("--seed", o.seed, "seed of the synthetic data and the fit")->capture_default_str()->check(CLI::NonNegativeNumber);
+  // CLI11 reads "-1" into an unsigned integer as 2^64 - 1, and saturates one too large: refuse both.
+  sub.add_option("--seed", o.seed, "seed of the synthetic data and the fit")->capture_default_str()->check(CLI::Validator(
+      [](const std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        return ec == std::errc() && end == text.data() + text.size() ? "" : text + ": expected an integer in [0, 18446744073709551615]";
+      },
+      "", ""));
   sub.add_option("--rotations", o.rotations, "mos: number of rotation generators, in [0, 16]")->capture_default_str();
   sub.add_option("--subspaces", o.subspaces, "mos-k: number of bases, in [1, 256]")->capture_default_str();
   sub.add_option("--theta-block", o.theta_block, "mos: tokens per theta (0 = one per chunk)")->capture_default_str();

@@ -31,6 +31,7 @@ std::string conversion_error_text(const CLI::App& app, const std::string& what) 
   std::string type;
   for (const CLI::App* sub : app.get_subcommands())
     if (const CLI::Option* o = sub->get_option_no_throw(flag)) type = o->get_type_name();
+  type = type.substr(0, type.find(':'));  // "UINT:..." when the option has a validator
   const std::string expected = type == "INT" ? "an integer" : type == "UINT" ? "a non-negative integer" : type == "FLOAT" ? "a number" : "";
   return given + (expected.empty() ? ": not a valid value" : ": expected " + expected);
 }

@@ -31,7 +31,7 @@ std::string gpu_device_name();
 /// as bf16 (the warm-up is the bf16 wire copy, so exactly; mos-k also uploads its seed blocks and
 /// each cluster's tokens), and every X V and X^T Y is a bf16 GEMM with fp32 accumulation whose fp32
 /// operand goes as bf16 hi + lo parts (~16 bits). The small factorisations (QR and the Rayleigh-Ritz
-/// eigenproblem of p = rank + 8 columns) and mos's generator directions stay on the host. On data with
+/// eigenproblem of p = rank + clamp(rank / 2, 8, 64) columns) and mos's generator directions stay on the host. On data with
 /// a gap at the rank the fitted spans are fit_codec's up to bf16 rounding; without one the weakest
 /// directions may differ while the reconstruction errors agree (tests/kernels/fit_products_test.cpp).
 /// value_bytes must be 2; throws std::runtime_error without a GPU.
