@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <stdexcept>
 
@@ -20,8 +21,10 @@ using cpu::RowMatrixF;
 constexpr int kPowerIterations = 4;
 // mos-k's k-subspaces clustering has local optima (two subspaces shared by one basis, one split over
 // two): kStarts seedings, each refined until settled (kSettled) or for kClusterRounds rounds, and the
-// one that leaves the least warm-up energy uncaptured is kept. With one start, 2 of 18 fits on data
-// drawn from 6-8 subspaces ended 1.5-19x the error of the true subspaces; with 2 or 3, none.
+// one that leaves the least warm-up energy uncaptured is kept. Seeded from blocks alone, 2 of 18 fits
+// on data drawn from 6-8 subspaces ended 1.5-19x the error of the true subspaces with one start, and
+// with 3 starts 6 of 35 reviewed files with flat spectra and a switch at every token 20-75x; with one
+// start from blocks and two from neighbourhoods, 1.05-1.2x on those.
 constexpr int kStarts = 3;
 constexpr int kClusterRounds = 12;
 constexpr double kSettled = 1e-3;  ///< a round that captures less than this share of what is left ends it
@@ -158,6 +161,8 @@ class SubspaceClustering {
     return energy;
   }
   [[nodiscard]] const Eigen::VectorXf& norms() const { return norms_; }
+  /// x V, through the fit's products.
+  [[nodiscard]] RowMatrixF x_times(const RowMatrixF& v) const { return all_->x_times(v); }
 
   // Whether `left` improves on `before` by a clear margin: kSettled of it, and never less than 1e-6 of
   // the warm-up's energy (where the bases capture nearly all of it, what is left is rounding).
@@ -212,51 +217,90 @@ class SubspaceClustering {
   double total_;
 };
 
-// Seed bases of one start: the top-r subspaces of k blocks of `block` tokens, each after the first
-// drawn with probability proportional to the energy the bases so far leave uncaptured in it
-// (k-means++'s D^2 sampling, by blocks); start 0 begins at the first block, the others at a drawn one.
-std::vector<RowMatrixF> seed_bases(const SubspaceClustering& c, MatrixView x, int k, std::int64_t block, int start,
-                                   std::uint64_t seed) {
-  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 7919 * static_cast<std::uint64_t>(start + 1));
+// Seed bases from blocks of `block` consecutive tokens (where a subspace holds for runs of tokens,
+// as in the llama preset): the first block, then each time the block worst explained.
+std::vector<RowMatrixF> seed_blocks(const SubspaceClustering& c, MatrixView x, int k, std::int64_t block, std::uint64_t seed) {
   const std::int64_t blocks = (x.rows + block - 1) / block;  // the last one may be partial
   auto block_at = [&](std::int64_t b) { return x.slice_rows(b * block, std::min(block, x.rows - b * block)); };
   std::vector<RowMatrixF> bases;
-  const std::int64_t first = start == 0 ? 0 : static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(blocks));
-  bases.push_back(c.subspace_of(block_at(first), kPowerIterations, seed + start, nullptr));
+  bases.push_back(c.subspace_of(block_at(0), kPowerIterations, seed, nullptr));
   Eigen::VectorXf captured = c.energies(bases).col(0);
   while (static_cast<int>(bases.size()) < k) {
     std::vector<double> left(static_cast<std::size_t>(blocks));
-    double total = 0;
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::int64_t n = std::min(block, x.rows - b * block);
-      left[static_cast<std::size_t>(b)] = std::max(0.0, static_cast<double>((c.norms().segment(b * block, n) - captured.segment(b * block, n)).sum()));
-      total += left[static_cast<std::size_t>(b)];
+      left[static_cast<std::size_t>(b)] = (c.norms().segment(b * block, n) - captured.segment(b * block, n)).cast<double>().sum();
     }
-    std::int64_t pick = 0;
-    if (start == 0 || !(total > 0)) {  // start 0: the block worst explained, deterministically
-      pick = std::max_element(left.begin(), left.end()) - left.begin();
-    } else {
-      // Uniform in [0, total) from the engine's bits (the library-independent engine; std's
-      // distributions differ between standard libraries).
-      double u = static_cast<double>(rng() >> 11) / 9007199254740992.0 * total;
-      while (pick + 1 < blocks && u >= left[static_cast<std::size_t>(pick)]) u -= left[static_cast<std::size_t>(pick++)];
-    }
-    bases.push_back(c.subspace_of(block_at(pick), kPowerIterations, seed + start * 31 + bases.size(), nullptr));
+    const std::int64_t pick = std::max_element(left.begin(), left.end()) - left.begin();
+    bases.push_back(c.subspace_of(block_at(pick), kPowerIterations, seed + bases.size(), nullptr));
     captured = captured.cwiseMax(c.energies({bases.back()}).col(0));
   }
   return bases;
 }
 
-// k-subspaces clustering from kStarts seedings; the best after refinement wins.
+// Seed bases of one start, each the top-r subspace of the `neighbours` tokens nearest (by |cos|) to
+// a drawn token: tokens of one subspace are far more aligned with each other than with those of
+// another when r is small against d, so such a neighbourhood lies mostly in one subspace even where
+// every token switches (greedy subspace clustering's seeds; blocks of consecutive tokens are
+// mixtures there). Start 1 begins at token 0 and takes the token worst explained next; the others
+// draw tokens with probability proportional to the energy left uncaptured (k-means++'s D^2).
+std::vector<RowMatrixF> seed_bases(const SubspaceClustering& c, MatrixView x, int k, std::int64_t neighbours, int start,
+                                   std::uint64_t seed) {
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 7919 * static_cast<std::uint64_t>(start + 1));
+  const Eigen::VectorXf& norms = c.norms();
+  Eigen::VectorXf captured = Eigen::VectorXf::Zero(x.rows);
+  std::vector<RowMatrixF> bases;
+  std::vector<std::int64_t> order(static_cast<std::size_t>(x.rows));
+  while (static_cast<int>(bases.size()) < k) {
+    std::vector<double> left(static_cast<std::size_t>(x.rows));
+    double total = 0;
+    for (std::int64_t t = 0; t < x.rows; ++t)
+      total += left[static_cast<std::size_t>(t)] = std::max(0.0, static_cast<double>(norms(t)) - static_cast<double>(captured(t)));
+    std::int64_t pick = 0;
+    if (bases.empty() && start == 1) {
+      pick = 0;
+    } else if (start == 1 || !(total > 0)) {
+      pick = std::max_element(left.begin(), left.end()) - left.begin();
+    } else {
+      // Uniform in [0, total) from the engine's bits (std's distributions differ between libraries).
+      double u = static_cast<double>(rng() >> 11) / 9007199254740992.0 * total;
+      while (pick + 1 < x.rows && u >= left[static_cast<std::size_t>(pick)]) u -= left[static_cast<std::size_t>(pick++)];
+    }
+    RowMatrixF anchor(x.cols, 1);
+    std::copy(x.row(pick), x.row(pick) + x.cols, anchor.data());
+    const Eigen::VectorXf dots = c.x_times(anchor).col(0);
+    // |cos| to the anchor, by the squared form dots^2 / norms (the anchor's own norm is common).
+    std::vector<double> score(static_cast<std::size_t>(x.rows));
+    for (std::int64_t t = 0; t < x.rows; ++t)
+      score[static_cast<std::size_t>(t)] = norms(t) > 0 ? static_cast<double>(dots(t)) * dots(t) / norms(t) : 0.0;
+    std::iota(order.begin(), order.end(), std::int64_t{0});
+    const std::int64_t n = std::min(neighbours, x.rows);
+    std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](std::int64_t a, std::int64_t b) {
+      const double sa = score[static_cast<std::size_t>(a)], sb = score[static_cast<std::size_t>(b)];
+      return sa > sb || (sa == sb && a < b);
+    });
+    Matrix members(n, x.cols);
+    for (std::int64_t i = 0; i < n; ++i) std::copy(x.row(order[static_cast<std::size_t>(i)]), x.row(order[static_cast<std::size_t>(i)]) + x.cols, members.row(i));
+    bases.push_back(c.subspace_of(members.view(), kPowerIterations, seed + start * 31 + bases.size(), nullptr));
+    captured = captured.cwiseMax(c.energies({bases.back()}).col(0));
+  }
+  return bases;
+}
+
+// k-subspaces clustering from kStarts seedings (one from blocks of consecutive tokens, the others
+// from neighbourhoods); the best after refinement wins.
 std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, std::uint64_t seed, const cpu::ProductsFor& products) {
   const SubspaceClustering clustering(x, r, route_block, products);
-  // Seed blocks of about r + 8 tokens (at least 32): small enough to lie within one subspace's run of
-  // tokens, large enough to span r directions.
+  // Neighbourhoods of r + 8 tokens (at least 16): enough to span r directions through the noise;
+  // blocks of as many (at least 32): small enough to lie within one run of a subspace's tokens.
+  const std::int64_t neighbours = std::max<std::int64_t>(r + 8, 16);
   const std::int64_t block = std::min<std::int64_t>(x.rows, std::max<std::int64_t>(r + 8, 32));
   std::vector<RowMatrixF> best;
   double best_left = 0;
   for (int start = 0; start < (k > 1 ? kStarts : 1); ++start) {
-    std::vector<RowMatrixF> bases = seed_bases(clustering, x, k, block, start, seed);
+    // Start 0 from blocks of consecutive tokens, the others from neighbourhoods.
+    std::vector<RowMatrixF> bases =
+        start == 0 ? seed_blocks(clustering, x, k, block, seed) : seed_bases(clustering, x, k, neighbours, start, seed);
     const double left = clustering.refine(bases, kClusterRounds, seed + 1000 * start);
     // A later start must do clearly better: starts that found the same subspaces (in another order)
     // differ in their last bits, and the choice between them must not follow the products' rounding.
