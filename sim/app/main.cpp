@@ -1,4 +1,5 @@
 // The moss command line: the only code that prints to the user or chooses an exit code.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -36,6 +37,29 @@ std::string conversion_error_text(const CLI::App& app, const std::string& what) 
   return given + (expected.empty() ? ": not a valid value" : ": expected " + expected);
 }
 
+// CLI11 reads an integer in base 0: "010" is 8 and "0x10" is 16, so a zero-padded value of a
+// script's sweep would silently change. Every integer flag of moss is decimal: leading zeros are
+// dropped, and anything but an optional sign and digits is left for the conversion to refuse.
+void read_integers_as_decimal(CLI::App& app) {
+  const CLI::Validator decimal(
+      [](std::string& text) -> std::string {
+        const std::size_t digits = text.size() > 1 && (text[0] == '+' || text[0] == '-') ? 1 : 0;
+        if (digits == text.size() || text.find_first_not_of("0123456789", digits) != std::string::npos) {
+          if (text.find_first_of("xX") != std::string::npos) return text + ": expected a decimal integer";
+          return "";
+        }
+        const std::size_t first = std::min(text.find_first_not_of('0', digits), text.size() - 1);
+        text = text.substr(0, digits) + text.substr(first);
+        return "";
+      },
+      "", "");
+  for (CLI::App* sub : app.get_subcommands({}))
+    for (CLI::Option* o : sub->get_options()) {
+      const std::string type = o->get_type_name().substr(0, o->get_type_name().find(':'));
+      if (type == "INT" || type == "UINT") o->transform(decimal);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,6 +89,7 @@ int main(int argc, char** argv) {
   moss::app::add_calibrate_options(*calibrate_cmd, calibrate);
   auto* cache_cmd = app.add_subcommand("cache", "show or clear the cache of compression measurements");
   moss::app::add_cache_options(*cache_cmd, cache);
+  read_integers_as_decimal(app);
 
   const auto dispatch = [&]() -> int {
     if (*run_cmd) return moss::app::run_run(run, std::cout, std::cerr);

@@ -152,6 +152,14 @@ TEST(CompressCli, RefusesRanksAboveTheWarmUpAndValuesOfTheWrongType) {
   const CliRun seeded = run_moss(syn + "--method none --seed 12 --json", false);
   ASSERT_EQ(seeded.code, 0) << seeded.out;
   EXPECT_EQ(nlohmann::json::parse(seeded.out)["seed"], 12);
+  // Integers are decimal, zero-padded or not (CLI11 alone reads "010" as 8 and "0x10" as 16).
+  const CliRun padded = run_moss(syn + "--method pca --rank 010 --seed 010 --json", false);
+  ASSERT_EQ(padded.code, 0) << padded.out;
+  const auto p = nlohmann::json::parse(padded.out);
+  EXPECT_EQ(p["sent_bytes"], 2 * 256 * 10 * 2) << "rank 10 for K and V, bf16";
+  EXPECT_EQ(p["seed"], 10);
+  EXPECT_EQ(run_moss(syn + "--method pca --rank 08").code, 0);
+  expect_flag_error(syn + "--method pca --rank 0x10", "--rank", "0x10: expected a decimal integer");
 }
 
 // A flag the method or source does not read is ignored with a note naming it (a script may give one
