@@ -28,6 +28,7 @@ constexpr int kPowerIterations = 4;
 constexpr int kStarts = 3;
 constexpr int kClusterRounds = 12;
 constexpr double kSettled = 1e-3;  ///< a round that captures less than this share of what is left ends it
+constexpr Eigen::Index kEnergyColumns = 512;  ///< widest product of the warm-up with bases side by side
 
 void append(std::vector<float>& out, const RowMatrixF& m) { out.insert(out.end(), m.data(), m.data() + m.size()); }
 
@@ -111,9 +112,6 @@ std::unique_ptr<cpu::SubspaceProducts> products_of(const cpu::ProductsFor& produ
   return p;
 }
 
-// ||x_t U||^2 of every token of the matrix `xp` was made for.
-Eigen::VectorXf token_energy(const cpu::SubspaceProducts& xp, const RowMatrixF& u) { return xp.x_times(u).rowwise().squaredNorm(); }
-
 // The best basis of each token by its energies ||x_t U_k||^2 (t x K), summed per routing block (every
 // token of a block gets the block's choice).
 std::vector<int> route(const Eigen::MatrixXf& energy, std::int64_t block) {
@@ -155,9 +153,20 @@ class SubspaceClustering {
     return cpu::top_subspace(part, r_, iterations, seed, start, prod.get());
   }
 
+  // ||x_t U_k||^2 of every token (rows) and basis (columns). The bases go side by side into products
+  // of up to kEnergyColumns columns: the warm-up is read (and packed by the GEMM) once per product,
+  // not once per basis.
   [[nodiscard]] Eigen::MatrixXf energies(const std::vector<RowMatrixF>& bases) const {
-    Eigen::MatrixXf energy(x_.rows, static_cast<Eigen::Index>(bases.size()));
-    for (std::size_t k = 0; k < bases.size(); ++k) energy.col(static_cast<Eigen::Index>(k)) = token_energy(*all_, bases[k]);
+    const auto k = static_cast<Eigen::Index>(bases.size());
+    Eigen::MatrixXf energy(x_.rows, k);
+    const Eigen::Index per = std::max<Eigen::Index>(1, kEnergyColumns / r_);
+    for (Eigen::Index k0 = 0; k0 < k; k0 += per) {
+      const Eigen::Index n = std::min(per, k - k0);
+      RowMatrixF side(x_.cols, n * r_);
+      for (Eigen::Index i = 0; i < n; ++i) side.middleCols(i * r_, r_) = bases[static_cast<std::size_t>(k0 + i)];
+      const RowMatrixF y = all_->x_times(side);
+      for (Eigen::Index i = 0; i < n; ++i) energy.col(k0 + i) = y.middleCols(i * r_, r_).rowwise().squaredNorm();
+    }
     return energy;
   }
   [[nodiscard]] const Eigen::VectorXf& norms() const { return norms_; }
@@ -170,17 +179,23 @@ class SubspaceClustering {
     return std::isinf(before) ? left < before : left < before - kSettled * std::max(before, 1e-6 * total_);
   }
 
-  // Refines `bases` until settled or for `iterations` rounds; returns the energy they leave uncaptured.
-  double refine(std::vector<RowMatrixF>& bases, int iterations, std::uint64_t seed) const {
+  /// Refined bases' uncaptured warm-up energy and their energies (energies()).
+  struct Refined {
+    double left = 0;
+    Eigen::MatrixXf energy;
+  };
+
+  // Refines `bases` until settled or for `iterations` rounds.
+  Refined refine(std::vector<RowMatrixF>& bases, int iterations, std::uint64_t seed) const {
     std::vector<int> assign;
     double left_before = std::numeric_limits<double>::infinity();
     for (int it = 0;; ++it) {
-      const Eigen::MatrixXf energy = energies(bases);
+      Eigen::MatrixXf energy = energies(bases);
       const double left = uncaptured(norms_, energy, route_block_);
       std::vector<int> next = route(energy, route_block_);
       // Settled when no token moves, or when a round captured almost nothing more: near-ties between
       // bases make tokens swap to no effect on noisy data.
-      if (it == iterations || next == assign || !clearly_less(left, left_before)) return left;
+      if (it == iterations || next == assign || !clearly_less(left, left_before)) return {left, std::move(energy)};
       assign = std::move(next);
       left_before = left;
       refit(bases, assign, 1, seed + 101 * (it + 1));  // one warm-started pass: the previous basis is nearly right
@@ -202,10 +217,11 @@ class SubspaceClustering {
     }
   }
 
-  // The settled clustering's bases fitted as pca fits its basis: a round stops once no token moves,
-  // when its bases have had one pass since their last change (k = 1 would stop after one in all).
-  void polish(std::vector<RowMatrixF>& bases, std::uint64_t seed) const {
-    refit(bases, route(energies(bases), route_block_), kPowerIterations - 1, seed);
+  // The settled clustering's bases (with their energies, as refine() returned them) fitted as pca
+  // fits its basis: a round stops once no token moves, when its bases have had one pass since their
+  // last change (k = 1 would stop after one in all).
+  void polish(std::vector<RowMatrixF>& bases, const Eigen::MatrixXf& energy, std::uint64_t seed) const {
+    refit(bases, route(energy, route_block_), kPowerIterations - 1, seed);
   }
 
  private:
@@ -296,17 +312,17 @@ std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, st
   const std::int64_t neighbours = std::max<std::int64_t>(r + 8, 16);
   const std::int64_t block = std::min<std::int64_t>(x.rows, std::max<std::int64_t>(r + 8, 32));
   std::vector<RowMatrixF> best;
-  double best_left = 0;
+  SubspaceClustering::Refined best_fit;
   for (int start = 0; start < (k > 1 ? kStarts : 1); ++start) {
     // Start 0 from blocks of consecutive tokens, the others from neighbourhoods.
     std::vector<RowMatrixF> bases =
         start == 0 ? seed_blocks(clustering, x, k, block, seed) : seed_bases(clustering, x, k, neighbours, start, seed);
-    const double left = clustering.refine(bases, kClusterRounds, seed + 1000 * start);
+    SubspaceClustering::Refined fit = clustering.refine(bases, kClusterRounds, seed + 1000 * start);
     // A later start must do clearly better: starts that found the same subspaces (in another order)
     // differ in their last bits, and the choice between them must not follow the products' rounding.
-    if (best.empty() || clustering.clearly_less(left, best_left)) best = std::move(bases), best_left = left;
+    if (best.empty() || clustering.clearly_less(fit.left, best_fit.left)) best = std::move(bases), best_fit = std::move(fit);
   }
-  clustering.polish(best, seed + 7777);
+  clustering.polish(best, best_fit.energy, seed + 7777);
   std::vector<float> out;
   for (const auto& b : best) append(out, b);
   return out;

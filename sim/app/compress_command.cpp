@@ -358,6 +358,20 @@ void print_table(std::ostream& out, const CompressOptions& o, const std::string&
     out.unsetf(std::ios::fixed);
   }
   if (rows.size() > 1) line("total", total);
+  // raw_bytes counts the measured tokens only: say so, with the shape of each tensor (once if shared).
+  const auto shape = [](const TensorTotals& t) {
+    return std::to_string(t.layers) + (t.layers == 1 ? " layer x " : " layers x ") + std::to_string(t.tokens) +
+           (t.tokens == 1 ? " token x " : " tokens x ") + std::to_string(t.dim);
+  };
+  const bool shared = std::all_of(rows.begin(), rows.end(), [&](const TensorTotals& t) { return shape(t) == shape(rows.front()); });
+  out << "\nraw_bytes: the measured tokens in bf16 (the warm-up is not counted): ";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (shared) {
+      out << shape(rows[i]) << (rows.size() > 1 ? " per tensor" : "");
+      break;
+    }
+    out << (i ? ", " : "") << rows[i].name << " " << shape(rows[i]);
+  }
   out << "\none-time basis exchange: " << total.one_time_bytes << " bytes (not in sent_bytes)\n";
   out << "one-time fit on the warm-up: " << std::setprecision(3) << total.fit_s << " s (wall, all tensors"
       << (o.device == "gpu" ? "; products on the GPU" : "") << ")\n";

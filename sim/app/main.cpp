@@ -22,6 +22,13 @@ namespace {
 constexpr int kExitInvalidInput = 2;
 constexpr int kExitFailure = 1;
 
+// An option's value type as CLI11 names it ("INT", "UINT", "FLOAT", ...), without the ":..." that a
+// validator appends.
+std::string base_type(const CLI::Option& o) {
+  const std::string type = o.get_type_name();
+  return type.substr(0, type.find(':'));
+}
+
 // CLI11 reports a value it cannot read as "Could not convert: --rank = 1e3"; say, as moss's own
 // errors do, what the flag expects.
 std::string conversion_error_text(const CLI::App& app, const std::string& what) {
@@ -31,8 +38,7 @@ std::string conversion_error_text(const CLI::App& app, const std::string& what) 
   const std::string flag = given.substr(0, given.find(" = "));
   std::string type;
   for (const CLI::App* sub : app.get_subcommands())
-    if (const CLI::Option* o = sub->get_option_no_throw(flag)) type = o->get_type_name();
-  type = type.substr(0, type.find(':'));  // "UINT:..." when the option has a validator
+    if (const CLI::Option* o = sub->get_option_no_throw(flag)) type = base_type(*o);
   const std::string expected = type == "INT" ? "an integer" : type == "UINT" ? "a non-negative integer" : type == "FLOAT" ? "a number" : "";
   return given + (expected.empty() ? ": not a valid value" : ": expected " + expected);
 }
@@ -55,7 +61,7 @@ void read_integers_as_decimal(CLI::App& app) {
       "", "");
   for (CLI::App* sub : app.get_subcommands({}))
     for (CLI::Option* o : sub->get_options()) {
-      const std::string type = o->get_type_name().substr(0, o->get_type_name().find(':'));
+      const std::string type = base_type(*o);
       if (type == "INT" || type == "UINT") o->transform(decimal);
     }
 }
@@ -90,6 +96,10 @@ int main(int argc, char** argv) {
   auto* cache_cmd = app.add_subcommand("cache", "show or clear the cache of compression measurements");
   moss::app::add_cache_options(*cache_cmd, cache);
   read_integers_as_decimal(app);
+  // A flag CLI11 refuses reads like moss's own refusals: "error: --seed: -1: expected ...".
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "error: " + std::string(e.what()) + "\nRun with --help for more information.\n";
+  });
 
   const auto dispatch = [&]() -> int {
     if (*run_cmd) return moss::app::run_run(run, std::cout, std::cerr);

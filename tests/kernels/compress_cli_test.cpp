@@ -49,7 +49,7 @@ std::string write_npy(const std::string& name, const std::string& shape, std::si
 void expect_flag_error(const std::string& args, const std::string& flag, const std::string& fragment = "") {
   const CliRun r = run_moss(args);
   EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
-  EXPECT_NE(r.out.find(flag + ": "), std::string::npos) << args << ": expected the flag " << flag << "\n" << r.out;
+  EXPECT_NE(r.out.find("error: " + flag + ": "), std::string::npos) << args << ": expected \"error: " << flag << ": \"\n" << r.out;
   EXPECT_NE(r.out.find(fragment), std::string::npos) << args << ": expected \"" << fragment << "\"\n" << r.out;
 }
 }  // namespace
