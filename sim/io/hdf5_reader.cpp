@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "activation_checks.h"
 #include "isolated_load.h"
@@ -59,26 +62,90 @@ class AllocationFailures {
   bool seen_ = false;
 };
 
+/// The file being read, and the access properties every lookup in it uses: they refuse to traverse an
+/// external link. HDF5 would open the other file itself, and a link into a FIFO would wait forever for
+/// a writer; moss reads the file it is given only (a cached measurement is known by its identity), so
+/// an external link is named and refused instead (refuse_external).
+class File {
+ public:
+  explicit File(const std::string& path)
+      : file_(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose),
+        links_(H5Pcreate(H5P_LINK_ACCESS), H5Pclose), datasets_(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose) {
+    if (!links_.ok() || !datasets_.ok() || H5Pset_elink_cb(links_.get(), &refuse_traversal, &refused_) < 0 ||
+        H5Pset_elink_cb(datasets_.get(), &refuse_traversal, &refused_) < 0)
+      throw std::runtime_error("libhdf5: cannot create the link access properties");
+  }
+  [[nodiscard]] bool ok() const { return file_.ok(); }
+  [[nodiscard]] hid_t get() const { return file_.get(); }
+  /// Link access properties (H5Lexists, H5Lget_info, H5Oopen) and dataset access ones (H5Dopen2).
+  [[nodiscard]] hid_t links() const { return links_.get(); }
+  [[nodiscard]] hid_t datasets() const { return datasets_.get(); }
+  /// "file" of the last external link a lookup did not traverse ("" when none).
+  [[nodiscard]] const std::string& refused() const { return refused_; }
+
+ private:
+  static herr_t refuse_traversal(const char*, const char*, const char* child_file, const char*, unsigned*, hid_t, void* refused) {
+    *static_cast<std::string*>(refused) = child_file != nullptr ? child_file : "";
+    return -1;
+  }
+  Handle file_, links_, datasets_;
+  mutable std::string refused_;  // written by HDF5 during a lookup, const or not
+};
+
+/// Why a dataset reached through an external link into `other` is refused.
+std::string into_another_file(const std::string& other) {
+  return "external link into \"" + other + "\": moss reads datasets of the file it is given only (give it that file)";
+}
+
+// After a lookup failed: when it failed because it would have traversed an external link, says so.
+void throw_if_refused(const std::string& path, const File& file, const std::string& where) {
+  if (!file.refused().empty()) throw InputError(path, where, "leads through an " + into_another_file(file.refused()));
+}
+
+// Refuses `name` when a link on its path ("a", "a/b", ...) is an external link, before any lookup
+// could traverse it.
+void refuse_external(const std::string& path, const File& file, const std::string& name) {
+  for (std::size_t slash = 0; slash != std::string::npos;) {
+    slash = name.find('/', slash + 1);
+    const std::string prefix = name.substr(0, slash);
+    H5L_info_t link{};
+    if (H5Lexists(file.get(), prefix.c_str(), file.links()) <= 0 || H5Lget_info(file.get(), prefix.c_str(), &link, file.links()) < 0) {
+      throw_if_refused(path, file, "/" + name);
+      return;  // the lookups that follow name a missing link
+    }
+    if (link.type != H5L_TYPE_EXTERNAL) continue;
+    std::string other = "?";
+    std::vector<char> value(link.u.val_size + 1, '\0');
+    const char* target_file = nullptr;
+    const char* target_object = nullptr;
+    unsigned flags = 0;
+    if (H5Lget_val(file.get(), prefix.c_str(), value.data(), value.size(), file.links()) >= 0 &&
+        H5Lunpack_elink_val(value.data(), link.u.val_size, &flags, &target_file, &target_object) >= 0 && target_file != nullptr)
+      other = target_file;
+    throw InputError(path, "/" + prefix, "is an " + into_another_file(other));
+  }
+}
+
 herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
   static_cast<std::vector<std::string>*>(out)->emplace_back(name);
   return 0;
 }
 
-std::vector<std::string> top_level_names(const std::string& path, hid_t file) {
+std::vector<std::string> top_level_names(const std::string& path, const File& file) {
   std::vector<std::string> names;
-  if (H5Literate(file, H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0)
+  if (H5Literate(file.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0)
     throw InputError(path, "", "cannot list the objects in the file (corrupt file)");
   return names;
 }
 
 // What `group` ("" for the root) holds, for a message: "the file's top-level objects: /a, /b",
 // "/g holds: /g/x, ... and 12 more", or why it holds nothing (a dataset, a dangling link).
-std::string members(const std::string& path, hid_t file, const std::string& group) {
+std::string members(const std::string& path, const File& file, const std::string& group) {
   std::vector<std::string> names;
   if (group.empty()) {
     names = top_level_names(path, file);
   } else {
-    Handle object(H5Oopen(file, group.c_str(), H5P_DEFAULT), H5Oclose);
+    Handle object(H5Oopen(file.get(), group.c_str(), file.links()), H5Oclose);
     if (!object.ok()) return "/" + group + " is a link to an object that does not exist";
     if (H5Iget_type(object.get()) != H5I_GROUP) return "/" + group + " is a dataset, not a group";
     if (H5Literate(object.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect_name, &names) < 0)
@@ -96,21 +163,25 @@ std::string members(const std::string& path, hid_t file, const std::string& grou
 
 // A dataset the caller chose: each link on its path must exist (H5Lexists checks one link, its
 // parents must exist) and it must be a dataset.
-void check_chosen(const std::string& path, hid_t file, const std::string& name) {
+void check_chosen(const std::string& path, const File& file, const std::string& name) {
   const std::string where = "/" + name;
+  refuse_external(path, file, name);
   std::string parent;
   for (std::size_t slash = 0; slash != std::string::npos;) {
     slash = name.find('/', slash + 1);
     const std::string prefix = name.substr(0, slash);
-    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0)
+    if (H5Lexists(file.get(), prefix.c_str(), file.links()) <= 0) {
+      throw_if_refused(path, file, where);
       throw InputError(path, where, "no such dataset in the file (" + members(path, file, parent) + ")");
+    }
     parent = prefix;
   }
   H5L_info_t link{};
-  const bool soft = H5Lget_info(file, name.c_str(), &link, H5P_DEFAULT) >= 0 && link.type != H5L_TYPE_HARD;
-  Handle object(H5Oopen(file, name.c_str(), H5P_DEFAULT), H5Oclose);
+  const bool soft = H5Lget_info(file.get(), name.c_str(), &link, file.links()) >= 0 && link.type != H5L_TYPE_HARD;
+  Handle object(H5Oopen(file.get(), name.c_str(), file.links()), H5Oclose);
+  if (!object.ok()) throw_if_refused(path, file, where);  // a soft link whose path leads through an external one
   if (!object.ok())
-    throw InputError(path, where, soft ? "is a link to an object that does not exist (a dangling soft or external link)"
+    throw InputError(path, where, soft ? "is a link to an object that does not exist (a dangling soft link)"
                                        : "cannot open the object (corrupt file)");
   if (H5Iget_type(object.get()) != H5I_DATASET)
     throw InputError(path, where, "is a group, not a dataset (" + members(path, file, name) + ")");
@@ -130,15 +201,15 @@ std::string file_of(hid_t id) {
 }
 
 // One dataset: one tensor, or a K/V pair when `pairs` lets its shape be one.
-Activations read_dataset(const std::string& path, hid_t file, const std::string& name, std::uint64_t file_bytes,
+Activations read_dataset(const std::string& path, const File& file, const std::string& name, std::uint64_t file_bytes,
                          detail::PairShapes pairs) {
   const std::string where = "/" + name;
-  Handle ds(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+  refuse_external(path, file, name);
+  Handle ds(H5Dopen2(file.get(), name.c_str(), file.datasets()), H5Dclose);
+  if (!ds.ok()) throw_if_refused(path, file, where);
   if (!ds.ok()) throw InputError(path, where, "cannot open the dataset");
   // The data measured must be this file's: a cached measurement is known by this file's identity.
-  if (const std::string other = file_of(ds.get()); other != path)
-    throw InputError(path, where, "is an external link into \"" + other + "\": moss reads datasets of the file it is given only "
-                                  "(give it that file)");
+  if (const std::string other = file_of(ds.get()); other != path) throw InputError(path, where, "is an " + into_another_file(other));
   Handle type(H5Dget_type(ds.get()), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_FLOAT)
     throw InputError(path, where, "dataset is not floating point: expected float32, float16, bfloat16 or float64 values");
@@ -182,7 +253,7 @@ std::string shape_text(const Tensor& t) {
 }
 
 // K and V from two datasets of one shape.
-Activations read_pair(const std::string& path, hid_t file, const std::string& k_name, const std::string& v_name,
+Activations read_pair(const std::string& path, const File& file, const std::string& k_name, const std::string& v_name,
                       std::uint64_t file_bytes) {
   Activations k = read_dataset(path, file, k_name, file_bytes, detail::PairShapes::none);
   Activations v = read_dataset(path, file, v_name, file_bytes, detail::PairShapes::none);
@@ -197,36 +268,36 @@ Activations read_pair(const std::string& path, hid_t file, const std::string& k_
 Activations load_checked(const std::string& path, std::uint64_t file_bytes, const DatasetChoice& choice) {
   if (const std::string problem = dataset_choice_problem(choice); !problem.empty()) throw InputError(path, "", problem);
   if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path, "", "not an HDF5 file (or truncated)");
-  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  const File file(path);
   if (!file.ok()) throw InputError(path, "", "cannot open the HDF5 file (truncated or corrupt)");
   if (!choice.single.empty()) {
     const std::string name = dataset_path_from_root(choice.single);
-    check_chosen(path, file.get(), name);
-    return read_dataset(path, file.get(), name, file_bytes, detail::PairShapes::four_d);
+    check_chosen(path, file, name);
+    return read_dataset(path, file, name, file_bytes, detail::PairShapes::four_d);
   }
   if (!choice.k.empty()) {
     const std::string k = dataset_path_from_root(choice.k), v = dataset_path_from_root(choice.v);
-    check_chosen(path, file.get(), k);
-    check_chosen(path, file.get(), v);
-    return read_pair(path, file.get(), k, v, file_bytes);
+    check_chosen(path, file, k);
+    check_chosen(path, file, v);
+    return read_pair(path, file, k, v, file_bytes);
   }
-  const std::vector<std::string> names = top_level_names(path, file.get());
+  const std::vector<std::string> names = top_level_names(path, file);
   const bool has_k = std::find(names.begin(), names.end(), "k") != names.end();
   const bool has_v = std::find(names.begin(), names.end(), "v") != names.end();
   if (has_k != has_v) throw InputError(path, has_k ? "/v" : "/k", "missing: a K/V pair needs datasets \"k\" and \"v\"");
-  if (has_k) return read_pair(path, file.get(), "k", "v", file_bytes);
+  if (has_k) return read_pair(path, file, "k", "v", file_bytes);
   if (names.size() != 1)
     throw InputError(path, "", "found " + std::to_string(names.size()) +
                                    " top-level objects: expected datasets \"k\" and \"v\", or exactly one dataset, or datasets chosen by name "
                                    "(" + std::string(kChooseHint) + ")");
   try {
-    check_chosen(path, file.get(), names[0]);  // a group or a dangling link is named as such
+    check_chosen(path, file, names[0]);  // a group or a dangling link is named as such
   } catch (const InputError& e) {
     std::vector<Problem> problems = e.problems();
     for (Problem& p : problems) p.message += "; choose the datasets by name (" + std::string(kChooseHint) + ")";
     throw InputError(std::move(problems));
   }
-  return read_dataset(path, file.get(), names[0], file_bytes, detail::PairShapes::four_d);
+  return read_dataset(path, file, names[0], file_bytes, detail::PairShapes::four_d);
 }
 }  // namespace
 

@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -346,4 +350,36 @@ TEST(Hdf5, ReadsTheDatasetsChosenAtAnyDepth) {
   EXPECT_NE(error_with(p, {"dangling/k", "", ""}).find("(/dangling is a link to an object that does not exist)"), std::string::npos);
   const std::string external = error_with(p, {"ext", "", ""});
   EXPECT_NE(external.find("/ext: is an external link into \"" + other + "\""), std::string::npos) << external;
+}
+
+// An external link is never traversed: libhdf5 would open the other file itself, and one that is a
+// FIFO would block the read until a writer came. Each way a lookup can reach one (the default K/V
+// names, a chosen dataset, a group on the chosen path, a soft link through it) is refused by name.
+TEST(Hdf5, RefusesExternalLinksWithoutOpeningTheirFiles) {
+  const fs::path dir = temp_dir() / "external";
+  fs::create_directories(dir);
+  const std::string fifo = (dir / "fifo.h5").string();
+  fs::remove(fifo);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  const std::string p = (dir / "links.h5").string();
+  {
+    const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Lcreate_external(fifo.c_str(), "/k", f, "k", H5P_DEFAULT, H5P_DEFAULT);
+    H5Lcreate_external(fifo.c_str(), "/v", f, "v", H5P_DEFAULT, H5P_DEFAULT);
+    H5Lcreate_external(fifo.c_str(), "/g", f, "group", H5P_DEFAULT, H5P_DEFAULT);
+    H5Lcreate_soft("/group/x", f, "through", H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(f);
+  }
+  alarm(60);  // a regression blocks on the FIFO: fail then, not at the suite's timeout
+  const std::string into = "external link into \"" + fifo + "\": moss reads datasets of the file it is given only";
+  const std::string k = error_with(p, {});
+  EXPECT_NE(k.find("/k: is an " + into), std::string::npos) << k;
+  const std::string chosen = error_with(p, {"", "v", "k"});
+  EXPECT_NE(chosen.find("/v: is an " + into), std::string::npos) << chosen;
+  const std::string group = error_with(p, {"group/x", "", ""});
+  EXPECT_NE(group.find("/group: is an " + into), std::string::npos) << group;
+  const std::string soft = error_with(p, {"through", "", ""});
+  EXPECT_NE(soft.find("/through: leads through an " + into), std::string::npos) << soft;
+  alarm(0);
+  fs::remove(fifo);
 }
