@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <random>
 #include <span>
 #include <utility>
 #include <vector>
@@ -23,6 +24,10 @@ using MapF = Eigen::Map<RowMatrixF>;
 
 inline ConstMapF map(MatrixView x) { return ConstMapF(x.data, x.rows, x.cols); }
 inline ConstMapF map(const float* p, std::int64_t rows, std::int64_t cols) { return ConstMapF(p, rows, cols); }
+
+/// Uniform in [0, 1) from the engine's top 53 bits: std's distributions differ between standard
+/// libraries, and the fits must draw the same numbers everywhere.
+inline double uniform_unit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) / 9007199254740992.0; }
 
 /// The two products randomised subspace iteration takes of its rows x dim matrix X: Y = X V
 /// (rows x p) and W = X^T Y (dim x p): EigenProducts on the CPU, or another implementation (the

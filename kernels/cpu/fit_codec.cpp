@@ -278,8 +278,7 @@ std::vector<RowMatrixF> seed_bases(const SubspaceClustering& c, MatrixView x, in
     } else if (start == 1 || !(total > 0)) {
       pick = std::max_element(left.begin(), left.end()) - left.begin();
     } else {
-      // Uniform in [0, total) from the engine's bits (std's distributions differ between libraries).
-      double u = static_cast<double>(rng() >> 11) / 9007199254740992.0 * total;
+      double u = cpu::uniform_unit(rng) * total;
       while (pick + 1 < x.rows && u >= left[static_cast<std::size_t>(pick)]) u -= left[static_cast<std::size_t>(pick++)];
     }
     RowMatrixF anchor(x.cols, 1);

@@ -70,8 +70,9 @@ RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t se
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 17);
   RowMatrixF v(d, p);
   for (Eigen::Index i = 0; i < v.size(); ++i) {  // Box-Muller on the library-independent engine
-    const double u1 = (static_cast<double>(rng() >> 11) + 0.5) / 9007199254740992.0;
-    const double u2 = (static_cast<double>(rng() >> 11) + 0.5) / 9007199254740992.0;
+    constexpr double kHalfStep = 0.5 / 9007199254740992.0;  // (0, 1): log(u1) stays finite
+    const double u1 = uniform_unit(rng) + kHalfStep;
+    const double u2 = uniform_unit(rng) + kHalfStep;
     v.data()[i] = static_cast<float>(std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2));
   }
   if (start != nullptr && start->rows() == d && start->cols() <= p) v.leftCols(start->cols()) = *start;
