@@ -29,6 +29,7 @@ constexpr int kStarts = 3;
 constexpr int kClusterRounds = 12;
 constexpr double kSettled = 1e-3;  ///< a round that captures less than this share of what is left ends it
 constexpr Eigen::Index kEnergyColumns = 512;  ///< widest product of the warm-up with bases side by side
+constexpr Eigen::Index kEnergyValues = Eigen::Index{1} << 24;  ///< and at most this many values (64 MiB)
 
 void append(std::vector<float>& out, const RowMatrixF& m) { out.insert(out.end(), m.data(), m.data() + m.size()); }
 
@@ -45,8 +46,9 @@ Matrix wire_copy(MatrixView x, int value_bytes) {
     largest = std::max(largest, std::fabs(v));
   }
   if (largest > 0 && std::isfinite(largest)) {
-    const float scale = std::ldexp(1.0f, -std::ilogb(largest));
-    for (float& v : m.data) v *= scale;
+    // In double: for a subnormal largest |x| the factor (up to 2^149) overflows fp32.
+    const double scale = std::ldexp(1.0, -std::ilogb(largest));
+    for (float& v : m.data) v = static_cast<float>(v * scale);
   }
   return m;
 }
@@ -154,12 +156,13 @@ class SubspaceClustering {
   }
 
   // ||x_t U_k||^2 of every token (rows) and basis (columns). The bases go side by side into products
-  // of up to kEnergyColumns columns: the warm-up is read (and packed by the GEMM) once per product,
-  // not once per basis.
+  // of up to kEnergyColumns columns and kEnergyValues values (one basis at least): the warm-up is
+  // read (and packed by the GEMM) once per product, not once per basis.
   [[nodiscard]] Eigen::MatrixXf energies(const std::vector<RowMatrixF>& bases) const {
     const auto k = static_cast<Eigen::Index>(bases.size());
     Eigen::MatrixXf energy(x_.rows, k);
-    const Eigen::Index per = std::max<Eigen::Index>(1, kEnergyColumns / r_);
+    const Eigen::Index columns = std::min(kEnergyColumns, kEnergyValues / std::max<Eigen::Index>(1, x_.rows));
+    const Eigen::Index per = std::max<Eigen::Index>(1, columns / r_);
     for (Eigen::Index k0 = 0; k0 < k; k0 += per) {
       const Eigen::Index n = std::min(per, k - k0);
       RowMatrixF side(x_.cols, n * r_);
@@ -188,16 +191,24 @@ class SubspaceClustering {
   // Refines `bases` until settled or for `iterations` rounds.
   Refined refine(std::vector<RowMatrixF>& bases, int iterations, std::uint64_t seed) const {
     std::vector<int> assign;
-    double left_before = std::numeric_limits<double>::infinity();
+    std::vector<RowMatrixF> previous;
+    Refined before{std::numeric_limits<double>::infinity(), {}};
     for (int it = 0;; ++it) {
-      Eigen::MatrixXf energy = energies(bases);
-      const double left = uncaptured(norms_, energy, route_block_);
-      std::vector<int> next = route(energy, route_block_);
+      Refined now{0, energies(bases)};
+      now.left = uncaptured(norms_, now.energy, route_block_);
+      // A one-pass refit can lose a little where the previous basis was already near its best: then
+      // the bases before it are the result.
+      if (now.left > before.left) {
+        bases = std::move(previous);
+        return before;
+      }
+      std::vector<int> next = route(now.energy, route_block_);
       // Settled when no token moves, or when a round captured almost nothing more: near-ties between
       // bases make tokens swap to no effect on noisy data.
-      if (it == iterations || next == assign || !clearly_less(left, left_before)) return {left, std::move(energy)};
+      if (it == iterations || next == assign || !clearly_less(now.left, before.left)) return now;
       assign = std::move(next);
-      left_before = left;
+      previous = bases;
+      before = std::move(now);
       refit(bases, assign, 1, seed + 101 * (it + 1));  // one warm-started pass: the previous basis is nearly right
     }
   }
@@ -205,14 +216,18 @@ class SubspaceClustering {
   // Each basis refitted on the tokens routed to it, `passes` passes warm-started from itself (an
   // empty cluster keeps its basis).
   void refit(std::vector<RowMatrixF>& bases, const std::vector<int>& assign, int passes, std::uint64_t seed) const {
+    // The tokens grouped by basis, in token order within each, in one buffer kept between rounds (a
+    // fresh matrix per basis and round cost more in allocation and zeroing than in copying).
+    grouped_.resize(x_.rows, x_.cols);
+    std::int64_t row = 0;
     for (int c = 0; c < static_cast<int>(bases.size()); ++c) {
-      Matrix members(std::count(assign.begin(), assign.end(), c), x_.cols);
-      std::int64_t row = 0;
+      const std::int64_t first = row;
       for (std::int64_t t = 0; t < x_.rows; ++t)
-        if (assign[static_cast<std::size_t>(t)] == c) std::copy(x_.row(t), x_.row(t) + x_.cols, members.row(row++));
-      if (members.rows >= 1) {
+        if (assign[static_cast<std::size_t>(t)] == c) std::copy(x_.row(t), x_.row(t) + x_.cols, grouped_.row(row++).data());
+      if (row > first) {
         const RowMatrixF previous = bases[static_cast<std::size_t>(c)];
-        bases[static_cast<std::size_t>(c)] = subspace_of(members.view(), passes, seed + c, &previous);
+        const MatrixView members{grouped_.data() + first * x_.cols, row - first, x_.cols};
+        bases[static_cast<std::size_t>(c)] = subspace_of(members, passes, seed + c, &previous);
       }
     }
   }
@@ -231,6 +246,7 @@ class SubspaceClustering {
   std::unique_ptr<cpu::SubspaceProducts> all_;
   Eigen::VectorXf norms_;
   double total_;
+  mutable RowMatrixF grouped_;  ///< refit's tokens grouped by basis
 };
 
 // Seed bases from blocks of `block` consecutive tokens (where a subspace holds for runs of tokens,
@@ -240,14 +256,20 @@ std::vector<RowMatrixF> seed_blocks(const SubspaceClustering& c, MatrixView x, i
   auto block_at = [&](std::int64_t b) { return x.slice_rows(b * block, std::min(block, x.rows - b * block)); };
   std::vector<RowMatrixF> bases;
   bases.push_back(c.subspace_of(block_at(0), kPowerIterations, seed, nullptr));
+  std::vector<bool> used(static_cast<std::size_t>(blocks), false);
+  used[0] = true;
   Eigen::VectorXf captured = c.energies(bases).col(0);
   while (static_cast<int>(bases.size()) < k) {
-    std::vector<double> left(static_cast<std::size_t>(blocks));
+    // Each block seeds one basis at most, while there are unused ones (k may exceed the blocks).
+    if (std::find(used.begin(), used.end(), false) == used.end()) used.assign(used.size(), false);
+    std::vector<double> left(static_cast<std::size_t>(blocks), -std::numeric_limits<double>::infinity());
     for (std::int64_t b = 0; b < blocks; ++b) {
+      if (used[static_cast<std::size_t>(b)]) continue;
       const std::int64_t n = std::min(block, x.rows - b * block);
       left[static_cast<std::size_t>(b)] = (c.norms().segment(b * block, n) - captured.segment(b * block, n)).cast<double>().sum();
     }
     const std::int64_t pick = std::max_element(left.begin(), left.end()) - left.begin();
+    used[static_cast<std::size_t>(pick)] = true;
     bases.push_back(c.subspace_of(block_at(pick), kPowerIterations, seed + bases.size(), nullptr));
     captured = captured.cwiseMax(c.energies({bases.back()}).col(0));
   }

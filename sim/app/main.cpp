@@ -43,19 +43,20 @@ std::string conversion_error_text(const CLI::App& app, const std::string& what) 
   return given + (expected.empty() ? ": not a valid value" : ": expected " + expected);
 }
 
-// CLI11 reads an integer in base 0: "010" is 8 and "0x10" is 16, so a zero-padded value of a
-// script's sweep would silently change. Every integer flag of moss is decimal: leading zeros are
-// dropped, and anything but an optional sign and digits is left for the conversion to refuse.
+// CLI11 reads an integer in base 0 after skipping white space: "010" is 8, "0x10" is 16 and " 010"
+// is 8, so a zero-padded value of a script's sweep would silently change. Every integer flag of moss
+// is decimal: an optional sign and digits, written as the number they mean ("+5" and "05" are 5, "-0"
+// is 0); hex and white space are refused, anything else is left for the conversion to refuse.
 void read_integers_as_decimal(CLI::App& app) {
   const CLI::Validator decimal(
       [](std::string& text) -> std::string {
-        const std::size_t digits = text.size() > 1 && (text[0] == '+' || text[0] == '-') ? 1 : 0;
-        if (digits == text.size() || text.find_first_not_of("0123456789", digits) != std::string::npos) {
-          if (text.find_first_of("xX") != std::string::npos) return text + ": expected a decimal integer";
-          return "";
-        }
+        if (text.find_first_of("xX \t\n\v\f\r") != std::string::npos) return "\"" + text + "\": expected a decimal integer";
+        const bool sign = text.size() > 1 && (text[0] == '+' || text[0] == '-');
+        const std::size_t digits = sign ? 1 : 0;
+        if (digits == text.size() || text.find_first_not_of("0123456789", digits) != std::string::npos) return "";
         const std::size_t first = std::min(text.find_first_not_of('0', digits), text.size() - 1);
-        text = text.substr(0, digits) + text.substr(first);
+        const bool negative = text[0] == '-' && text[first] != '0';  // "-0" is 0
+        text = (negative ? "-" : "") + text.substr(first);
         return "";
       },
       "", "");

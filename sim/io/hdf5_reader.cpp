@@ -41,10 +41,13 @@ class Handle {
 /// the error stack, which HDF5 does by default).
 class AllocationFailures {
  public:
-  AllocationFailures() { H5Eset_auto2(H5E_DEFAULT, &on_error, &seen_); }
+  AllocationFailures() {
+    H5Eget_auto2(H5E_DEFAULT, &previous_, &previous_data_);
+    H5Eset_auto2(H5E_DEFAULT, &on_error, &seen_);
+  }
   AllocationFailures(const AllocationFailures&) = delete;
   AllocationFailures& operator=(const AllocationFailures&) = delete;
-  ~AllocationFailures() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+  ~AllocationFailures() { H5Eset_auto2(H5E_DEFAULT, previous_, previous_data_); }  // the caller's handler again
   [[nodiscard]] bool seen() const { return seen_; }
 
  private:
@@ -60,12 +63,14 @@ class AllocationFailures {
     return 0;
   }
   bool seen_ = false;
+  H5E_auto2_t previous_ = nullptr;
+  void* previous_data_ = nullptr;
 };
 
 /// The file being read, and the access properties every lookup in it uses: they refuse to traverse an
 /// external link. HDF5 would open the other file itself, and a link into a FIFO would wait forever for
 /// a writer; moss reads the file it is given only (a cached measurement is known by its identity), so
-/// an external link is named and refused instead (refuse_external).
+/// an external link is named and refused instead (walk_links).
 class File {
  public:
   explicit File(const std::string& path)
@@ -84,8 +89,15 @@ class File {
   [[nodiscard]] const std::string& refused() const { return refused_; }
 
  private:
+  // No exception may unwind through libhdf5's C frames: a failed copy records "?".
   static herr_t refuse_traversal(const char*, const char*, const char* child_file, const char*, unsigned*, hid_t, void* refused) {
-    *static_cast<std::string*>(refused) = child_file != nullptr ? child_file : "";
+    auto& out = *static_cast<std::string*>(refused);
+    try {
+      out = child_file != nullptr && *child_file != '\0' ? child_file : "?";
+    } catch (...) {
+      out.clear();
+      out.push_back('?');  // fits the string's small buffer: cannot allocate
+    }
     return -1;
   }
   Handle file_, links_, datasets_;
@@ -102,17 +114,22 @@ void throw_if_refused(const std::string& path, const File& file, const std::stri
   if (!file.refused().empty()) throw InputError(path, where, "leads through an " + into_another_file(file.refused()));
 }
 
-// Refuses `name` when a link on its path ("a", "a/b", ...) is an external link, before any lookup
-// could traverse it.
-void refuse_external(const std::string& path, const File& file, const std::string& name) {
+// Walks the links on `name`'s path ("a", "a/b", ...) before any lookup could traverse one: refuses an
+// external link, and calls `missing(parent)` at the first link that does not exist (it may throw;
+// else the walk stops there and the lookups that follow fail on it).
+template <typename Missing>
+void walk_links(const std::string& path, const File& file, const std::string& name, Missing&& missing) {
+  std::string parent;
   for (std::size_t slash = 0; slash != std::string::npos;) {
     slash = name.find('/', slash + 1);
     const std::string prefix = name.substr(0, slash);
     H5L_info_t link{};
     if (H5Lexists(file.get(), prefix.c_str(), file.links()) <= 0 || H5Lget_info(file.get(), prefix.c_str(), &link, file.links()) < 0) {
       throw_if_refused(path, file, "/" + name);
-      return;  // the lookups that follow name a missing link
+      missing(parent);
+      return;
     }
+    parent = prefix;
     if (link.type != H5L_TYPE_EXTERNAL) continue;
     std::string other = "?";
     std::vector<char> value(link.u.val_size + 1, '\0');
@@ -127,8 +144,12 @@ void refuse_external(const std::string& path, const File& file, const std::strin
 }
 
 herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
-  static_cast<std::vector<std::string>*>(out)->emplace_back(name);
-  return 0;
+  try {  // no exception may unwind through libhdf5's C frames
+    static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+    return 0;
+  } catch (...) {
+    return -1;  // the iteration fails: reported as a file that cannot be listed
+  }
 }
 
 std::vector<std::string> top_level_names(const std::string& path, const File& file) {
@@ -165,17 +186,9 @@ std::string members(const std::string& path, const File& file, const std::string
 // parents must exist) and it must be a dataset.
 void check_chosen(const std::string& path, const File& file, const std::string& name) {
   const std::string where = "/" + name;
-  refuse_external(path, file, name);
-  std::string parent;
-  for (std::size_t slash = 0; slash != std::string::npos;) {
-    slash = name.find('/', slash + 1);
-    const std::string prefix = name.substr(0, slash);
-    if (H5Lexists(file.get(), prefix.c_str(), file.links()) <= 0) {
-      throw_if_refused(path, file, where);
-      throw InputError(path, where, "no such dataset in the file (" + members(path, file, parent) + ")");
-    }
-    parent = prefix;
-  }
+  walk_links(path, file, name, [&](const std::string& parent) {
+    throw InputError(path, where, "no such dataset in the file (" + members(path, file, parent) + ")");
+  });
   H5L_info_t link{};
   const bool soft = H5Lget_info(file.get(), name.c_str(), &link, file.links()) >= 0 && link.type != H5L_TYPE_HARD;
   Handle object(H5Oopen(file.get(), name.c_str(), file.links()), H5Oclose);
@@ -183,8 +196,9 @@ void check_chosen(const std::string& path, const File& file, const std::string& 
   if (!object.ok())
     throw InputError(path, where, soft ? "is a link to an object that does not exist (a dangling soft link)"
                                        : "cannot open the object (corrupt file)");
-  if (H5Iget_type(object.get()) != H5I_DATASET)
-    throw InputError(path, where, "is a group, not a dataset (" + members(path, file, name) + ")");
+  const H5I_type_t type = H5Iget_type(object.get());
+  if (type == H5I_GROUP) throw InputError(path, where, "is a group, not a dataset (" + members(path, file, name) + ")");
+  if (type != H5I_DATASET) throw InputError(path, where, "is a named datatype, not a dataset");
 }
 
 // `id`'s file as HDF5 names it: `path` for an object of the file itself, another file's name for one
@@ -204,12 +218,23 @@ std::string file_of(hid_t id) {
 Activations read_dataset(const std::string& path, const File& file, const std::string& name, std::uint64_t file_bytes,
                          detail::PairShapes pairs) {
   const std::string where = "/" + name;
-  refuse_external(path, file, name);
+  walk_links(path, file, name, [](const std::string&) {});
   Handle ds(H5Dopen2(file.get(), name.c_str(), file.datasets()), H5Dclose);
   if (!ds.ok()) throw_if_refused(path, file, where);
   if (!ds.ok()) throw InputError(path, where, "cannot open the dataset");
   // The data measured must be this file's: a cached measurement is known by this file's identity.
   if (const std::string other = file_of(ds.get()); other != path) throw InputError(path, where, "is an " + into_another_file(other));
+  // Nor may its values live in other files, which libhdf5 would open by name when reading (a FIFO
+  // among them would block the read): a virtual dataset's sources, external raw-data files.
+  Handle plist(H5Dget_create_plist(ds.get()), H5Pclose);
+  if (!plist.ok()) throw InputError(path, where, "cannot read the dataset's properties (corrupt file)");
+  const H5D_layout_t storage = H5Pget_layout(plist.get());
+  if (storage == H5D_VIRTUAL)
+    throw InputError(path, where, "is a virtual dataset, whose values lie in other files: moss reads datasets of the file it is given only "
+                                  "(write the values into one file)");
+  if (H5Pget_external_count(plist.get()) != 0)
+    throw InputError(path, where, "keeps its values in external raw-data files: moss reads datasets of the file it is given only "
+                                  "(write the values into the HDF5 file)");
   Handle type(H5Dget_type(ds.get()), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_FLOAT)
     throw InputError(path, where, "dataset is not floating point: expected float32, float16, bfloat16 or float64 values");
@@ -225,8 +250,7 @@ Activations read_dataset(const std::string& path, const File& file, const std::s
   const std::uint64_t elem = H5Tget_size(type.get());
   const std::uint64_t need = layout.count() * elem;
   const std::uint64_t stored = H5Dget_storage_size(ds.get());
-  Handle plist(H5Dget_create_plist(ds.get()), H5Pclose);
-  const bool contiguous = H5Pget_layout(plist.get()) == H5D_CONTIGUOUS;
+  const bool contiguous = storage == H5D_CONTIGUOUS;
   if ((contiguous && stored < need) || need / 1000 > file_bytes)
     throw InputError(path, where, "dataset needs " + std::to_string(need) + " bytes but the file stores " +
                                       std::to_string(stored) + " (truncated or corrupt file)");
@@ -294,7 +318,8 @@ Activations load_checked(const std::string& path, std::uint64_t file_bytes, cons
     check_chosen(path, file, names[0]);  // a group or a dangling link is named as such
   } catch (const InputError& e) {
     std::vector<Problem> problems = e.problems();
-    for (Problem& p : problems) p.message += "; choose the datasets by name (" + std::string(kChooseHint) + ")";
+    for (Problem& p : problems)  // choosing by name cannot help a dataset in another file
+      if (p.message.find("external link into") == std::string::npos) p.message += "; choose the datasets by name (" + std::string(kChooseHint) + ")";
     throw InputError(std::move(problems));
   }
   return read_dataset(path, file, names[0], file_bytes, detail::PairShapes::four_d);

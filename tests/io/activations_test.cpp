@@ -352,10 +352,11 @@ TEST(Hdf5, ReadsTheDatasetsChosenAtAnyDepth) {
   EXPECT_NE(external.find("/ext: is an external link into \"" + other + "\""), std::string::npos) << external;
 }
 
-// An external link is never traversed: libhdf5 would open the other file itself, and one that is a
-// FIFO would block the read until a writer came. Each way a lookup can reach one (the default K/V
-// names, a chosen dataset, a group on the chosen path, a soft link through it) is refused by name.
-TEST(Hdf5, RefusesExternalLinksWithoutOpeningTheirFiles) {
+// Values in another file are never read: libhdf5 would open that file itself, and one that is a FIFO
+// would block the read until a writer came. Each way a lookup can reach one (the default K/V names, a
+// chosen dataset, a group on the chosen path, a soft link through it) is refused by name, and so
+// are a virtual dataset and a dataset with external raw storage.
+TEST(Hdf5, RefusesValuesInOtherFilesWithoutOpeningThem) {
   const fs::path dir = temp_dir() / "external";
   fs::create_directories(dir);
   const std::string fifo = (dir / "fifo.h5").string();
@@ -368,6 +369,20 @@ TEST(Hdf5, RefusesExternalLinksWithoutOpeningTheirFiles) {
     H5Lcreate_external(fifo.c_str(), "/v", f, "v", H5P_DEFAULT, H5P_DEFAULT);
     H5Lcreate_external(fifo.c_str(), "/g", f, "group", H5P_DEFAULT, H5P_DEFAULT);
     H5Lcreate_soft("/group/x", f, "through", H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t dims[2] = {4, 2};
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    const hid_t virt = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_virtual(virt, space, fifo.c_str(), "/x", space);
+    H5Dclose(H5Dcreate2(f, "virtual", H5T_IEEE_F32LE, space, H5P_DEFAULT, virt, H5P_DEFAULT));
+    const hid_t raw = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_external(raw, fifo.c_str(), 0, H5F_UNLIMITED);
+    H5Dclose(H5Dcreate2(f, "raw", H5T_IEEE_F32LE, space, H5P_DEFAULT, raw, H5P_DEFAULT));
+    const hid_t type = H5Tcopy(H5T_IEEE_F32LE);
+    H5Tcommit2(f, "type", type, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Tclose(type);
+    H5Pclose(raw);
+    H5Pclose(virt);
+    H5Sclose(space);
     H5Fclose(f);
   }
   alarm(60);  // a regression blocks on the FIFO: fail then, not at the suite's timeout
@@ -380,6 +395,12 @@ TEST(Hdf5, RefusesExternalLinksWithoutOpeningTheirFiles) {
   EXPECT_NE(group.find("/group: is an " + into), std::string::npos) << group;
   const std::string soft = error_with(p, {"through", "", ""});
   EXPECT_NE(soft.find("/through: leads through an " + into), std::string::npos) << soft;
+  const std::string virt = error_with(p, {"virtual", "", ""});
+  EXPECT_NE(virt.find("/virtual: is a virtual dataset, whose values lie in other files"), std::string::npos) << virt;
+  const std::string raw = error_with(p, {"raw", "", ""});
+  EXPECT_NE(raw.find("/raw: keeps its values in external raw-data files"), std::string::npos) << raw;
+  const std::string type = error_with(p, {"type", "", ""});
+  EXPECT_NE(type.find("/type: is a named datatype, not a dataset"), std::string::npos) << type;
   alarm(0);
   fs::remove(fifo);
 }

@@ -159,7 +159,18 @@ TEST(CompressCli, RefusesRanksAboveTheWarmUpAndValuesOfTheWrongType) {
   EXPECT_EQ(p["sent_bytes"], 2 * 256 * 10 * 2) << "rank 10 for K and V, bf16";
   EXPECT_EQ(p["seed"], 10);
   EXPECT_EQ(run_moss(syn + "--method pca --rank 08").code, 0);
-  expect_flag_error(syn + "--method pca --rank 0x10", "--rank", "0x10: expected a decimal integer");
+  expect_flag_error(syn + "--method pca --rank 0x10", "--rank", "\"0x10\": expected a decimal integer");
+  // White space too: CLI11 alone skips it and reads " 010" as 8.
+  expect_flag_error(syn + "--method pca --rank ' 010'", "--rank", "\" 010\": expected a decimal integer");
+  expect_flag_error(syn + "--method pca --rank '10 '", "--rank", "\"10 \": expected a decimal integer");
+  // A sign reads the same on every integer flag: "+10" is 10, "-0" is 0 (the seed's check included).
+  const CliRun signed_ = run_moss(syn + "--method pca --rank +010 --seed +7 --json", false);
+  ASSERT_EQ(signed_.code, 0) << signed_.out;
+  EXPECT_EQ(nlohmann::json::parse(signed_.out)["sent_bytes"], 2 * 256 * 10 * 2);
+  EXPECT_EQ(nlohmann::json::parse(signed_.out)["seed"], 7);
+  const CliRun zero = run_moss(syn + "--method none --seed -0 --json", false);
+  ASSERT_EQ(zero.code, 0) << zero.out;
+  EXPECT_EQ(nlohmann::json::parse(zero.out)["seed"], 0);
 }
 
 // A flag the method or source does not read is ignored with a note naming it (a script may give one

@@ -130,3 +130,26 @@ TEST(FitQuality, MosKFindsTheSubspacesItsDataWasDrawnFrom) {
     }
   }
 }
+
+// The fits are scale-invariant down to subnormal data: the warm-up is brought to |x| ~ 1 by a power
+// of two before the fit squares it, and that factor (2^140 here) does not fit in fp32. On data of
+// rank 4 scaled by 2^-140 (subnormal: 9 to 13 significant bits left) every basis method finds the
+// subspace it finds at scale 1.
+TEST(FitQuality, SubnormalDataGivesTheBasesOfTheDataAtScaleOne) {
+  std::mt19937_64 rng(31);
+  const MatrixD u = orthonormal(32, 4, rng);
+  const MatrixD x = gaussian(256, 4, rng) * u.transpose();
+  const mk::Matrix normal = to_matrix(x), tiny = to_matrix(x * std::ldexp(1.0, -140));
+  ASSERT_LT(std::fabs(tiny(0, 0)), 1.2e-38f) << "the data must be subnormal";
+  for (const mk::Method method : {mk::Method::pca, mk::Method::mos, mk::Method::mos_k}) {
+    mk::CodecConfig c;
+    c.method = method, c.rank = 4, c.subspaces = 2, c.value_bytes = 4;
+    for (const mk::Matrix* data : {&normal, &tiny}) {
+      const mk::CodecState s = mk::fit_codec(c, data->view(), 5);
+      // Each basis (mos-k: the first; mos: Ubar) spans u: ||U^T u||_F^2 = 4 when it does.
+      const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> b(s.basis.data(), 32, 4);
+      ASSERT_TRUE(b.allFinite()) << mk::method_name(method);
+      EXPECT_NEAR((b.cast<double>().transpose() * u).squaredNorm(), 4.0, 1e-3) << mk::method_name(method) << (data == &tiny ? " subnormal" : "");
+    }
+  }
+}
