@@ -187,7 +187,7 @@ void mixing_bits_on_device(cuda::ThetaGeneralSteps& steps, const std::vector<flo
 }
 
 std::vector<float> fit_block_theta_on_device(cuda::ThetaGeneralSteps& steps, const float* p, std::int64_t n, const float* d, int m,
-                                             int r, double* scratch) {
+                                             int r, double* scratch, std::span<const double> traces) {
   if (m < 1 || m > cuda::kDeviceThetaRotations)
     throw std::invalid_argument("fit_block_theta_on_device: " + std::to_string(m) + " rotations; 1 to " +
                                 std::to_string(cuda::kDeviceThetaRotations) + " run on the device");
@@ -195,7 +195,13 @@ std::vector<float> fit_block_theta_on_device(cuda::ThetaGeneralSteps& steps, con
   const std::vector<double> h = obj.hessian_at_zero();
   return maximise_theta_newton([&](const std::vector<float>& t) { return obj.value(t); },
                                [&](const std::vector<float>& t, std::vector<double>& out) { obj.gradient(t, out); },
-                               Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(h.data(), m, m), m);
+                               Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(h.data(), m, m),
+                               Eigen::Map<const Eigen::MatrixXd>(traces.data(), m, m), m);
+}
+
+std::vector<double> theta_traces(std::span<const float> dir_gram, int m, int r) {
+  const Eigen::MatrixXd t = direction_traces(dir_gram, m, r);
+  return {t.data(), t.data() + t.size()};
 }
 
 }  // namespace moss::kernels::cpu

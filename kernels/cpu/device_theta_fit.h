@@ -4,6 +4,7 @@
 // GeneralObjective (theta_fit.cpp) step for step, and its line search (maximise_theta_newton) on the
 // host, which reads back one number, one gradient or the Hessian at zero per step.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "../cuda/theta_general_steps.h"
@@ -45,10 +46,14 @@ std::int64_t device_theta_scratch(std::int64_t n, int m, int r);
 
 /// theta of one block, as fit_block_theta(p, n, dir_gram, m, r) up to the order of the sums in
 /// double: p the sample projections (n x (m + 1) r, fp32), d the direction Gram matrix (m r square,
-/// fp32), scratch device_theta_scratch(n, m, r) doubles; all three in the steps' memory. 1 <= m <=
-/// cuda::kDeviceThetaRotations.
+/// fp32), scratch device_theta_scratch(n, m, r) doubles; all three in the steps' memory; `traces`
+/// theta_traces of d (m x m, on the host). 1 <= m <= cuda::kDeviceThetaRotations.
 std::vector<float> fit_block_theta_on_device(cuda::ThetaGeneralSteps& steps, const float* p, std::int64_t n, const float* d, int m,
-                                             int r, double* scratch);
+                                             int r, double* scratch, std::span<const double> traces);
+
+/// tr(W_i^T W_j) (m x m, symmetric) of a direction Gram matrix `dir_gram` (CodecState::direction_gram,
+/// on the host): the trust region of the line search (eigen_types.h direction_traces, admissible_theta).
+std::vector<double> theta_traces(std::span<const float> dir_gram, int m, int r);
 
 /// The mixing matrix S = [K C; theta_1 C; ..; theta_m C] of U(theta) = [Ubar W_1 .. W_m] S
 /// (MosBlockMixer::mix: rotation_factors' r x r factors, here in double where it uses fp32) as bf16 hi

@@ -128,20 +128,40 @@ void encode_elementwise(const CodecState& s, MatrixView x, Encoded& e);
 /// Decodes none, topk, quant (elementwise_codec.cpp).
 void decode_elementwise(const CodecState& s, const Encoded& e, float* out);
 
-/// The line search of fit_theta (rotation.h) on any objective f of the m-vector theta.
-std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f, int m);
+/// T_ij = tr(W_i^T W_j) = tr(D_ij) (m x m) of the m x m blocks D_ij (r x r) of a direction Gram
+/// matrix whose element (row, col) is at(row, col): theta^T T theta = ||sum_i theta_i W_i||_F^2.
+template <typename At>
+Eigen::MatrixXd direction_traces(int m, int r, At&& at) {
+  Eigen::MatrixXd t = Eigen::MatrixXd::Zero(m, m);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < m; ++j)
+      for (int p = 0; p < r; ++p) t(i, j) += at(static_cast<std::int64_t>(i) * r + p, static_cast<std::int64_t>(j) * r + p);
+  return t;
+}
+/// direction_traces of CodecState::direction_gram (m r x m r, row-major).
+Eigen::MatrixXd direction_traces(std::span<const float> dir_gram, int m, int r);
+/// Whether theta lies in the encoder's trust region (rotation.h kMaxTheta): with two generators or
+/// more, ||sum_i theta_i W_i||_F = sqrt(theta^T T theta) <= kMaxTheta, `traces` = T. Each |theta_i|
+/// <= kMaxTheta alone would let m generators reach sqrt(m) kMaxTheta together, where U^T U = I + M^2/4
+/// is too far from I for the two Newton-Schulz steps (worst-token errors above 100 were measured).
+bool admissible_theta(const std::vector<float>& theta, const Eigen::MatrixXd& traces);
+
+/// The line search of fit_theta (rotation.h) on any objective f of the m-vector theta; trials outside
+/// the trust region (admissible_theta with `traces`) count as no improvement.
+std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f, const Eigen::MatrixXd& traces, int m);
 /// The same line search with the exact gradient `grad` (writes m values) instead of central differences.
 std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f,
-                                  const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad, int m);
+                                  const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad,
+                                  const Eigen::MatrixXd& traces, int m);
 /// Maximises f from theta = 0 by Newton steps with the fixed Hessian `hessian0` (m x m, at theta = 0)
 /// and the exact gradient, each halved (down to 1/64) until f improves; at most 16 steps, stops when a
 /// full step is below 1e-4 in every entry, or after an accepted full step below 1e-2 (theta is then
 /// within O(1e-4) of the fixed point: the objective is quadratic up to O(theta^3));
-/// |theta_i| <= kMaxTheta; theta = 0 kept unless f improves. Falls back to the gradient line search
-/// when -hessian0 is not positive definite.
+/// |theta_i| <= kMaxTheta and admissible_theta(theta, traces); theta = 0 kept unless f improves.
+/// Falls back to the gradient line search when -hessian0 is not positive definite.
 std::vector<float> maximise_theta_newton(const std::function<double(const std::vector<float>&)>& f,
                                          const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad,
-                                         const Eigen::MatrixXd& hessian0, int m);
+                                         const Eigen::MatrixXd& hessian0, const Eigen::MatrixXd& traces, int m);
 
 /// U(theta) (dim x rank) of `s` (mos, any number of generators) without dim x rank x rank Gram
 /// products: the Gram matrix of U2 = Ubar (I - M/2) + sum_i theta_i W_i comes from the stored r x r

@@ -47,11 +47,23 @@ double theta_objective(std::span<const double> gram, std::span<const double> dir
 }
 
 std::vector<float> fit_theta(std::span<const double> gram, std::span<const double> dir_gram, int m, int r) {
-  return cpu::maximise_theta([&](const std::vector<float>& t) { return theta_objective(gram, dir_gram, t, m, r); }, m);
+  const int nd = m * r;
+  const Eigen::MatrixXd traces = cpu::direction_traces(m, r, [&](std::int64_t row, std::int64_t col) {
+    return dir_gram[static_cast<std::size_t>(row * nd + col)];
+  });
+  return cpu::maximise_theta([&](const std::vector<float>& t) { return theta_objective(gram, dir_gram, t, m, r); }, traces, m);
 }
 
 namespace cpu {
-std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f, int m) {
+bool admissible_theta(const std::vector<float>& theta, const Eigen::MatrixXd& traces) {
+  const auto m = static_cast<Eigen::Index>(theta.size());
+  if (m < 2) return true;  // one generator: |theta| <= kMaxTheta is the bound itself
+  const Eigen::VectorXd t = Eigen::Map<const Eigen::VectorXf>(theta.data(), m).cast<double>();
+  const double bound = static_cast<double>(kMaxTheta) * kMaxTheta;
+  return t.dot(traces * t) <= bound;
+}
+
+std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f, const Eigen::MatrixXd& traces, int m) {
   // Central differences: f is cheap (r x r algebra).
   const auto central = [&f, m](const std::vector<float>& theta, std::vector<double>& grad) {
     for (int i = 0; i < m; ++i) {
@@ -62,11 +74,12 @@ std::vector<float> maximise_theta(const std::function<double(const std::vector<f
       grad[static_cast<std::size_t>(i)] = (f(tp) - f(tm)) / (2.0 * h);
     }
   };
-  return maximise_theta(f, central, m);
+  return maximise_theta(f, central, traces, m);
 }
 
 std::vector<float> maximise_theta(const std::function<double(const std::vector<float>&)>& f,
-                                  const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad, int m) {
+                                  const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad,
+                                  const Eigen::MatrixXd& traces, int m) {
   // Gradient ascent with backtracking along the normalised gradient.
   std::vector<float> theta(static_cast<std::size_t>(m), 0.0f);
   if (m == 0) return theta;
@@ -87,6 +100,7 @@ std::vector<float> maximise_theta(const std::function<double(const std::vector<f
         const auto v = static_cast<float>(theta[static_cast<std::size_t>(i)] + step * g[static_cast<std::size_t>(i)] / norm);
         trial[static_cast<std::size_t>(i)] = std::clamp(v, -kMaxTheta, kMaxTheta);
       }
+      if (!admissible_theta(trial, traces)) continue;  // a shorter step may be
       const double ft = f(trial);
       if (ft > best) {
         best = ft, theta = trial, improved = true;
@@ -102,12 +116,12 @@ std::vector<float> maximise_theta(const std::function<double(const std::vector<f
 
 std::vector<float> maximise_theta_newton(const std::function<double(const std::vector<float>&)>& f,
                                          const std::function<void(const std::vector<float>&, std::vector<double>&)>& grad,
-                                         const Eigen::MatrixXd& hessian0, int m) {
+                                         const Eigen::MatrixXd& hessian0, const Eigen::MatrixXd& traces, int m) {
   // Newton steps with the Hessian at theta = 0 (the objective is quadratic there up to O(theta^3)),
   // halved until the objective improves. Falls back to the gradient line search when -H is not
   // positive definite (theta = 0 is then not near a maximum of the quadratic model).
   Eigen::LDLT<Eigen::MatrixXd> h(-hessian0);
-  if (h.info() != Eigen::Success || !h.isPositive() || (h.vectorD().array() <= 0).any()) return maximise_theta(f, grad, m);
+  if (h.info() != Eigen::Success || !h.isPositive() || (h.vectorD().array() <= 0).any()) return maximise_theta(f, grad, traces, m);
   std::vector<float> theta(static_cast<std::size_t>(m), 0.0f);
   const double f0 = f(theta);
   double best = f0;
@@ -122,6 +136,7 @@ std::vector<float> maximise_theta_newton(const std::function<double(const std::v
       auto trial = theta;
       for (int i = 0; i < m; ++i)
         trial[static_cast<std::size_t>(i)] = std::clamp(static_cast<float>(theta[static_cast<std::size_t>(i)] + s * delta(i)), -kMaxTheta, kMaxTheta);
+      if (!admissible_theta(trial, traces)) continue;  // a shorter step may be
       const double ft = f(trial);
       if (ft > best) {
         best = ft, theta = trial, improved = true;
@@ -247,13 +262,18 @@ RowMatrixD direction_gram_sum(const ConstMapF& dg, const float* theta, int m, in
   return mm;
 }
 
+Eigen::MatrixXd direction_traces(std::span<const float> dir_gram, int m, int r) {
+  const std::int64_t nd = static_cast<std::int64_t>(m) * r;
+  return direction_traces(m, r, [&](std::int64_t row, std::int64_t col) { return static_cast<double>(dir_gram[static_cast<std::size_t>(row * nd + col)]); });
+}
+
 std::vector<float> fit_block_theta(const float* p, std::int64_t n, std::span<const float> dir_gram, int m,
                                    int r, RowMatrixD* m_at_theta) {
   if (m == 0) return {};
   GeneralObjective obj(p, n, dir_gram, m, r);
   std::vector<float> theta = maximise_theta_newton([&](const std::vector<float>& t) { return obj.value(t); },
                                [&](const std::vector<float>& t, std::vector<double>& out) { obj.gradient(t, out); },
-                               obj.hessian_at_zero(), m);
+                               obj.hessian_at_zero(), direction_traces(dir_gram, m, r), m);
   if (m_at_theta != nullptr) {
     if (obj.last_theta() == theta)  // usually: the accepted step is the last evaluation
       *m_at_theta = obj.last_m();

@@ -206,6 +206,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
   DeviceBuffer<double> dfit(device_fit ? static_cast<std::size_t>(cpu::device_theta_scratch(sample_rows, static_cast<int>(m), static_cast<int>(r))) : 0);
   const std::unique_ptr<cuda::ThetaGeneralSteps> fit_steps = device_fit ? cuda::make_cuda_theta_steps(stream) : nullptr;
   if (device_fit) ddirection_gram.upload(s.direction_gram, stream), dbasis_gram.upload(s.basis_gram, stream);
+  const std::vector<double> traces = device_fit ? cpu::theta_traces(s.direction_gram, static_cast<int>(m), static_cast<int>(r)) : std::vector<double>();
   if (mixed) {
     const std::vector<std::uint16_t> wb = to_bf16_bits(wide.data(), wide.size());
     std::vector<std::uint16_t> w2(2 * wide.size());
@@ -259,7 +260,7 @@ Encoded gpu_roundtrip(const CodecState& s, MatrixView x, float* x_hat, GpuTiming
             };
             auto on_device = [&] {
               th = cpu::fit_block_theta_on_device(*fit_steps, dp.get(), ns, ddirection_gram.get(), static_cast<int>(m), static_cast<int>(r),
-                                                  dfit.get());
+                                                  dfit.get(), traces);
               cpu::mixing_bits_on_device(*fit_steps, th, ddirection_gram.get(), dbasis_gram.get(), static_cast<int>(m), static_cast<int>(r),
                                          dfit.get(), ds.get());
             };

@@ -162,7 +162,8 @@ TEST(ThetaGeneral, DeviceFitGivesTheEncodersTheta) {
     auto steps = emulated_steps(downloads);
     std::vector<double> scratch(static_cast<std::size_t>(mk::cpu::device_theta_scratch(c.n, c.m, c.r)), -1.0);
     const std::vector<float> got =
-        mk::cpu::fit_block_theta_on_device(steps, p.data.data(), c.n, s.direction_gram.data(), c.m, c.r, scratch.data());
+        mk::cpu::fit_block_theta_on_device(steps, p.data.data(), c.n, s.direction_gram.data(), c.m, c.r, scratch.data(),
+                                           mk::cpu::theta_traces(s.direction_gram, c.m, c.r));
     ASSERT_EQ(got.size(), want.size());
     const std::vector<double> gram = gram_of(p.data, c.n, static_cast<std::int64_t>(c.m + 1) * c.r);
     const std::vector<double> d64(s.direction_gram.begin(), s.direction_gram.end());
@@ -223,9 +224,10 @@ TEST(ThetaGeneral, RefusesMoreRotationsThanTheLaunchCarries) {
   auto steps = emulated_steps(downloads);
   std::vector<float> p(4), d(4);
   std::vector<double> scratch(64);
-  EXPECT_THROW(mk::cpu::fit_block_theta_on_device(steps, p.data(), 1, d.data(), cu::kDeviceThetaRotations + 1, 1, scratch.data()),
+  const std::vector<double> traces(static_cast<std::size_t>(cu::kDeviceThetaRotations + 1) * (cu::kDeviceThetaRotations + 1), 0.0);
+  EXPECT_THROW(mk::cpu::fit_block_theta_on_device(steps, p.data(), 1, d.data(), cu::kDeviceThetaRotations + 1, 1, scratch.data(), traces),
                std::invalid_argument);
-  EXPECT_THROW(mk::cpu::fit_block_theta_on_device(steps, p.data(), 1, d.data(), 0, 1, scratch.data()), std::invalid_argument);
+  EXPECT_THROW(mk::cpu::fit_block_theta_on_device(steps, p.data(), 1, d.data(), 0, 1, scratch.data(), traces), std::invalid_argument);
   EXPECT_EQ(downloads, 0);
 }
 }  // namespace

@@ -11,7 +11,9 @@
 //
 // Theta is chosen per block by the encoder to maximise the captured energy ||X U(theta)||_F^2 (so the
 // reconstruction error ||X - X U U^T||_F is minimised), from the Gram matrices of P_a = X B_a with
-// B = [Ubar, W_1..W_m]: a few gradient-ascent steps with backtracking, |theta_i| <= kMaxTheta, and
+// B = [Ubar, W_1..W_m]: a few gradient-ascent steps with backtracking, |theta_i| <= kMaxTheta and,
+// with two generators or more, ||sum_i theta_i W_i||_F <= kMaxTheta (the same bound: each |theta_i|
+// alone would let m generators reach sqrt(m) kMaxTheta, too far for the two Newton-Schulz steps), and
 // theta = 0 (plain PCA) kept whenever it is at least as good.
 
 #include <cstdint>
@@ -20,7 +22,7 @@
 
 namespace moss::kernels {
 
-/// Largest |theta_i| the encoder uses (in units of ||W_i||_F = 1).
+/// Largest |theta_i| the encoder uses (in units of ||W_i||_F = 1), and largest ||sum_i theta_i W_i||_F.
 inline constexpr float kMaxTheta = 0.75f;
 
 /// U(theta) (dim x rank, row-major), orthonormalised. `ubar` dim x rank, `directions` m blocks of
