@@ -1,6 +1,7 @@
 // The moss command line: the only code that prints to the user or chooses an exit code.
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -70,6 +71,9 @@ void read_integers_as_decimal(CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write past the file size limit (ulimit -f) then fails with EFBIG, which moss reports and
+  // cleans up after, instead of killing the process half-way through its outputs.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"moss: predicts LLM training speed and time-to-loss under context parallelism over "
                "slow and fast links, with and without K/V compression"};
   app.require_subcommand(1);

@@ -4,10 +4,15 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "moss/core/error.h"
 #include "moss/core/file_io.h"
 #include "moss/scenario/loader.h"
 #include "moss/scenario/units.h"
@@ -85,6 +90,57 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
   row("outputs", dir + "/{summary.json,trace.json,results.h5}");
 }
 
+/// One file of a run's output and its content.
+struct Output {
+  std::string path;
+  std::string content;
+};
+
+// The outputs must not replace what the run reads or another command's results: the scenario file
+// itself (unless it is the run's own scenario.json, unchanged), nor the results.h5 of a sweep.
+void check_outputs(const std::string& scenario_file, const std::string& dir, std::vector<Output>& outputs) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir + "/sweep.json", ec))
+    throw InputError(dir, "", "holds a sweep's results (sweep.json): moss run would replace its results.h5; give another --out");
+  for (auto it = outputs.begin(); it != outputs.end();) {
+    if (!std::filesystem::equivalent(scenario_file, it->path, ec)) {
+      ++it;
+      continue;
+    }
+    std::ifstream in(scenario_file, std::ios::binary);  // read once already: a regular file of at most 64 MiB
+    const std::string current{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (it->path == dir + "/scenario.json" && current == it->content) {
+      it = outputs.erase(it);  // re-running a run's own scenario.json: it stays as it is
+      continue;
+    }
+    throw InputError(scenario_file, "", "is the run's output " + it->path + ", which moss run would replace: give another --out");
+  }
+}
+
+// Every output is written in full beside its name before any replaces the previous run's, and
+// summary.json goes last: a run that fails on the way (a full disk, a file size limit) leaves the
+// earlier results whole. The earlier summary is removed just before the renames, so that no summary
+// stands beside a mix of old and new files if one of them fails.
+void install_outputs(const std::vector<Output>& outputs) {
+  std::vector<std::string> staged;
+  try {
+    for (const Output& f : outputs) staged.push_back(stage_file(f.path, f.content, Durability::kFile));
+  } catch (...) {
+    for (const std::string& t : staged) std::filesystem::remove(t);
+    throw;
+  }
+  std::error_code ignored;
+  std::filesystem::remove(outputs.back().path, ignored);
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    try {
+      install_file(staged[i], outputs[i].path, i + 1 == outputs.size() ? Durability::kFileAndDirectory : Durability::kFile);
+    } catch (...) {
+      for (std::size_t j = i + 1; j < staged.size(); ++j) std::filesystem::remove(staged[j], ignored);
+      throw;
+    }
+  }
+}
+
 }  // namespace
 
 int run_run(const RunOptions& o, std::ostream& out, std::ostream& err) {
@@ -98,17 +154,16 @@ int run_run(const RunOptions& o, std::ostream& out, std::ostream& err) {
   const step::RunResult r = step::evaluate(s, eo);
   if (r.compression.cache == step::CacheUse::kUnstored) err << "moss run: note: the compression measurement was not cached: " << r.compression.cache_note << '\n';
   const std::string dir = o.out.empty() ? "results/" + safe_name(s.name) : o.out;
-  ensure_directory(dir);
   nlohmann::json summary = r.to_summary_json();
   summary["scenario_file"] = o.scenario;
-  // summary.json is the result: a stale one from an earlier run goes first, the new one comes last,
-  // so a run that fails half-way (full disk) never leaves a summary beside files it did not finish.
-  std::error_code ignored;
-  std::filesystem::remove(dir + "/summary.json", ignored);
-  if (eo.trace) replace_file(dir + "/trace.json", r.trace.dump() + "\n", Durability::kFile);
-  replace_file(dir + "/scenario.json", doc.dump(2) + "\n", Durability::kFile);
-  sweep::write_run_h5(dir + "/results.h5", s, r, doc);
-  replace_file(dir + "/summary.json", summary.dump(2) + "\n", Durability::kFile);
+  std::vector<Output> outputs;
+  if (eo.trace) outputs.push_back({dir + "/trace.json", r.trace.dump() + "\n"});
+  outputs.push_back({dir + "/scenario.json", doc.dump(2) + "\n"});
+  outputs.push_back({dir + "/results.h5", sweep::run_h5_image(s, r, doc)});
+  outputs.push_back({dir + "/summary.json", summary.dump(2) + "\n"});  // last: the result itself
+  check_outputs(o.scenario, dir, outputs);
+  ensure_directory(dir);
+  install_outputs(outputs);
   if (o.json) {
     out << summary.dump(2) << '\n';
   } else {

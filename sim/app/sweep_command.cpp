@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -106,6 +107,10 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
   ro.out_dir = o.out.empty() ? "results/sweeps/" + safe_name(name.empty() ? "sweep" : name) : o.out;
   ro.resume = o.resume;
   ro.sync = !o.no_fsync;
+  // A run's results (summary.json without a sweep's sweep.json) would lose their results.h5.
+  std::error_code ec;
+  if (std::filesystem::exists(ro.out_dir + "/summary.json", ec) && !std::filesystem::exists(ro.out_dir + "/sweep.json", ec))
+    throw InputError(ro.out_dir, "", "holds a run's results (summary.json): moss sweep would replace its results.h5; give another --out");
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   ro.jobs = o.jobs > 0 ? o.jobs : std::max(1, cores / local_ranks());
   // ns-3 runs one simulation per process at a time.

@@ -96,7 +96,7 @@ void install_file(const std::string& temporary, const std::string& path, Durabil
   rename_into_place(temporary, path, durability);
 }
 
-void replace_file(const std::string& path, std::string_view content, Durability durability) {
+std::string stage_file(const std::string& path, std::string_view content, Durability durability) {
   const std::string temporary = temporary_name(path);
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) fail(path, "cannot write", errno);
@@ -108,7 +108,11 @@ void replace_file(const std::string& path, std::string_view content, Durability 
     ::unlink(temporary.c_str());
     fail(path, "write failed", error);
   }
-  rename_into_place(temporary, path, durability);
+  return temporary;
+}
+
+void replace_file(const std::string& path, std::string_view content, Durability durability) {
+  rename_into_place(stage_file(path, content, durability), path, durability);
 }
 
 }  // namespace moss

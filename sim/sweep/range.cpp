@@ -1,8 +1,12 @@
 #include "moss/sweep/range.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <limits>
 #include <regex>
+#include <system_error>
 
 #include "moss/core/error.h"
 
@@ -40,11 +44,20 @@ Quantity parse_quantity(const std::string& text, const std::string& file, const 
   if (!std::regex_match(text, m, re))
     throw InputError(file, ptr, "\"" + text + "\": expected a number, optionally with a unit such as 300Mbps or 5ms");
   Quantity q;
-  const double number = std::stod(m[1].str());
+  const std::string digits = m[1].str();
+  const char* begin = digits.data() + (digits[0] == '+' ? 1 : 0);  // from_chars takes no '+'
+  double number = 0;
+  const auto [end, ec] = std::from_chars(begin, digits.data() + digits.size(), number);
+  // Out of range: beyond 1.8e308, or so small that it would be read as a subnormal or zero.
+  if (ec != std::errc() || end != digits.data() + digits.size() || !std::isfinite(number) ||
+      (number != 0 && std::fabs(number) < std::numeric_limits<double>::min()))
+    throw InputError(file, ptr, "\"" + text + "\": " + digits + " is out of the range of a double (magnitudes 2.3e-308 to 1.8e308, or 0)");
   const std::string unit = m[2].str();
   if (unit.empty()) {
     q.si = number;
-    q.integer = m[1].str().find_first_of(".eE") == std::string::npos;
+    // Integer ends give integer points, where every integer between them is exact in a double.
+    constexpr double kExactIntegers = 9007199254740992.0;  // 2^53
+    q.integer = digits.find_first_of(".eE") == std::string::npos && std::fabs(number) <= kExactIntegers;
     return q;
   }
   for (const auto& u : kUnits)
@@ -71,7 +84,7 @@ std::string format_with_unit(double si, int family) {
 double round_sig(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.12g", v);
-  return std::stod(buf);
+  return std::strtod(buf, nullptr);  // not std::stod: a subnormal point is not an error here
 }
 
 }  // namespace
@@ -85,7 +98,9 @@ std::vector<nlohmann::json> expand_range(const std::string& text, const std::str
     throw InputError(file, ptr, "\"" + text + "\": expected a range such as \"300Mbps..100Gbps x10 log\"");
   const Quantity lo = parse_quantity(m[1].str(), file, ptr);
   const Quantity hi = parse_quantity(m[2].str(), file, ptr);
-  const long count = std::stol(m[3].str());
+  long count = 0;
+  const std::string points = m[3].str();
+  if (std::from_chars(points.data(), points.data() + points.size(), count).ec != std::errc()) count = -1;  // too many digits
   const bool log = m[4].matched && m[4].str() == "log";
   if (lo.family != hi.family)
     throw InputError(file, ptr, "\"" + text + "\": both ends of a range need the same kind of unit");
@@ -96,6 +111,7 @@ std::vector<nlohmann::json> expand_range(const std::string& text, const std::str
   for (long i = 0; i < count; ++i) {
     const double f = count == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(count - 1);
     const double v = log ? lo.si * std::pow(hi.si / lo.si, f) : lo.si + (hi.si - lo.si) * f;
+    if (!std::isfinite(v)) throw InputError(file, ptr, "\"" + text + "\": the points between these ends overflow a double");
     nlohmann::json value;
     if (lo.family >= 0) {
       value = format_with_unit(v, lo.family);

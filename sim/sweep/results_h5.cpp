@@ -7,7 +7,6 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <unistd.h>
 
 #include "moss/core/error.h"
 #include "moss/core/file_io.h"
@@ -48,15 +47,19 @@ class Handle {
   herr_t (*close_)(hid_t);
 };
 
-// Everything written without modification times, so identical content gives identical bytes.
+// Everything written without modification times, so identical content gives identical bytes. The
+// file is built in memory (HDF5's core driver, no backing store) and written out by moss's own
+// replace_file: libhdf5 writing to disk itself would, on a full disk, leave a corrupt file for the
+// rename and a file it cannot close (which crashed the process at exit).
 class Writer {
  public:
-  explicit Writer(const std::string& path)
+  Writer()
       : fcpl_(H5Pcreate(H5P_FILE_CREATE), H5Pclose, "create a property list"),
+        fapl_(memory_access(), H5Pclose, "create a property list"),
         ocpl_(H5Pcreate(H5P_GROUP_CREATE), H5Pclose, "create a property list"),
         dcpl_(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "create a property list"),
         str_(H5Tcopy(H5T_C_S1), H5Tclose, "copy a type"),
-        file_(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl_, H5P_DEFAULT), H5Fclose, "create the results file") {
+        file_(H5Fcreate("moss-results-in-memory.h5", H5F_ACC_TRUNC, fcpl_, fapl_), H5Fclose, "create the results file") {
     check_status(H5Pset_obj_track_times(ocpl_, false), "set group properties");
     check_status(H5Pset_obj_track_times(dcpl_, false), "set dataset properties");
     check_status(H5Tset_size(str_, H5T_VARIABLE), "set string type");
@@ -64,6 +67,16 @@ class Writer {
   }
 
   hid_t file() const { return file_; }
+
+  /// The file's bytes as written so far.
+  std::string image() const {
+    check_status(H5Fflush(file_, H5F_SCOPE_GLOBAL), "flush the results file");
+    const ssize_t size = H5Fget_file_image(file_, nullptr, 0);
+    if (size <= 0) throw RuntimeFailure("HDF5: cannot take the image of the results file");
+    std::string out(static_cast<std::size_t>(size), '\0');
+    if (H5Fget_file_image(file_, out.data(), out.size()) != size) throw RuntimeFailure("HDF5: cannot take the image of the results file");
+    return out;
+  }
 
   hid_t group(hid_t parent, const std::string& name) {
     return check(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, ocpl_, H5P_DEFAULT), "create a group");
@@ -109,7 +122,16 @@ class Writer {
   }
 
  private:
-  Handle fcpl_, ocpl_, dcpl_, str_, file_;
+  static hid_t memory_access() {
+    const hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, std::size_t{1} << 20, false) < 0) {  // grows 1 MiB at a time, never on disk
+      H5Pclose(fapl);
+      return -1;
+    }
+    return fapl;
+  }
+
+  Handle fcpl_, fapl_, ocpl_, dcpl_, str_, file_;
 };
 
 std::string field_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -163,8 +185,8 @@ void write_curves(Writer& w, const std::vector<PointRecord>& records) {
   w.doubles(g, "loss", matrix(&PointRecord::curve_loss), k);
 }
 
-void write_all(const std::string& path, const ResultsHeader& h, const std::vector<PointRecord>& records) {
-  Writer w(path);
+std::string results_image_of(const ResultsHeader& h, const std::vector<PointRecord>& records) {
+  Writer w;
   w.attr(w.file(), "format", "moss-results/1");
   w.attr(w.file(), "kind", h.kind);
   w.attr(w.file(), "moss_version", h.moss_version);
@@ -199,21 +221,20 @@ void write_all(const std::string& path, const ResultsHeader& h, const std::vecto
     for (const auto& [name, col] : columns<std::string>(records, &PointRecord::labels, "")) w.strings(g, name, col);
   }
   write_curves(w, records);
+  return w.image();
 }
 
 }  // namespace
 
+std::string results_h5_image(const ResultsHeader& header, const std::vector<PointRecord>& records) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // HDF5 prints its error stack by default; a library must not print
+  return results_image_of(header, records);
+}
+
 void write_results_h5(const std::string& path, const ResultsHeader& header, const std::vector<PointRecord>& records) {
   // HDF5 prints its error stack by default; a library must not print.
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  const std::string tmp = temporary_name(path);
-  try {
-    write_all(tmp, header, records);
-  } catch (...) {
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  install_file(tmp, path, Durability::kFileAndDirectory);
+  replace_file(path, results_h5_image(header, records), Durability::kFileAndDirectory);
 }
 
 }  // namespace moss::sweep

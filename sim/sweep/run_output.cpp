@@ -8,13 +8,17 @@ namespace moss::sweep {
 
 namespace {
 
-void write_one(const std::string& path, const std::string& name, const PointRecord& rec) {
+ResultsHeader run_header(const std::string& name) {
   ResultsHeader header;
   header.kind = "run";
   header.moss_version = moss_version();
   header.scenario_name = name;
   header.planned_points = 1;
-  write_results_h5(path, header, {rec});
+  return header;
+}
+
+void write_one(const std::string& path, const std::string& name, const PointRecord& rec) {
+  write_results_h5(path, run_header(name), {rec});
 }
 
 }  // namespace
@@ -22,6 +26,10 @@ void write_one(const std::string& path, const std::string& name, const PointReco
 void write_run_h5(const std::string& path, const scenario::Scenario& scenario, const step::RunResult& result,
                   const nlohmann::json& scenario_doc) {
   write_one(path, result.scenario, make_record(scenario, result, scenario_doc));
+}
+
+std::string run_h5_image(const scenario::Scenario& scenario, const step::RunResult& result, const nlohmann::json& scenario_doc) {
+  return results_h5_image(run_header(result.scenario), {make_record(scenario, result, scenario_doc)});
 }
 
 void write_run_h5(const std::string& path, const step::RunResult& result, const nlohmann::json& scenario_doc) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <regex>
@@ -366,4 +367,74 @@ TEST(CliCache, BadOrDisabledCacheDirectories) {
   EXPECT_NE(unwritable.output.find("note: the compression measurement was not cached: cannot create"), std::string::npos)
       << unwritable.output;
   EXPECT_TRUE(std::filesystem::exists(dir + "/u/summary.json"));
+}
+
+namespace {
+const char* kUncompressed = R"({
+  "name": "quick", "model": {"preset": "mos-800m"},
+  "training": {"seq_len": 131072, "tokens": 1e9},
+  "cluster": {"gpu": "A100-80GB", "nodes": 8, "network": {"bandwidth": "300Mbps", "latency": "5ms"}},
+  "parallelism": {"context": 8}})";
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+// A run that cannot write its outputs (here: past a file size limit, as on a full disk) fails and
+// leaves the earlier run's results as they were, without temporaries.
+TEST(Cli, AFailedRunKeepsTheEarlierResults) {
+  const std::string dir = temp_dir("failed_write");
+  const std::string first = write(dir, "first.json", kUncompressed);
+  std::string second_text = kUncompressed;
+  second_text.replace(second_text.find("300Mbps"), 7, "100Gbps");
+  const std::string second = write(dir, "second.json", second_text);
+  ASSERT_EQ(run("run " + first + " --out " + dir + "/o").code, 0);
+  const std::string summary = read_all(dir + "/o/summary.json");
+  ASSERT_NE(summary.find("\"tokens_per_second\""), std::string::npos);
+  // sh's ulimit -f: at most a few KiB per file (the trace and results.h5 are larger).
+  const std::string cmd = "sh -c 'ulimit -f 4; exec " + std::string(MOSS_BINARY) + " run " + second + " --out " + dir + "/o' 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  const int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal: " << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("write failed"), std::string::npos) << out;
+  EXPECT_EQ(read_all(dir + "/o/summary.json"), summary) << "the earlier summary must survive";
+  for (const auto& entry : std::filesystem::directory_iterator(dir + "/o"))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+}
+
+// moss run never replaces the scenario it reads (unless it is its own scenario.json, unchanged), nor
+// a sweep's results; moss sweep never replaces a run's.
+TEST(Cli, OutputsNeverReplaceTheInputOrAnotherCommandsResults) {
+  const std::string dir = temp_dir("own_output");
+  std::filesystem::create_directories(dir + "/o");
+  const std::string inside = write(dir + "/o", "scenario.json", kUncompressed);
+  Result r = run("run " + inside + " --out " + dir + "/o");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("which moss run would replace"), std::string::npos) << r.output;
+  EXPECT_EQ(read_all(inside), kUncompressed);
+
+  const std::string plain = write(dir, "s.json", kUncompressed);
+  ASSERT_EQ(run("run " + plain + " --out " + dir + "/p").code, 0);
+  const std::string own = read_all(dir + "/p/scenario.json");
+  r = run("run " + dir + "/p/scenario.json --out " + dir + "/p");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_all(dir + "/p/scenario.json"), own);
+
+  std::string sweep_text = kUncompressed;
+  sweep_text.insert(sweep_text.rfind('}'), R"(, "sweep": {"cluster.network.bandwidth": ["1Gbps"]})");
+  const std::string sweep = write(dir, "sweep.json", sweep_text);
+  r = run("sweep " + sweep + " --out " + dir + "/p");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("holds a run's results (summary.json)"), std::string::npos) << r.output;
+  ASSERT_EQ(run("sweep " + sweep + " --out " + dir + "/s").code, 0);
+  r = run("run " + plain + " --out " + dir + "/s");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("holds a sweep's results (sweep.json)"), std::string::npos) << r.output;
 }

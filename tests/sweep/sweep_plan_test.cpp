@@ -41,6 +41,29 @@ TEST(SweepRange, RejectsMalformed) {
     EXPECT_THROW((void)expand(bad), InputError) << bad;
 }
 
+// Numbers beyond a double, and point counts beyond a long, are input errors naming the range (they
+// escaped as std::out_of_range from std::stod / std::stol: "moss: stod", exit 1).
+TEST(SweepRange, RejectsNumbersOutOfRangeAsInputErrors) {
+  const auto message = [](const std::string& text) {
+    try {
+      (void)expand(text);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("300Mbps..100Gbps x99999999999999999999").find("expected 1 to 100000 points"), std::string::npos);
+  EXPECT_NE(message("1..1e400 x3").find("1e400 is out of the range of a double"), std::string::npos);
+  EXPECT_NE(message("1e-320..2e-320 x5").find("1e-320 is out of the range of a double"), std::string::npos);
+  EXPECT_NE(message("-1.7e308..1.7e308 x3").find("overflow a double"), std::string::npos);
+  // Integer ends beyond 2^53 give numbers, not integers that a cast would wrap.
+  const auto big = expand("1..99999999999999999999999 x3");
+  ASSERT_EQ(big.size(), 3u);
+  EXPECT_TRUE(big[2].is_number_float());
+  EXPECT_DOUBLE_EQ(big[2].get<double>(), 1e23);
+  EXPECT_EQ(expand("+1..3 x3"), (std::vector<json>{1, 2, 3}));
+}
+
 TEST(SweepPlan, CartesianProductLastAxisFastest) {
   const json block = {{"a.x", {1, 2}}, {"b.y", {"p", "q", "r"}}};
   const SweepPlan plan = SweepPlan::from_json(block, "s.json");

@@ -27,6 +27,12 @@ std::string temporary_name(const std::string& path);
 /// and the reason ("...; disk full" for ENOSPC).
 void replace_file(const std::string& path, std::string_view content, Durability durability);
 
+/// replace_file's first steps alone: `content` written to a new temporary_name(path), made durable
+/// as `durability` says (the file's bytes; the directory comes with install_file). Returns the
+/// temporary's name, for install_file, or for the caller to unlink when it gives up. On failure
+/// removes the temporary and throws as replace_file does.
+std::string stage_file(const std::string& path, std::string_view content, Durability durability);
+
 /// Renames a finished temporary file over `path` (replace_file's last step, for files that a library
 /// writes itself), with the fsyncs `durability` asks for. On failure removes `temporary` and throws.
 void install_file(const std::string& temporary, const std::string& path, Durability durability);

@@ -24,6 +24,8 @@ struct ResultsHeader {
 /// Deterministic: the same header and records give a byte-identical file (no timestamps). Written
 /// to a temporary file, fsynced and renamed into place. Throws moss::RuntimeFailure on errors.
 void write_results_h5(const std::string& path, const ResultsHeader& header, const std::vector<PointRecord>& records);
+/// The bytes write_results_h5 writes (built in memory), for a caller that installs several files.
+std::string results_h5_image(const ResultsHeader& header, const std::vector<PointRecord>& records);
 
 /// The version string of this build ("0.1.0").
 [[nodiscard]] std::string moss_version();

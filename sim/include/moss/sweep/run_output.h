@@ -14,6 +14,9 @@ namespace moss::sweep {
 void write_run_h5(const std::string& path, const scenario::Scenario& scenario, const step::RunResult& result,
                   const nlohmann::json& scenario_doc);
 
+/// The bytes the first write_run_h5 writes, for a caller that installs several files together.
+std::string run_h5_image(const scenario::Scenario& scenario, const step::RunResult& result, const nlohmann::json& scenario_doc);
+
 /// As above; the scenario is parsed again from `scenario_doc` for the design columns (left out
 /// when that fails, e.g. for paths relative to the scenario file). Prefer the overload above.
 void write_run_h5(const std::string& path, const step::RunResult& result, const nlohmann::json& scenario_doc);
