@@ -20,8 +20,8 @@ struct Result {
   std::string output;  // stdout + stderr
 };
 
-Result run(const std::string& args) {
-  const std::string cmd = std::string(MOSS_BINARY) + " " + args + " 2>&1";
+// A shell command's exit code (-1 when a signal ended it) and what it printed on the pipe.
+Result shell(const std::string& cmd) {
   FILE* pipe = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf{};
@@ -29,6 +29,8 @@ Result run(const std::string& args) {
   const int status = pipe ? pclose(pipe) : -1;
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+Result run(const std::string& args) { return shell(std::string(MOSS_BINARY) + " " + args + " 2>&1"); }
 
 std::string temp_dir(const std::string& name) {
   const auto dir = std::filesystem::path(::testing::TempDir()) / ("moss_cli_" + name);
@@ -112,15 +114,9 @@ TEST(Cli, AnUnwritableStandardOutputIsAFailure) {
   if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full on this system";
   const std::string dir = temp_dir("dev-full");
   // stderr to the pipe, stdout to a device whose every write fails with ENOSPC.
-  const std::string cmd = std::string(MOSS_BINARY) + " validate " + write(dir, "s.json", kValid) + " 2>&1 >/dev/full";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string err;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), buf.size(), pipe)) err += buf.data();
-  const int status = pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1) << err;
+  const Result r = shell(std::string(MOSS_BINARY) + " validate " + write(dir, "s.json", kValid) + " 2>&1 >/dev/full");
+  const std::string& err = r.output;
+  EXPECT_EQ(r.code, 1) << err;
   EXPECT_NE(err.find("writing the standard output failed: No space left on device"), std::string::npos) << err;
 }
 
@@ -394,15 +390,9 @@ TEST(Cli, AFailedRunKeepsTheEarlierResults) {
   const std::string summary = read_all(dir + "/o/summary.json");
   ASSERT_NE(summary.find("\"tokens_per_second\""), std::string::npos);
   // sh's ulimit -f: at most a few KiB per file (the trace and results.h5 are larger).
-  const std::string cmd = "sh -c 'ulimit -f 4; exec " + std::string(MOSS_BINARY) + " run " + second + " --out " + dir + "/o' 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal: " << out;
-  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  const Result r = shell("sh -c 'ulimit -f 4; exec " + std::string(MOSS_BINARY) + " run " + second + " --out " + dir + "/o' 2>&1");
+  const std::string& out = r.output;
+  EXPECT_EQ(r.code, 1) << "-1: killed by a signal\n" << out;
   EXPECT_NE(out.find("write failed"), std::string::npos) << out;
   EXPECT_EQ(read_all(dir + "/o/summary.json"), summary) << "the earlier summary must survive";
   for (const auto& entry : std::filesystem::directory_iterator(dir + "/o"))
