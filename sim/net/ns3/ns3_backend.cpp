@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -216,6 +217,15 @@ SimulatedPhase Ns3Backend::simulate(const Phase& flows) const {
     for (std::size_t k = 0; k < packet_flows.size(); ++k) {
       const Flow& f = packet_flows[k];
       const PacketFlowOutcome& o = out.flows[k];
+      if (!o.finished && o.gave_up) {
+        double loss = 0;  // the worst link of the flow's path, for the message
+        for (ChannelId c : topology_.route(f.src, f.dst)) loss = std::max(loss, topology_.channel(c).loss);
+        char share[32];
+        std::snprintf(share, sizeof share, "%g", loss);
+        throw RuntimeFailure("ns3 backend: TCP gave up on the flow from GPU " + std::to_string(f.src) + " to GPU " + std::to_string(f.dst) +
+                             " (ns-3 retransmits a SYN or segment 6 times, then closes the connection) over links that drop up to " +
+                             share + " of the packets: no transfer completes at such loss; use --backend analytic or a lower loss");
+      }
       if (!o.finished) throw InternalError("ns3 backend: a flow did not finish (ns-3 ran out of events)");
       sim.packet_payload_bytes += o.delivered_bytes;
       sim.extrapolated_payload_bytes += o.skipped_bytes;

@@ -109,6 +109,7 @@ struct FlowHook {
   std::uint64_t loss_episodes = 0;  // entries into fast recovery or timeout recovery
   std::uint64_t timeouts = 0;
   bool finished = false;
+  bool gave_up = false;     // TCP closed the connection with an error: a retry limit ran out
   double finish_abs_s = 0;  // absolute, fast-forwards included
   RateTracker tracker;
   ns3::Ptr<ns3::Socket> sender;
@@ -156,6 +157,10 @@ void send_more(FlowHook* h, ns3::Ptr<ns3::Socket> s, std::uint32_t) {
 }
 
 void on_connected(FlowHook* h, ns3::Ptr<ns3::Socket> s) { send_more(h, s, 0); }
+
+// The connection failed, or closed with an error: ns-3's TCP retransmits a SYN or a segment a
+// limited number of times (ConnCount, DataRetries: 6) and then gives up, as at heavy loss.
+void on_gave_up(FlowHook* h, ns3::Ptr<ns3::Socket>) { h->gave_up = true; }
 
 void on_recv(FlowHook* h, ns3::Ptr<ns3::Socket> s) {
   while (ns3::Ptr<ns3::Packet> p = s->Recv()) {
@@ -211,8 +216,8 @@ void start_sender(FlowHook* h, ns3::Ptr<ns3::Node> node, ns3::Address peer) {
   h->sender->TraceConnectWithoutContext("Tx", ns3::MakeBoundCallback(&on_tcp_tx, h));
   h->sender->TraceConnectWithoutContext("CongState", ns3::MakeBoundCallback(&on_cong_state, h));
   h->sender->Bind();
-  h->sender->SetConnectCallback(ns3::MakeBoundCallback(&on_connected, h),
-                                ns3::MakeNullCallback<void, ns3::Ptr<ns3::Socket>>());
+  h->sender->SetConnectCallback(ns3::MakeBoundCallback(&on_connected, h), ns3::MakeBoundCallback(&on_gave_up, h));
+  h->sender->SetCloseCallbacks(ns3::MakeNullCallback<void, ns3::Ptr<ns3::Socket>>(), ns3::MakeBoundCallback(&on_gave_up, h));
   h->sender->SetSendCallback(ns3::MakeBoundCallback(&send_more, h));
   h->sender->Connect(peer);
 }
@@ -375,6 +380,12 @@ void PhaseWorld::on_received(FlowHook& h, std::uint32_t bytes) {
 }
 
 void PhaseWorld::sample() {
+  // With every unfinished flow given up, this sampling is all that is left to run: it would go on
+  // for ever (and its records grow without bound).
+  if (std::all_of(hooks_.begin(), hooks_.end(), [](const auto& h) { return h->finished || h->gave_up; })) {
+    ns3::Simulator::Stop();
+    return;
+  }
   const double now_sim = ns3::Simulator::Now().GetSeconds() - t0_s_;
   const double phase_now = now_sim + skipped_s_;
   std::size_t begun = 0;
@@ -557,6 +568,7 @@ PacketPhaseOutcome PhaseWorld::run() {
   for (auto& h : hooks_) {
     PacketFlowOutcome& o = out_.flows[h->index];
     o.finished = h->finished;
+    o.gave_up = h->gave_up;
     o.finish_s = h->finished ? h->finish_abs_s - t0_s_ : 0;
     o.delivered_bytes = double(h->received_bytes);
     o.skipped_bytes = double(h->skipped_bytes);

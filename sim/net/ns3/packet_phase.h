@@ -44,6 +44,7 @@ struct PacketPhasePlan {
 /// What the packet simulation measured for one flow.
 struct PacketFlowOutcome {
   bool finished = false;
+  bool gave_up = false;              ///< TCP gave the connection up (a retry limit ran out at heavy loss)
   double finish_s = 0;               ///< phase-relative arrival of the last byte (fast-forwards included)
   double delivered_bytes = 0;        ///< payload bytes delivered packet by packet
   double skipped_bytes = 0;          ///< payload bytes fast-forwarded at a measured steady rate
