@@ -8,6 +8,7 @@
 #include "moss/core/error.h"
 #include "moss/scenario/units.h"
 #include "moss/step/measurement_cache.h"
+#include "output.h"
 
 namespace moss::app {
 
@@ -16,7 +17,8 @@ namespace fs = std::filesystem;
 void add_cache_flags(CLI::App& sub, CacheFlags& flags, bool with_no_cache) {
   sub.add_option("--cache-dir", flags.dir,
                  "measurement cache directory (default: $MOSS_CACHE_DIR, else $XDG_CACHE_HOME/moss/measurements, "
-                 "else ~/.cache/moss/measurements; MOSS_CACHE_DIR=off turns it off)");
+                 "else ~/.cache/moss/measurements; MOSS_CACHE_DIR=off turns it off)")
+      ->check(non_empty("a directory"));
   if (with_no_cache)
     sub.add_flag("--no-cache", flags.no_cache, "run the compression kernels even when the cache holds their figures, and store nothing");
 }

@@ -3,6 +3,8 @@
 // layer's tokens), measurement the rest, so errors are out-of-sample.
 #include "compress_command.h"
 
+#include "output.h"
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>
@@ -379,10 +381,6 @@ void print_table(std::ostream& out, const CompressOptions& o, const std::string&
 }  // namespace
 
 void add_compress_options(CLI::App& sub, CompressOptions& o) {
-  const auto non_empty = [](const char* what) {
-    return CLI::Validator([what](const std::string& v) { return v.empty() ? std::string("expected ") + what + ", not an empty string" : std::string(); },
-                          "", "non-empty");
-  };
   sub.add_option("--activations", o.activations, "activation file (.npy or .h5): [tokens, dim], [layers, tokens, dim] or a K/V pair")
       ->check(non_empty("a .npy or .h5 file"));
   sub.add_option("--dataset", o.dataset, "HDF5: read one tensor from this dataset (a path such as cache/layer3/x)");

@@ -1,6 +1,8 @@
 #include "output.h"
 
 #include <cctype>
+#include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 
@@ -23,7 +25,23 @@ std::string safe_name(const std::string& name) {
     out += ok ? c : '_';
   }
   while (!out.empty() && out.front() == '.') out.erase(out.begin());
-  return out.empty() ? "scenario" : out;
+  if (out.empty()) return "scenario";
+  // A folder name has at most 255 bytes: a longer name keeps its first 100 characters and a hash of
+  // the whole name, so that two long names that start alike stay apart.
+  constexpr std::size_t kKept = 100;
+  if (out.size() > kKept) {
+    std::uint64_t h = 14695981039346656037ull;  // FNV-1a: the same folder on every platform
+    for (const unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    char hash[20];
+    std::snprintf(hash, sizeof hash, "-%016llx", static_cast<unsigned long long>(h));
+    out = out.substr(0, kKept) + hash;
+  }
+  return out;
+}
+
+CLI::Validator non_empty(const char* what) {
+  return CLI::Validator([what](const std::string& v) { return v.empty() ? std::string("expected ") + what + ", not an empty string" : std::string(); },
+                        "", "non-empty");
 }
 
 }  // namespace moss::app

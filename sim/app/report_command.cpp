@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "moss/core/error.h"
+#include "output.h"
 
 extern char** environ;
 
@@ -67,7 +68,7 @@ std::string find_report_script() {
 
 void add_report_options(CLI::App& sub, ReportOptions& o) {
   sub.add_option("dir", o.dir, "run or sweep directory (holds results.h5 and/or summary.json)")->required();
-  sub.add_option("--out", o.out, "where report.html and report.md go (default: DIR)");
+  sub.add_option("--out", o.out, "where report.html and report.md go (default: DIR)")->check(non_empty("a directory"));
   sub.add_option("--deadline", o.deadline, "deadline for the recommendation, e.g. 30d, 72h (default: 30d)");
   sub.add_option("--budget", o.budget_usd, "budget in USD for the recommendation (default: the median cost)");
   sub.add_option("--python", o.python, "Python interpreter (default python3)");

@@ -24,7 +24,7 @@ namespace moss::app {
 
 void add_run_options(CLI::App& sub, RunOptions& o) {
   sub.add_option("scenario", o.scenario, "scenario JSON file")->required();
-  sub.add_option("--out", o.out, "output directory (default: results/<scenario name>)");
+  sub.add_option("--out", o.out, "output directory (default: results/<scenario name>)")->check(non_empty("a directory"));
   sub.add_option("--backend", o.backend, "network backend: analytic | ns3 (overrides the scenario)");
   sub.add_flag("--no-trace", o.no_trace, "do not write the timeline trace");
   sub.add_flag("--json", o.json, "print summary.json instead of the table");

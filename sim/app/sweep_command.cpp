@@ -84,7 +84,7 @@ bool uses_ns3(const nlohmann::json& doc, const std::string& backend) {
 
 void add_sweep_options(CLI::App& sub, SweepOptions& o) {
   sub.add_option("scenario", o.scenario, "scenario JSON with a \"sweep\" block")->required();
-  sub.add_option("--out", o.out, "output directory (default results/sweeps/<name>)");
+  sub.add_option("--out", o.out, "output directory (default results/sweeps/<name>)")->check(non_empty("a directory"));
   sub.add_option("--jobs", o.jobs, "parallel points (default: all cores)");
   sub.add_flag("--resume", o.resume, "skip points already finished in --out");
   sub.add_option("--backend", o.backend, "network backend: analytic | ns3")->check(CLI::IsMember({"analytic", "ns3"}));

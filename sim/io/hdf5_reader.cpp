@@ -391,7 +391,16 @@ Activations load_activations(const std::string& path, const DatasetChoice& datas
   if (ext == ".h5" || ext == ".hdf5") return load_hdf5(path, datasets);
   if (!datasets.empty())
     throw InputError(path, "", "a dataset is chosen" + datasets.describe() + ", but datasets apply to .h5/.hdf5 files only");
-  if (ext == ".npy") return load_npy(path);
+  if (ext == ".npy") {
+    try {
+      return load_npy(path);
+    } catch (const std::bad_alloc&) {  // a valid file too large for this machine: name it
+      std::error_code size_ec;
+      const auto bytes = std::filesystem::file_size(path, size_ec);
+      throw InputError(path, "", "its values (" + (size_ec ? std::string("the file") : std::to_string(bytes >> 20) + " MiB") +
+                                     " as float32) do not fit in this process's memory: expected a smaller file");
+    }
+  }
   throw InputError(path, "", "unknown activation file type \"" + ext + "\": expected .npy, .h5 or .hdf5");
 }
 

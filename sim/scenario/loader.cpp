@@ -56,6 +56,9 @@ nlohmann::json read_json_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw InputError(path, "", "no such file");
   if (std::filesystem::is_directory(path, ec)) throw InputError(path, "", "is a directory, expected a JSON file");
+  // Looked at before it is opened: opening a FIFO would wait for a writer, and a device never ends.
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw InputError(path, "", "is not a regular file (a FIFO, socket or device): expected a JSON file");
   // Scenario files are small; refuse huge inputs before reading them into memory.
   constexpr std::uintmax_t kMaxBytes = 64ull << 20;
   if (std::filesystem::file_size(path, ec) > kMaxBytes) {

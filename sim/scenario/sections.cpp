@@ -68,7 +68,7 @@ void read_training(JsonReader& r, const json& doc, Scenario& s) {
   TrainingSpec& tr = s.training;
   if (auto v = r.integer(*t, p, "seq_len", 1, std::int64_t{1} << 32, true)) tr.seq_len = *v;
   if (auto v = r.integer(*t, p, "sequences_per_step", 1, 10'000'000, false)) tr.sequences_per_step = static_cast<int>(*v);
-  tr.tokens = r.number(*t, p, "tokens", 0, 1e16, false, true);
+  tr.tokens = r.number(*t, p, "tokens", 1, 1e16, false);  // at least one token: 5e-324 gave a time to target of 0
   tr.target_loss = r.number(*t, p, "target_loss", 0, 100, false, true);
   if (t->contains("tokens") && t->contains("target_loss")) {
     r.problem(p + "/target_loss", "give either \"tokens\" or \"target_loss\", not both");

@@ -428,3 +428,20 @@ TEST(Cli, OutputsNeverReplaceTheInputOrAnotherCommandsResults) {
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("holds a sweep's results (sweep.json)"), std::string::npos) << r.output;
 }
+
+// A scenario's name longer than a folder name may be (255 bytes) still gets its default output
+// folder: the first 100 characters and a hash of the whole name.
+TEST(Cli, ALongScenarioNameStillGetsItsOutputFolder) {
+  const std::string dir = temp_dir("long_name");
+  std::string text = kUncompressed;
+  const std::string name(300, 'n');
+  text.replace(text.find("\"quick\""), 7, "\"" + name + "\"");
+  write(dir, "s.json", text);
+  const Result r = shell("cd " + dir + " && " + std::string(MOSS_BINARY) + " run s.json --no-trace 2>&1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string expect = dir + "/results/" + name.substr(0, 100) + "-";
+  bool found = false;
+  for (const auto& entry : std::filesystem::directory_iterator(dir + "/results"))
+    found = found || (entry.path().string().rfind(expect, 0) == 0 && std::filesystem::exists(entry.path() / "summary.json"));
+  EXPECT_TRUE(found) << r.output;
+}

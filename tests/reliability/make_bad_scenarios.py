@@ -173,8 +173,10 @@ mutate("value-nodes-zero", "/cluster/nodes", r"expected an integer in \[1,", "no
 mutate("value-nodes-negative", "/cluster/nodes", r"expected an integer in \[1,", "nodes -8",
        {"cluster/nodes": -8})
 mutate("value-seq-len-zero", "/training/seq_len", r"expected an integer", "seq_len 0", {"training/seq_len": 0})
-mutate("value-tokens-zero", "/training/tokens", r"expected a number in \(0,", "tokens 0",
+mutate("value-tokens-zero", "/training/tokens", r"expected a number in \[1,", "tokens 0",
        {"training/tokens": 0})
+mutate("value-tokens-below-one", "/training/tokens", r"expected a number in \[1,", "tokens 5e-324 (not one token)",
+       {"training/tokens": 5e-324})
 mutate("value-tokens-negative", "/training/tokens", r"expected a number", "tokens -1e9",
        {"training/tokens": -1e9})
 raw("value-tokens-infinite", json.dumps(BASE).replace('"tokens": 1000000000.0', '"tokens": 1e999'),
@@ -267,7 +269,7 @@ mutate("huge-d-model", "/model/d_model", r"expected an integer", "d_model 2^30",
        {"model": explicit(d_model=2**30)})
 mutate("huge-sequences", "/training/sequences_per_step", r"expected an integer", "1e12 sequences per step",
        {"training/sequences_per_step": 10**12})
-mutate("huge-tokens", "/training/tokens", r"expected a number in \(0, 1e\+16\]", "1e30 training tokens",
+mutate("huge-tokens", "/training/tokens", r"expected a number in \[1, 1e\+16\]", "1e30 training tokens",
        {"training/tokens": 1e30})
 mutate("huge-integer-2-64", "/cluster/nodes", r"expected an integer", "18446744073709551616 nodes",
        {"cluster/nodes": 2**64})
