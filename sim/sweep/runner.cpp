@@ -25,6 +25,10 @@ std::string journal_dir(const std::string& out) { return (fs::path(out) / "journ
 
 nlohmann::json read_manifest(const std::string& out) {
   const fs::path p = fs::path(out) / kManifest;
+  check_sweep_file(p.string(), "manifest");
+  std::error_code ec;
+  if (fs::exists(p, ec) && fs::file_size(p, ec) > (std::uintmax_t{64} << 20))
+    throw InputError(p.string(), "", "is larger than 64 MiB: not a moss sweep manifest; remove it or give another --out");
   std::ifstream in(p);
   if (!in) return nullptr;
   try {

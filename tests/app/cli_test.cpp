@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 namespace {
@@ -444,4 +445,32 @@ TEST(Cli, ALongScenarioNameStillGetsItsOutputFolder) {
   for (const auto& entry : std::filesystem::directory_iterator(dir + "/results"))
     found = found || (entry.path().string().rfind(expect, 0) == 0 && std::filesystem::exists(entry.path() / "summary.json"));
   EXPECT_TRUE(found) << r.output;
+}
+
+// A sweep's manifest or journal that is not a regular file (a FIFO blocked the read for ever, a link
+// to /dev/zero grew memory without bound) is refused by name.
+TEST(Cli, ASweepRefusesJournalsThatAreNotFiles) {
+  const std::string dir = temp_dir("sweep_fifo");
+  std::string text = kUncompressed;
+  text.insert(text.rfind('}'), R"(, "sweep": {"cluster.network.bandwidth": ["1Gbps", "10Gbps"]})");
+  const std::string s = write(dir, "s.json", text);
+  ASSERT_EQ(run("sweep " + s + " --out " + dir + "/o").code, 0);
+  const std::string journal = dir + "/o/journal/rank-0.jsonl";
+  ASSERT_TRUE(std::filesystem::exists(journal));
+  std::filesystem::rename(journal, dir + "/saved.jsonl");
+  ASSERT_EQ(::mkfifo(journal.c_str(), 0600), 0);
+  Result r = shell("timeout 60 " + std::string(MOSS_BINARY) + " sweep " + s + " --out " + dir + "/o --resume 2>&1");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("rank-0.jsonl: is not a regular file"), std::string::npos) << r.output;
+  std::filesystem::remove(journal);
+  std::filesystem::create_symlink("/dev/zero", dir + "/o/journal/rank-1.jsonl");
+  r = shell("timeout 60 " + std::string(MOSS_BINARY) + " sweep " + s + " --out " + dir + "/o --resume 2>&1");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("rank-1.jsonl: is not a regular file"), std::string::npos) << r.output;
+  std::filesystem::remove(dir + "/o/journal/rank-1.jsonl");
+  std::filesystem::rename(dir + "/o/sweep.json", dir + "/saved.json");
+  ASSERT_EQ(::mkfifo((dir + "/o/sweep.json").c_str(), 0600), 0);
+  r = shell("timeout 60 " + std::string(MOSS_BINARY) + " sweep " + s + " --out " + dir + "/o --resume 2>&1");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("sweep.json: is not a regular file"), std::string::npos) << r.output;
 }

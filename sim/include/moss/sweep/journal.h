@@ -31,8 +31,13 @@ class Journal {
   std::mutex mutex_;
 };
 
+/// Throws InputError naming `path` when it exists but is not a regular file (following symbolic
+/// links): a FIFO would block the read and a device never ends. `what` names it ("journal", ...).
+void check_sweep_file(const std::string& path, const std::string& what);
+
 /// Every complete record of every "*.jsonl" file in `dir`, by point index (first one wins).
-/// A missing directory gives an empty map; torn or malformed lines are skipped.
+/// A missing directory gives an empty map; torn, malformed or overlong (> 64 MiB) lines are skipped;
+/// a journal that is not a regular file is an InputError.
 [[nodiscard]] std::map<std::int64_t, PointRecord> read_journals(const std::string& dir);
 
 }  // namespace moss::sweep
