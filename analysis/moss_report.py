@@ -13,6 +13,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 
 import matplotlib
 
@@ -616,10 +617,20 @@ def build(p, args):
 
 
 def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    """Write through a new temporary file beside path, then rename: whatever sits at path (or at a
+    fixed temporary name, e.g. a FIFO) is replaced, never opened."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fh.fileno(), 0o666 & ~umask)   # as open() would have created it, not mkstemp's 0600
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def main(argv=None):
@@ -632,14 +643,22 @@ def main(argv=None):
     try:
         parse_duration(args.deadline)
         table = moss_results.load(args.dir)
-    except (ValueError, FileNotFoundError, OSError) as e:
+    except (ValueError, FileNotFoundError, OSError) as e:   # moss_input.InputError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 -- reading only: what the inputs provoke is still bad input
+        print(f"error: {args.dir}: cannot read the results ({type(e).__name__}: {e})", file=sys.stderr)
+        return 2
+    # Rendering is outside the guard: a failure there is a bug in the report, not bad input.
     page, md, nfigs = build(Points(table), args)
     out = args.out or args.dir
-    os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, "report.html"), page)
-    write_atomic(os.path.join(out, "report.md"), md)
+    try:
+        os.makedirs(out, exist_ok=True)
+        write_atomic(os.path.join(out, "report.html"), page)
+        write_atomic(os.path.join(out, "report.md"), md)
+    except OSError as e:
+        print(f"error: cannot write the report to {out}: {e}", file=sys.stderr)
+        return 1
     print(f"report: {os.path.join(out, 'report.html')} ({nfigs} plots), {os.path.join(out, 'report.md')}")
     return 0
 
