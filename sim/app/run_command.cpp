@@ -123,13 +123,13 @@ void check_outputs(const std::string& scenario_file, const std::string& dir, std
 // stands beside a mix of old and new files if one of them fails.
 void install_outputs(const std::vector<Output>& outputs) {
   std::vector<std::string> staged;
+  std::error_code ignored;  // removing a temporary must not replace the error being reported
   try {
     for (const Output& f : outputs) staged.push_back(stage_file(f.path, f.content, Durability::kFile));
   } catch (...) {
-    for (const std::string& t : staged) std::filesystem::remove(t);
+    for (const std::string& t : staged) std::filesystem::remove(t, ignored);
     throw;
   }
-  std::error_code ignored;
   std::filesystem::remove(outputs.back().path, ignored);
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     try {
