@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
 #include "moss/core/error.h"
+#include "moss/scenario/loader.h"
 
 namespace moss::converge {
 
@@ -99,15 +99,8 @@ Calibration parse_calibration(const nlohmann::json& doc, const std::string& file
 }
 
 Calibration read_calibration(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, "", "cannot open the calibration file");
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(path, "", std::string("not valid JSON: ") + e.what());
-  }
-  return parse_calibration(doc, path);
+  // The scenario reader's checks serve here too: no FIFO or device is opened, no huge file read.
+  return parse_calibration(scenario::read_json_file(path), path);
 }
 
 double tokens_to_reach(const LossCurve& curve, double level) {

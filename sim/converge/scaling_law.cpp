@@ -31,12 +31,27 @@ std::string EtaFactor::describe() const {
 
 namespace {
 
-EtaFactor factor_from(const scenario::EfficiencySource& src, const nlohmann::json& key) {
+// The calibration file's problems as the scenario's: under the field that names the file, so that a
+// sweep can tell which point and field led to it.
+InputError calibration_error(const scenario::Scenario& s, const char* which, const InputError& e) {
+  std::vector<Problem> problems;
+  for (const Problem& p : e.problems())
+    problems.push_back({s.source_file, std::string("/convergence/efficiency/") + which + "/file", "calibration " + p.to_string()});
+  return InputError(std::move(problems));
+}
+
+EtaFactor factor_from(const scenario::Scenario& s, const scenario::EfficiencySource& src, const char* which,
+                      const nlohmann::json& key) {
   EtaFactor f;
   f.source = src.source;
   f.defaulted = src.defaulted;
   if (src.source == "measured") {
-    const EtaEstimate est = measured_efficiency(src.file, key);
+    EtaEstimate est;
+    try {
+      est = measured_efficiency(src.file, key);
+    } catch (const InputError& e) {
+      throw calibration_error(s, which, e);
+    }
     f.value = est.eta;
     f.file = src.file;
     std::ostringstream os;
@@ -63,12 +78,24 @@ EtaFactor not_applicable(const char* why) {
 // one block).
 EtaFactor compression_efficiency(const scenario::Scenario& s) {
   if (!s.compression.compressed()) return not_applicable("uncompressed");
-  return factor_from(s.convergence.compression, compression_key(s.compression));
+  return factor_from(s, s.convergence.compression, "compression", compression_key(s.compression));
 }
 
 EtaFactor weight_sync_efficiency(const scenario::Scenario& s) {
   if (s.training.sync_every_steps <= 1) return not_applicable("weights sync every step");
-  return factor_from(s.convergence.weight_sync, weight_sync_key(s.training));
+  return factor_from(s, s.convergence.weight_sync, "weight_sync", weight_sync_key(s.training));
+}
+
+std::vector<Problem> efficiency_problems(const scenario::Scenario& s) {
+  std::vector<Problem> problems;
+  for (EtaFactor (*factor)(const scenario::Scenario&) : {&compression_efficiency, &weight_sync_efficiency}) {
+    try {
+      (void)factor(s);
+    } catch (const InputError& e) {
+      problems.insert(problems.end(), e.problems().begin(), e.problems().end());
+    }
+  }
+  return problems;
 }
 
 Prediction predict(const scenario::Scenario& s, double params, double tokens_per_second,
@@ -114,10 +141,3 @@ Prediction predict(const scenario::Scenario& s, double params, double tokens_per
 }
 
 }  // namespace moss::converge
-
-// Until sim/CMakeLists.txt include()s sources.cmake (which defines MOSS_CONVERGE_SPLIT_SOURCES),
-// the other sources of this library are compiled as part of this file.
-#ifndef MOSS_CONVERGE_SPLIT_SOURCES
-#include "calibration.cpp"  // NOLINT(bugprone-suspicious-include)
-#include "cost.cpp"         // NOLINT(bugprone-suspicious-include)
-#endif

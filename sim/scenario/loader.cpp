@@ -4,7 +4,10 @@
 #include <optional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "json_reader.h"
 #include "sections.h"
@@ -45,6 +48,57 @@ std::optional<std::string> too_deep(const nlohmann::json& value, const std::stri
   return std::nullopt;
 }
 
+// nlohmann::json keeps the last of an object's repeated keys. A file that repeats one says two things
+// and only one would count, silently: every repeat is found while parsing, with its JSON pointer.
+class RepeatedKeys {
+ public:
+  bool operator()(int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    switch (event) {
+      case Event::object_start: enter(false); break;
+      case Event::array_start: enter(true); break;
+      case Event::object_end:
+      case Event::array_end: frames_.pop_back(); break;
+      case Event::key: {
+        Frame& f = frames_.back();
+        f.key = parsed.get<std::string>();
+        if (!f.keys.insert(f.key).second && found_.size() < kMaxReported) found_.push_back(pointer());
+        break;
+      }
+      case Event::value:
+        if (!frames_.empty() && frames_.back().is_array) ++frames_.back().index;
+        break;
+    }
+    return true;
+  }
+
+  [[nodiscard]] const std::vector<std::string>& found() const { return found_; }
+
+ private:
+  static constexpr std::size_t kMaxReported = 20;
+  struct Frame {
+    bool is_array = false;
+    std::size_t index = 0;  // arrays: elements begun so far
+    std::string key;        // objects: the key being read
+    std::set<std::string> keys;
+  };
+
+  void enter(bool is_array) {
+    if (!frames_.empty() && frames_.back().is_array) ++frames_.back().index;
+    frames_.push_back({is_array, 0, {}, {}});
+  }
+
+  // Pointer of the value under the key just read.
+  [[nodiscard]] std::string pointer() const {
+    std::string p;
+    for (const Frame& f : frames_) p = f.is_array ? p + "/" + std::to_string(f.index - 1) : JsonReader::child(p, f.key);
+    return p;
+  }
+
+  std::vector<Frame> frames_;
+  std::vector<std::string> found_;
+};
+
 }  // namespace
 
 std::string data_dir() {
@@ -68,8 +122,10 @@ nlohmann::json read_json_file(const std::string& path) {
   if (!in) throw InputError(path, "", "cannot be read (permissions?)");
   std::ostringstream buf;
   buf << in.rdbuf();
+  RepeatedKeys repeated;
   try {
-    return nlohmann::json::parse(buf.str());
+    nlohmann::json doc = nlohmann::json::parse(buf.str(), std::ref(repeated));
+    if (repeated.found().empty()) return doc;
   } catch (const nlohmann::json::exception& e) {
     // parse_error carries "line L, column C"; out_of_range 406 is a number too large for a double
     // ("1e999"), also invalid input.
@@ -77,6 +133,10 @@ nlohmann::json read_json_file(const std::string& path) {
     const auto pos = what.find("] ");
     throw InputError(path, "", "invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
   }
+  std::vector<Problem> problems;
+  for (const std::string& p : repeated.found())
+    problems.push_back({path, p, "repeats a key of its object (only the last value would count): give each key once"});
+  throw InputError(std::move(problems));
 }
 
 Scenario parse_scenario(const nlohmann::json& doc, const std::string& file) {

@@ -43,6 +43,8 @@ std::vector<LinkLoad> link_loads(const net::Topology& topo, const StepLayout& la
 }  // namespace
 
 RunResult evaluate(const scenario::Scenario& s, const EvaluateOptions& options) {
+  // A calibration file that cannot serve the scenario is found before the step is simulated.
+  if (std::vector<Problem> problems = converge::efficiency_problems(s); !problems.empty()) throw InputError(std::move(problems));
   RunResult r;
   r.scenario = s.name;
   const net::Topology topology = scenario::build_topology(s);

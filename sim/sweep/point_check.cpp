@@ -5,6 +5,7 @@
 #include <map>
 #include <tuple>
 
+#include "moss/converge/scaling_law.h"
 #include "moss/scenario/loader.h"
 #include "moss/step/compression_measure.h"
 
@@ -101,11 +102,13 @@ std::vector<Problem> scenario_problems(const nlohmann::json& doc, const std::str
     for (Problem& p : file_problems_beside(doc, file, problems)) problems.push_back(std::move(p));
     return problems;
   }
+  const scenario::Scenario s = scenario::parse_scenario(doc, file);
   try {
-    step::check_activations(scenario::parse_scenario(doc, file));
+    step::check_activations(s);
   } catch (const InputError& e) {
-    return e.problems();
+    problems = e.problems();
   }
+  for (Problem& p : converge::efficiency_problems(s)) problems.push_back(std::move(p));
   return problems;
 }
 

@@ -75,6 +75,27 @@ TEST(Calibration, MalformedFileNamesEveryProblem) {
   EXPECT_THROW((void)read_calibration("/nonexistent/cal.json"), InputError);
 }
 
+TEST(Calibration, ProblemsAreReportedAtTheScenarioFieldThatNamesTheFile) {
+  scenario::Scenario s;
+  s.source_file = "scenario.json";
+  s.compression.method = "quant";  // the synthetic file's only quant run is int4
+  s.compression.bits = 8;
+  s.convergence.compression = {"measured", 1.0, kSynthetic, false};
+  s.training.sync_every_steps = 8;
+  s.convergence.weight_sync = {"measured", 1.0, "/nonexistent/cal.json", false};
+  const std::vector<Problem> problems = efficiency_problems(s);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].file, "scenario.json");
+  EXPECT_EQ(problems[0].pointer, "/convergence/efficiency/compression/file");
+  EXPECT_NE(problems[0].message.find(kSynthetic + ": /runs: no run matches"), std::string::npos) << problems[0].message;
+  EXPECT_EQ(problems[1].pointer, "/convergence/efficiency/weight_sync/file");
+  EXPECT_NE(problems[1].message.find("/nonexistent/cal.json: no such file"), std::string::npos) << problems[1].message;
+
+  s.compression.bits = 4;  // matched by its run
+  s.training.sync_every_steps = 1;  // weights sync every step: no calibration read
+  EXPECT_TRUE(efficiency_problems(s).empty());
+}
+
 TEST(Calibration, PredictUsesMeasuredEta) {
   scenario::Scenario s;
   s.training.target_loss = 3.0;

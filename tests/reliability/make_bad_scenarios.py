@@ -79,6 +79,8 @@ raw("syntax-binary-garbage", b"\x00\xff\xfe\x93NUMPY\x01\x00garbage", "", r"inva
 raw("syntax-invalid-utf8", b'{"name": "\xc3\x28"}', "", r"invalid JSON", "invalid UTF-8 in a string")
 raw("syntax-top-level-array", "[1, 2, 3]\n", "", r"expected an object", "document is not an object")
 raw("syntax-top-level-string", '"scenario"\n', "", r"expected an object", "document is a string")
+raw("syntax-repeated-key", json.dumps(BASE).replace('"rank_k": 40', '"rank_k": 40, "rank_k": 8'),
+    "/compression/rank_k", r"repeats a key of its object", "a key given twice (the parser would keep the last)")
 DEEP = "[" * 100000 + "]" * 100000
 raw("syntax-deep-nesting", '{"model": ' + DEEP + "}", "/model" + "/0" * 32, r"nested more than 32 levels",
     "100,000 nested arrays (stack depth)")
@@ -247,6 +249,25 @@ mutate("topology-star-node-to-node", "/cluster/network/links/0", r"no link betwe
 mutate("convergence-missing-calibration", "/convergence/efficiency/compression/file",
        r"no such calibration file", "measured efficiency from a file that does not exist",
        {"convergence": {"efficiency": {"compression": {"source": "measured", "file": "nope.json"}}}})
+# Calibration files that exist but cannot serve the scenario (fixtures in tests/data/bad_calibrations/):
+# `moss validate` reads them as the run will, and names the scenario's field with the file's own problem.
+def measured(fixture):
+    return {"convergence": {"efficiency": {"compression": {"source": "measured",
+                                                           "file": "../bad_calibrations/" + fixture}}}}
+
+
+CALIBRATION_FILE = "/convergence/efficiency/compression/file"
+mutate("calibration-empty", CALIBRATION_FILE, r"calibration .*empty\.json: invalid JSON",
+       "an empty calibration file", measured("empty.json"))
+mutate("calibration-wrong-format", CALIBRATION_FILE,
+       r"calibration .*wrong-format\.json: /format: expected \"moss-calibration/1\"",
+       "a JSON file that is not a calibration file", measured("wrong-format.json"))
+mutate("calibration-no-matching-run", CALIBRATION_FILE,
+       r"calibration .*topk-only\.json: /runs: no run matches the scenario",
+       "a calibration file with runs of another method only", measured("topk-only.json"))
+mutate("calibration-no-common-loss", CALIBRATION_FILE,
+       r"calibration .*disjoint\.json: the baseline and the compared run reach no common loss range",
+       "a run whose loss curve never meets the baseline's", measured("disjoint.json"))
 mutate("sweep-empty-axis", "/sweep/cluster.network.bandwidth", r"at least one value", "empty sweep axis",
        {"sweep": {"cluster.network.bandwidth": []}})
 mutate("sweep-not-object", "/sweep", r"expected an object", "sweep is a list", {"sweep": ["1Gbps"]})
@@ -357,8 +378,28 @@ def write_activation_fixtures():
             f.write(data)
 
 
+def write_calibration_fixtures():
+    """Calibration files a scenario can name that parse or exist but cannot serve it."""
+    out = os.path.join(ROOT, "tests", "data", "bad_calibrations")
+    os.makedirs(out, exist_ok=True)
+    baseline = {"tokens": [1e9, 1e10], "loss": [4.0, 3.0]}
+    files = {
+        "empty.json": "",
+        "wrong-format.json": {"format": "loss-curves/2", "baseline": baseline,
+                              "runs": [{"match": {"method": "mos"}, "tokens": [1e9, 1e10], "loss": [4.0, 3.2]}]},
+        "topk-only.json": {"format": "moss-calibration/1", "baseline": baseline,
+                           "runs": [{"match": {"method": "topk"}, "tokens": [1e9, 1e10], "loss": [4.0, 3.5]}]},
+        "disjoint.json": {"format": "moss-calibration/1", "baseline": baseline,
+                          "runs": [{"match": {"method": "mos"}, "tokens": [1e9, 1e10], "loss": [6.0, 5.0]}]},
+    }
+    for name, content in files.items():
+        with open(os.path.join(out, name), "w") as f:
+            f.write(content if isinstance(content, str) else json.dumps(content, indent=1) + "\n")
+
+
 def main():
     write_activation_fixtures()
+    write_calibration_fixtures()
     os.makedirs(OUT, exist_ok=True)
     manifest = []
     stems = set()

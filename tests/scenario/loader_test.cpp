@@ -138,6 +138,25 @@ TEST(Loader, SyntaxErrorNamesTheFile) {
   }
 }
 
+TEST(Loader, RepeatedKeysAreNamedByPointerNotSilentlyDropped) {
+  const std::string path = ::testing::TempDir() + "/repeated.json";
+  // A repeat inside an object inside an array, one under a key needing escapes, and keys that are
+  // equal only in other objects (not repeats).
+  { std::ofstream(path) << R"({"a": [1, {"b": 1, "b": 2}, [{"c~/": 1, "c~/": 2}]], "d": {"b": 1}, "e": {"b": 2}})"; }
+  try {
+    (void)read_json_file(path);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    ASSERT_EQ(e.problems().size(), 2u) << e.what();
+    EXPECT_EQ(e.problems()[0].file, path);
+    EXPECT_EQ(e.problems()[0].pointer, "/a/1/b");
+    EXPECT_EQ(e.problems()[1].pointer, "/a/2/0/c~0~1");
+    EXPECT_NE(e.problems()[0].message.find("repeats a key"), std::string::npos) << e.what();
+  }
+  { std::ofstream(path) << R"({"d": {"b": 1}, "e": {"b": [{"b": 1}, {"b": 2}]}})"; }
+  EXPECT_EQ(read_json_file(path).at("e").at("b").size(), 2u);
+}
+
 TEST(SetDotted, CreatesObjectsOnTheWay) {
   json doc = json::object();
   set_dotted(doc, "a.b.c", 3);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "moss/converge/cost.h"
+#include "moss/core/error.h"
 #include "moss/scenario/scenario.h"
 
 namespace moss::converge {
@@ -58,6 +59,11 @@ struct Prediction {
 /// throws moss::InputError when the file is missing, malformed or has no matching run.
 [[nodiscard]] EtaFactor compression_efficiency(const scenario::Scenario& s);
 [[nodiscard]] EtaFactor weight_sync_efficiency(const scenario::Scenario& s);
+
+/// The problems the two factors meet (a calibration file that is missing, malformed, or has no
+/// run matching the scenario), each at /convergence/efficiency/<factor>/file of the scenario with
+/// the calibration file's own path and pointer in the message; empty when both factors resolve.
+[[nodiscard]] std::vector<Problem> efficiency_problems(const scenario::Scenario& s);
 
 /// Wall-clock to the scenario's target at `tokens_per_second` on `gpus` GPUs.
 /// Token target: time = tokens / rate, loss = L(N, eta x tokens).
