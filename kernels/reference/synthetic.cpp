@@ -255,6 +255,7 @@ void check_synthetic_cost(const SyntheticSpec& s) {
 SyntheticSpec parse_synthetic_spec(std::string_view text) {
   SyntheticSpec s;
   bool first = true;
+  std::vector<std::string_view> seen;
   while (!text.empty()) {
     const auto comma = text.find(',');
     std::string_view item = text.substr(0, comma);
@@ -278,6 +279,10 @@ SyntheticSpec parse_synthetic_spec(std::string_view text) {
     }
     first = false;
     const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
+    // A key given twice says two things; neither is taken silently.
+    if (std::find(seen.begin(), seen.end(), key) != seen.end())
+      throw std::invalid_argument("synthetic spec: key \"" + std::string(key) + "\" is given twice: give it once");
+    seen.push_back(key);
     if (key == "tokens") s.tokens = parse_number<std::int64_t>(key, value);
     else if (key == "dim") s.dim = parse_number<std::int64_t>(key, value);
     else if (key == "subspaces") s.subspaces = parse_number<int>(key, value);

@@ -1,6 +1,8 @@
 // Method names, configuration checks and the closed-form byte counts of the wire format (codec.h).
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -93,7 +95,11 @@ void validate_config(const CodecConfig& c, std::int64_t dim) {
     throw std::invalid_argument("mos-k: subspaces must be in [1, 256], got " +
                                 std::to_string(c.subspaces));
   if (c.method == Method::topk && !(c.fraction > 0.0 && c.fraction <= 1.0))
-    throw std::invalid_argument("topk: fraction must be in (0, 1], got " + std::to_string(c.fraction));
+    {
+    std::ostringstream got;
+    got << std::setprecision(17) << c.fraction;  // 1.0000001 is not "1.000000"
+    throw std::invalid_argument("topk: fraction must be in (0, 1], got " + got.str());
+  }
   if (c.method == Method::quant && c.bits != 4 && c.bits != 8)
     throw std::invalid_argument("quant: bits must be 4 or 8, got " + std::to_string(c.bits));
   if (c.theta_block_tokens < 0 || c.route_block_tokens < 0)

@@ -1,5 +1,7 @@
 // .npy reader (format versions 1-3): header parsed and checked against the file size first.
+#include <algorithm>
 #include <bit>
+#include <cfloat>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -16,15 +18,16 @@
 namespace moss::io {
 
 namespace {
-enum class Dtype { f32, f16, bf16 };
+enum class Dtype { f32, f16, bf16, f64 };
 
 [[noreturn]] void fail(const std::string& path, const std::string& msg) { throw InputError(path, "", msg); }
 
 Dtype parse_dtype(const std::string& path, const std::string& d) {
   if (d == "<f4" || d == "=f4") return Dtype::f32;
   if (d == "<f2" || d == "=f2") return Dtype::f16;
+  if (d == "<f8" || d == "=f8") return Dtype::f64;  // NumPy's default; read as float32, as HDF5 files are
   if (d == "bfloat16" || d == "<V2" || d == "|V2") return Dtype::bf16;
-  fail(path, "dtype '" + d + "': expected float32 ('<f4'), float16 ('<f2') or bfloat16 ('bfloat16' or '<V2', as ml_dtypes writes it)");
+  fail(path, "dtype '" + d + "': expected float32 ('<f4'), float16 ('<f2'), bfloat16 ('bfloat16' or '<V2', as ml_dtypes writes it) or float64 ('<f8'), little-endian");
 }
 
 /// The header's dict, a Python literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (8, 4), }
@@ -50,7 +53,7 @@ class HeaderParser {
       const bool repeated = (key == "descr" && has_descr) || (key == "fortran_order" && has_order) || (key == "shape" && has_shape);
       if (repeated) fail(path_, "npy header repeats the key '" + key + "'");
       if (key == "descr") {
-        h.descr = quoted("a dtype string ('<f4', '<f2' or a bfloat16 name)"), has_descr = true;
+        h.descr = quoted("a dtype string ('<f4', '<f2', '<f8' or a bfloat16 name)"), has_descr = true;
       } else if (key == "fortran_order") {
         h.fortran_order = boolean(), has_order = true;
       } else if (key == "shape") {
@@ -176,7 +179,7 @@ Activations load_npy(const std::string& path) {
   if (parsed.fortran_order) fail(path, "Fortran-ordered array: expected C order (np.ascontiguousarray)");
   const Dtype dtype = parse_dtype(path, parsed.descr);
   const std::vector<std::int64_t>& shape = parsed.shape;
-  const std::uint64_t elem = dtype == Dtype::f32 ? 4 : 2;
+  const std::uint64_t elem = dtype == Dtype::f64 ? 8 : dtype == Dtype::f32 ? 4 : 2;
   const auto data_offset = static_cast<std::uint64_t>(in.tellg());
   const detail::Layout layout = detail::layout_of(path, "", shape, detail::PairShapes::leading_two);
   const std::uint64_t count = layout.count();
@@ -190,6 +193,11 @@ Activations load_npy(const std::string& path) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (dtype == Dtype::f32) {
       std::memcpy(&values[i], raw.data() + 4 * i, 4);
+    } else if (dtype == Dtype::f64) {
+      double v = 0;
+      std::memcpy(&v, raw.data() + 8 * i, 8);
+      // A finite value beyond float's range stays finite, so the magnitude check names it (not as Inf).
+      values[i] = std::isfinite(v) ? static_cast<float>(std::clamp(v, -double{FLT_MAX}, double{FLT_MAX})) : static_cast<float>(v);
     } else {
       const auto bits = static_cast<std::uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
       values[i] = dtype == Dtype::f16 ? kernels::half_bits_to_float(bits) : kernels::bf16_bits_to_float(bits);

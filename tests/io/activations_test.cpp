@@ -103,6 +103,16 @@ TEST(Npy, LoadsFloat16AndBfloat16) {
   EXPECT_EQ(b.tensors[0].values, (std::vector<float>{1.0f, -2.0f, 0.5f}));
 }
 
+TEST(Npy, LoadsFloat64AsFloat32KeepingOutOfRangeValuesFinite) {
+  const std::vector<double> v = {1.0, -2.5, 0.1, 1e300};
+  std::string payload(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+  const std::string ok = write_npy("d.npy", "<f8", "(1, 3)", payload.substr(0, 3 * sizeof(double)));
+  EXPECT_EQ(moss::io::load_activations(ok).tensors[0].values, (std::vector<float>{1.0f, -2.5f, 0.1f}));
+  // 1e300 is no float: refused by the magnitude check, not reported as an Inf in the file.
+  expect_input_error(write_npy("d-big.npy", "<f8", "(2, 2)", payload), "magnitude at most 1e15");
+  expect_input_error(write_npy("d-be.npy", ">f8", "(1, 3)", payload.substr(0, 3 * sizeof(double))), "little-endian");
+}
+
 TEST(Npy, LoadsLayers) {
   const auto a = moss::io::load_activations(write_npy("l.npy", "<f4", "(3, 1, 2)", f32_payload({1, 2, 3, 4, 5, 6})));
   EXPECT_EQ(a.tensors[0].layers, 3);

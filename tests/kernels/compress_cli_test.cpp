@@ -116,6 +116,7 @@ TEST(CompressCli, ErrorsNameTheFlagThatCarriesTheBadValue) {
   ASSERT_TRUE(std::filesystem::exists(MOSS_BINARY));
   const std::string syn = "--synthetic llama,tokens=64,dim=32 ";
   expect_flag_error(syn + "--method topk --fraction 1.5", "--fraction", "fraction must be in (0, 1]");
+  expect_flag_error(syn + "--method topk --fraction 1.0000001", "--fraction", "got 1.0000001");  // not "1.000000"
   expect_flag_error(syn + "--method quant --bits 5", "--bits", "bits must be 4 or 8");
   expect_flag_error(syn + "--method mos --rank 4 --rotations 17", "--rotations", "rotations");
   expect_flag_error(syn + "--method mos --rank 4 --theta-block -1", "--theta-block", "block sizes");

@@ -38,6 +38,7 @@ TEST(Synthetic, RejectsBadSpecs) {
   EXPECT_THROW(mk::parse_synthetic_spec("tokens=10,llama"), std::invalid_argument);
   EXPECT_THROW(mk::parse_synthetic_spec("gpt"), std::invalid_argument);
   EXPECT_THROW(mk::parse_synthetic_spec("dim=0"), std::invalid_argument);
+  EXPECT_THROW(mk::parse_synthetic_spec("llama,dim=64,rank=4,dim=128"), std::invalid_argument);  // dim twice
 }
 
 TEST(Synthetic, RejectsNonFiniteParametersAndWorkBeyondItsBound) {

@@ -140,7 +140,7 @@ std::vector<BadActivation> cases() {
       {"data-extra.npy", "", "needs", raw(good + "trailing garbage")},
       {"no-data.npy", "", "truncated", raw(npy("<f4", "(8, 8)", ""))},
       {"dtype-int32.npy", "", "expected float32", raw(npy("<i4", "(8, 8)", bytes_of(ramp(64))))},
-      {"dtype-float64.npy", "", "expected float32", raw(npy("<f8", "(4, 8)", bytes_of(ramp(64))))},
+      {"dtype-float64-cut.npy", "", "needs", raw(npy("<f8", "(8, 8)", bytes_of(ramp(64))))},  // 8-byte values
       {"dtype-big-endian.npy", "", "expected float32", raw(npy(">f4", "(8, 8)", bytes_of(ramp(64))))},
       {"dtype-object.npy", "", "expected float32", raw(npy("|O", "(8, 8)", bytes_of(ramp(64))))},
       {"no-descr.npy", "", "no 'descr'|malformed npy header", raw(npy("<f4", "(8, 8)", bytes_of(ramp(64))).replace(12, 7, "'dtype'"))},

@@ -50,7 +50,7 @@ namespace moss::kernels {
 inline constexpr std::int64_t kMaxSampleTokens = 1024;
 /// Default warm-up sample that fits the bases (tokens). The paper's bases come from ~500 warm-up
 /// steps, far more data than a measurement can afford; on synthetic:llama the error of mos 40/100
-/// falls from 0.192 at 1024 tokens to 0.112 at 4096 and 0.101 at 8192: 4096 is within ~10 % of
+/// falls from 0.192 at 1024 tokens to 0.109 at 4096 and 0.099 at 8192: 4096 is within ~10 % of
 /// where it levels off, at about 1.5x the measurement time of 1024 (README.md, "Compression kernels").
 inline constexpr std::int64_t kWarmupTokens = 4096;
 /// Largest warm-up accepted (tokens): K and V of 65536 tokens at kv_dim 8192 are 4 GiB.
