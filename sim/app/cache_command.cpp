@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 void add_cache_flags(CLI::App& sub, CacheFlags& flags, bool with_no_cache) {
   sub.add_option("--cache-dir", flags.dir,
                  "measurement cache directory (default: $MOSS_CACHE_DIR, else $XDG_CACHE_HOME/moss/measurements, "
-                 "else ~/.cache/moss/measurements; MOSS_CACHE_DIR=off turns it off)")
+                 "else ~/.cache/moss/measurements (a relative XDG_CACHE_HOME is ignored); MOSS_CACHE_DIR=off turns it off)")
       ->check(non_empty("a directory"));
   if (with_no_cache)
     sub.add_flag("--no-cache", flags.no_cache, "run the compression kernels even when the cache holds their figures, and store nothing");
@@ -53,6 +53,9 @@ int run_cache(const CacheOptions& o, std::ostream& out) {
     const step::MeasurementCacheUsage u = step::measurement_cache_usage(*dir);
     out << "measurement cache: " << dir->string() << "\n  " << u.entries << (u.entries == 1 ? " entry, " : " entries, ")
         << scenario::format_bytes(static_cast<double>(u.bytes)) << '\n';
+    if (u.foreign > 0)
+      out << "  " << u.foreign << (u.foreign == 1 ? " file" : " files")
+          << " named like an entry that moss did not write (moss cache clear keeps them)\n";
     if (u.leftovers > 0)
       out << "  " << u.leftovers << " temporary files of interrupted writes (moss cache clear removes them)\n";
   } catch (const fs::filesystem_error& e) {

@@ -38,6 +38,21 @@ bool is_entry(const fs::path& p) {
   return std::regex_match(p.filename().string(), name);
 }
 
+// Written by this code: a named entry is also an entry by content, its name the hash of the key it
+// holds. `moss cache clear` removes no file of the user's that happens to have an entry's name.
+bool holds_entry(const fs::path& p) {
+  constexpr std::uintmax_t kMaxEntryBytes = 16u << 20;  // entries are a few KiB
+  std::error_code ec;
+  if (!is_entry(p) || !fs::is_regular_file(p, ec) || fs::file_size(p, ec) > kMaxEntryBytes || ec) return false;
+  std::ifstream in(p, std::ios::binary);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return false;
+  const auto format = j.find("format");
+  const auto key = j.find("key");
+  return format != j.end() && format->is_number_integer() && format->get<std::int64_t>() == kFormat && key != j.end() &&
+         key->is_string() && detail::entry_path(p.parent_path(), key->get<std::string>()).filename() == p.filename();
+}
+
 // An entry's temporary: temporary_name(entry), "<entry>.tmp-<host>-<pid>-<serial>-<random>".
 bool is_temporary(const fs::path& p) {
   static const std::regex name("m-[0-9a-f]{16}\\.json\\.tmp-[0-9a-zA-Z._-]+");
@@ -114,7 +129,8 @@ std::optional<fs::path> default_measurement_cache_dir() {
   const std::string explicit_dir = env("MOSS_CACHE_DIR");
   if (explicit_dir == "off") return std::nullopt;
   if (!explicit_dir.empty()) return fs::path(explicit_dir);
-  if (const std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty()) return fs::path(xdg) / "moss" / "measurements";
+  // The XDG Base Directory specification: a relative path in XDG_CACHE_HOME is invalid and ignored.
+  if (const std::string xdg = env("XDG_CACHE_HOME"); fs::path(xdg).is_absolute()) return fs::path(xdg) / "moss" / "measurements";
   if (const std::string home = env("HOME"); !home.empty()) return fs::path(home) / ".cache" / "moss" / "measurements";
   return std::nullopt;
 }
@@ -124,9 +140,11 @@ MeasurementCacheUsage measurement_cache_usage(const fs::path& dir) {
   if (!fs::exists(dir)) return u;
   for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
     if (!e.is_regular_file()) continue;
-    if (is_entry(e.path())) {
+    if (holds_entry(e.path())) {
       ++u.entries;
       u.bytes += e.file_size();
+    } else if (is_entry(e.path())) {
+      ++u.foreign;
     } else if (is_temporary(e.path())) {
       ++u.leftovers;
     }
@@ -138,10 +156,10 @@ std::uintmax_t clear_measurement_cache(const fs::path& dir) {
   if (!fs::exists(dir)) return 0;
   std::vector<fs::path> doomed;
   for (const fs::directory_entry& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && (is_entry(e.path()) || is_temporary(e.path()))) doomed.push_back(e.path());
+    if (e.is_regular_file() && (holds_entry(e.path()) || is_temporary(e.path()))) doomed.push_back(e.path());
   std::uintmax_t entries = 0;
   for (const fs::path& p : doomed) {
-    if (is_entry(p)) ++entries;
+    if (!is_temporary(p)) ++entries;
     fs::remove(p);
   }
   return entries;

@@ -363,15 +363,21 @@ TEST(MeasurementCache, ClearRemovesEntriesAndNothingElse) {
   write_text(dir / "notes.txt", "mine");
   write_text(dir / "m-results.json", "mine too");
   write_text(dir / "m-0123456789abcdef.json.tmp-host-1-2-89abcdef01234567", "torn");
+  // Named like entries but not moss's: one that is not JSON, one whose key does not hash to its name.
+  write_text(dir / "m-00000000000000ff.json", "the user's own");
+  write_text(dir / "m-00000000000000fe.json", R"({"format": 1, "key": "another key"})");
   EXPECT_EQ(measurement_cache_usage(dir).entries, 2u);
+  EXPECT_EQ(measurement_cache_usage(dir).foreign, 2u);
   EXPECT_EQ(measurement_cache_usage(dir).leftovers, 1u);
   EXPECT_GT(measurement_cache_usage(dir).bytes, 200u);
   EXPECT_EQ(clear_measurement_cache(dir), 2u);
   EXPECT_EQ(measurement_cache_usage(dir).entries, 0u);
   EXPECT_EQ(measurement_cache_usage(dir).leftovers, 0u);
-  ASSERT_EQ(entries(dir).size(), 2u);
+  ASSERT_EQ(entries(dir).size(), 4u);
   EXPECT_TRUE(fs::exists(dir / "notes.txt"));
   EXPECT_TRUE(fs::exists(dir / "m-results.json"));
+  EXPECT_TRUE(fs::exists(dir / "m-00000000000000ff.json"));
+  EXPECT_TRUE(fs::exists(dir / "m-00000000000000fe.json"));
   EXPECT_EQ(clear_measurement_cache(dir / "absent"), 0u);
   fs::remove_all(dir);
 }
@@ -396,6 +402,8 @@ TEST(MeasurementCache, DefaultDirectoryFollowsTheEnvironment) {
   EXPECT_EQ(with(nullptr, "/x", "/h"), fs::path("/x/moss/measurements"));
   EXPECT_EQ(with("", "", "/h"), fs::path("/h/.cache/moss/measurements"));
   EXPECT_EQ(with("off", "/x", "/h"), std::nullopt);
+  // XDG Base Directory: a relative XDG_CACHE_HOME is invalid and ignored.
+  EXPECT_EQ(with(nullptr, "relative/cache", "/h"), fs::path("/h/.cache/moss/measurements"));
   EXPECT_EQ(with(nullptr, nullptr, nullptr), std::nullopt);
   for (const auto& [name, value] : saved) {
     if (value) {

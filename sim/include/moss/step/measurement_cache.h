@@ -43,13 +43,15 @@ struct MeasurementCacheUsage {
   std::uintmax_t entries = 0;
   std::uintmax_t bytes = 0;      ///< of the entries
   std::uintmax_t leftovers = 0;  ///< temporary files of writers that were killed mid-write
+  std::uintmax_t foreign = 0;    ///< files with an entry's name that hold no entry (left alone)
 };
 
 /// Counts the entries of `dir` (zero when it does not exist). Throws std::filesystem::filesystem_error
 /// when it cannot be read.
 [[nodiscard]] MeasurementCacheUsage measurement_cache_usage(const std::filesystem::path& dir);
 
-/// Removes every entry (and leftover temporary file) of `dir`, nothing else; returns how many entries.
+/// Removes every entry (and leftover temporary file) of `dir`, nothing else: a file with an entry's
+/// name is removed only when it holds a moss entry whose key hashes to that name. Returns how many entries.
 /// Throws std::filesystem::filesystem_error when one cannot be removed.
 std::uintmax_t clear_measurement_cache(const std::filesystem::path& dir);
 
