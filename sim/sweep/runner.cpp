@@ -67,8 +67,13 @@ SweepRunner::SweepRunner(SweepPlan plan, ResultsHeader header, nlohmann::json id
   header_.planned_points = static_cast<std::int64_t>(plan_.size());
 }
 
-void SweepRunner::prepare_directory(Communicator& comm) const {
+SweepLock SweepRunner::prepare_directory(Communicator& comm) const {
   const std::string out = options_.out_dir;
+  std::error_code ec;
+  fs::create_directories(journal_dir(out), ec);
+  if (ec) throw RuntimeFailure("cannot create " + journal_dir(out) + ": " + ec.message());
+  // Before the journals are read: a second sweep into the directory would run the same points.
+  SweepLock lock((fs::path(journal_dir(out)) / ("rank-" + std::to_string(comm.rank()) + ".lock")).string(), out);
   // Every rank checks (same files on a shared file system), so a refusal needs no collective.
   const nlohmann::json manifest = read_manifest(out);
   if (!manifest.is_null() && manifest.value("identity", nlohmann::json()) != identity_ && options_.resume)
@@ -76,15 +81,13 @@ void SweepRunner::prepare_directory(Communicator& comm) const {
                               "choose another --out or remove the directory");
   if (!options_.resume && !read_journals(journal_dir(out)).empty())
     throw InputError(out, "", "already holds sweep results; pass --resume to continue them or choose another --out");
-  std::error_code ec;
-  fs::create_directories(journal_dir(out), ec);
-  if (ec) throw RuntimeFailure("cannot create " + journal_dir(out) + ": " + ec.message());
   if (comm.rank() == 0) {
     const nlohmann::json m = {{"format", "moss-sweep/1"}, {"moss_version", header_.moss_version},
                               {"points", plan_.size()}, {"fields", plan_.fields()}, {"identity", identity_}};
     replace_file((fs::path(out) / kManifest).string(), m.dump(2) + "\n", Durability::kFileAndDirectory);
   }
   comm.barrier();
+  return lock;
 }
 
 PointRecord SweepRunner::evaluate_one(std::int64_t index) const {
@@ -154,7 +157,7 @@ std::vector<PointRecord> SweepRunner::run_local(const std::vector<std::int64_t>&
 }
 
 SweepOutcome SweepRunner::run(Communicator& comm) {
-  prepare_directory(comm);
+  const SweepLock lock = prepare_directory(comm);
   std::map<std::int64_t, PointRecord> known =
       options_.resume ? read_journals(journal_dir(options_.out_dir)) : std::map<std::int64_t, PointRecord>{};
   const auto n = static_cast<std::int64_t>(plan_.size());

@@ -93,6 +93,28 @@ TEST(SweepRunner, RefusesUsedDirectoryWithoutResumeAndForeignSweepWithResume) {
   EXPECT_THROW(other.run(*comm), InputError);
 }
 
+// Two sweeps into one directory would each run every unfinished point and append to the same
+// journal: the second is refused while the first holds its rank's lock, and runs once it is gone.
+TEST(SweepRunner, ASecondSweepIntoADirectoryInUseIsRefused) {
+  const auto dir = fresh_dir("locked");
+  run(dir, 1, false);
+  {
+    const SweepLock first(dir + "/journal/rank-0.lock", dir);
+    try {
+      run(dir, 1, true);
+      FAIL() << "expected an InputError";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("another moss sweep is writing this directory (it holds journal/rank-0.lock)"),
+                std::string::npos) << e.what();
+    }
+    EXPECT_THROW(SweepLock(dir + "/journal/rank-0.lock", dir), InputError);
+  }
+  EXPECT_EQ(run(dir, 1, true).resumed, 15u);  // released with its holder
+  fs::remove(dir + "/journal/rank-0.lock");
+  fs::create_directory(dir + "/journal/rank-0.lock");
+  EXPECT_THROW(run(dir, 1, true), std::exception);  // a directory in its place is no lock
+}
+
 TEST(SweepRunner, ReportsProgressAfterEachPoint) {
   const auto dir = fresh_dir("progress");
   auto comm = make_serial_communicator();

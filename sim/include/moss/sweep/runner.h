@@ -10,6 +10,7 @@
 #include "moss/sweep/communicator.h"
 #include "moss/sweep/point_record.h"
 #include "moss/sweep/results_h5.h"
+#include "moss/sweep/sweep_lock.h"
 #include "moss/sweep/sweep_plan.h"
 
 namespace moss::sweep {
@@ -66,7 +67,8 @@ class SweepRunner {
   SweepOutcome run(Communicator& comm);
 
  private:
-  void prepare_directory(Communicator& comm) const;
+  /// Locks this rank's share of the directory (journal/rank-<r>.lock) and checks and prepares it.
+  [[nodiscard]] SweepLock prepare_directory(Communicator& comm) const;
   std::vector<PointRecord> run_local(const std::vector<std::int64_t>& todo, std::size_t resumed, Communicator& comm);
   PointRecord evaluate_one(std::int64_t index) const;
 
