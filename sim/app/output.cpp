@@ -26,17 +26,16 @@ std::string safe_name(const std::string& name) {
   }
   while (!out.empty() && out.front() == '.') out.erase(out.begin());
   if (out.empty()) return "scenario";
-  // A folder name has at most 255 bytes: a longer name keeps its first 100 characters and a hash of
-  // the whole name, so that two long names that start alike stay apart.
+  // A name that had to change, or is longer than a folder name allows (255 bytes; 100 characters are
+  // kept), gets a hash of the whole name: "a/b" and "a_b", or two long names that start alike, stay
+  // apart. A name that is already a folder name is its own folder.
   constexpr std::size_t kKept = 100;
-  if (out.size() > kKept) {
-    std::uint64_t h = 14695981039346656037ull;  // FNV-1a: the same folder on every platform
-    for (const unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-    char hash[20];
-    std::snprintf(hash, sizeof hash, "-%016llx", static_cast<unsigned long long>(h));
-    out = out.substr(0, kKept) + hash;
-  }
-  return out;
+  if (out == name && out.size() <= kKept) return out;
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a: the same folder on every platform
+  for (const unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  char hash[20];
+  std::snprintf(hash, sizeof hash, "-%016llx", static_cast<unsigned long long>(h));
+  return out.substr(0, kKept) + hash;
 }
 
 CLI::Validator non_empty(const char* what) {

@@ -1,4 +1,5 @@
 // End-to-end tests of the moss executable: exit codes, messages, outputs.
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -445,6 +446,29 @@ TEST(Cli, ALongScenarioNameStillGetsItsOutputFolder) {
   for (const auto& entry : std::filesystem::directory_iterator(dir + "/results"))
     found = found || (entry.path().string().rfind(expect, 0) == 0 && std::filesystem::exists(entry.path() / "summary.json"));
   EXPECT_TRUE(found) << r.output;
+}
+
+// Names that differ only in characters a folder name cannot hold ("a/b", "a_b") get folders of
+// their own: the second run must not replace the first's results.
+TEST(Cli, ScenarioNamesThatDifferOnlyInOddCharactersKeepTheirOwnFolders) {
+  const std::string dir = temp_dir("odd_names");
+  for (const char* name : {"a/b", "a_b", "a b"}) {
+    std::string text = kUncompressed;
+    text.replace(text.find("\"quick\""), 7, std::string("\"") + name + "\"");
+    write(dir, "s.json", text);
+    const Result r = shell("cd " + dir + " && " + std::string(MOSS_BINARY) + " run s.json --no-trace 2>&1");
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  std::vector<std::string> folders;
+  for (const auto& entry : std::filesystem::directory_iterator(dir + "/results")) {
+    ASSERT_TRUE(std::filesystem::exists(entry.path() / "summary.json")) << entry.path();
+    folders.push_back(entry.path().filename().string());
+  }
+  std::sort(folders.begin(), folders.end());
+  ASSERT_EQ(folders.size(), 3u);
+  EXPECT_EQ(folders[0], "a_b");  // already a folder name: kept as it is
+  EXPECT_EQ(folders[1].rfind("a_b-", 0), 0u);
+  EXPECT_EQ(folders[2].rfind("a_b-", 0), 0u);
 }
 
 // A sweep's manifest or journal that is not a regular file (a FIFO blocked the read for ever, a link
