@@ -30,7 +30,7 @@ inline ConstMapF map(const float* p, std::int64_t rows, std::int64_t cols) { ret
 inline double uniform_unit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) / 9007199254740992.0; }
 
 /// The two products randomised subspace iteration takes of its rows x dim matrix X: Y = X V
-/// (rows x p) and W = X^T Y (dim x p): EigenProducts on the CPU, or another implementation (the
+/// (rows x p) and W = X^T Y (dim x p): CpuProducts on the CPU, or another implementation (the
 /// GPU's: gpu_codec.cpp).
 class SubspaceProducts {
  public:
@@ -39,19 +39,21 @@ class SubspaceProducts {
   [[nodiscard]] virtual RowMatrixF xt_times(const RowMatrixF& y) const = 0;
 };
 
-/// The products with Eigen, of a matrix that must outlive this object.
-class EigenProducts : public SubspaceProducts {
+/// The products on the CPU in fp32, of a matrix that must outlive this object: narrow operands
+/// (up to kStreamColumns columns, the fit's) by the streaming products of stream_products.h, which
+/// read X once; wider ones by Eigen's GEMM.
+class CpuProducts : public SubspaceProducts {
  public:
-  explicit EigenProducts(MatrixView x) : x_(x) {}
-  [[nodiscard]] RowMatrixF x_times(const RowMatrixF& v) const override { return map(x_) * v; }
-  [[nodiscard]] RowMatrixF xt_times(const RowMatrixF& y) const override { return map(x_).transpose() * y; }
+  explicit CpuProducts(MatrixView x) : x_(x) {}
+  [[nodiscard]] RowMatrixF x_times(const RowMatrixF& v) const override;
+  [[nodiscard]] RowMatrixF xt_times(const RowMatrixF& y) const override;
 
  private:
   MatrixView x_;
 };
 
 /// Makes the products of one matrix; a fit calls it once for each matrix it iterates on (the warm-up,
-/// a block of it, the tokens of one cluster). Empty, or a null result: EigenProducts.
+/// a block of it, the tokens of one cluster). Empty, or a null result: CpuProducts.
 using ProductsFor = std::function<std::unique_ptr<SubspaceProducts>(MatrixView x)>;
 
 /// SubspaceProducts of a matrix X that is exact in bf16 (the fit's wire copy), through a GEMM with
@@ -78,7 +80,7 @@ class Bf16SplitProducts : public SubspaceProducts {
 /// Top-`rank` right singular subspace of x (rows x dim) as dim x rank orthonormal columns, by
 /// randomised subspace iteration (`iterations` passes, oversampling rank/2 clamped to [8, 64]). Deterministic in `seed`.
 /// `start` (dim x rank), when given, replaces the first `rank` random columns (a warm start).
-/// `products`, when given, computes the products with x (it must be made for x); else EigenProducts.
+/// `products`, when given, computes the products with x (it must be made for x); else CpuProducts.
 RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed,
                         const RowMatrixF* start = nullptr, const SubspaceProducts* products = nullptr);
 

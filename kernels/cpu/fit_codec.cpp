@@ -110,7 +110,7 @@ std::vector<float> fit_directions(MatrixView x, const RowMatrixF& ubar, int m, i
 // The products of x: `products`' own, or Eigen's when it makes none.
 std::unique_ptr<cpu::SubspaceProducts> products_of(const cpu::ProductsFor& products, MatrixView x) {
   std::unique_ptr<cpu::SubspaceProducts> p = products ? products(x) : nullptr;
-  if (p == nullptr) p = std::make_unique<cpu::EigenProducts>(x);
+  if (p == nullptr) p = std::make_unique<cpu::CpuProducts>(x);
   return p;
 }
 

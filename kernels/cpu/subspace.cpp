@@ -77,8 +77,8 @@ RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t se
   }
   if (start != nullptr && start->rows() == d && start->cols() <= p) v.leftCols(start->cols()) = *start;
   v = orthonormal_columns(v);
-  const EigenProducts eigen(x);
-  const SubspaceProducts& xp = products != nullptr ? *products : eigen;
+  const CpuProducts cpu_products(x);
+  const SubspaceProducts& xp = products != nullptr ? *products : cpu_products;
   RowMatrixF y;
   for (int it = 0; it < iterations; ++it) {
     y = xp.x_times(v);

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "codec_test_support.h"
 #include "eigen_types.h"
+#include "stream_products.h"
 #include "moss/kernels/bf16.h"
 
 namespace mk = moss::kernels;
@@ -160,4 +162,57 @@ TEST(FitProducts, WithoutAGapTheErrorsStillAgree) {
     // pca and mos by up to 5e-4.
     EXPECT_NEAR(eb, ea, (m == mk::Method::mos_k ? 5e-3 : 2e-3) * ea) << mk::method_name(m);
   }
+}
+
+namespace streaming {
+
+using RowMatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+cpu::RowMatrixF random_matrix(Eigen::Index rows, Eigen::Index cols, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  cpu::RowMatrixF m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<float>(cpu::uniform_unit(rng) * 2 - 1);
+  return m;
+}
+
+// Worst |got - want| over the bound fp32 accumulation allows, 1e-6 x terms x (|A| |B|)(i, j): above 1
+// is a wrong product (an indexing slip errs by O(1) of the terms, not by rounding).
+double worst_over_bound(const cpu::RowMatrixF& got, const RowMatrixD& want, const RowMatrixD& magnitude, Eigen::Index terms) {
+  EXPECT_EQ(got.rows(), want.rows());
+  EXPECT_EQ(got.cols(), want.cols());
+  if (got.rows() != want.rows() || got.cols() != want.cols()) return 1e30;
+  double worst = 0;
+  for (Eigen::Index i = 0; i < want.rows(); ++i)
+    for (Eigen::Index j = 0; j < want.cols(); ++j)
+      worst = std::max(worst, std::abs(got(i, j) - want(i, j)) / (1e-6 * terms * magnitude(i, j) + 1e-30));
+  return worst;
+}
+
+}  // namespace streaming
+
+// The streaming products (kernels/cpu/stream_products.h) against double-precision products, over
+// shapes that leave partial row groups, feature groups, dimension chunks (256) and token blocks (32),
+// and column counts on both sides of whole 16-float vectors.
+TEST(StreamProducts, MatchDoublePrecisionProductsOnRaggedShapes) {
+  using streaming::RowMatrixD;
+  unsigned seed = 1;
+  for (const Eigen::Index rows : {1, 7, 33, 100})
+    for (const Eigen::Index dim : {1, 5, 300})
+      for (const Eigen::Index cols : {2, 15, 16, 17, 33, 64}) {
+        const cpu::RowMatrixF x = streaming::random_matrix(rows, dim, seed++);
+        const cpu::RowMatrixF v = streaming::random_matrix(dim, cols, seed++);
+        const cpu::RowMatrixF y = streaming::random_matrix(rows, cols, seed++);
+        const mk::MatrixView xv{x.data(), rows, dim};
+        const RowMatrixD xd = x.cast<double>(), vd = v.cast<double>(), yd = y.cast<double>();
+        const RowMatrixD xa = xd.cwiseAbs();
+        SCOPED_TRACE(std::to_string(rows) + " x " + std::to_string(dim) + ", " + std::to_string(cols) + " columns");
+        EXPECT_LE(streaming::worst_over_bound(cpu::stream_x_times(xv, v), xd * vd, xa * vd.cwiseAbs(), dim), 1.0);
+        EXPECT_LE(streaming::worst_over_bound(cpu::stream_xt_times(xv, y), xd.transpose() * yd, xa.transpose() * yd.cwiseAbs(), rows), 1.0);
+        // What the fit calls: the same products behind the interface, streamed or not.
+        const cpu::CpuProducts products(xv);
+        EXPECT_LE(streaming::worst_over_bound(products.x_times(v), xd * vd, xa * vd.cwiseAbs(), dim), 1.0);
+      }
+  const cpu::RowMatrixF x = streaming::random_matrix(4, 3, 99);
+  EXPECT_THROW((void)cpu::stream_x_times({x.data(), 4, 3}, streaming::random_matrix(3, 65, 7)), std::logic_error);
+  EXPECT_THROW((void)cpu::stream_xt_times({x.data(), 4, 3}, streaming::random_matrix(5, 8, 7)), std::logic_error);
 }
