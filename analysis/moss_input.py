@@ -139,7 +139,8 @@ SUMMARY = {
     "network": {"retransmissions": _N, "phases": _N, "phases_simulated": NUMBER, "phases_reused": NUMBER,
                 "links": [{"utilisation": NUMBER, "wire_bytes_per_step": _N, "bandwidth_bps": _N}],
                 "vs_analytic": {"flows": _N, "mean_ratio": _N, "worst_ratio": _N}},
-    "convergence": {"gpu_hours": _N, "target_tokens": _N, "target_loss": _N,
+    "convergence": {"gpu_hours": _N, "target_tokens": _N, "target_loss": _N, "loss_floor": _N,
+                    "loss_law": {"B": _N, "beta": _N},
                     "curve": [("required", {"tokens": NUMBER, "wall_s": NUMBER, "loss": NUMBER})]},
 }
 
@@ -182,6 +183,22 @@ def _check(s, file, where, spec, top=False):
             ok = False
         if not ok:
             fail(f"expected {spec}, finite and of magnitude at most 1e100")
+
+
+# What every moss summary.json holds (CONTRACT.md): a JSON file without them is another tool's.
+CONTRACT_SUMMARY_KEYS = ("scenario", "tokens_per_second", "step_time_s", "mfu", "params",
+                         "comm_bytes_per_step_per_device", "exposed_comm_s", "compression",
+                         "statistical_efficiency", "time_to_target_s", "backend")
+
+
+def check_run_summary(s, file):
+    """check_summary for a run's own summary.json, which must also hold every key moss writes."""
+    if isinstance(s, dict):
+        missing = [k for k in CONTRACT_SUMMARY_KEYS if k not in s]
+        if missing:
+            raise InputError(file, "/", f"not a moss summary.json: no '{missing[0]}' (moss run writes "
+                             + ", ".join(CONTRACT_SUMMARY_KEYS) + ")")
+    check_summary(s, file)
 
 
 def check_summary(s, file, where=""):

@@ -56,7 +56,7 @@ def _ok(x):
 
 
 def parse_duration(text):
-    m = re.fullmatch(r"\s*([0-9.]+)\s*(s|min|h|d|w|y)?\s*", text)
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(s|min|h|d|w|y)?\s*", text)
     if not m:
         raise ValueError(f"--deadline {text!r}: expected e.g. 30d, 72h, 3600s")
     scale = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365.25 * 86400}[m.group(2) or "s"]
@@ -83,27 +83,50 @@ class Points:
         """time/cost/GPU-hours to the loss the reference design reaches, eta included.
 
         Reference: the uncompressed point with the shortest time to target (any point when none is
-        uncompressed). With a loss target every point aims at that loss and this equals
-        time_to_target_s; with a token target, eta changes the loss reached, not the time, so a design
-        with eta < 1 needs eta_ref / eta times the tokens to reach the reference's loss."""
+        uncompressed). Each design needs its own tokens to reach that loss, from its own loss law
+        L(N, eta D) = floor + B / (eta D)^beta (summary.json's convergence.loss_law and loss_floor): a
+        design of another size (N) reaches it after another token count, or never, when the loss is
+        at or below its floor. The time is the whole steps those tokens take times the step time, as
+        moss computes time_to_target_s."""
         ok = [i for i in self.ok() if _ok(self.get("time_to_target_s", i)) and _ok(self.get("eta", i))
               and _ok(self.get("target_tokens", i))]
         pool = [i for i in ok if not self.compressed(i)] or ok
         self.ref_point = min(pool, key=lambda i: self.get("time_to_target_s", i)) if pool else None
-        effective = (self.get("eta", self.ref_point) * self.get("target_tokens", self.ref_point)
-                     if self.ref_point is not None else math.nan)
         self.ref_loss = self.get("target_loss", self.ref_point) if self.ref_point is not None else math.nan
         t, c, g = [], [], []
         for i in range(self.n):
-            tt, eta, tps = self.get("time_to_target_s", i), self.get("eta", i), self.get("tokens_per_second", i)
-            same = effective / (eta * tps) if i in ok and eta > 0 and tps > 0 and _ok(effective) else math.nan
-            scale = same / tt if _ok(same) and tt > 0 else math.nan
+            tt = self.get("time_to_target_s", i)
+            same = self.time_to_loss(i, self.ref_loss) if i in ok else math.nan
+            scale = same / tt if _ok(same) and tt > 0 else (same if same == math.inf else math.nan)
             t.append(same)
             c.append(self.get("cost_usd", i) * scale)
             g.append(self.get("gpu_hours", i) * scale)
         self.c["time_to_ref_loss_s"], self.c["cost_to_ref_loss_usd"], self.c["gpu_hours_to_ref_loss"] = t, c, g
         self.ref_loss_text = f"{self.ref_loss:.4g}" if _ok(self.ref_loss) else "(no reference)"
         self.token_target = len({round(self.get("target_loss", i), 9) for i in ok}) > 1
+        self.mixed_models = len({self.get("params", i) for i in ok}) > 1
+
+    def time_to_loss(self, i, level):
+        """Wall-clock for design i to reach loss `level` (eta included): inf when its loss law never
+        gets there, nan when it cannot be told (results written before the law was recorded, for a
+        design of another size than the reference)."""
+        eta, tps, step = self.get("eta", i), self.get("tokens_per_second", i), self.get("step_time_s", i)
+        if not (_ok(level) and _ok(eta) and eta > 0 and _ok(tps) and tps > 0 and _ok(step) and step > 0):
+            return math.nan
+        floor, b, beta = self.get("loss_floor", i), self.get("loss_law_B", i), self.get("loss_law_beta", i)
+        if _ok(floor) and _ok(b) and _ok(beta) and b > 0 and beta > 0:
+            if level <= floor:
+                return math.inf
+            tokens = (b / (level - floor)) ** (1 / beta) / eta
+        elif self.get("params", i) == self.get("params", self.ref_point):
+            # The same model without its law recorded: the tokens scale with 1 / eta alone.
+            tokens = self.get("eta", self.ref_point) * self.get("target_tokens", self.ref_point) / eta
+        else:
+            return math.nan
+        if not _ok(tokens):
+            return math.inf
+        steps = max(1.0, math.ceil(tokens / (tps * step) * (1 - 1e-12)))
+        return steps * step
 
     def summary(self, i):
         return moss_results.summaries(self.t)[i]
@@ -507,7 +530,7 @@ def build(p, args):
     deadline_s = parse_duration(args.deadline)
     run = p.is_run()
     costs = sorted(cost_of(p, i)[0] for i in p.ok() if _ok(cost_of(p, i)[0]))
-    budget = args.budget if args.budget else (costs[len(costs) // 2] if costs else math.inf)
+    budget = args.budget if args.budget is not None else (costs[len(costs) // 2] if costs else math.inf)
     budget_unit = cost_of(p, p.ok()[0])[1] if p.ok() else "USD"
     figs = plot_loss(p)
     if p.swept_bandwidth:
@@ -558,8 +581,12 @@ def build(p, args):
             "came from the formula only.")
     if p.token_target:
         pg.text(f"The target is a token count: eta changes the loss reached, not the time. 'time to loss "
-                f"{p.ref_loss_text}' is the time to the loss the reference design reaches (eta included): "
-                "target tokens x eta_ref / eta / tokens/s.", cls="warn")
+                f"{p.ref_loss_text}' is the time to the loss the reference design reaches (eta included): the "
+                "tokens each design's own loss law needs for it, divided by eta, in whole steps.", cls="warn")
+    if p.mixed_models:
+        pg.text(f"The designs are models of different sizes: each reaches loss {p.ref_loss_text} after its own token "
+                "count (its loss law), and a model whose loss floor E + A / N^alpha lies at or above it never does "
+                "('unreachable'; left out of the recommendations).", cls="warn")
     pg.table(["design", "bandwidth", "tokens/s", "exposed comm", "ratio", "compression error", "time to target",
               f"time to loss {p.ref_loss_text} (eta incl.)", "cost to target", "eta"], time_cost_table(p))
     pg.section("Network")
@@ -633,12 +660,23 @@ def write_atomic(path, text):
         raise
 
 
+def budget_value(text):
+    """--budget: a finite amount, 0 or more (0: nothing is affordable)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an amount such as 50000") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite amount, 0 or more")
+    return v
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir")
     ap.add_argument("--out", help="output directory (default: DIR)")
     ap.add_argument("--deadline", default="30d", help="deadline for the recommendation (default 30d)")
-    ap.add_argument("--budget", type=float, default=0.0, help="budget (USD; default: the median cost)")
+    ap.add_argument("--budget", type=budget_value, default=None, help="budget (USD, 0 or more; default: the median cost)")
     args = ap.parse_args(argv)
     try:
         parse_duration(args.deadline)

@@ -57,6 +57,9 @@ DERIVED = {
     "gpu_hours": ("metric", lambda s: (s.get("convergence") or {}).get("gpu_hours")),
     "target_tokens": ("metric", lambda s: (s.get("convergence") or {}).get("target_tokens")),
     "target_loss": ("metric", lambda s: (s.get("convergence") or {}).get("target_loss")),
+    "loss_floor": ("metric", lambda s: (s.get("convergence") or {}).get("loss_floor")),
+    "loss_law_B": ("metric", lambda s: ((s.get("convergence") or {}).get("loss_law") or {}).get("B")),
+    "loss_law_beta": ("metric", lambda s: ((s.get("convergence") or {}).get("loss_law") or {}).get("beta")),
     "backend": ("label", lambda s: s.get("backend")),
     "eta_source": ("label", lambda s: (s.get("convergence") or {}).get("eta_source")),
     "compression_source": ("label", lambda s: (s.get("compression") or {}).get("source")),
@@ -187,7 +190,7 @@ def _number(v):
 def load_summary_json(path):
     """A single-row table from a run's summary.json (no results.h5)."""
     s = moss_input.read_json(path)
-    moss_input.check_summary(s, path)
+    moss_input.check_run_summary(s, path)
     conv = s.get("convergence", {}) or {}
     comp = s.get("compression", {}) or {}
     cols = {"index": [0], "status": ["ok"], "message": [""], "summary_json": [json.dumps(s)], "scenario_json": ["{}"]}

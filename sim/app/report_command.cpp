@@ -70,7 +70,7 @@ void add_report_options(CLI::App& sub, ReportOptions& o) {
   sub.add_option("dir", o.dir, "run or sweep directory (holds results.h5 and/or summary.json)")->required();
   sub.add_option("--out", o.out, "where report.html and report.md go (default: DIR)")->check(non_empty("a directory"));
   sub.add_option("--deadline", o.deadline, "deadline for the recommendation, e.g. 30d, 72h (default: 30d)");
-  sub.add_option("--budget", o.budget_usd, "budget in USD for the recommendation (default: the median cost)");
+  sub.add_option("--budget", o.budget, "budget in USD for the recommendation, 0 or more (default: the median cost)");
   sub.add_option("--python", o.python, "Python interpreter (default python3)");
 }
 
@@ -98,8 +98,10 @@ int run_report(const ReportOptions& o, std::ostream& out, std::ostream& err) {
                          " (Debian: apt-get install python3-matplotlib python3-h5py python3-numpy)");
   std::vector<std::string> args = {python, script, o.dir};
   if (!o.out.empty()) args.insert(args.end(), {"--out", o.out});
-  if (!o.deadline.empty()) args.insert(args.end(), {"--deadline", o.deadline});
-  if (o.budget_usd > 0) args.insert(args.end(), {"--budget", std::to_string(o.budget_usd)});
+  // "--flag=value": a value such as "-5d" is then the flag's (and refused by the report as a value),
+  // not taken for another flag.
+  if (!o.deadline.empty()) args.push_back("--deadline=" + o.deadline);
+  if (!o.budget.empty()) args.push_back("--budget=" + o.budget);
   out.flush();
   err.flush();
   const int rc = spawn_and_wait(args);

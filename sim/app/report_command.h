@@ -14,7 +14,7 @@ struct ReportOptions {
   std::string dir;
   std::string out;       ///< where report.html/report.md go (default: dir)
   std::string deadline;  ///< "30d", "72h", "3600s" (default: the report's own)
-  double budget_usd = 0; ///< 0: the report's default
+  std::string budget;    ///< amount in USD, checked by the report (default: the median cost)
   std::string python = "python3";
 };
 

@@ -117,9 +117,15 @@ Prediction predict(const scenario::Scenario& s, double params, double tokens_per
     p.target_tokens = s.training.tokens.value_or(20.0 * params);
     p.target_loss = loss(law, params, p.eta * p.target_tokens);
   }
-  p.time_to_target_s = p.target_tokens / tokens_per_second;
-  p.steps = p.target_tokens / tokens_per_step;
+  // Training moves in whole steps: the target is reached at the end of the step that reaches it
+  // (at least one step), so a target of a fraction of a step still costs a whole one.
+  const double step_s = tokens_per_step / tokens_per_second;
+  const auto whole_steps = [tokens_per_step](double tokens) { return std::max(1.0, std::ceil(tokens / tokens_per_step * (1 - 1e-12))); };
+  p.steps = whole_steps(p.target_tokens);
+  p.time_to_target_s = p.steps * step_s;
   p.gpu_hours = p.time_to_target_s * gpus / 3600.0;
+  p.law = law;
+  p.loss_floor = law.e + law.a / std::pow(params, law.alpha);
   if (!p.reachable) return p;
 
   std::optional<double> bytes;
@@ -130,7 +136,7 @@ Prediction predict(const scenario::Scenario& s, double params, double tokens_per
   for (int i = 0; i < kPoints; ++i) {
     const double frac = static_cast<double>(i) / (kPoints - 1);
     const double d = first * std::pow(p.target_tokens / first, frac);
-    p.curve.push_back({d, d / tokens_per_second, loss(law, params, p.eta * d)});
+    p.curve.push_back({d, whole_steps(d) * step_s, loss(law, params, p.eta * d)});
   }
   return p;
 }

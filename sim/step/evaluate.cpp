@@ -157,6 +157,10 @@ nlohmann::json RunResult::to_summary_json() const {
                       {"steps", finite_or_null(convergence.steps)},
                       {"gpu_hours", finite_or_null(convergence.gpu_hours)},
                       {"reachable", convergence.reachable},
+                      {"loss_law", {{"E", convergence.law.e}, {"A", convergence.law.a}, {"B", convergence.law.b},
+                                    {"alpha", convergence.law.alpha}, {"beta", convergence.law.beta},
+                                    {"source", convergence.law.source}}},
+                      {"loss_floor", convergence.loss_floor},
                       {"curve", std::move(curve)}};
   json links_json = json::array();
   for (const LinkLoad& l : links) {

@@ -35,19 +35,34 @@ TEST(ScalingLaw, TargetBelowFloorIsUnreachable) {
   EXPECT_TRUE(p.curve.empty());
 }
 
-TEST(ScalingLaw, TokenTargetTimeIsTokensOverRate) {
+// Training moves in whole steps: 1e10 tokens at 131072 per step is 76293.95 steps, so the target is
+// reached at the end of step 76294, 76294 x 1.31072 s = 100000.0717 s at 1e5 tokens/s.
+TEST(ScalingLaw, TokenTargetTimeIsWholeStepsOverRate) {
   auto s = token_target(1e10);
   s.compression.method = "mos";
   s.convergence.compression = {"assumed", 0.8, "", false};
   const Prediction p = predict(s, 8e8, 1e5, 131072, 8);
-  EXPECT_DOUBLE_EQ(p.time_to_target_s, 1e5);
+  EXPECT_DOUBLE_EQ(p.steps, 76294);
+  EXPECT_NEAR(p.time_to_target_s, 76294 * 1.31072, 1e-6);
   EXPECT_DOUBLE_EQ(p.eta, 0.8);
   EXPECT_NEAR(p.target_loss, loss(s.convergence.law, 8e8, 0.8e10), 1e-12);
-  EXPECT_NEAR(p.gpu_hours, 1e5 * 8 / 3600, 1e-9);
-  EXPECT_NEAR(p.steps, 1e10 / 131072, 1e-6);
+  EXPECT_NEAR(p.gpu_hours, 76294 * 1.31072 * 8 / 3600, 1e-9);
   ASSERT_EQ(p.curve.size(), 64u);
   EXPECT_NEAR(p.curve.back().tokens, 1e10, 1);
-  EXPECT_NEAR(p.curve.back().wall_s, 1e5, 1e-6);
+  EXPECT_NEAR(p.curve.back().wall_s, p.time_to_target_s, 1e-6);
+  EXPECT_NEAR(p.curve.front().wall_s, 1.31072, 1e-12);  // the first point: after one step
+  EXPECT_NEAR(p.loss_floor, s.convergence.law.e + s.convergence.law.a / std::pow(8e8, s.convergence.law.alpha), 1e-12);
+}
+
+// A target within the first step costs that step (it was a fraction of it), and an exact number of
+// steps costs exactly those steps.
+TEST(ScalingLaw, ATargetCostsAtLeastOneWholeStep) {
+  const Prediction tiny = predict(token_target(1000), 8e8, 1e5, 131072, 8);
+  EXPECT_DOUBLE_EQ(tiny.steps, 1);
+  EXPECT_NEAR(tiny.time_to_target_s, 1.31072, 1e-12);
+  const Prediction exact = predict(token_target(3 * 131072.0), 8e8, 1e5, 131072, 8);
+  EXPECT_DOUBLE_EQ(exact.steps, 3);
+  EXPECT_NEAR(exact.time_to_target_s, 3 * 1.31072, 1e-12);
 }
 
 TEST(ScalingLaw, LossTargetDividesByEta) {

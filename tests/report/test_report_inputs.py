@@ -188,7 +188,7 @@ def check_unreadable_and_unbounded_inputs(root, base):
         print(f"sparse_50g skipped: {e}")
     d = case("fifo_at_output_tmp")
     with open(os.path.join(d, "summary.json"), "w") as fh:
-        json.dump({"scenario": "no plots", "tokens_per_second": 1000.0}, fh)
+        json.dump(summary(1000, 1e9, "none"), fh)
     os.mkfifo(os.path.join(d, "report.html.tmp"))
     for name, d, rc, err in report_in_child([(name, d) for name, (d, _) in expected.items()] +
                                             [("fifo_at_output_tmp", d)]):
@@ -257,7 +257,10 @@ def check_summary_types(root):
     bad = summary(1000, 1e9, "none")
     bad["network"]["links"][1]["utilisation"] = "high"
     for name, doc, needle in (("link_utilisation_text", bad, '/network/links/1/utilisation = "high": expected a number'),
-                              ("summary_not_object", [1, 2], "/ = [1, 2]: expected an object")):
+                              ("summary_not_object", [1, 2], "/ = [1, 2]: expected an object"),
+                              # another tool's summary.json, or an empty object: not presented as a run
+                              ("foreign_summary", {"accuracy": 0.93, "epochs": 10}, "/: not a moss summary.json: no 'scenario'"),
+                              ("empty_summary", {}, "/: not a moss summary.json: no 'scenario'")):
         d = os.path.join(root, name)
         os.makedirs(d)
         with open(os.path.join(d, "summary.json"), "w") as fh:

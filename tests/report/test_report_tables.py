@@ -38,7 +38,7 @@ def summary(tps, bw, method="none", eta=1.0, err=None, backend="analytic", util=
     return s
 
 
-DESIGNS = (("none", 1.0, [100, 1000, 2000], None), ("mos", 1.0, [1900, 2000, 2050], 0.2),
+DESIGNS = (("none", 1.0, [100, 1000, 2000], None), ("mos", 1.0, [1920, 2000, 2050], 0.2),
            ("topk", 0.8, [1500, 1950, 2000], 0.7))
 
 
@@ -56,6 +56,7 @@ def sweep_table(designs=DESIGNS):
             "bandwidth_bps": [bw for _, bw, _ in rows], "method": [m for m, _, _ in rows],
             "design": [m for m, _, _ in rows], "tokens_per_second": [s["tokens_per_second"] for _, _, s in rows],
             "time_to_target_s": [s["time_to_target_s"] for _, _, s in rows],
+            "step_time_s": [s["step_time_s"] for _, _, s in rows], "params": [s["params"] for _, _, s in rows],
             "eta": [s["statistical_efficiency"] for _, _, s in rows],
             "exposed_comm_share": [0.25] * len(rows), "cost_usd": [s["time_to_target_s"] for _, _, s in rows]}
     table = {"attrs": {"kind": "sweep", "scenario_name": "synthetic"}, "columns": cols, "rows": len(rows), "curves": {}}
@@ -73,7 +74,7 @@ def check_sweep():
     ref, ref_t, be = moss_report.break_even(p)
     assert ref == 2000 and abs(ref_t - 1e9 / 2000) < 1e-6, (ref, ref_t)
     by = {r[0]: r for r in be}
-    # mos: 1900 >= 0.95 * 2000 at the lowest bandwidth on both criteria
+    # mos: 1920 >= 0.95 * 2000 at the lowest bandwidth on both criteria (time in whole steps)
     assert by["mos"][1].startswith("<=") and by["mos"][3].startswith("<="), by["mos"]
     # topk (eta 0.8): reaches the tokens/s criterion, never the time-to-loss one (2000 * 0.8 < 0.95 * 2000)
     assert by["topk"][1].startswith("~") and by["topk"][3] == "not reached", by["topk"]
@@ -100,9 +101,50 @@ def check_sweep_without_uncompressed_design():
     assert "nan" not in md.lower().replace("nanosecond", ""), [l for l in md.splitlines() if "nan" in l.lower()]
 
 
+def check_models_of_different_sizes():
+    """Each design reaches the reference loss after its own token count (its loss law), or never: a
+    smaller model whose floor lies above the reference's loss is 'unreachable' and left out of the
+    recommendations (the report used to scale the reference's tokens by eta alone: 145 years)."""
+    law = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+    rows = []
+    for params, tps in ((7e10, 9000.0), (8e9, 20000.0), (8e8, 5000.0)):
+        s = summary(tps, 1e11)
+        floor = law["E"] + law["A"] / params ** law["alpha"]
+        tokens = 2e12
+        s["params"], s["step_time_s"] = params, 10.0
+        s["convergence"].update({"loss_law": law, "loss_floor": floor, "target_tokens": tokens,
+                                 "target_loss": floor + law["B"] / tokens ** law["beta"]})
+        s["time_to_target_s"] = math.ceil(tokens / (tps * 10.0)) * 10.0
+        rows.append(s)
+    cols = {"index": [0, 1, 2], "status": ["ok"] * 3, "message": [""] * 3, "scenario_json": ["{}"] * 3,
+            "summary_json": [json.dumps(s) for s in rows], "field:model.preset": ["70b", "8b", "800m"],
+            "bandwidth_bps": [1e11] * 3, "method": ["none"] * 3, "design": ["none"] * 3,
+            "tokens_per_second": [s["tokens_per_second"] for s in rows], "step_time_s": [10.0] * 3,
+            "params": [s["params"] for s in rows], "time_to_target_s": [s["time_to_target_s"] for s in rows],
+            "eta": [1.0] * 3, "exposed_comm_share": [0.25] * 3, "cost_usd": [1e6, 2e6, 3e6]}
+    table = moss_results._backfill({"attrs": {"kind": "sweep", "scenario_name": "sizes"}, "columns": cols, "rows": 3,
+                                    "curves": {}})
+    p = moss_report.Points(table)
+    assert p.ref_point == 1, p.ref_point  # the 8B model reaches its target first (2e12 / 20000 tokens/s)
+    level = rows[1]["convergence"]["target_loss"]  # 8B at 2e12 tokens: 1.69 + 0.0808 + 0.1268 = 1.898
+    assert rows[2]["convergence"]["loss_floor"] > level  # 800M: floor 2.07, never gets there
+    assert p.get("time_to_ref_loss_s", 2) == math.inf
+    assert moss_report.fmt_duration(p.get("time_to_ref_loss_s", 2)) == "unreachable"
+    # 70B: (B / (L - floor))^(1/beta) tokens, by hand, in whole steps of 9000 x 10 tokens.
+    floor70 = rows[0]["convergence"]["loss_floor"]
+    tokens70 = (law["B"] / (level - floor70)) ** (1 / law["beta"])
+    want = math.ceil(tokens70 / 90000.0) * 10.0
+    assert abs(p.get("time_to_ref_loss_s", 0) - want) < 1e-6 * want, (p.get("time_to_ref_loss_s", 0), want)
+    assert tokens70 < 2e12  # the larger model needs fewer tokens for the same loss
+    meet, under = moss_report.recommendations(p, 1e12, 1e12)
+    assert all("800m" not in r[0] for r in meet + under), (meet, under)
+    page, md, _ = moss_report.build(p, Args())
+    assert "models of different sizes" in md, md
+
+
 class Args:
     deadline = "30d"
-    budget = 0.0
+    budget = None
     out = None
 
 
@@ -124,6 +166,7 @@ def check_run_from_summary_json():
 
 
 check_sweep()
+check_models_of_different_sizes()
 check_run_from_summary_json()
 check_sweep_without_uncompressed_design()
 print("ok")

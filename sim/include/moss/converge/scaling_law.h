@@ -47,8 +47,10 @@ struct Prediction {
   EtaFactor eta_weight_sync;        ///< 1 (not-applicable) when weights sync every step
   double target_tokens = 0;         ///< tokens to process (token target, or D_target / eta)
   double target_loss = 0;           ///< loss reached at the target
-  double time_to_target_s = 0;
-  double steps = 0;
+  double time_to_target_s = 0;     ///< whole steps x step time
+  double steps = 0;                 ///< whole optimizer steps to the target (at least one)
+  scenario::LossLaw law;            ///< the loss law the prediction used
+  double loss_floor = 0;            ///< E + A / N^alpha: the loss no token count goes below
   double gpu_hours = 0;
   bool reachable = true;            ///< false when the loss target is below what N can reach
   CostBreakdown cost;               ///< from the scenario's /cost prices
