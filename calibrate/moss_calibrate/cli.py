@@ -40,47 +40,53 @@ def parse_args(argv):
 
 
 def load_spec(path: Path, args) -> dict:
-    """The spec with command-line overrides; raises ValueError naming the problem."""
+    """The spec with command-line overrides, checked whole (spec.py) before anything is trained;
+    raises ValueError naming the file (or flag) and the JSON pointer of the problem."""
+    from .spec import check_spec
     try:
-        spec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        with open(path, "rb") as fh:
+            text = fh.read((64 << 20) + 1)
+        if len(text) > 64 << 20:
+            raise ValueError(f"{path}: larger than 64 MiB: not a calibration spec")
+        spec = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: cannot read the spec: {e}")
-    if not isinstance(spec.get("methods"), list):
-        raise ValueError(f"{path}: /methods: expected an array of methods, e.g. [{{\"method\": \"mos\", \"rank_k\": 8, \"rank_v\": 8}}]")
-    spec.setdefault("name", path.stem)
-    spec.setdefault("seeds", [1])
-    spec.setdefault("training", {})
-    if args.steps:
-        spec["training"]["steps"] = args.steps
-    if args.seeds:
-        spec["seeds"] = [int(s) for s in args.seeds.split(",")]
-    check_spec(spec, path)
+    check_flags(args)
+    if isinstance(spec, dict):
+        spec.setdefault("name", path.stem)
+        spec.setdefault("seeds", [1])
+        spec.setdefault("training", {})
+        if isinstance(spec["training"], dict) and args.steps is not None:
+            spec["training"]["steps"] = args.steps
+        if args.seeds is not None:
+            spec["seeds"] = args.seeds
+    check_spec(spec, path, path.parent)
     if not any(m.get("method") == "none" for m in spec["methods"]):
         spec["methods"] = [{"method": "none"}] + spec["methods"]
     return spec
 
 
-def check_spec(spec: dict, path: Path) -> None:
-    """Raises ValueError naming the JSON pointer of the first problem in the model or the methods."""
-    from .codecs import make_codec
-    from .model import ModelConfig
-    from .train import TRAIN_DEFAULTS
-    try:
-        cfg = ModelConfig(**spec.get("model", {}))
-        cfg.check()
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: /model: {e}")
-    unknown = set(spec["training"]) - set(TRAIN_DEFAULTS)
-    if unknown:
-        raise ValueError(f"{path}: /training: unknown keys {sorted(unknown)}; expected some of {sorted(TRAIN_DEFAULTS)}")
-    for i, m in enumerate(spec["methods"]):
+def check_flags(args) -> None:
+    """Flags with values the spec's rules also apply to: checked before anything is trained."""
+    if args.steps is not None and not 1 <= args.steps <= 10_000_000:
+        raise ValueError(f"--steps {args.steps}: expected an integer in [1, 10000000]")
+    if args.seeds is not None:
         try:
-            for is_v in (False, True):
-                make_codec(m, cfg.d_model, is_v)
-        except KeyError as e:
-            raise ValueError(f"{path}: /methods/{i} = {json.dumps(m)}: missing \"{e.args[0]}\"")
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{path}: /methods/{i} = {json.dumps(m)}: {e}")
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise ValueError(f"--seeds {args.seeds!r}: expected integers separated by commas, e.g. 1,2") from None
+        if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError(f"--seeds {args.seeds!r}: expected distinct integers of 0 or more, e.g. 1,2")
+        args.seeds = seeds
+    for flag, v in (("--jobs", args.jobs), ("--threads", args.threads)):
+        if not 1 <= v <= 1024:
+            raise ValueError(f"{flag} {v}: expected an integer in [1, 1024]")
+    if args.device != "cpu" and not (args.device == "cuda" or (args.device.startswith("cuda:") and args.device[5:].isdigit())):
+        raise ValueError(f"--device {args.device!r}: expected cpu, cuda or cuda:N")
+    if args.device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: this torch sees no CUDA device; use --device cpu")
 
 
 def _worker(job):

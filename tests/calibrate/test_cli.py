@@ -52,6 +52,32 @@ class CliTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 2)
         self.assertIn("/methods", proc.stderr)
 
+    def test_every_bad_spec_or_flag_exits_2_before_training(self):
+        """Each was a traceback after training, or a calibration file of nonsense (topk fraction 2)."""
+        base = json.loads(SPEC.read_text())
+        cases = [({"training": {**base["training"], "steps": 0}}, [], "/training/steps = 0"),
+                 ({"training": {**base["training"], "lr": "fast"}}, [], "/training/lr = \"fast\""),
+                 ({"data": {"source": "/etc/passwd"}}, [], "/data/source"),
+                 ({"modle": {}}, [], "/modle: unknown key"),
+                 ({"methods": [{"method": "topk", "fraction": 2}]}, [], "/methods/0/fraction = 2"),
+                 ({"methods": [{"method": "mos", "rank_k": 4}]}, [], "/methods/0/rank_v: missing"),
+                 ({"methods": [{"method": "quant", "bits": 4}] * 2}, [], "/methods/1"),
+                 ({"seeds": [1, 1]}, [], "/seeds"),
+                 ({}, ["--steps", "-5"], "--steps -5"),
+                 ({}, ["--seeds", "abc"], "--seeds 'abc'"),
+                 ({}, ["--device", "tpu"], "--device 'tpu'")]
+        with tempfile.TemporaryDirectory() as d:
+            for i, (change, flags, needle) in enumerate(cases):
+                spec = Path(d) / f"spec{i}.json"
+                spec.write_text(json.dumps({**base, **change}))
+                proc = subprocess.run([sys.executable, str(calib_common.CALIBRATE_DIR / "moss-calibrate"), str(spec),
+                                       "--out", str(Path(d) / f"out{i}"), "--quiet", *flags],
+                                      capture_output=True, text=True, timeout=60)
+                self.assertEqual(proc.returncode, 2, (needle, proc.stderr[-800:]))
+                self.assertIn(needle, proc.stderr)
+                self.assertNotIn("Traceback", proc.stderr)
+                self.assertFalse((Path(d) / f"out{i}" / "runs").exists(), needle)  # nothing trained or created
+
     def test_moss_reads_outputs(self):
         if not os.access(calib_common.MOSS_BINARY, os.X_OK):
             self.skipTest(f"moss binary not built ({calib_common.MOSS_BINARY})")
