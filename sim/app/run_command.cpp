@@ -145,6 +145,9 @@ void install_outputs(const std::vector<Output>& outputs) {
 
 int run_run(const RunOptions& o, std::ostream& out, std::ostream& err) {
   const nlohmann::json doc = scenario::read_json_file(o.scenario);
+  if (doc.is_object() && doc.contains("sweep"))
+    err << "moss run: note: " << o.scenario << " has a sweep block; moss run runs the base values only (moss sweep "
+        << o.scenario << " runs its points)\n";
   const scenario::Scenario s = scenario::parse_scenario(doc, o.scenario);
   step::EvaluateOptions eo;
   eo.trace = !o.no_trace;

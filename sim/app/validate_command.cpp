@@ -49,6 +49,18 @@ int run_validate(const ValidateOptions& o, std::ostream& out, std::ostream& err)
                                             ? sweep_problems(doc, scenario::validate_scenario(doc, o.scenario), o.scenario, err)
                                             : sweep::scenario_problems(doc, o.scenario);
   if (problems.empty()) {
+    // The points are what `moss sweep` runs; `moss run` runs the base values, which a sweep may leave
+    // invalid on purpose (a field every point sets). Said, so that run's refusal is no surprise.
+    if (doc.is_object() && doc.contains("sweep")) {
+      nlohmann::json base = doc;
+      base.erase("sweep");
+      const std::vector<Problem> own = sweep::scenario_problems(base, o.scenario);
+      if (!own.empty()) {
+        err << o.scenario << ": note: without its sweep block the scenario is not valid on its own (moss run, which runs the "
+            << "base values, would refuse it; moss sweep runs the points):\n";
+        for (const Problem& p : own) err << "  " << p.to_string() << '\n';
+      }
+    }
     out << o.scenario << ": valid\n";
     return 0;
   }

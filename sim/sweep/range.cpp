@@ -74,7 +74,7 @@ std::string format_with_unit(double si, int family) {
   const Unit* best = nullptr;
   for (const auto& u : kUnits) {
     if (u.family != family) continue;
-    if (!best || si / u.scale >= 1.0 - 1e-12) best = &u;
+    if (!best || std::fabs(si) / u.scale >= 1.0 - 1e-12) best = &u;  // a negative end keeps its unit
   }
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6g%s", si / best->scale, best->name);
@@ -105,6 +105,9 @@ std::vector<nlohmann::json> expand_range(const std::string& text, const std::str
   if (lo.family != hi.family)
     throw InputError(file, ptr, "\"" + text + "\": both ends of a range need the same kind of unit");
   if (count < 1 || count > 100000) throw InputError(file, ptr, "\"" + text + "\": expected 1 to 100000 points");
+  // Both ends are points of a range: one point can hold both only when they are the same.
+  if (count == 1 && lo.si != hi.si)
+    throw InputError(file, ptr, "\"" + text + "\": one point cannot include both ends; give 2 or more points, or the value itself");
   if (log && (lo.si <= 0 || hi.si <= 0))
     throw InputError(file, ptr, "\"" + text + "\": a log range needs positive ends");
   std::vector<nlohmann::json> out;

@@ -471,6 +471,24 @@ TEST(Cli, ScenarioNamesThatDifferOnlyInOddCharactersKeepTheirOwnFolders) {
   EXPECT_EQ(folders[2].rfind("a_b-", 0), 0u);
 }
 
+// A scenario with a sweep block: moss run runs its base values and says so; when every point is
+// valid but the base is not (a field every point sets), validate passes and notes that run would refuse it.
+TEST(Cli, ASweepScenarioNamesWhatRunAndValidateJudge) {
+  const std::string dir = temp_dir("sweep_base");
+  std::string text = kUncompressed;
+  text.insert(text.rfind('}'), R"(, "sweep": {"cluster.network.bandwidth": ["1Gbps", "10Gbps"]})");
+  const Result ran = run("run " + write(dir, "s.json", text) + " --out " + dir + "/o --no-trace");
+  ASSERT_EQ(ran.code, 0) << ran.output;
+  EXPECT_NE(ran.output.find("has a sweep block; moss run runs the base values only"), std::string::npos) << ran.output;
+  text.replace(text.find("\"300Mbps\""), 9, "\"TBD\"");
+  const std::string tbd = write(dir, "tbd.json", text);
+  const Result valid = run("validate " + tbd);
+  EXPECT_EQ(valid.code, 0) << valid.output;
+  EXPECT_NE(valid.output.find("without its sweep block the scenario is not valid on its own"), std::string::npos) << valid.output;
+  EXPECT_NE(valid.output.find("/cluster/network/bandwidth"), std::string::npos) << valid.output;
+  EXPECT_EQ(run("run " + tbd + " --out " + dir + "/t --no-trace").code, 2);
+}
+
 // A sweep's manifest or journal that is not a regular file (a FIFO blocked the read for ever, a link
 // to /dev/zero grew memory without bound) is refused by name.
 TEST(Cli, ASweepRefusesJournalsThatAreNotFiles) {
