@@ -47,6 +47,13 @@ def fmt_duration(s):
     return f"{s:.3g} s"
 
 
+def fmt_field(v):
+    """A swept field's value as the scenario wrote it: results.h5 keeps numbers as doubles (4.0 -> 4)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53:
+        return str(int(v))
+    return str(v)
+
+
 def fmt_usd(x):
     return "-" if not _ok(x) else f"${x:,.0f}"
 
@@ -145,7 +152,7 @@ class Points:
             data = f.startswith("compression.activations") or f.startswith("compression.datasets")
             if f == "cluster.network.bandwidth" or (f.startswith("compression") and not data) or f.startswith("convergence.efficiency"):
                 continue
-            parts.append(f"{f.split('.')[-1]}={self.c['field:' + f][i]}")
+            parts.append(f"{f.split('.')[-1]}={fmt_field(self.c['field:' + f][i])}")
         return " | ".join(parts)
 
     def compressed(self, i):

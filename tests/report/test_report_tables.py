@@ -89,6 +89,8 @@ def check_sweep():
     tc = moss_report.time_cost_table(p)
     assert any(r[5] == "0.2 (K 0.24, V 0.18)" for r in tc), tc
     assert any(r[5] == "0 (exact)" for r in tc), tc
+    # swept numbers come back from results.h5 as doubles: labels show them as the scenario wrote them
+    assert [moss_report.fmt_field(v) for v in (4.0, 0.5, "ring", 1e20)] == ["4", "0.5", "ring", "1e+20"]
 
 
 def check_sweep_without_uncompressed_design():
