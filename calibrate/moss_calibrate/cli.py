@@ -26,7 +26,7 @@ EXIT_INPUT = 2
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="moss calibrate", description=__doc__.split("\n")[0])
-    p.add_argument("spec", help="calibration spec (JSON)")
+    p.add_argument("spec", nargs="?", help="calibration spec (JSON)")
     p.add_argument("--out", default=None, help="output folder (default results/calibrate/<name>)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained in parallel (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
@@ -36,7 +36,13 @@ def parse_args(argv):
     p.add_argument("--fresh", action="store_true", help="retrain runs already in DIR/runs")
     p.add_argument("--device", default="cpu", help="torch device (cpu; cuda on a GPU machine)")
     p.add_argument("--quiet", action="store_true")
-    return p.parse_args(argv)
+    args, unknown = p.parse_known_args(argv)
+    # An unknown flag is named first (argparse would only say that the spec is missing).
+    if unknown:
+        p.error(f"unrecognised arguments: {' '.join(unknown)}")
+    if args.spec is None:
+        p.error("the following arguments are required: spec")
+    return args
 
 
 def load_spec(path: Path, args) -> dict:
