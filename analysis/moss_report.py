@@ -538,7 +538,9 @@ def build(p, args):
     run = p.is_run()
     costs = sorted(cost_of(p, i)[0] for i in p.ok() if _ok(cost_of(p, i)[0]))
     budget = args.budget if args.budget is not None else (costs[len(costs) // 2] if costs else math.inf)
-    budget_unit = cost_of(p, p.ok()[0])[1] if p.ok() else "USD"
+    # The unit of the costs compared: USD where the scenario has prices (an unreachable design's
+    # cost is infinite, so the first point alone cannot tell).
+    budget_unit = "USD" if any(_ok(p.get("cost_to_ref_loss_usd", i)) for i in p.ok()) or not p.ok() else "GPU-hours"
     figs = plot_loss(p)
     if p.swept_bandwidth:
         figs.append(plot_vs_bandwidth(p, "tokens_per_second", "tokens/s", "Throughput vs bandwidth per method and rank",

@@ -67,7 +67,7 @@ def check_method(path, i, m, d_model):
     if not isinstance(m, dict):
         _fail(path, pointer, m, "expected an object such as {\"method\": \"topk\", \"fraction\": 0.1}")
     name = m.get("method")
-    if name not in METHOD_KEYS:
+    if not isinstance(name, str) or name not in METHOD_KEYS:
         _fail(path, f"{pointer}/method", m.get("method", None), f"expected one of {', '.join(METHOD_KEYS)}")
     _check_object(path, pointer, m, ("method",) + METHOD_KEYS[name])
     for key in METHOD_KEYS[name]:

@@ -6,6 +6,7 @@
 
 namespace moss::kernels::cpu {
 
+#if defined(__AVX512F__)
 namespace {
 
 // Sixteen floats operated on element-wise (GCC/Clang vector extension: one AVX-512 register, two
@@ -129,6 +130,20 @@ RowMatrixF stream_xt_times(MatrixView x, const RowMatrixF& y) {
   if (cp == y.cols()) return z;
   return z.leftCols(y.cols());
 }
+
+#else
+// Sixteen-float accumulators need AVX-512's 32 vector registers: with AVX2 (16 registers of 8) they
+// spill, and the streaming loops measured 3-28x slower than Eigen's GEMM. Elsewhere these are Eigen's.
+RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v) {
+  if (v.rows() != x.cols) throw std::logic_error("X V needs V with X's columns as rows");
+  return map(x) * v;
+}
+
+RowMatrixF stream_xt_times(MatrixView x, const RowMatrixF& y) {
+  if (y.rows() != x.rows) throw std::logic_error("X^T Y needs Y with X's rows");
+  return map(x).transpose() * y;
+}
+#endif
 
 // One column is a matrix-vector product, which Eigen does without packing (3x the streaming time).
 RowMatrixF CpuProducts::x_times(const RowMatrixF& v) const {

@@ -12,7 +12,8 @@ inline constexpr Eigen::Index kStreamColumns = 64;
 
 /// X V for row-major X (rows x dim) and V (dim x c), c <= kStreamColumns: X is read once, in
 /// blocks of rows, against V in cache. Eigen's GEMM packs all of X on every call, which at the
-/// fit's 16-64 columns costs as long as the multiply-adds.
+/// fit's 16-64 columns costs as long as the multiply-adds. Built for AVX-512 (its 32 vector
+/// registers hold the accumulators); without it, Eigen's product.
 [[nodiscard]] RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v);
 
 /// X^T Y (dim x c) for row-major X (rows x dim) and Y (rows x c), c <= kStreamColumns: X is read

@@ -1,8 +1,7 @@
 // Method names, configuration checks and the closed-form byte counts of the wire format (codec.h).
 #include <algorithm>
+#include <charconv>
 #include <cmath>
-#include <iomanip>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -96,9 +95,9 @@ void validate_config(const CodecConfig& c, std::int64_t dim) {
                                 std::to_string(c.subspaces));
   if (c.method == Method::topk && !(c.fraction > 0.0 && c.fraction <= 1.0))
     {
-    std::ostringstream got;
-    got << std::setprecision(17) << c.fraction;  // 1.0000001 is not "1.000000"
-    throw std::invalid_argument("topk: fraction must be in (0, 1], got " + got.str());
+    char got[32];  // the shortest form that reads back as the value: 1.0000001, not "1.000000"
+    const auto end = std::to_chars(got, got + sizeof got, c.fraction).ptr;
+    throw std::invalid_argument("topk: fraction must be in (0, 1], got " + std::string(got, end));
   }
   if (c.method == Method::quant && c.bits != 4 && c.bits != 8)
     throw std::invalid_argument("quant: bits must be 4 or 8, got " + std::to_string(c.bits));

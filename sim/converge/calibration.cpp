@@ -129,7 +129,8 @@ EtaEstimate efficiency_from_curves(const LossCurve& baseline, const LossCurve& o
                                ", run " + std::to_string(mo.back()) + ".." + std::to_string(mo.front()) + ")");
   double sum = 0;
   for (int i = 0; i < kEtaLevels; ++i) {
-    const double level = est.loss_lo + (est.loss_hi - est.loss_lo) * i / (kEtaLevels - 1);
+    // The last level is loss_hi itself: lo + (hi - lo) * 1 can round one ulp above hi, outside the curves.
+    const double level = i == kEtaLevels - 1 ? est.loss_hi : est.loss_lo + (est.loss_hi - est.loss_lo) * i / (kEtaLevels - 1);
     const double w = (i == 0 || i == kEtaLevels - 1) ? 0.5 : 1.0;
     sum += w * tokens_to_reach(baseline, level) / tokens_to_reach(other, level);
   }

@@ -4,7 +4,6 @@
 #include <optional>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -49,30 +48,39 @@ std::optional<std::string> too_deep(const nlohmann::json& value, const std::stri
 }
 
 // nlohmann::json keeps the last of an object's repeated keys. A file that repeats one says two things
-// and only one would count, silently: every repeat is found while parsing, with its JSON pointer.
-class RepeatedKeys {
+// and only one would count, silently: a second, event-only pass over the text (after the parse that
+// builds the document, so the text is valid JSON) finds every repeat with its JSON pointer. Not a
+// parse callback: nlohmann's callback parser rescans the parent container after each object, which
+// made files of many objects quadratic (100,000 objects: minutes). Levels below kMaxDepth + 1 are
+// only counted: such a document is refused for its depth anyway (too_deep), and a frame per level of
+// a 4-million-level file would double its memory.
+class RepeatedKeys : public nlohmann::json_sax<nlohmann::json> {
  public:
-  bool operator()(int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    using Event = nlohmann::json::parse_event_t;
-    switch (event) {
-      case Event::object_start: enter(false); break;
-      case Event::array_start: enter(true); break;
-      case Event::object_end:
-      case Event::array_end: frames_.pop_back(); break;
-      case Event::key: {
-        Frame& f = frames_.back();
-        f.key = parsed.get<std::string>();
-        if (!f.keys.insert(f.key).second && found_.size() < kMaxReported) found_.push_back(pointer());
-        break;
-      }
-      case Event::value:
-        if (!frames_.empty() && frames_.back().is_array) ++frames_.back().index;
-        break;
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(number_integer_t) override { return value(); }
+  bool number_unsigned(number_unsigned_t) override { return value(); }
+  bool number_float(number_float_t, const string_t&) override { return value(); }
+  bool string(string_t&) override { return value(); }
+  bool binary(binary_t&) override { return value(); }
+  bool start_object(std::size_t) override { return enter(false); }
+  bool end_object() override { return leave(); }
+  bool start_array(std::size_t) override { return enter(true); }
+  bool end_array() override { return leave(); }
+  bool key(string_t& k) override {
+    if (depth_ > frames_.size()) return true;
+    Frame& f = frames_.back();
+    f.key = k;
+    if (!f.keys.insert(k).second) {
+      if (found_.size() < kMaxReported) found_.push_back(pointer());
+      else more_ = true;
     }
     return true;
   }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
 
   [[nodiscard]] const std::vector<std::string>& found() const { return found_; }
+  [[nodiscard]] bool more() const { return more_; }
 
  private:
   static constexpr std::size_t kMaxReported = 20;
@@ -83,9 +91,18 @@ class RepeatedKeys {
     std::set<std::string> keys;
   };
 
-  void enter(bool is_array) {
-    if (!frames_.empty() && frames_.back().is_array) ++frames_.back().index;
-    frames_.push_back({is_array, 0, {}, {}});
+  bool value() {
+    if (depth_ == frames_.size() && !frames_.empty() && frames_.back().is_array) ++frames_.back().index;
+    return true;
+  }
+  bool enter(bool is_array) {
+    value();
+    if (++depth_ <= kMaxDepth + 1) frames_.push_back({is_array, 0, {}, {}});
+    return true;
+  }
+  bool leave() {
+    if (depth_-- <= kMaxDepth + 1) frames_.pop_back();
+    return true;
   }
 
   // Pointer of the value under the key just read.
@@ -95,8 +112,10 @@ class RepeatedKeys {
     return p;
   }
 
+  std::size_t depth_ = 0;
   std::vector<Frame> frames_;
   std::vector<std::string> found_;
+  bool more_ = false;
 };
 
 }  // namespace
@@ -122,9 +141,11 @@ nlohmann::json read_json_file(const std::string& path) {
   if (!in) throw InputError(path, "", "cannot be read (permissions?)");
   std::ostringstream buf;
   buf << in.rdbuf();
+  const std::string text = std::move(buf).str();
   RepeatedKeys repeated;
   try {
-    nlohmann::json doc = nlohmann::json::parse(buf.str(), std::ref(repeated));
+    nlohmann::json doc = nlohmann::json::parse(text);
+    (void)nlohmann::json::sax_parse(text, &repeated);
     if (repeated.found().empty()) return doc;
   } catch (const nlohmann::json::exception& e) {
     // parse_error carries "line L, column C"; out_of_range 406 is a number too large for a double
@@ -136,6 +157,7 @@ nlohmann::json read_json_file(const std::string& path) {
   std::vector<Problem> problems;
   for (const std::string& p : repeated.found())
     problems.push_back({path, p, "repeats a key of its object (only the last value would count): give each key once"});
+  if (repeated.more()) problems.push_back({path, "", "more keys are repeated than the " + std::to_string(problems.size()) + " above"});
   throw InputError(std::move(problems));
 }
 

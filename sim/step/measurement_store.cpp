@@ -49,8 +49,9 @@ bool holds_entry(const fs::path& p) {
   if (!j.is_object()) return false;
   const auto format = j.find("format");
   const auto key = j.find("key");
-  return format != j.end() && format->is_number_integer() && format->get<std::int64_t>() == kFormat && key != j.end() &&
-         key->is_string() && detail::entry_path(p.parent_path(), key->get<std::string>()).filename() == p.filename();
+  // Any format: an entry of an older moss is still moss's (its key hashing to its name says so).
+  return format != j.end() && format->is_number_integer() && key != j.end() && key->is_string() &&
+         detail::entry_path(p.parent_path(), key->get<std::string>()).filename() == p.filename();
 }
 
 // An entry's temporary: temporary_name(entry), "<entry>.tmp-<host>-<pid>-<serial>-<random>".

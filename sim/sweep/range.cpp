@@ -106,7 +106,7 @@ std::vector<nlohmann::json> expand_range(const std::string& text, const std::str
     throw InputError(file, ptr, "\"" + text + "\": both ends of a range need the same kind of unit");
   if (count < 1 || count > 100000) throw InputError(file, ptr, "\"" + text + "\": expected 1 to 100000 points");
   // Both ends are points of a range: one point can hold both only when they are the same.
-  if (count == 1 && lo.si != hi.si)
+  if (count == 1 && std::fabs(lo.si - hi.si) > 1e-12 * std::max(std::fabs(lo.si), std::fabs(hi.si)))  // 1.072Gbps..1072Mbps
     throw InputError(file, ptr, "\"" + text + "\": one point cannot include both ends; give 2 or more points, or the value itself");
   if (log && (lo.si <= 0 || hi.si <= 0))
     throw InputError(file, ptr, "\"" + text + "\": a log range needs positive ends");

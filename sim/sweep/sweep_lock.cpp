@@ -17,6 +17,8 @@ namespace moss::sweep {
 SweepLock::SweepLock(const std::string& path, const std::string& out_dir) {
   // O_NONBLOCK: a FIFO in the lock's place must not block the open.
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+  if (fd_ < 0 && (errno == EISDIR || errno == ENXIO))  // a directory, or a socket
+    throw InputError(path, "", "is not a regular file: moss sweep keeps its lock there; remove it");
   if (fd_ < 0) throw RuntimeFailure("cannot open " + path + ": " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {

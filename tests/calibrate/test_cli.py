@@ -60,6 +60,7 @@ class CliTest(unittest.TestCase):
                  ({"data": {"source": "/etc/passwd"}}, [], "/data/source"),
                  ({"modle": {}}, [], "/modle: unknown key"),
                  ({"methods": [{"method": "topk", "fraction": 2}]}, [], "/methods/0/fraction = 2"),
+                 ({"methods": [{"method": ["mos"]}]}, [], "/methods/0/method = [\"mos\"]"),
                  ({"methods": [{"method": "mos", "rank_k": 4}]}, [], "/methods/0/rank_v: missing"),
                  ({"methods": [{"method": "quant", "bits": 4}] * 2}, [], "/methods/1"),
                  ({"seeds": [1, 1]}, [], "/seeds"),

@@ -61,6 +61,17 @@ TEST(Calibration, DisjointCurvesAreAnInputError) {
   EXPECT_THROW((void)efficiency_from_curves(a, b, "x.json"), InputError);
 }
 
+// lo + (hi - lo) * 200 / 200 rounds one ulp above hi for these curves: the top level was outside
+// the curves and a valid calibration file made moss validate and run fail an internal check.
+TEST(Calibration, TheTopLossLevelIsTheOverlapsOwnEnd) {
+  const LossCurve baseline{{1e9, 1e10}, {4.84515058849536, 1.9913687017308366}};
+  const LossCurve run{{1e9, 1e10}, {5.84515058849536, 1.9913687017308366}};
+  const EtaEstimate est = efficiency_from_curves(baseline, run, "cal.json");
+  EXPECT_EQ(est.loss_hi, 4.84515058849536);
+  EXPECT_GT(est.eta, 0);
+  EXPECT_LT(est.eta, 1);  // the run is slower everywhere above the common end
+}
+
 TEST(Calibration, MalformedFileNamesEveryProblem) {
   const nlohmann::json doc = {{"format", "nope"}, {"baseline", {{"tokens", {1, 2}}, {"loss", {3}}}}, {"runs", nlohmann::json::array()}};
   try {

@@ -109,7 +109,7 @@ def check_models_of_different_sizes():
     recommendations (the report used to scale the reference's tokens by eta alone: 145 years)."""
     law = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
     rows = []
-    for params, tps in ((7e10, 9000.0), (8e9, 20000.0), (8e8, 5000.0)):
+    for params, tps in ((8e8, 5000.0), (7e10, 9000.0), (8e9, 20000.0)):
         s = summary(tps, 1e11)
         floor = law["E"] + law["A"] / params ** law["alpha"]
         tokens = 2e12
@@ -119,7 +119,7 @@ def check_models_of_different_sizes():
         s["time_to_target_s"] = math.ceil(tokens / (tps * 10.0)) * 10.0
         rows.append(s)
     cols = {"index": [0, 1, 2], "status": ["ok"] * 3, "message": [""] * 3, "scenario_json": ["{}"] * 3,
-            "summary_json": [json.dumps(s) for s in rows], "field:model.preset": ["70b", "8b", "800m"],
+            "summary_json": [json.dumps(s) for s in rows], "field:model.preset": ["800m", "70b", "8b"],
             "bandwidth_bps": [1e11] * 3, "method": ["none"] * 3, "design": ["none"] * 3,
             "tokens_per_second": [s["tokens_per_second"] for s in rows], "step_time_s": [10.0] * 3,
             "params": [s["params"] for s in rows], "time_to_target_s": [s["time_to_target_s"] for s in rows],
@@ -127,21 +127,23 @@ def check_models_of_different_sizes():
     table = moss_results._backfill({"attrs": {"kind": "sweep", "scenario_name": "sizes"}, "columns": cols, "rows": 3,
                                     "curves": {}})
     p = moss_report.Points(table)
-    assert p.ref_point == 1, p.ref_point  # the 8B model reaches its target first (2e12 / 20000 tokens/s)
-    level = rows[1]["convergence"]["target_loss"]  # 8B at 2e12 tokens: 1.69 + 0.0808 + 0.1268 = 1.898
-    assert rows[2]["convergence"]["loss_floor"] > level  # 800M: floor 2.07, never gets there
-    assert p.get("time_to_ref_loss_s", 2) == math.inf
-    assert moss_report.fmt_duration(p.get("time_to_ref_loss_s", 2)) == "unreachable"
+    assert p.ref_point == 2, p.ref_point  # the 8B model reaches its target first (2e12 / 20000 tokens/s)
+    level = rows[2]["convergence"]["target_loss"]  # 8B at 2e12 tokens: 1.69 + 0.0808 + 0.1268 = 1.898
+    assert rows[0]["convergence"]["loss_floor"] > level  # 800M: floor 2.07, never gets there
+    assert p.get("time_to_ref_loss_s", 0) == math.inf
+    assert moss_report.fmt_duration(p.get("time_to_ref_loss_s", 0)) == "unreachable"
     # 70B: (B / (L - floor))^(1/beta) tokens, by hand, in whole steps of 9000 x 10 tokens.
-    floor70 = rows[0]["convergence"]["loss_floor"]
+    floor70 = rows[1]["convergence"]["loss_floor"]
     tokens70 = (law["B"] / (level - floor70)) ** (1 / law["beta"])
     want = math.ceil(tokens70 / 90000.0) * 10.0
-    assert abs(p.get("time_to_ref_loss_s", 0) - want) < 1e-6 * want, (p.get("time_to_ref_loss_s", 0), want)
+    assert abs(p.get("time_to_ref_loss_s", 1) - want) < 1e-6 * want, (p.get("time_to_ref_loss_s", 1), want)
     assert tokens70 < 2e12  # the larger model needs fewer tokens for the same loss
     meet, under = moss_report.recommendations(p, 1e12, 1e12)
     assert all("800m" not in r[0] for r in meet + under), (meet, under)
     page, md, _ = moss_report.build(p, Args())
     assert "models of different sizes" in md, md
+    # the first point is the unreachable one: the budget is still in the scenario's USD
+    assert "budget of $" in md and "GPU-hours (no prices" not in md, [l for l in md.splitlines() if "budget" in l]
 
 
 class Args:

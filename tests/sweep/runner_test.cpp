@@ -112,7 +112,7 @@ TEST(SweepRunner, ASecondSweepIntoADirectoryInUseIsRefused) {
   EXPECT_EQ(run(dir, 1, true).resumed, 15u);  // released with its holder
   fs::remove(dir + "/journal/rank-0.lock");
   fs::create_directory(dir + "/journal/rank-0.lock");
-  EXPECT_THROW(run(dir, 1, true), std::exception);  // a directory in its place is no lock
+  EXPECT_THROW(run(dir, 1, true), InputError);  // a directory in its place is no lock: named, exit 2
 }
 
 TEST(SweepRunner, ReportsProgressAfterEachPoint) {

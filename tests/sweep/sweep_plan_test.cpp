@@ -27,6 +27,7 @@ TEST(SweepRange, ExpandsTable) {
       {"0.1..0.5 x5 lin", {0.1, 0.2, 0.3, 0.4, 0.5}},
       {"10MB/s..1GB/s x3 log", {"10MB/s", "100MB/s", "1GB/s"}},
       {"5..5 x1", {5}},
+      {"1.072Gbps..1072Mbps x1", {"1.072Gbps"}},  // the same rate in other units
   };
   for (const auto& c : cases) EXPECT_EQ(expand(c.text), c.values) << c.text;
   const auto ten = expand("300Mbps..100Gbps x10 log");
