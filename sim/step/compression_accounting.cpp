@@ -29,8 +29,10 @@ KvBytes kv_bytes(const scenario::CompressionSpec& c, const model::TransformerCon
       b.one_time *= c.subspaces;
     }
   } else if (c.method == "topk") {
-    const double k = std::ceil(c.fraction * kv);
-    b.sent_per_token = 2.0 * (2.0 * k + std::ceil(k * bits_for(kv) / 8.0));
+    // The kernels' count, and their wire format: a chunk's indices are bit-packed together, so a
+    // token carries k x bits / 8 bytes of them, not a whole number (a chunk rounds up once, < 1 byte).
+    const auto k = static_cast<double>(kernels::topk_count(c.fraction, static_cast<std::int64_t>(kv)));
+    b.sent_per_token = 2.0 * (2.0 * k + k * bits_for(kv) / 8.0);
   } else if (c.method == "quant") {
     b.sent_per_token = 2.0 * (kv * c.bits / 8.0 + 2.0);
   }

@@ -89,8 +89,11 @@ TEST(CompressionAccounting, RooflineOfThePcaProjectionMatchesAnH200Measurement) 
 
 TEST(CompressionAccounting, TopkCountsValuesAndIndexBits) {
   const KvBytes b = bytes_for(R"({"method": "topk", "fraction": 0.1})");
-  // 205 values of 2 bytes + 205 x 11-bit indices (282 bytes) per tensor.
-  EXPECT_DOUBLE_EQ(b.sent_per_token, 2 * (410 + 282));
+  // 205 values of 2 bytes + 205 x 11-bit indices, bit-packed across the chunk: 281.875 bytes per
+  // token and tensor (the formula rounded each token up to 282 bytes, unlike the wire).
+  EXPECT_DOUBLE_EQ(b.sent_per_token, 2 * (410 + 281.875));
+  // At 0.001 of 2048: 3 values and 33 index bits per tensor, 6 + 4.125 bytes (was 6 + 5: 8 % more).
+  EXPECT_DOUBLE_EQ(bytes_for(R"({"method": "topk", "fraction": 0.001})").sent_per_token, 2 * (6 + 4.125));
 }
 
 TEST(CompressionAccounting, QuantCountsBitsAndScales) {
