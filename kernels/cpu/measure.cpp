@@ -97,15 +97,14 @@ MeasureResult compute(const MeasureRequest& req, const std::vector<LayerSample>&
   m.throughput_measured = true;
   m.one_time_bytes = static_cast<double>(rk.one_time_bytes + rv.one_time_bytes);  // one layer's (measure.h)
   m.layers_measured = static_cast<int>(layers.size());
-  m.warmup_tokens = layers.front().warm_k.rows;
+  m.warmup_tokens = uses_basis(ck.method) ? layers.front().warm_k.rows : 0;  // tokens a fit used
   return m;
 }
 
-// Tokens the fit uses: none for the methods that fit nothing (none, topk, quant), else the request's
-// warm-up, at most `limit`.
-std::int64_t warmup_of(const MeasureRequest& r, std::int64_t limit) {
-  return uses_basis(codec_config(r.params, false).method) ? std::min(r.warmup_tokens, limit) : 0;
-}
+// Tokens set aside for the fit: the request's warm-up, at most `limit`, for every method. The methods
+// that fit nothing (none, topk, quant) skip them too, so that every method of a sweep is measured on
+// the same tokens (and a scenario on those `moss compress` measures).
+std::int64_t warmup_of(const MeasureRequest& r, std::int64_t limit) { return std::min(r.warmup_tokens, limit); }
 
 void check_request(const MeasureRequest& r) {
   if (r.chunk_tokens < 1) throw std::invalid_argument("measure_kv: chunk_tokens must be >= 1");

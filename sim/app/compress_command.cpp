@@ -206,11 +206,17 @@ mk::Device device_of(const CompressOptions& o) {
   throw InputError("", "--device", "\"" + o.device + "\": expected cpu or gpu");
 }
 
+// The fit's seed of layer `layer` of K (or V): the scenario's measurement (kernels/cpu/measure.cpp)
+// seeds them so, and `moss compress --seed S` must give the figures of a scenario with seed S.
+std::uint64_t fit_seed(const CompressOptions& o, std::int64_t layer, bool is_v) {
+  return o.seed + 2 * static_cast<std::uint64_t>(layer) + (is_v ? 1 : 0);
+}
+
 // The flags and ranks were checked before; what the kernels still reject is a problem of the data.
 mk::TensorReport evaluate(const mk::CodecConfig& c, mk::MatrixView warm, mk::MatrixView x, mk::Device d,
-                          const CompressOptions& o, const std::string& source) {
+                          const CompressOptions& o, std::uint64_t seed, const std::string& source) {
   try {
-    return mk::evaluate_tensor(c, warm, x, d, o.seed, o.repeats);
+    return mk::evaluate_tensor(c, warm, x, d, seed, o.repeats);
   } catch (const std::invalid_argument& e) {
     throw InputError(source, "", e.what());
   }
@@ -293,7 +299,7 @@ std::vector<TensorTotals> run_synthetic(const CompressOptions& o, mk::Method met
     TensorTotals t;
     t.name = v == 0 ? "K" : "V";
     t.add(evaluate(c, x.view().slice_rows(0, s.warm), x.view().slice_rows(s.warm, s.measured), device, o,
-                   "synthetic:" + s.text));
+                   fit_seed(o, 0, v == 1), "synthetic:" + s.text));
     out.push_back(t);
   }
   return out;
@@ -331,7 +337,7 @@ std::vector<TensorTotals> run_file(const CompressOptions& o, mk::Method method, 
     for (std::int64_t l = 0; l < tensor.layers; ++l) {
       const mk::MatrixView all{tensor.layer(l), tensor.tokens, tensor.dim};
       t.add(evaluate(c, all.slice_rows(0, warm), all.slice_rows(warm, tensor.tokens - warm), device, o,
-                     o.activations));
+                     fit_seed(o, l, is_v), o.activations));
     }
     out.push_back(t);
   }

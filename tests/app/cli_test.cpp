@@ -489,6 +489,36 @@ TEST(Cli, ASweepScenarioNamesWhatRunAndValidateJudge) {
   EXPECT_EQ(run("run " + tbd + " --out " + dir + "/t --no-trace").code, 2);
 }
 
+// `moss compress` on the data and parameters of a scenario gives the scenario's figures exactly: the
+// same tokens are measured for every method (after the warm-up, topk's too) and K and V are fitted
+// with the seeds the scenario uses (V's differed, and topk was measured on the warm-up's tokens).
+TEST(Cli, CompressGivesAScenariosFiguresOnTheSameData) {
+  const std::string dir = temp_dir("compress_vs_run");
+  const std::string base = R"({"name": "small", "model": {"layers": 2, "d_model": 256, "heads": 4, "kv_heads": 4,
+    "ffn_hidden": 1024, "vocab": 32000, "tied_embeddings": true},
+    "training": {"seq_len": 8192, "tokens": 1e9},
+    "cluster": {"gpu": "A100-80GB", "nodes": 4, "network": {"bandwidth": "1Gbps", "latency": "1ms"}},
+    "parallelism": {"context": 4}, "simulation": {"seed": 3}, "compression": )";
+  // topk fits nothing and takes no warmup_tokens: it skips the default 4096.
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"method": "pca", "rank_k": 8, "rank_v": 24, "activations": "synthetic:llama", "warmup_tokens": 2048})",
+       "--warmup 2048 --method pca --rank-k 8 --rank-v 24"},
+      {R"({"method": "topk", "fraction": 0.1, "activations": "synthetic:llama"})", "--warmup 4096 --method topk --fraction 0.1"}};
+  for (const auto& [compression, flags] : cases) {
+    const std::string scenario = write(dir, "s.json", base + compression + "}");
+    const Result ran = shell("MOSS_CACHE_DIR=off " + std::string(MOSS_BINARY) + " run " + scenario + " --out " + dir +
+                             "/o --no-trace --json 2>/dev/null");
+    ASSERT_EQ(ran.code, 0) << ran.output;
+    const nlohmann::json figures = nlohmann::json::parse(ran.output).at("compression");
+    // The scenario's sample: a chunk of 8192 / 4 = 2048 tokens, at most 1024 measured, after the warm-up.
+    const Result compressed = run("compress --synthetic llama,dim=256,tokens=1024 --seed 3 " + std::string(flags) + " --json");
+    ASSERT_EQ(compressed.code, 0) << compressed.output;
+    const nlohmann::json tensors = nlohmann::json::parse(compressed.output).at("tensors");
+    EXPECT_DOUBLE_EQ(figures.at("relative_error_k").get<double>(), tensors.at(0).at("relative_error").get<double>()) << flags;
+    EXPECT_DOUBLE_EQ(figures.at("relative_error_v").get<double>(), tensors.at(1).at("relative_error").get<double>()) << flags;
+  }
+}
+
 // A sweep's manifest or journal that is not a regular file (a FIFO blocked the read for ever, a link
 // to /dev/zero grew memory without bound) is refused by name.
 TEST(Cli, ASweepRefusesJournalsThatAreNotFiles) {

@@ -5,7 +5,8 @@
 //
 // Sample. The codecs are fitted on a warm-up sample of request.warmup_tokens tokens (default
 // kWarmupTokens: the bases a run would learn in its warm-up) and evaluated on a *different* sample of min(chunk_tokens, kMaxSampleTokens)
-// tokens, K and V separately, each with its own rank. Synthetic sources generate warm-up + sample from
+// tokens (after the warm-up for every method, so all methods see the same tokens), K and V separately,
+// each with its own rank (and fit seed: seed + 2l for K of sampled layer l, + 1 for V). Synthetic sources generate warm-up + sample from
 // one seeded stream (tokens [0, warm-up) fit, the rest is measured). Activations of several layers:
 // every layer has its own K/V statistics and a model its own bases per layer, so each sampled layer
 // (at most kMaxSampleLayers, evenly spaced over depth, first and last included) is fitted on its own
