@@ -13,6 +13,7 @@
 
 #include "moss/core/error.h"
 #include "moss/scenario/loader.h"
+#include "moss/step/compression_measure.h"
 #include "moss/sweep/communicator.h"
 #include "moss/sweep/point_check.h"
 #include "moss/sweep/point_evaluator.h"
@@ -22,6 +23,31 @@
 namespace moss::app {
 
 namespace {
+
+// The activation files the sweep's points can name (the base's, and every swept value of
+// compression.activations or of a whole compression block), each with its version
+// (step::source_identity): a resumed sweep whose files changed would mix figures of two versions.
+nlohmann::json activation_versions(const nlohmann::json& doc, const sweep::SweepPlan& plan, const std::string& file) {
+  std::vector<std::string> sources;
+  const auto add = [&](const nlohmann::json& v) {
+    if (v.is_string() && v.get<std::string>().rfind("synthetic:", 0) != 0 && !v.get<std::string>().empty())
+      sources.push_back(v.get<std::string>());
+  };
+  if (doc.is_object() && doc.contains("compression") && doc["compression"].is_object() && doc["compression"].contains("activations"))
+    add(doc["compression"]["activations"]);
+  for (const sweep::Axis& axis : plan.axes())
+    for (std::size_t f = 0; f < axis.fields.size(); ++f)
+      for (const auto& step : axis.values) {
+        if (axis.fields[f] == "compression.activations") add(step[f]);
+        if (axis.fields[f] == "compression" && step[f].is_object() && step[f].contains("activations")) add(step[f]["activations"]);
+      }
+  nlohmann::json out = nlohmann::json::object();
+  for (const std::string& source : sources) {
+    const std::string path = scenario::resolve_scenario_path(file, source);
+    out[path] = step::source_identity(path).value_or("unreadable");
+  }
+  return out;
+}
 
 std::string duration_text(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
@@ -123,7 +149,7 @@ int run_sweep(const SweepOptions& o, std::ostream& out, std::ostream& err) {
   header.scenario_name = name;
   header.scenario_file = o.scenario;
   header.sweep = doc["sweep"];
-  const nlohmann::json identity = {{"scenario", doc}, {"backend", o.backend}};
+  const nlohmann::json identity = {{"scenario", doc}, {"backend", o.backend}, {"activations", activation_versions(doc, plan, o.scenario)}};
   std::optional<std::string> backend;
   if (!o.backend.empty()) backend = o.backend;
 

@@ -55,6 +55,8 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
   return req;
 }
 
+}  // namespace
+
 // A synthetic spec names its data; a file is named by where it is and its inode's size, modification
 // and status-change times (as make and ccache do, plus the change time, which no copy tool can set):
 // a rewritten file is a new source. nullopt when the file cannot be examined: then nothing is cached
@@ -69,6 +71,8 @@ std::optional<std::string> source_identity(const std::string& source) {
   return "file " + path.string() + " device " + std::to_string(st.st_dev) + " inode " + std::to_string(st.st_ino) +
          " size " + std::to_string(st.st_size) + " modified " + ns(st.st_mtim) + " changed " + ns(st.st_ctim);
 }
+
+namespace {
 
 // The HDF5 datasets the scenario chose (empty: the file's own rules).
 io::DatasetChoice datasets_of(const scenario::CompressionSpec& c) { return {"", c.dataset_k, c.dataset_v}; }

@@ -23,6 +23,33 @@ constexpr const char* kManifest = "sweep.json";
 
 std::string journal_dir(const std::string& out) { return (fs::path(out) / "journal").string(); }
 
+// What differs between the identity a sweep directory was started with and this run's, in words; ""
+// when they agree. An "activations" entry (versions of the activation files) the directory's
+// identity lacks was not recorded by the moss that started it, and is not held against it.
+std::string identity_change(const nlohmann::json& before, const nlohmann::json& now) {
+  if (!before.is_object() || !now.is_object()) return before == now ? "" : "another sweep";
+  std::vector<std::string> changed;
+  for (const auto& [key, value] : now.items()) {
+    if (!before.contains(key)) {
+      if (key != "activations") changed.push_back(key);
+      continue;
+    }
+    if (before[key] == value) continue;
+    if (key == "activations" && value.is_object() && before[key].is_object()) {
+      for (const auto& [path, version] : value.items())
+        if (before[key].contains(path) && before[key][path] != version) changed.push_back("activation file " + path + " changed");
+      if (changed.empty()) changed.push_back("other activation files");
+    } else {
+      changed.push_back(key == "scenario" ? "scenario or sweep block changed" : key + " changed");
+    }
+  }
+  for (const auto& [key, value] : before.items())
+    if (!now.contains(key)) changed.push_back(key + " changed");
+  std::string text;
+  for (const std::string& c : changed) text += (text.empty() ? "" : ", ") + c;
+  return text;
+}
+
 nlohmann::json read_manifest(const std::string& out) {
   const fs::path p = fs::path(out) / kManifest;
   check_sweep_file(p.string(), "manifest");
@@ -76,9 +103,11 @@ SweepLock SweepRunner::prepare_directory(Communicator& comm) const {
   SweepLock lock((fs::path(journal_dir(out)) / ("rank-" + std::to_string(comm.rank()) + ".lock")).string(), out);
   // Every rank checks (same files on a shared file system), so a refusal needs no collective.
   const nlohmann::json manifest = read_manifest(out);
-  if (!manifest.is_null() && manifest.value("identity", nlohmann::json()) != identity_ && options_.resume)
-    throw InputError(out, "", "holds a different sweep (scenario, sweep block or backend changed); "
-                              "choose another --out or remove the directory");
+  if (!manifest.is_null() && options_.resume) {
+    if (const std::string change = identity_change(manifest.value("identity", nlohmann::json()), identity_); !change.empty())
+      throw InputError(out, "", "holds a different sweep (" + change + "): its points would mix with these; " +
+                                    "choose another --out or remove the directory");
+  }
   if (!options_.resume && !read_journals(journal_dir(out)).empty())
     throw InputError(out, "", "already holds sweep results; pass --resume to continue them or choose another --out");
   if (comm.rank() == 0) {

@@ -1,6 +1,7 @@
 // End-to-end tests of the moss executable: exit codes, messages, outputs.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -517,6 +518,43 @@ TEST(Cli, CompressGivesAScenariosFiguresOnTheSameData) {
     EXPECT_DOUBLE_EQ(figures.at("relative_error_k").get<double>(), tensors.at(0).at("relative_error").get<double>()) << flags;
     EXPECT_DOUBLE_EQ(figures.at("relative_error_v").get<double>(), tensors.at(1).at("relative_error").get<double>()) << flags;
   }
+}
+
+// A resumed sweep whose activation file was rewritten since its points ran would mix figures of two
+// versions of the data under one source: it is refused, naming the file.
+TEST(Cli, AResumedSweepRefusesAChangedActivationFile) {
+  const std::string dir = temp_dir("sweep_changed_file");
+  const auto write_pair = [&](float scale) {  // [2, 256, 64] float32: K and V of one layer
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 256, 64), }";
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    std::ofstream out(dir + "/kv.npy", std::ios::binary);
+    out.write("\x93NUMPY\x01\x00", 8);
+    out.put(static_cast<char>(header.size() & 0xff)).put(static_cast<char>(header.size() >> 8));
+    out << header;
+    for (int i = 0; i < 2 * 256 * 64; ++i) {
+      const float v = scale * static_cast<float>(std::sin(0.37 * i) + std::cos(0.011 * i * (i % 7)));
+      out.write(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+  };
+  write_pair(1.0f);
+  const std::string scenario = write(dir, "s.json", R"({"name": "files", "model": {"layers": 2, "d_model": 64, "heads": 2,
+    "kv_heads": 2, "ffn_hidden": 256, "vocab": 1000, "tied_embeddings": true},
+    "training": {"seq_len": 512, "tokens": 1e8},
+    "cluster": {"gpu": "A100-80GB", "nodes": 4, "network": {"bandwidth": "1Gbps", "latency": "1ms"}},
+    "parallelism": {"context": 4},
+    "compression": {"method": "pca", "rank_k": 4, "rank_v": 4, "activations": "kv.npy"},
+    "sweep": {"compression.rank_k": [2, 4]}})");
+  const std::string sweep = "MOSS_CACHE_DIR=off " + std::string(MOSS_BINARY) + " sweep " + scenario + " --out " + dir + "/o";
+  const Result first = shell(sweep + " 2>&1");
+  ASSERT_EQ(first.code, 0) << first.output;
+  const Result same = shell(sweep + " --resume 2>&1");
+  EXPECT_EQ(same.code, 0) << same.output;
+  write_pair(2.0f);  // the same shape and size, other values
+  const Result changed = shell(sweep + " --resume 2>&1");
+  EXPECT_EQ(changed.code, 2) << changed.output;
+  EXPECT_NE(changed.output.find("activation file " + std::filesystem::weakly_canonical(dir + "/kv.npy").string() + " changed"),
+            std::string::npos) << changed.output;
 }
 
 // A sweep's manifest or journal that is not a regular file (a FIFO blocked the read for ever, a link

@@ -35,6 +35,11 @@ struct CompressionFigures {
 /// file stays loaded for the run that follows in this process.
 void check_activations(const scenario::Scenario& s);
 
+/// The version of an activation source: a synthetic spec itself; a file's canonical path, device,
+/// inode, size, modification and change times (a rewritten file is another version); nullopt when
+/// the file cannot be examined.
+[[nodiscard]] std::optional<std::string> source_identity(const std::string& source);
+
 /// Encode and decode times per chunk of `s` from its kernels' throughputs (bytes of K/V input per
 /// second) measured on the GPU the CUDA runtime names `gpu_name`, and where they come from:
 ///   the scenario's GPU (catalog device_names)  as measured;
