@@ -103,15 +103,47 @@ void check_semantics(JsonReader& r, const Scenario& s) {
   // (kernels::measure_kv): within the generator's bounds, so that what validates also runs.
   if (s.compression.compressed() && s.compression.activations.rfind("synthetic:", 0) == 0) {
     try {
-      kernels::SyntheticSpec spec = kernels::parse_synthetic_spec(std::string_view(s.compression.activations).substr(10));
+      const std::string_view text = std::string_view(s.compression.activations).substr(10);
+      kernels::SyntheticSpec spec = kernels::parse_synthetic_spec(text);
+      // The scenario sets the data's width (the model's K/V) and its tokens (warm-up + sample): a spec
+      // that says otherwise would be measured at other sizes than it names.
+      for (std::size_t begin = 0; begin <= text.size();) {
+        const std::size_t end = std::min(text.find(',', begin), text.size());
+        std::string_view item = text.substr(begin, end - begin);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        if (item.rfind("dim=", 0) == 0 && spec.dim != kv)
+          r.problem("/compression/activations", "= \"" + s.compression.activations + "\": dim=" + std::to_string(spec.dim) +
+                                                    " differs from this model's K/V width " + std::to_string(kv) +
+                                                    ", which the scenario measures at; leave dim out");
+        if (item.rfind("tokens=", 0) == 0)
+          r.problem("/compression/activations", "= \"" + s.compression.activations +
+                                                    "\": tokens= is not used here: the scenario generates warmup_tokens + "
+                                                    "one chunk's sample (at most 1024); leave tokens out");
+        begin = end + 1;
+      }
       spec.dim = kv;
-      spec.tokens = (fitted ? std::min(s.compression.warmup_tokens, kernels::kMaxWarmupTokens) : 0) +
+      spec.tokens = std::min(s.compression.warmup_tokens, kernels::kMaxWarmupTokens) +
                     std::min<std::int64_t>(s.training.seq_len / s.parallelism.context, kernels::kMaxSampleTokens);
       kernels::check_synthetic_cost(spec);
     } catch (const std::invalid_argument& e) {
       r.problem("/compression/activations", "= \"" + s.compression.activations + "\" at this model's K/V width " +
                                                 std::to_string(kv) + ": " + e.what());
     }
+  }
+  if (fitted) {
+    // Coefficients of a rank at (or near) the width, plus mos's angles or mos-k's index, can outweigh
+    // the rows themselves: refused, as a topk that keeps too much is.
+    const double chunk = static_cast<double>(s.training.seq_len) / s.parallelism.context;
+    double sent = 2.0 * (static_cast<double>(s.compression.rank_k) + s.compression.rank_v);
+    if (s.compression.method == "mos") sent += 2.0 * 4.0 * s.compression.rotations / chunk;
+    if (s.compression.method == "mos-k") sent += 2.0 * std::ceil(std::log2(std::max(1, s.compression.subspaces))) / 8.0;
+    const double coefficients = 2.0 * (static_cast<double>(s.compression.rank_k) + s.compression.rank_v);
+    if (sent > 4.0 * kv)
+      r.problem("/compression/rank_k", "= " + std::to_string(s.compression.rank_k) + " and rank_v = " + std::to_string(s.compression.rank_v) +
+                                           ": " + s.compression.method + " would send " + num(coefficients) + " bytes of coefficients per token" +
+                                           (sent > coefficients ? (s.compression.method == "mos" ? " and its angles" : " and its index") : "") +
+                                           ", more than the " + num(4.0 * kv) +
+                                           " of uncompressed bf16 K and V; lower the ranks or use \"method\": \"none\"");
   }
   if (s.compression.method == "topk") {
     // Values (bf16) + indices of ceil(log2 kv) bits: past about 60 % kept it outweighs bf16 rows.

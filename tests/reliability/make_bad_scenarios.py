@@ -320,6 +320,15 @@ mutate("activations-wrong-width", "/compression/activations", r"width 8; the mod
        {"compression": dict(MOS, activations="../bad_activations/narrow-pair.npy")})
 mutate("activations-synthetic-unknown-key", "/compression/activations", r"unknown key \"bogus\"", "bad synthetic spec",
        {"compression": dict(MOS, activations="synthetic:bogus=1")})
+mutate("activations-synthetic-dim-mismatch", "/compression/activations", r"dim=128 differs from this model's K/V width 2048",
+       "a synthetic spec whose width the scenario would silently replace",
+       {"compression": dict(MOS, activations="synthetic:llama,dim=128")})
+mutate("activations-synthetic-tokens", "/compression/activations", r"tokens= is not used here",
+       "a synthetic token count the scenario would silently replace",
+       {"compression": dict(MOS, activations="synthetic:llama,tokens=100")})
+mutate("mos-full-rank-sends-more", "/compression/rank_k", r"8192 bytes of coefficients per token and its angles, more than the 8192 of uncompressed",
+       "mos at the full width sends its angles on top of every value",
+       {"compression": dict(MOS, rank_k=2048, rank_v=2048)})
 mutate("mos-rotations-too-many", "/compression/rotations", r"16", "more rotation generators than the kernels support",
        {"compression": dict(MOS, rotations=20)})
 mutate("mos-k-routing-unknown", "/compression/routing", r"exhaustive.*sketch", "mos-k routing that does not exist",
