@@ -1,5 +1,6 @@
 #include "sweep_command.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -13,7 +14,6 @@
 
 #include "moss/core/error.h"
 #include "moss/scenario/loader.h"
-#include "moss/step/compression_measure.h"
 #include "moss/sweep/communicator.h"
 #include "moss/sweep/point_check.h"
 #include "moss/sweep/point_evaluator.h"
@@ -25,8 +25,11 @@ namespace moss::app {
 namespace {
 
 // The activation files the sweep's points can name (the base's, and every swept value of
-// compression.activations or of a whole compression block), each with its version
-// (step::source_identity): a resumed sweep whose files changed would mix figures of two versions.
+// compression.activations or of a whole compression block), each with its version: a resumed sweep
+// whose files changed would mix figures of two versions of the data. Keyed as the scenario writes
+// them (a resume from another directory names them alike), the version from the file's size,
+// inode and times, not its path or device (which differ between the nodes of an MPI job and after
+// an NFS remount); "unreadable" when the file cannot be examined.
 nlohmann::json activation_versions(const nlohmann::json& doc, const sweep::SweepPlan& plan, const std::string& file) {
   std::vector<std::string> sources;
   const auto add = [&](const nlohmann::json& v) {
@@ -43,8 +46,12 @@ nlohmann::json activation_versions(const nlohmann::json& doc, const sweep::Sweep
       }
   nlohmann::json out = nlohmann::json::object();
   for (const std::string& source : sources) {
+    struct stat st {};
     const std::string path = scenario::resolve_scenario_path(file, source);
-    out[path] = step::source_identity(path).value_or("unreadable");
+    const auto ns = [](const timespec& t) { return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec); };
+    out[source] = ::stat(path.c_str(), &st) != 0 ? std::string("unreadable")
+                                                 : "inode " + std::to_string(st.st_ino) + " size " + std::to_string(st.st_size) +
+                                                       " modified " + ns(st.st_mtim) + " changed " + ns(st.st_ctim);
   }
   return out;
 }

@@ -145,8 +145,10 @@ void read_compression(JsonReader& r, const json& doc, Scenario& s, const std::st
   else if (c.method == "mos") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "rotations", "basis_refresh_steps", "activations", "warmup_tokens", "datasets"});
   else if (c.method == "pca") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "basis_refresh_steps", "activations", "warmup_tokens", "datasets"});
   else if (c.method == "mos-k") r.allow_keys(*j, p, {"method", "rank_k", "rank_v", "subspaces", "routing", "basis_refresh_steps", "activations", "warmup_tokens", "datasets"});
-  else if (c.method == "topk") r.allow_keys(*j, p, {"method", "fraction", "activations", "datasets"});
-  else r.allow_keys(*j, p, {"method", "bits", "activations", "datasets"});
+  // topk and quant fit nothing, but skip the warm-up's tokens too (every method is measured after it):
+  // warmup_tokens lets a sweep measure them on the fitted methods' tokens.
+  else if (c.method == "topk") r.allow_keys(*j, p, {"method", "fraction", "activations", "warmup_tokens", "datasets"});
+  else r.allow_keys(*j, p, {"method", "bits", "activations", "warmup_tokens", "datasets"});
   if (auto a = r.string(*j, p, "activations", false)) {
     if (a->rfind("synthetic:", 0) == 0) {
       c.activations = *a;

@@ -1,9 +1,11 @@
 // Checks that involve several sections of a scenario.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <sstream>
 #include <utility>
 
+#include "moss/kernels/codec.h"
 #include "moss/kernels/measure.h"
 #include "moss/kernels/synthetic.h"
 #include "moss/model/memory.h"
@@ -23,6 +25,13 @@ std::string num(double v) {
   std::ostringstream os;
   os << v;
   return os.str();
+}
+
+// The shortest text that reads back as v: 8192.000488 is not "8192" beside the 8192 it exceeds.
+std::string exact(double v) {
+  char text[32];
+  const std::size_t length = static_cast<std::size_t>(std::to_chars(text, text + sizeof text, v).ptr - text);
+  return std::string(text, length);
 }
 
 void check_memory(JsonReader& r, const Scenario& s) {
@@ -130,27 +139,28 @@ void check_semantics(JsonReader& r, const Scenario& s) {
                                                 std::to_string(kv) + ": " + e.what());
     }
   }
-  if (fitted) {
+  if (fitted && s.compression.rank_k <= kv && s.compression.rank_v <= kv) {
     // Coefficients of a rank at (or near) the width, plus mos's angles or mos-k's index, can outweigh
-    // the rows themselves: refused, as a topk that keeps too much is.
+    // the rows themselves: refused, as a topk that keeps too much is (a rank above the width is
+    // refused above).
     const double chunk = static_cast<double>(s.training.seq_len) / s.parallelism.context;
     double sent = 2.0 * (static_cast<double>(s.compression.rank_k) + s.compression.rank_v);
     if (s.compression.method == "mos") sent += 2.0 * 4.0 * s.compression.rotations / chunk;
     if (s.compression.method == "mos-k") sent += 2.0 * std::ceil(std::log2(std::max(1, s.compression.subspaces))) / 8.0;
-    const double coefficients = 2.0 * (static_cast<double>(s.compression.rank_k) + s.compression.rank_v);
     if (sent > 4.0 * kv)
       r.problem("/compression/rank_k", "= " + std::to_string(s.compression.rank_k) + " and rank_v = " + std::to_string(s.compression.rank_v) +
-                                           ": " + s.compression.method + " would send " + num(coefficients) + " bytes of coefficients per token" +
-                                           (sent > coefficients ? (s.compression.method == "mos" ? " and its angles" : " and its index") : "") +
-                                           ", more than the " + num(4.0 * kv) +
+                                           ": " + s.compression.method + " would send " + exact(sent) +
+                                           " bytes per token (coefficients" + (s.compression.method == "mos" ? " and angles" : " and index") +
+                                           "), more than the " + num(4.0 * kv) +
                                            " of uncompressed bf16 K and V; lower the ranks or use \"method\": \"none\"");
   }
   if (s.compression.method == "topk") {
-    // Values (bf16) + indices of ceil(log2 kv) bits: past about 60 % kept it outweighs bf16 rows.
-    const double k = std::ceil(s.compression.fraction * kv);
-    const double sent = 2 * k + std::ceil(k * std::ceil(std::log2(static_cast<double>(kv))) / 8);
-    if (sent >= 2.0 * kv) {
-      r.problem("/compression/fraction", "= " + num(s.compression.fraction) + ": top-k would send " + num(sent) +
+    // Values (bf16) + indices of ceil(log2 kv) bits, bit-packed across the chunk (the kernels' count
+    // and wire format): past about 60 % kept it outweighs bf16 rows.
+    const auto k = static_cast<double>(kernels::topk_count(s.compression.fraction, kv));
+    const double sent = 2 * k + k * std::ceil(std::log2(static_cast<double>(kv))) / 8;
+    if (sent > 2.0 * kv) {
+      r.problem("/compression/fraction", "= " + num(s.compression.fraction) + ": top-k would send " + exact(sent) +
                                              " bytes per row, more than the " + num(2.0 * kv) +
                                              " of uncompressed bf16; use a smaller fraction or \"method\": \"none\"");
     }

@@ -36,9 +36,11 @@ std::string identity_change(const nlohmann::json& before, const nlohmann::json& 
     }
     if (before[key] == value) continue;
     if (key == "activations" && value.is_object() && before[key].is_object()) {
+      // A file that could not be read then measured nothing (its points are invalid): it may appear.
       for (const auto& [path, version] : value.items())
-        if (before[key].contains(path) && before[key][path] != version) changed.push_back("activation file " + path + " changed");
-      if (changed.empty()) changed.push_back("other activation files");
+        if (before[key].contains(path) && before[key][path] != version && before[key][path] != "unreadable")
+          changed.push_back("activation file " + path + " was rewritten or touched since (restore it, or measure again "
+                            "into another --out)");
     } else {
       changed.push_back(key == "scenario" ? "scenario or sweep block changed" : key + " changed");
     }

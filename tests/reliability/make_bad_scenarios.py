@@ -326,7 +326,7 @@ mutate("activations-synthetic-dim-mismatch", "/compression/activations", r"dim=1
 mutate("activations-synthetic-tokens", "/compression/activations", r"tokens= is not used here",
        "a synthetic token count the scenario would silently replace",
        {"compression": dict(MOS, activations="synthetic:llama,tokens=100")})
-mutate("mos-full-rank-sends-more", "/compression/rank_k", r"8192 bytes of coefficients per token and its angles, more than the 8192 of uncompressed",
+mutate("mos-full-rank-sends-more", "/compression/rank_k", r"would send 8192.00048828125 bytes per token \(coefficients and angles\), more than the 8192 of uncompressed",
        "mos at the full width sends its angles on top of every value",
        {"compression": dict(MOS, rank_k=2048, rank_v=2048)})
 mutate("mos-rotations-too-many", "/compression/rotations", r"16", "more rotation generators than the kernels support",
@@ -337,8 +337,8 @@ mutate("routing-on-pca", "/compression/routing", r"unknown key", "routing is a m
        {"compression": {"method": "pca", "rank_k": 40, "rank_v": 100, "routing": "sketch"}})
 mutate("warmup-tokens-too-many", "/compression/warmup_tokens", r"16.*65536", "a warm-up of a million tokens",
        {"compression": dict(MOS, warmup_tokens=10**6)})
-mutate("warmup-tokens-on-topk", "/compression/warmup_tokens", r"unknown key", "topk fits no basis",
-       {"compression": {"method": "topk", "fraction": 0.1, "warmup_tokens": 4096}})
+mutate("warmup-tokens-on-none", "/compression/warmup_tokens", r"unknown key", "nothing is measured without compression",
+       {"compression": {"method": "none", "warmup_tokens": 4096}})
 mutate("activations-synthetic-bad-value", "/compression/activations", r"noise", "synthetic spec with a negative noise",
        {"compression": dict(MOS, activations="synthetic:noise=-1")})
 mutate("datasets-on-synthetic", "/compression/datasets", r"not an .h5/.hdf5 file",

@@ -63,7 +63,7 @@ inline constexpr std::size_t kMaxSampleLayers = 4;
 struct MeasureRequest {
   CompressionParams params;
   std::int64_t chunk_tokens = 0;  ///< tokens per device chunk (seq_len / context parallel degree)
-  std::int64_t warmup_tokens = kWarmupTokens;  ///< tokens the bases are fitted on (files: at most half of each layer)
+  std::int64_t warmup_tokens = kWarmupTokens;  ///< tokens the bases are fitted on and every method skips (files: at most half of each layer)
   int kv_dim = 0;                 ///< kv_heads x head_dim
   int head_dim = 128;             ///< recorded in the cache key; the bases span all heads together
   std::uint64_t seed = 1;

@@ -76,7 +76,7 @@ struct CompressionSpec {
   double fraction = 0.1;  ///< topk: kept fraction of each row
   int bits = 8;           ///< quant: 4 or 8
   int basis_refresh_steps = 0;  ///< pca/mos/mos-k: re-send the basis every N steps (0: once)
-  std::int64_t warmup_tokens = 4096;  ///< pca/mos/mos-k: tokens the measured bases are fitted on (kernels::kWarmupTokens)
+  std::int64_t warmup_tokens = 4096;  ///< tokens the bases are fitted on (pca/mos/mos-k), skipped by every method before the measured sample (kernels::kWarmupTokens)
   /// K/V the kernels are measured on: "synthetic:<spec>" or a .npy/.h5 file (resolved path).
   std::string activations = "synthetic:llama";
   /// "datasets": {"k": ..., "v": ...}: the HDF5 datasets of K and V in `activations`, by path from
