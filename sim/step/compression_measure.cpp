@@ -13,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "measurement_store.h"
@@ -224,8 +226,12 @@ const std::string& device_identity() {
   static const std::string id = [] {
     std::string text = kernels::gpu_available() ? "gpu " + kernels::gpu_device_name() + "; host " : "";
     text += kernels::cpu_device_name() + " on " + cpu_model();
-    for (const char* name : {"MOSS_KERNELS_SIMD", "MOSS_GPU_GEMM", "MOSS_GPU_THETA_FIT"})
-      if (const char* v = std::getenv(name)) text += std::string("; ") + name + "=" + v;
+    // What the switches do, not how they were spelt: MOSS_KERNELS_SIMD is off at "0" only (unset, "1"
+    // and "" measured alike and were three entries); the GPU switches count where a GPU measures.
+    if (const char* v = std::getenv("MOSS_KERNELS_SIMD"); v != nullptr && std::string_view(v) == "0") text += "; MOSS_KERNELS_SIMD=0";
+    if (kernels::gpu_available())
+      for (const char* name : {"MOSS_GPU_GEMM", "MOSS_GPU_THETA_FIT"})
+        if (const char* v = std::getenv(name); v != nullptr && *v != '\0') text += std::string("; ") + name + "=" + v;
     return text;
   }();
   return id;
