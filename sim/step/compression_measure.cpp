@@ -23,6 +23,7 @@
 #include "moss/kernels/codec.h"
 #include "moss/kernels/evaluate.h"
 #include "moss/kernels/gpu_codec.h"
+#include "moss/kernels/synthetic.h"
 #include "moss/kernels/measure.h"
 #include "moss/scenario/catalog.h"
 #include "moss_measurement_identity.h"
@@ -48,11 +49,23 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
   req.head_dim = s.model.head_dim();
   req.seed = s.simulation.seed;
   // A file by its canonical path: the same file reached from another directory, or through a
-  // symbolic link, is the same source.
+  // symbolic link, is the same source. A synthetic spec by every field at this K/V width, so that
+  // specs that generate the same data ("llama", "llama,seed=1") are one measurement (and one entry).
   std::error_code ec;
-  req.activation_source = c.activations.rfind("synthetic:", 0) == 0 ? c.activations
-                                                                      : std::filesystem::weakly_canonical(c.activations, ec).string();
-  if (ec) req.activation_source = std::filesystem::absolute(c.activations).lexically_normal().string();
+  if (c.activations.rfind("synthetic:", 0) == 0) {
+    req.activation_source = c.activations;
+    try {
+      kernels::SyntheticSpec spec = kernels::parse_synthetic_spec(std::string_view(c.activations).substr(10));
+      spec.dim = req.kv_dim;
+      spec.tokens = 1;  // measure_kv sets warm-up + sample
+      req.activation_source = "synthetic:" + kernels::to_string(spec);
+    } catch (const std::invalid_argument&) {
+      // validated before; the measurement reports it
+    }
+  } else {
+    req.activation_source = std::filesystem::weakly_canonical(c.activations, ec).string();
+    if (ec) req.activation_source = std::filesystem::absolute(c.activations).lexically_normal().string();
+  }
   req.device = "auto";
   return req;
 }
@@ -178,7 +191,7 @@ kernels::MeasureResult measure(const scenario::Scenario& s, const kernels::Measu
   const std::string& source = s.compression.activations;
   try {
     if (source.rfind("synthetic:", 0) == 0) {
-      measured = source;
+      measured = req.activation_source;  // the spec as the request names it (every field)
       return kernels::measure_kv(req);
     }
     const LoadedFile file = checked_activations(s);

@@ -414,6 +414,27 @@ TEST(MeasurementCache, DefaultDirectoryFollowsTheEnvironment) {
   }
 }
 
+// Specs that generate the same data are one measurement and one entry: "llama" and "llama,seed=1"
+// (the preset's seed), with or without spaces.
+TEST(MeasurementCache, SpecsOfTheSameDataShareOneEntry) {
+  const fs::path dir = testing::fresh_temp_dir("moss-mcache", "same-spec");
+  const auto with = [&](const char* activations) {
+    nlohmann::json c = nlohmann::json::parse(kPca);
+    c["activations"] = activations;
+    return figures(c.dump(), dir, 73);
+  };
+  const CompressionOutcome first = with("synthetic:llama");
+  EXPECT_EQ(first.cache, CacheUse::kMiss);
+  for (const char* same : {"synthetic:llama,seed=1", "synthetic:llama, seed=1"}) {
+    const CompressionOutcome again = with(same);
+    EXPECT_NE(again.cache, CacheUse::kMiss) << same;
+    EXPECT_EQ(again.relative_error, first.relative_error) << same;
+  }
+  EXPECT_EQ(entries(dir).size(), 1u);
+  EXPECT_EQ(with("synthetic:llama,seed=2").cache, CacheUse::kMiss);  // other data
+  fs::remove_all(dir);
+}
+
 // The key holds the device that measured and the build's identity: a figure measured on another
 // device, or by other kernel code, is never served.
 TEST(MeasurementCache, TheKeyNamesTheDeviceAndTheBuild) {
@@ -424,7 +445,8 @@ TEST(MeasurementCache, TheKeyNamesTheDeviceAndTheBuild) {
   EXPECT_NE(key.find("\nbuild " MOSS_MEASUREMENT_IDENTITY), std::string::npos) << key;
   EXPECT_EQ(std::string(MOSS_MEASUREMENT_IDENTITY).size(), 64u);
   EXPECT_NE(key.find("\ndevice " + std::string(kernels::gpu_available() ? "gpu " : "cpu ")), std::string::npos) << key;
-  EXPECT_NE(key.find("\nsource synthetic:llama"), std::string::npos) << key;
+  // A synthetic source by every field of its spec at the model's K/V width ("llama" spelt out).
+  EXPECT_NE(key.find("\nsource synthetic:tokens=1,dim=2048,subspaces=4,rank=0,"), std::string::npos) << key;
   EXPECT_NE(key.find("\nkernels pca|16|16|"), std::string::npos) << key;
   fs::remove_all(dir);
 }
