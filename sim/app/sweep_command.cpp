@@ -1,6 +1,5 @@
 #include "sweep_command.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +13,7 @@
 
 #include "moss/core/error.h"
 #include "moss/scenario/loader.h"
+#include "moss/step/compression_measure.h"
 #include "moss/sweep/communicator.h"
 #include "moss/sweep/point_check.h"
 #include "moss/sweep/point_evaluator.h"
@@ -46,12 +46,7 @@ nlohmann::json activation_versions(const nlohmann::json& doc, const sweep::Sweep
       }
   nlohmann::json out = nlohmann::json::object();
   for (const std::string& source : sources) {
-    struct stat st {};
-    const std::string path = scenario::resolve_scenario_path(file, source);
-    const auto ns = [](const timespec& t) { return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec); };
-    out[source] = ::stat(path.c_str(), &st) != 0 ? std::string("unreadable")
-                                                 : "inode " + std::to_string(st.st_ino) + " size " + std::to_string(st.st_size) +
-                                                       " modified " + ns(st.st_mtim) + " changed " + ns(st.st_ctim);
+    out[source] = step::file_version(scenario::resolve_scenario_path(file, source)).value_or("unreadable");
   }
   return out;
 }
