@@ -51,7 +51,7 @@ Layout layout_of(const std::string& file, const std::string& dataset, const std:
 }
 
 Activations split(const std::string& file, const Layout& l, std::vector<float> values,
-                  const std::vector<std::string>& names, const std::string& dataset) {
+                  const std::vector<std::string>& names, const std::string& dataset, const ValueInFile& in_file) {
   const auto per = static_cast<std::size_t>(l.layers * l.tokens * l.dim);
   auto where = [&](std::size_t i) {
     const auto tensor = i / per, in = i % per;
@@ -63,10 +63,12 @@ Activations split(const std::string& file, const Layout& l, std::vector<float> v
   };
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (std::isfinite(values[i]) && std::fabs(values[i]) <= kMaxActivation) continue;
-    if (!std::isfinite(values[i]))
-      throw InputError(file, dataset, std::string(std::isnan(values[i]) ? "NaN" : "Inf") + " at " + where(i) + ": expected finite activations");
+    const std::optional<long double> held = in_file ? in_file(i) : std::nullopt;
+    const long double value = held ? *held : static_cast<long double>(values[i]);
+    if (!std::isfinite(value))
+      throw InputError(file, dataset, std::string(std::isnan(value) ? "NaN" : "Inf") + " at " + where(i) + ": expected finite activations");
     std::ostringstream v;
-    v << values[i];
+    v << value;
     throw InputError(file, dataset,
                      v.str() + " at " + where(i) + ": expected activations of magnitude at most 1e15 (the codecs square them in fp32)");
   }

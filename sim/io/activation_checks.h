@@ -2,6 +2,8 @@
 // Shape rules and NaN/Inf/magnitude checks shared by the .npy and HDF5 readers (private to moss_io).
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,9 +40,15 @@ Layout layout_of(const std::string& file, const std::string& dataset, const std:
 /// above any model's K/V.
 inline constexpr float kMaxActivation = 1e15f;
 
+/// The value the file holds at a flat index of `values` (layout order), where reading it as float
+/// changed it: a float64 beyond float's range became +-FLT_MAX (.npy) or +-Inf (libhdf5). nullopt when
+/// the float is the file's value.
+using ValueInFile = std::function<std::optional<long double>(std::size_t index)>;
+
 /// Splits `values` (layout order) into tensors, checking every value is finite and at most
-/// kMaxActivation in magnitude. Throws InputError.
+/// kMaxActivation in magnitude; a refused value is quoted as the file holds it (`in_file`, when given).
+/// Throws InputError.
 Activations split(const std::string& file, const Layout& layout, std::vector<float> values,
-                  const std::vector<std::string>& names = {}, const std::string& dataset = "");
+                  const std::vector<std::string>& names = {}, const std::string& dataset = "", const ValueInFile& in_file = {});
 
 }  // namespace moss::io::detail

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -214,6 +215,26 @@ std::string file_of(hid_t id) {
   return name;
 }
 
+// The value at row-major `index` of dataset `ds` (dataspace `space`) as a long double; nullopt when
+// it cannot be read.
+std::optional<long double> element_of(hid_t ds, hid_t space, std::size_t index) {
+  hsize_t dims[4] = {}, at[4] = {};
+  const int rank = H5Sget_simple_extent_dims(space, dims, nullptr);
+  if (rank < 1 || rank > 4) return std::nullopt;
+  for (int i = rank - 1; i >= 0; --i) {
+    at[i] = index % dims[i];
+    index /= dims[i];
+  }
+  Handle one(H5Scopy(space), H5Sclose);
+  const hsize_t count = 1;
+  Handle memory(H5Screate_simple(1, &count, nullptr), H5Sclose);
+  long double value = 0;
+  if (!one.ok() || !memory.ok() || H5Sselect_elements(one.get(), H5S_SELECT_SET, 1, at) < 0 ||
+      H5Dread(ds, H5T_NATIVE_LDOUBLE, memory.get(), one.get(), H5P_DEFAULT, &value) < 0)
+    return std::nullopt;
+  return value;
+}
+
 // One dataset: one tensor, or a K/V pair when `pairs` lets its shape be one.
 Activations read_dataset(const std::string& path, const File& file, const std::string& name, std::uint64_t file_bytes,
                          detail::PairShapes pairs) {
@@ -257,8 +278,11 @@ Activations read_dataset(const std::string& path, const File& file, const std::s
   std::vector<float> values(static_cast<std::size_t>(layout.count()));
   if (H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw InputError(path, where, "cannot read the dataset (truncated or corrupt file)");
-  if (layout.tensors == 2) return detail::split(path, layout, std::move(values), {}, where);
-  return detail::split(path, layout, std::move(values), {name}, where);
+  // libhdf5 converts a float64 beyond float's range to +-Inf: the refused value is read again, alone
+  // and wide, to be quoted as the file holds it.
+  const detail::ValueInFile in_file = [&](std::size_t index) { return element_of(ds.get(), space.get(), index); };
+  if (layout.tensors == 2) return detail::split(path, layout, std::move(values), {}, where, in_file);
+  return detail::split(path, layout, std::move(values), {name}, where, in_file);
 }
 
 /// Bound on a dataset's float32 values, and on the bytes HDF5 holds for it, given the file size: what

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -190,20 +191,29 @@ Activations load_npy(const std::string& path) {
   if (!in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size())))
     fail(path, "truncated data");
   std::vector<float> values(static_cast<std::size_t>(count));
+  // The first float64 beyond float's range, as the file holds it: the magnitude check quotes it.
+  std::optional<std::pair<std::size_t, double>> first_clamped;
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (dtype == Dtype::f32) {
       std::memcpy(&values[i], raw.data() + 4 * i, 4);
     } else if (dtype == Dtype::f64) {
       double v = 0;
       std::memcpy(&v, raw.data() + 8 * i, 8);
-      // A finite value beyond float's range stays finite, so the magnitude check names it (not as Inf).
-      values[i] = std::isfinite(v) ? static_cast<float>(std::clamp(v, -double{FLT_MAX}, double{FLT_MAX})) : static_cast<float>(v);
+      // A finite value beyond float's range stays finite (converting it is undefined), so the
+      // magnitude check refuses it, quoting it as the file holds it (not as Inf).
+      const bool beyond = std::isfinite(v) && std::fabs(v) > double{FLT_MAX};
+      if (beyond && !first_clamped) first_clamped.emplace(i, v);
+      values[i] = beyond ? (v > 0 ? FLT_MAX : -FLT_MAX) : static_cast<float>(v);
     } else {
       const auto bits = static_cast<std::uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
       values[i] = dtype == Dtype::f16 ? kernels::half_bits_to_float(bits) : kernels::bf16_bits_to_float(bits);
     }
   }
-  return detail::split(path, layout, std::move(values));
+  // Every clamped value is refused, so the first refused is at or before the first clamped.
+  return detail::split(path, layout, std::move(values), {}, "", [&first_clamped](std::size_t i) -> std::optional<long double> {
+    if (first_clamped && first_clamped->first == i) return first_clamped->second;
+    return std::nullopt;
+  });
 }
 
 }  // namespace moss::io

@@ -108,8 +108,12 @@ TEST(Npy, LoadsFloat64AsFloat32KeepingOutOfRangeValuesFinite) {
   std::string payload(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
   const std::string ok = write_npy("d.npy", "<f8", "(1, 3)", payload.substr(0, 3 * sizeof(double)));
   EXPECT_EQ(moss::io::load_activations(ok).tensors[0].values, (std::vector<float>{1.0f, -2.5f, 0.1f}));
-  // 1e300 is no float: refused by the magnitude check, not reported as an Inf in the file.
-  expect_input_error(write_npy("d-big.npy", "<f8", "(2, 2)", payload), "magnitude at most 1e15");
+  // 1e300 is no float: refused by the magnitude check, quoted as the file holds it (not as Inf, nor
+  // as the largest float).
+  expect_input_error(write_npy("d-big.npy", "<f8", "(2, 2)", payload), "1e+300 at layer 0, token 1, feature 1: expected activations of magnitude at most 1e15");
+  const std::vector<double> w = {1.0, -1e300, 1e20, 1e300};
+  const std::string negative(reinterpret_cast<const char*>(w.data()), w.size() * sizeof(double));
+  expect_input_error(write_npy("d-neg.npy", "<f8", "(2, 2)", negative), "-1e+300 at layer 0, token 0, feature 1");
   expect_input_error(write_npy("d-be.npy", ">f8", "(1, 3)", payload.substr(0, 3 * sizeof(double))), "little-endian");
 }
 
@@ -236,6 +240,37 @@ TEST(Hdf5, LoadsKvDatasetsAndRejectsBadOnes) {
   fs::copy_file(p, t, fs::copy_options::overwrite_existing);
   fs::resize_file(t, fs::file_size(t) / 2);
   expect_input_error(t, "");
+}
+
+// libhdf5 converts a float64 beyond float's range to Inf: the message quotes the file's value, and
+// still says Inf for an Inf the file holds; chunked storage and a K/V pair's 4-d index included.
+TEST(Hdf5, QuotesAFloat64BeyondFloatsRangeAsTheFileHoldsIt) {
+  const std::string p = (temp_dir() / "f64-big.h5").string();
+  const std::string q = (temp_dir() / "f64-inf.h5").string();
+  std::vector<double> x(2 * 3 * 4 * 5, 0.5);
+  x[1 * 60 + 2 * 20 + 1 * 5 + 4] = -3e300;  // V, layer 2, token 1, feature 4
+  x[1 * 60 + 2 * 20 + 3 * 5 + 0] = 5e300;
+  const std::vector<hsize_t> dims{2, 3, 4, 5}, chunk{1, 1, 2, 5};
+  {
+    const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t space = H5Screate_simple(4, dims.data(), nullptr);
+    const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(create, 4, chunk.data());
+    const hid_t ds = H5Dcreate2(f, "kv", H5T_IEEE_F64LE, space, H5P_DEFAULT, create, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x.data());
+    H5Dclose(ds);
+    H5Pclose(create);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  expect_input_error(p, "/kv: -3e+300 at V layer 2, token 1, feature 4: expected activations of magnitude at most 1e15");
+  x[5] = std::numeric_limits<double>::infinity();
+  {
+    const hid_t f = H5Fcreate(q.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    write_h5_dataset(f, "kv", H5T_IEEE_F64LE, dims, x.data(), H5T_NATIVE_DOUBLE);
+    H5Fclose(f);
+  }
+  expect_input_error(q, "/kv: Inf at K layer 0, token 1, feature 0: expected finite activations");
 }
 
 namespace {
