@@ -93,8 +93,7 @@ void validate_config(const CodecConfig& c, std::int64_t dim) {
   if (c.method == Method::mos_k && (c.subspaces < 1 || c.subspaces > 256))
     throw std::invalid_argument("mos-k: subspaces must be in [1, 256], got " +
                                 std::to_string(c.subspaces));
-  if (c.method == Method::topk && !(c.fraction > 0.0 && c.fraction <= 1.0))
-    {
+  if (c.method == Method::topk && !(c.fraction > 0.0 && c.fraction <= 1.0)) {
     char got[32];  // the shortest form that reads back as the value: 1.0000001, not "1.000000"
     const auto end = std::to_chars(got, got + sizeof got, c.fraction).ptr;
     throw std::invalid_argument("topk: fraction must be in (0, 1], got " + std::string(got, end));
@@ -143,6 +142,35 @@ std::uint64_t encoded_bytes(const CodecConfig& c, std::int64_t tokens, std::int6
       return (t * d * static_cast<std::uint64_t>(c.bits) + 7) / 8 + 2u * t;
   }
   return 0;
+}
+
+WireRate wire_rate(const CodecConfig& c, std::int64_t dim) {
+  const double vb = c.value_bytes, d = static_cast<double>(dim), r = c.rank;
+  // Bytes of something sent once per block of `block_tokens` (0: once per chunk), as rates.
+  const auto per_block = [](double bytes, int block_tokens) {
+    return block_tokens <= 0 ? WireRate{0, bytes} : WireRate{bytes / block_tokens, 0};
+  };
+  switch (c.method) {
+    case Method::none:
+      return {vb * d, 0};
+    case Method::pca:
+      return {vb * r, 0};
+    case Method::mos: {
+      const WireRate theta = per_block(4.0 * c.rotations, c.theta_block_tokens);
+      return {vb * r + theta.per_token_bytes, theta.per_chunk_bytes};
+    }
+    case Method::mos_k: {
+      const WireRate index = per_block(index_bits(c.subspaces) / 8.0, c.route_block_tokens);
+      return {vb * r + index.per_token_bytes, index.per_chunk_bytes};
+    }
+    case Method::topk: {
+      const auto k = static_cast<double>(topk_count(c.fraction, dim));
+      return {vb * k + k * index_bits(dim) / 8.0, 0};
+    }
+    case Method::quant:
+      return {d * c.bits / 8.0 + 2.0, 0};
+  }
+  return {};
 }
 
 std::uint64_t one_time_bytes(const CodecConfig& c, std::int64_t dim) {

@@ -10,6 +10,7 @@
 #include "moss/kernels/synthetic.h"
 #include "moss/model/memory.h"
 #include "moss/scenario/cluster_topology.h"
+#include "moss/scenario/compression_params.h"
 #include "moss/scenario/units.h"
 #include "sections.h"
 
@@ -144,9 +145,7 @@ void check_semantics(JsonReader& r, const Scenario& s) {
     // the rows themselves: refused, as a topk that keeps too much is (a rank above the width is
     // refused above).
     const double chunk = static_cast<double>(s.training.seq_len) / s.parallelism.context;
-    double sent = 2.0 * (static_cast<double>(s.compression.rank_k) + s.compression.rank_v);
-    if (s.compression.method == "mos") sent += 2.0 * 4.0 * s.compression.rotations / chunk;
-    if (s.compression.method == "mos-k") sent += 2.0 * std::ceil(std::log2(std::max(1, s.compression.subspaces))) / 8.0;
+    const double sent = wire_bytes_per_token(s.compression, kv, chunk);
     if (sent > 4.0 * kv)
       r.problem("/compression/rank_k", "= " + std::to_string(s.compression.rank_k) + " and rank_v = " + std::to_string(s.compression.rank_v) +
                                            ": " + s.compression.method + " would send " + exact(sent) +
@@ -155,10 +154,9 @@ void check_semantics(JsonReader& r, const Scenario& s) {
                                            " of uncompressed bf16 K and V; lower the ranks or use \"method\": \"none\"");
   }
   if (s.compression.method == "topk") {
-    // Values (bf16) + indices of ceil(log2 kv) bits, bit-packed across the chunk (the kernels' count
-    // and wire format): past about 60 % kept it outweighs bf16 rows.
-    const auto k = static_cast<double>(kernels::topk_count(s.compression.fraction, kv));
-    const double sent = 2 * k + k * std::ceil(std::log2(static_cast<double>(kv))) / 8;
+    // Values (bf16) + indices of ceil(log2 kv) bits, bit-packed across the chunk (the kernels' wire
+    // format): past about 60 % kept it outweighs bf16 rows. K and V send alike: per row, half.
+    const double sent = wire_bytes_per_token(s.compression, kv, 1.0) / 2.0;
     if (sent > 2.0 * kv) {
       r.problem("/compression/fraction", "= " + num(s.compression.fraction) + ": top-k would send " + exact(sent) +
                                              " bytes per row, more than the " + num(2.0 * kv) +

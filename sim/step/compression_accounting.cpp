@@ -4,37 +4,23 @@
 
 #include "moss/kernels/codec.h"
 #include "moss/model/roofline.h"
+#include "moss/scenario/compression_params.h"
 
 namespace moss::step {
 
-namespace {
-
-double bits_for(double choices) { return choices <= 1 ? 0.0 : std::ceil(std::log2(choices)); }
-
-}  // namespace
-
 KvBytes kv_bytes(const scenario::CompressionSpec& c, const model::TransformerConfig& m, double chunk_tokens) {
-  const double kv = m.kv_dim();
+  const auto kv = static_cast<std::int64_t>(m.kv_dim());
   KvBytes b;
-  b.raw_per_token = 2.0 * kv * 2.0;
-  const double ranks = static_cast<double>(c.rank_k) + c.rank_v;
-  if (c.method == "none") {
-    b.sent_per_token = b.raw_per_token;
-  } else if (c.fitted()) {
-    b.sent_per_token = 2.0 * ranks;
-    b.one_time = 2.0 * ranks * kv;
-    if (c.method == "mos") b.per_chunk = 2.0 * c.rotations * 4.0;
-    if (c.method == "mos-k") {
-      b.sent_per_token += 2.0 * bits_for(c.subspaces) / 8.0;
-      b.one_time *= c.subspaces;
-    }
-  } else if (c.method == "topk") {
-    // The kernels' count, and their wire format: a chunk's indices are bit-packed together, so a
-    // token carries k x bits / 8 bytes of them, not a whole number (a chunk rounds up once, < 1 byte).
-    const auto k = static_cast<double>(kernels::topk_count(c.fraction, static_cast<std::int64_t>(kv)));
-    b.sent_per_token = 2.0 * (2.0 * k + k * bits_for(kv) / 8.0);
-  } else if (c.method == "quant") {
-    b.sent_per_token = 2.0 * (kv * c.bits / 8.0 + 2.0);
+  b.raw_per_token = 2.0 * static_cast<double>(kv) * 2.0;
+  // The kernels' wire format (rates: a chunk's bit-packed indices are not rounded up to a byte) and
+  // their one-time exchange, which for mos holds its tangent directions besides Ubar.
+  const kernels::CompressionParams p = scenario::kernel_params(c);
+  for (const bool is_v : {false, true}) {
+    const kernels::CodecConfig config = kernels::codec_config(p, is_v);
+    const kernels::WireRate rate = kernels::wire_rate(config, kv);
+    b.sent_per_token += rate.per_token_bytes;
+    b.per_chunk += rate.per_chunk_bytes;
+    b.one_time += static_cast<double>(kernels::one_time_bytes(config, kv));
   }
   (void)chunk_tokens;
   return b;

@@ -26,6 +26,7 @@
 #include "moss/kernels/synthetic.h"
 #include "moss/kernels/measure.h"
 #include "moss/scenario/catalog.h"
+#include "moss/scenario/compression_params.h"
 #include "moss_measurement_identity.h"
 
 namespace moss::step {
@@ -35,14 +36,7 @@ namespace {
 kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_tokens) {
   const scenario::CompressionSpec& c = s.compression;
   kernels::MeasureRequest req;
-  req.params.method = c.method;
-  req.params.rank_k = c.rank_k;
-  req.params.rank_v = c.rank_v;
-  req.params.rotations = c.rotations;
-  req.params.subspaces = c.subspaces;
-  req.params.routing = c.routing;
-  req.params.fraction = c.fraction;
-  req.params.bits = c.bits;
+  req.params = scenario::kernel_params(c);
   req.chunk_tokens = static_cast<std::int64_t>(chunk_tokens);
   req.warmup_tokens = c.warmup_tokens;
   req.kv_dim = s.model.kv_dim();

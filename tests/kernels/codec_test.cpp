@@ -229,6 +229,39 @@ TEST(WireBytes, SubspaceMethodsCountCoefficientsThetaAndIndices) {
   EXPECT_EQ(mk::encode(mk::fit_codec(config(mk::Method::none, 0), x.view(), 1), x.view()).wire_bytes(), 300u * 64 * 2);
 }
 
+// The rates the simulator sizes its transfers with are the wire format's: for whole blocks a chunk's
+// encoded_bytes is rate x tokens + per chunk, less than one byte short of it (the bit-packed
+// indices and codes rounded up once).
+TEST(WireBytes, RatesAreTheWireFormatsUpToOneBytePerChunk) {
+  for (const std::int64_t dim : {64, 100, 2048}) {
+    for (const mk::Method method : {mk::Method::none, mk::Method::pca, mk::Method::mos, mk::Method::mos_k, mk::Method::topk, mk::Method::quant}) {
+      for (const int block : {0, 1, 16}) {
+        mk::CodecConfig c = config(method, 7);
+        c.rotations = 3, c.subspaces = 5, c.fraction = 0.013, c.bits = 4;
+        c.theta_block_tokens = block, c.route_block_tokens = block;
+        const mk::WireRate rate = mk::wire_rate(c, dim);
+        for (const std::int64_t tokens : {16, 48, 4096}) {
+          const double bytes = static_cast<double>(mk::encoded_bytes(c, tokens, dim));
+          const double from_rate = rate.per_token_bytes * static_cast<double>(tokens) + rate.per_chunk_bytes;
+          EXPECT_GE(bytes, from_rate) << mk::method_name(method) << " dim " << dim << " block " << block << " tokens " << tokens;
+          EXPECT_LT(bytes, from_rate + 1.0) << mk::method_name(method) << " dim " << dim << " block " << block << " tokens " << tokens;
+        }
+      }
+    }
+  }
+  // By hand: mos's angles per chunk (block 0), mos-k's 3 bits per token, topk's values and indices.
+  mk::CodecConfig mos = config(mk::Method::mos, 40);
+  mos.rotations = 2;
+  EXPECT_EQ(mk::wire_rate(mos, 2048).per_token_bytes, 80.0);
+  EXPECT_EQ(mk::wire_rate(mos, 2048).per_chunk_bytes, 8.0);
+  mk::CodecConfig k = config(mk::Method::mos_k, 40);
+  k.subspaces = 5;
+  EXPECT_EQ(mk::wire_rate(k, 2048).per_token_bytes, 80.375);
+  mk::CodecConfig top = config(mk::Method::topk, 0);
+  top.fraction = 0.1;  // 205 values, 11-bit indices: 410 + 281.875
+  EXPECT_EQ(mk::wire_rate(top, 2048).per_token_bytes, 691.875);
+}
+
 TEST(Quant, DecodesWithinHalfAStepPerRow) {
   const mk::Matrix x = gaussian(20, 50, 6);
   for (int bits : {4, 8}) {

@@ -35,7 +35,12 @@ TEST(CompressionAccounting, MosCountsCoefficientsAndTheta) {
   EXPECT_DOUBLE_EQ(b.sent_per_token, 280);  // 140 bf16 coefficients
   EXPECT_DOUBLE_EQ(b.per_chunk, 8);         // one fp32 angle for K, one for V
   EXPECT_DOUBLE_EQ(b.ratio(16384), (280.0 * 16384 + 8) / (8192.0 * 16384));
-  EXPECT_DOUBLE_EQ(b.one_time, 2.0 * 140 * 2048);
+  // Ubar and the one tangent direction (both ends build U(theta) from them), bf16: the accounting
+  // once counted Ubar alone, half the kernels' one-time exchange.
+  EXPECT_DOUBLE_EQ(b.one_time, 2.0 * 140 * 2048 * 2);
+  EXPECT_DOUBLE_EQ(bytes_for(R"({"method": "mos", "rank_k": 40, "rank_v": 100, "rotations": 3})").one_time, 2.0 * 140 * 2048 * 4);
+  EXPECT_DOUBLE_EQ(bytes_for(R"({"method": "pca", "rank_k": 40, "rank_v": 100})").one_time, 2.0 * 140 * 2048);
+  EXPECT_DOUBLE_EQ(bytes_for(R"({"method": "mos-k", "rank_k": 40, "rank_v": 100, "subspaces": 4})").one_time, 2.0 * 140 * 2048 * 4);
 }
 
 TEST(CompressionAccounting, MosKAddsTheIndex) {

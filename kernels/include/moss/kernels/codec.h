@@ -136,7 +136,17 @@ struct Encoded {
 
 /// Closed-form wire bytes of a chunk of `tokens` x `dim` (what Encoded::wire_bytes() returns).
 std::uint64_t encoded_bytes(const CodecConfig& config, std::int64_t tokens, std::int64_t dim);
-/// Bytes of the one-time basis exchange (0 for none, topk, quant).
+/// The wire format of one tensor as rates: what encoded_bytes counts for a chunk of T tokens is
+/// per_token_bytes x T + per_chunk_bytes, but for the rounding of the chunk's bit-packed indices and
+/// codes up to a whole byte (at most one byte per chunk). mos's theta is per chunk when
+/// theta_block_tokens is 0, else per token (amortised over its block); mos-k's index likewise.
+struct WireRate {
+  double per_token_bytes = 0;
+  double per_chunk_bytes = 0;
+};
+WireRate wire_rate(const CodecConfig& config, std::int64_t dim);
+/// Bytes of the one-time basis exchange (0 for none, topk, quant): pca's basis, mos's Ubar and its
+/// `rotations` tangent directions (both ends need them to build U(theta)), mos-k's `subspaces` bases.
 std::uint64_t one_time_bytes(const CodecConfig& config, std::int64_t dim);
 /// Bits of one index into `choices` alternatives: ceil(log2 choices), 0 for choices <= 1.
 int index_bits(std::int64_t choices);

@@ -11,16 +11,17 @@ struct KvBytes {
   double raw_per_token = 0;      ///< bf16 K + V
   double sent_per_token = 0;     ///< K + V as sent (coefficients, indices, scales), per token
   double per_chunk = 0;          ///< sent once per chunk (MoS rotation angles theta, fp32)
-  double one_time = 0;           ///< basis exchange per layer (Ubar / PCA / mos-k bases, bf16)
+  double one_time = 0;           ///< basis exchange per layer (pca basis, mos Ubar and directions, mos-k bases; bf16)
   [[nodiscard]] double chunk_bytes(double tokens) const { return sent_per_token * tokens + per_chunk; }
   [[nodiscard]] double ratio(double tokens) const { return chunk_bytes(tokens) / (raw_per_token * tokens); }
 };
 
-/// Byte accounting of each method (see README, "Compression accounting"):
-/// none: 2 bytes per element; pca/mos: rank_k + rank_v bf16 coefficients per token, mos adds
-/// 2 x rotations fp32 angles per chunk; mos-k adds ceil(log2 subspaces) bits per token and tensor;
-/// topk: ceil(fraction x kv_dim) bf16 values + ceil(log2 kv_dim)-bit indices per row;
-/// quant: kv_dim x bits / 8 bytes + one bf16 scale per row.
+/// Byte accounting of each method, the kernels' wire format (kernels::wire_rate; README, "Compression
+/// accounting"): none: 2 bytes per element; pca/mos: rank_k + rank_v bf16 coefficients per token,
+/// mos adds 2 x rotations fp32 angles per chunk; mos-k adds ceil(log2 subspaces) bits per token and
+/// tensor; topk: ceil(fraction x kv_dim) bf16 values + ceil(log2 kv_dim)-bit indices per row;
+/// quant: kv_dim x bits / 8 bytes + one bf16 scale per row. Throws std::invalid_argument for
+/// parameters the kernels refuse (a scenario that validated has none).
 [[nodiscard]] KvBytes kv_bytes(const scenario::CompressionSpec& c, const model::TransformerConfig& m,
                                double chunk_tokens);
 
