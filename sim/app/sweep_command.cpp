@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "moss/core/error.h"
+#include "moss/core/file_io.h"
 #include "moss/scenario/loader.h"
 #include "moss/step/compression_measure.h"
 #include "moss/sweep/communicator.h"
@@ -46,7 +47,7 @@ nlohmann::json activation_versions(const nlohmann::json& doc, const sweep::Sweep
       }
   nlohmann::json out = nlohmann::json::object();
   for (const std::string& source : sources) {
-    out[source] = step::file_version(scenario::resolve_scenario_path(file, source)).value_or("unreadable");
+    out[source] = file_version(scenario::resolve_scenario_path(file, source)).value_or("unreadable");
   }
   return out;
 }

@@ -18,7 +18,7 @@ void evaluate_only(benchmark::State& state, const char* name) {
 void load_and_evaluate(benchmark::State& state, const char* name) {
   const auto doc = moss::scenario::read_json_file(scenario_path(name));
   for (auto _ : state) {
-    const auto s = moss::scenario::parse_scenario(doc, name);
+    const auto s = moss::scenario::parse_scenario(doc, scenario_path(name));  // its relative paths resolve beside it
     benchmark::DoNotOptimize(moss::step::evaluate(s).step_time_s);
   }
   state.counters["scenarios_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);

@@ -2,9 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <sstream>
+#include <utility>
 
 #include "moss/core/error.h"
+#include "moss/core/file_io.h"
 #include "moss/scenario/loader.h"
 
 namespace moss::converge {
@@ -99,12 +106,35 @@ Calibration parse_calibration(const nlohmann::json& doc, const std::string& file
 }
 
 Calibration read_calibration(const std::string& path) {
+  // A sweep reads one file at every point, twice per evaluation (efficiency_problems, then predict):
+  // each version of it is parsed once per process. A file that changed while it was read is not kept.
+  static std::mutex mutex;
+  static std::map<std::string, std::pair<std::string, std::shared_ptr<const Calibration>>> parsed;
+  std::error_code ec;
+  std::filesystem::path key = std::filesystem::weakly_canonical(path, ec);
+  if (ec) key = std::filesystem::absolute(path, ec).lexically_normal();
+  const std::optional<std::string> version = file_version(path);
+  if (version) {
+    const std::lock_guard lock(mutex);
+    if (const auto it = parsed.find(key.string()); it != parsed.end() && it->second.first == *version) {
+      Calibration cal = *it->second.second;
+      cal.file = path;  // as this caller names it, for its messages
+      return cal;
+    }
+  }
   // The scenario reader's checks serve here too: no FIFO or device is opened, no huge file read.
-  return parse_calibration(scenario::read_json_file(path), path);
+  Calibration cal = parse_calibration(scenario::read_json_file(path), path);
+  if (version && file_version(path) == version) {
+    const std::lock_guard lock(mutex);
+    parsed[key.string()] = {*version, std::make_shared<const Calibration>(cal)};
+  }
+  return cal;
 }
 
-double tokens_to_reach(const LossCurve& curve, double level) {
-  const LossCurve m = envelope(curve);
+namespace {
+
+// tokens_to_reach on a curve that is its own envelope (strictly decreasing loss).
+double tokens_on_envelope(const LossCurve& m, double level) {
   MOSS_CHECK(level <= m.loss.front() && level >= m.loss.back(), "loss level outside the curve");
   if (level >= m.loss.front()) return m.tokens.front();
   for (std::size_t i = 1; i < m.loss.size(); ++i) {
@@ -117,9 +147,15 @@ double tokens_to_reach(const LossCurve& curve, double level) {
   return m.tokens.back();
 }
 
+}  // namespace
+
+double tokens_to_reach(const LossCurve& curve, double level) { return tokens_on_envelope(envelope(curve), level); }
+
 EtaEstimate efficiency_from_curves(const LossCurve& baseline, const LossCurve& other, const std::string& file) {
-  const std::vector<double> mb = envelope(baseline).loss;
-  const std::vector<double> mo = envelope(other).loss;
+  // Each envelope once, not once per level (a sweep evaluates this at every point).
+  const LossCurve eb = envelope(baseline), eo = envelope(other);
+  const std::vector<double>& mb = eb.loss;
+  const std::vector<double>& mo = eo.loss;
   EtaEstimate est;
   est.loss_lo = std::max(mb.back(), mo.back());
   est.loss_hi = std::min(mb.front(), mo.front());
@@ -132,7 +168,7 @@ EtaEstimate efficiency_from_curves(const LossCurve& baseline, const LossCurve& o
     // The last level is loss_hi itself: lo + (hi - lo) * 1 can round one ulp above hi, outside the curves.
     const double level = i == kEtaLevels - 1 ? est.loss_hi : est.loss_lo + (est.loss_hi - est.loss_lo) * i / (kEtaLevels - 1);
     const double w = (i == 0 || i == kEtaLevels - 1) ? 0.5 : 1.0;
-    sum += w * tokens_to_reach(baseline, level) / tokens_to_reach(other, level);
+    sum += w * tokens_on_envelope(eb, level) / tokens_on_envelope(eo, level);
   }
   est.eta = sum / (kEtaLevels - 1);
   return est;

@@ -1,6 +1,7 @@
 #include "moss/core/file_io.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -113,6 +114,14 @@ std::string stage_file(const std::string& path, std::string_view content, Durabi
 
 void replace_file(const std::string& path, std::string_view content, Durability durability) {
   rename_into_place(stage_file(path, content, durability), path, durability);
+}
+
+std::optional<std::string> file_version(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  const auto ns = [](const timespec& t) { return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec); };
+  return "inode " + std::to_string(st.st_ino) + " size " + std::to_string(st.st_size) + " modified " + ns(st.st_mtim) +
+         " changed " + ns(st.st_ctim);
 }
 
 }  // namespace moss

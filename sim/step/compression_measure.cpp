@@ -19,6 +19,7 @@
 
 #include "measurement_store.h"
 #include "moss/core/error.h"
+#include "moss/core/file_io.h"
 #include "moss/io/activations.h"
 #include "moss/kernels/codec.h"
 #include "moss/kernels/evaluate.h"
@@ -70,29 +71,15 @@ kernels::MeasureRequest request_for(const scenario::Scenario& s, double chunk_to
 // and status-change times (as make and ccache do, plus the change time, which no copy tool can set):
 // a rewritten file is a new source. nullopt when the file cannot be examined: then nothing is cached
 // and the measurement reports what is wrong with it.
-namespace {
-
-std::string version_of(const struct stat& st) {
-  const auto ns = [](const timespec& t) { return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec); };
-  return "inode " + std::to_string(st.st_ino) + " size " + std::to_string(st.st_size) + " modified " + ns(st.st_mtim) +
-         " changed " + ns(st.st_ctim);
-}
-
-}  // namespace
-
 std::optional<std::string> source_identity(const std::string& source) {
   if (source.rfind("synthetic:", 0) == 0) return source;
   std::error_code ec;
   const std::filesystem::path path = std::filesystem::weakly_canonical(source, ec);
   struct stat st {};
   if (ec || ::stat(path.c_str(), &st) != 0) return std::nullopt;
-  return "file " + path.string() + " device " + std::to_string(st.st_dev) + " " + version_of(st);
-}
-
-std::optional<std::string> file_version(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  return version_of(st);
+  const std::optional<std::string> version = file_version(path.string());
+  if (!version) return std::nullopt;
+  return "file " + path.string() + " device " + std::to_string(st.st_dev) + " " + *version;
 }
 
 namespace {

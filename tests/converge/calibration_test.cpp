@@ -1,6 +1,10 @@
 #include "moss/converge/calibration.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -70,6 +74,28 @@ TEST(Calibration, TheTopLossLevelIsTheOverlapsOwnEnd) {
   EXPECT_EQ(est.loss_hi, 4.84515058849536);
   EXPECT_GT(est.eta, 0);
   EXPECT_LT(est.eta, 1);  // the run is slower everywhere above the common end
+}
+
+// Each version of a file is parsed once per process: a file rewritten in place (even to the same
+// size within the same second's modification time: the change time differs) is read again.
+TEST(Calibration, AFileRewrittenInPlaceIsReadAgain) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("moss-cal-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "cal.json").string();
+  const auto write = [&](double eta_tokens) {
+    std::ofstream(path) << R"({"format": "moss-calibration/1", "baseline": {"tokens": [1e9, 1e10], "loss": [4.0, 3.0]},
+      "runs": [{"label": "mos", "match": {"method": "mos"}, "tokens": [)" << eta_tokens << ", " << 10 * eta_tokens
+                        << R"(], "loss": [4.0, 3.0]}]})";
+  };
+  write(1.25e9);
+  EXPECT_NEAR(measured_efficiency(path, key("mos", 40, 100)).eta, 0.8, 1e-12);
+  EXPECT_NEAR(measured_efficiency(path, key("mos", 40, 100)).eta, 0.8, 1e-12);  // from the parsed file
+  write(2.50e9);
+  EXPECT_NEAR(measured_efficiency(path, key("mos", 40, 100)).eta, 0.4, 1e-12);
+  const Calibration cal = read_calibration((dir / "." / "cal.json").string());  // the same file, named otherwise
+  EXPECT_EQ(cal.file, (dir / "." / "cal.json").string());
+  EXPECT_EQ(cal.runs.at(0).curve.tokens.at(0), 2.5e9);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Calibration, MalformedFileNamesEveryProblem) {

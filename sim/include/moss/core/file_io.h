@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,11 @@ std::string stage_file(const std::string& path, std::string_view content, Durabi
 /// Renames a finished temporary file over `path` (replace_file's last step, for files that a library
 /// writes itself), with the fsyncs `durability` asks for. On failure removes `temporary` and throws.
 void install_file(const std::string& temporary, const std::string& path, Durability durability);
+
+/// A file's version without where it is: "inode I size S modified M changed C" (times to the
+/// nanosecond), the same on every node that mounts it and after a remount; a rewritten file has
+/// another (the change time cannot be set by copy tools). nullopt when it cannot be examined.
+[[nodiscard]] std::optional<std::string> file_version(const std::string& path);
 
 /// fsync of a file or directory by name. Throws RuntimeFailure("cannot fsync <path>: <reason>").
 void sync_path(const std::string& path);

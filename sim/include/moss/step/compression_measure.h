@@ -40,10 +40,6 @@ void check_activations(const scenario::Scenario& s);
 /// the file cannot be examined.
 [[nodiscard]] std::optional<std::string> source_identity(const std::string& source);
 
-/// A file's version without where it is: inode, size, modification and change times (the same on
-/// every node that mounts it, and after a remount); nullopt when it cannot be examined.
-[[nodiscard]] std::optional<std::string> file_version(const std::string& path);
-
 /// Encode and decode times per chunk of `s` from its kernels' throughputs (bytes of K/V input per
 /// second) measured on the GPU the CUDA runtime names `gpu_name`, and where they come from:
 ///   the scenario's GPU (catalog device_names)  as measured;
