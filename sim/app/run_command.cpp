@@ -40,7 +40,7 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-void print_table(const step::RunResult& r, const std::string& dir, std::ostream& out) {
+void print_table(const step::RunResult& r, const std::string& dir, bool trace, std::ostream& out) {
   using scenario::format_bytes;
   using scenario::format_duration;
   const auto row = [&](const std::string& k, const std::string& v) {
@@ -87,7 +87,7 @@ void print_table(const step::RunResult& r, const std::string& dir, std::ostream&
                             fixed(100 * r.links.front().utilisation, 1) + " % busy");
   }
   row("time to target", std::isfinite(r.convergence.time_to_target_s) ? format_duration(r.convergence.time_to_target_s) : "unreachable");
-  row("outputs", dir + "/{summary.json,trace.json,results.h5}");
+  row("outputs", dir + (trace ? "/{summary.json,trace.json,results.h5}" : "/{summary.json,results.h5}"));
 }
 
 /// One file of a run's output and its content.
@@ -117,11 +117,30 @@ void check_outputs(const std::string& scenario_file, const std::string& dir, std
   }
 }
 
+// The scenario as run, the files it names (activations, calibration files) as the absolute paths
+// the run read: its copy among the outputs runs again from there, and says which files these were.
+nlohmann::json as_run(nlohmann::json doc, const scenario::Scenario& s) {
+  const auto absolute = [](const std::string& path) {
+    std::error_code ec;
+    const std::filesystem::path a = std::filesystem::absolute(path, ec);
+    return ec ? path : a.lexically_normal().string();
+  };
+  const auto replace = [&](const char* pointer, const std::string& resolved) {
+    const nlohmann::json::json_pointer at(pointer);
+    if (doc.contains(at) && doc[at].is_string()) doc[at] = absolute(resolved);
+  };
+  if (s.compression.activations.rfind("synthetic:", 0) != 0) replace("/compression/activations", s.compression.activations);
+  if (!s.convergence.compression.file.empty()) replace("/convergence/efficiency/compression/file", s.convergence.compression.file);
+  if (!s.convergence.weight_sync.file.empty()) replace("/convergence/efficiency/weight_sync/file", s.convergence.weight_sync.file);
+  return doc;
+}
+
 // Every output is written in full beside its name before any replaces the previous run's, and
 // summary.json goes last: a run that fails on the way (a full disk, a file size limit) leaves the
 // earlier results whole. The earlier summary is removed just before the renames, so that no summary
-// stands beside a mix of old and new files if one of them fails.
-void install_outputs(const std::vector<Output>& outputs) {
+// stands beside a mix of old and new files if one of them fails; so are the `stale` outputs of the
+// earlier run that this one does not write (its trace under --no-trace).
+void install_outputs(const std::vector<Output>& outputs, const std::vector<std::string>& stale) {
   std::vector<std::string> staged;
   std::error_code ignored;  // removing a temporary must not replace the error being reported
   try {
@@ -131,6 +150,7 @@ void install_outputs(const std::vector<Output>& outputs) {
     throw;
   }
   std::filesystem::remove(outputs.back().path, ignored);
+  for (const std::string& path : stale) std::filesystem::remove(path, ignored);
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     try {
       install_file(staged[i], outputs[i].path, i + 1 == outputs.size() ? Durability::kFileAndDirectory : Durability::kFile);
@@ -149,6 +169,7 @@ int run_run(const RunOptions& o, std::ostream& out, std::ostream& err) {
     err << "moss run: note: " << o.scenario << " has a sweep block; moss run runs the base values only (moss sweep "
         << o.scenario << " runs its points)\n";
   const scenario::Scenario s = scenario::parse_scenario(doc, o.scenario);
+  const nlohmann::json run_doc = as_run(doc, s);
   step::EvaluateOptions eo;
   eo.trace = !o.no_trace;
   eo.measure_compression = !o.no_measure;
@@ -161,16 +182,18 @@ int run_run(const RunOptions& o, std::ostream& out, std::ostream& err) {
   summary["scenario_file"] = o.scenario;
   std::vector<Output> outputs;
   if (eo.trace) outputs.push_back({dir + "/trace.json", r.trace.dump() + "\n"});
-  outputs.push_back({dir + "/scenario.json", doc.dump(2) + "\n"});
-  outputs.push_back({dir + "/results.h5", sweep::run_h5_image(s, r, doc)});
+  outputs.push_back({dir + "/scenario.json", run_doc.dump(2) + "\n"});
+  outputs.push_back({dir + "/results.h5", sweep::run_h5_image(s, r, run_doc)});
   outputs.push_back({dir + "/summary.json", summary.dump(2) + "\n"});  // last: the result itself
   check_outputs(o.scenario, dir, outputs);
   ensure_directory(dir);
-  install_outputs(outputs);
+  std::vector<std::string> stale;
+  if (!eo.trace) stale.push_back(dir + "/trace.json");
+  install_outputs(outputs, stale);
   if (o.json) {
     out << summary.dump(2) << '\n';
   } else {
-    print_table(r, dir, out);
+    print_table(r, dir, eo.trace, out);
   }
   return 0;
 }

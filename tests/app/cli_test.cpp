@@ -432,6 +432,31 @@ TEST(Cli, OutputsNeverReplaceTheInputOrAnotherCommandsResults) {
   EXPECT_NE(r.output.find("holds a sweep's results (sweep.json)"), std::string::npos) << r.output;
 }
 
+// A run's scenario.json names the files the run read by their absolute paths, so it runs again from
+// the output folder (a copy with the scenario's relative calibration path could not); --no-trace
+// lists no trace among the outputs and leaves none of an earlier run beside the new summary.
+TEST(Cli, ARunsScenarioCopyRunsAgainFromItsOutputFolder) {
+  const std::string dir = temp_dir("copy_reruns");
+  std::filesystem::create_directories(dir + "/calibration");
+  std::filesystem::copy_file(std::string(MOSS_SOURCE_DIR) + "/scenarios/calibration/kjv-small.json", dir + "/calibration/cal.json");
+  std::string text = kValid;
+  text.insert(text.rfind('}'), R"(, "convergence": {"efficiency": {"compression": {"source": "measured", "file": "calibration/cal.json"}}})");
+  const std::string file = write(dir, "s.json", text);
+  Result r = run("run " + file + " --out " + dir + "/out --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const double eta = nlohmann::json::parse(read_all(dir + "/out/summary.json")).at("statistical_efficiency");
+  const auto copy = nlohmann::json::parse(read_all(dir + "/out/scenario.json"));
+  EXPECT_EQ(copy["convergence"]["efficiency"]["compression"]["file"], std::filesystem::absolute(dir + "/calibration/cal.json").lexically_normal().string());
+  EXPECT_FALSE(copy["compression"].contains("activations"));  // a field the scenario leaves out stays out
+  r = run("run " + dir + "/out/scenario.json --out " + dir + "/again --no-trace");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(read_all(dir + "/again/summary.json")).at("statistical_efficiency"), eta);
+  EXPECT_NE(r.output.find("again/{summary.json,results.h5}"), std::string::npos) << r.output;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/out/trace.json"));
+  ASSERT_EQ(run("run " + file + " --out " + dir + "/out --no-trace").code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/out/trace.json"));
+}
+
 // A scenario's name longer than a folder name may be (255 bytes) still gets its default output
 // folder: the first 100 characters and a hash of the whole name.
 TEST(Cli, ALongScenarioNameStillGetsItsOutputFolder) {
