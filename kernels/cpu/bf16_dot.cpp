@@ -164,6 +164,16 @@ bool bf16_dot_enabled() {
   return bf16_dot_supported() && (env == nullptr || std::strcmp(env, "0") != 0);
 }
 
+Bf16Dots bf16_dot_policy() {
+  if (!bf16_dot_enabled()) return Bf16Dots::off;
+  if (const char* env = std::getenv("MOSS_KERNELS_BF16"); env != nullptr) {
+    if (std::strcmp(env, "all") == 0) return Bf16Dots::all;
+    if (std::strcmp(env, "narrow") == 0) return Bf16Dots::narrow;
+  }
+  static const bool amd = __builtin_cpu_is("amd");
+  return amd ? Bf16Dots::all : Bf16Dots::narrow;
+}
+
 void bf16_gemm_nt(const std::uint16_t* a, const std::int64_t* a_rows, std::int64_t n, std::int64_t d, const std::uint16_t* bt,
                   std::int64_t q, float* c, const std::int64_t* c_rows, std::int64_t ldc) {
   if (!bf16_dot_supported()) throw std::logic_error("bf16_gemm_nt: this CPU has no AVX512-BF16 dot product");
@@ -204,6 +214,8 @@ bool bf16_dot_supported() { return false; }
 
 bool bf16_dot_enabled() { return false; }
 
+Bf16Dots bf16_dot_policy() { return Bf16Dots::off; }
+
 void bf16_gemm_nt(const std::uint16_t*, const std::int64_t*, std::int64_t, std::int64_t, const std::uint16_t*, std::int64_t, float*,
                   const std::int64_t*, std::int64_t) {
   throw std::logic_error("bf16_gemm_nt: bf16 dot products are built for x86-64 only");
@@ -215,5 +227,14 @@ void bf16_gemm_pairs(const std::uint16_t*, const std::int64_t*, std::int64_t, st
 }
 
 #endif
+
+bool bf16_dots_for(std::int64_t columns, bool decode) {
+  switch (bf16_dot_policy()) {
+    case Bf16Dots::all: return true;
+    case Bf16Dots::narrow: return !decode && columns <= kNarrowDotColumns;
+    case Bf16Dots::off: break;
+  }
+  return false;
+}
 
 }  // namespace moss::kernels::cpu

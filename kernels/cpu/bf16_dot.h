@@ -8,6 +8,14 @@
 // GPU's tensor cores do. It reads half the bytes and does twice the multiply-adds per instruction
 // of an fp32 FMA. Used only where the CPU has the instruction; MOSS_KERNELS_SIMD=0 turns it off (the
 // Eigen fp32 path then runs, as on other CPUs).
+//
+// Where it pays depends on the core (bf16_dot_policy): AMD Zen 4 runs a 512-bit FMA as two 256-bit
+// halves but VDPBF16PS at full width, so the dots do twice the multiply-adds of Eigen's fp32 GEMM and
+// every product runs as dots. Intel's server cores (Sapphire Rapids: two 512-bit FMA ports, VDPBF16PS
+// on one) do as many either way, and Eigen's GEMM, better blocked, wins once the product is compute
+// bound: there only narrow encoder products (at most kNarrowDotColumns output columns, memory bound,
+// where reading half the bytes pays) run as dots (measured: kernels/README.md, "Which CPUs use the
+// bf16 dot products").
 
 #include <cstdint>
 #include <vector>
@@ -22,6 +30,24 @@ bool bf16_dot_supported();
 /// which read it once per process). Read on every call, so that a test can switch it; the encoder
 /// reads it once per projection.
 bool bf16_dot_enabled();
+
+/// Where the codecs use the dot products.
+enum class Bf16Dots {
+  off,     ///< nowhere (not bf16_dot_enabled())
+  narrow,  ///< encoder products of at most kNarrowDotColumns output columns
+  all,     ///< every encoder and decoder product
+};
+
+/// The widest encoder product (output columns) that runs as dots under Bf16Dots::narrow.
+inline constexpr std::int64_t kNarrowDotColumns = 32;
+
+/// This CPU's policy: off unless bf16_dot_enabled(); else MOSS_KERNELS_BF16 when it is "all" or
+/// "narrow"; else all on AMD CPUs and narrow on others. Read on every call, as bf16_dot_enabled().
+Bf16Dots bf16_dot_policy();
+
+/// Whether a product of the codecs runs as dots under bf16_dot_policy(): an encoder product with
+/// `columns` output columns, or a decoder product (`decode`).
+bool bf16_dots_for(std::int64_t columns, bool decode);
 
 /// Wire bits of n floats: bf16 rounded to nearest even (moss::kernels::round_bf16's value). Finite
 /// inputs only (activations are validated before they get here).

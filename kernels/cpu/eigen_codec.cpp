@@ -41,9 +41,12 @@ void for_wire_panels(MatrixView x, std::int64_t stride, int value_bytes, F&& f) 
   }
 }
 
-/// Whether the encoder's GEMMs run as bf16 dot products (cpu/bf16_dot.h): the wire carries bf16 and
-/// the CPU has them. The tokens' wire bits and the (bf16-rounded) bases' bits then go in directly.
-bool bf16_wire_dots(int value_bytes) { return value_bytes == 2 && cpu::bf16_dot_enabled(); }
+/// Whether a GEMM of the codecs runs as bf16 dot products (cpu/bf16_dot.h): the wire carries bf16 and
+/// the CPU's policy takes dots for an encoder product of `columns` output columns or a decoder one.
+/// The tokens' wire bits and the (bf16-rounded) bases' bits then go in directly.
+bool bf16_wire_dots(int value_bytes, std::int64_t columns, bool decode = false) {
+  return value_bytes == 2 && cpu::bf16_dots_for(columns, decode);
+}
 
 /// Calls f(first, bits, n) for consecutive panels of x's rows as bf16 wire bits (n rows x x.cols).
 template <typename F>
@@ -81,7 +84,7 @@ std::vector<std::uint16_t> bf16_transposed_bases(const CodecState& s) {
 template <typename B>
 void project_wire(MatrixView x, const B& b, float* z, int value_bytes) {
   const std::int64_t cols = b.cols();
-  if (bf16_wire_dots(value_bytes)) {
+  if (bf16_wire_dots(value_bytes, cols)) {
     const std::vector<std::uint16_t> bt = bf16_transposed(b);
     for_bf16_panels(x, [&](std::int64_t i0, const std::uint16_t* panel, std::int64_t n) {
       cpu::bf16_gemm_nt(panel, nullptr, n, x.cols, bt.data(), cols, z + i0 * cols, nullptr, cols);
@@ -256,7 +259,7 @@ void encode_mos_k_sketch(const CodecState& s, MatrixView x, Encoded& e) {
   const std::int64_t sc = route_sketch_columns(s.config.rank);
   RowMatrixF sketch(d, k * sc);
   for (std::int64_t j = 0; j < k; ++j) sketch.middleCols(j * sc, sc) = cpu::map(s.basis.data() + j * d * r, d, r).leftCols(sc);
-  if (bf16_wire_dots(s.config.value_bytes)) {
+  if (bf16_wire_dots(s.config.value_bytes, std::max(k * sc, r))) {  // routing and projections alike
     const std::vector<std::uint16_t> sketch_t = bf16_transposed(sketch), bases_t = bf16_transposed_bases(s);
     route_then_project(
         s, x, e, [&](auto&& f) { for_bf16_panels(x, f); },
@@ -330,7 +333,7 @@ void decode(const CodecState& s, const Encoded& e, float* out) {
   const ConstMapF z(e.values.data(), t, r);
   MapF xo(out, t, d);
   // bf16 wire: Z's bits (the values travel as bf16) times U's bits in pairs (cpu/bf16_dot.h).
-  const bool dots = bf16_wire_dots(c.value_bytes);
+  const bool dots = bf16_wire_dots(c.value_bytes, d, true);
   std::vector<std::uint16_t> zbits(dots ? static_cast<std::size_t>(t * r) : 0), ubits(dots ? static_cast<std::size_t>(d * r) : 0);
   if (dots) cpu::to_bf16_bits(e.values.data(), t * r, zbits.data());
   RowMatrixF zk;

@@ -11,7 +11,14 @@
 namespace moss::kernels {
 
 std::string cpu_device_name() {
-  return cpu::bf16_dot_enabled() ? "cpu (Eigen + AVX512-BF16 dot products, 1 thread)" : "cpu (Eigen, 1 thread)";
+  switch (cpu::bf16_dot_policy()) {
+    case cpu::Bf16Dots::all: return "cpu (Eigen + AVX512-BF16 dot products, 1 thread)";
+    case cpu::Bf16Dots::narrow:
+      return "cpu (Eigen + AVX512-BF16 dot products for encoder products of up to " + std::to_string(cpu::kNarrowDotColumns) +
+             " columns, 1 thread)";
+    case cpu::Bf16Dots::off: break;
+  }
+  return "cpu (Eigen, 1 thread)";
 }
 
 std::string cpu_device_name(const CodecConfig& config) {

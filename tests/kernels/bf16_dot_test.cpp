@@ -31,24 +31,35 @@ std::vector<std::uint16_t> random_bf16(std::int64_t n, std::uint32_t seed) {
 }
 
 /// Sets MOSS_KERNELS_SIMD for the scope, restoring what was there.
-class SimdSwitch {
+/// Sets an environment variable for a scope (the switches are read on every call).
+class EnvSwitch {
  public:
-  explicit SimdSwitch(const char* value) {
-    if (const char* old = std::getenv("MOSS_KERNELS_SIMD")) saved_ = old, had_ = true;
-    setenv("MOSS_KERNELS_SIMD", value, 1);
+  EnvSwitch(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) saved_ = old, had_ = true;
+    setenv(name, value, 1);
   }
-  ~SimdSwitch() {
+  ~EnvSwitch() {
     if (had_)
-      setenv("MOSS_KERNELS_SIMD", saved_.c_str(), 1);
+      setenv(name_.c_str(), saved_.c_str(), 1);
     else
-      unsetenv("MOSS_KERNELS_SIMD");
+      unsetenv(name_.c_str());
   }
-  SimdSwitch(const SimdSwitch&) = delete;
-  SimdSwitch& operator=(const SimdSwitch&) = delete;
+  EnvSwitch(const EnvSwitch&) = delete;
+  EnvSwitch& operator=(const EnvSwitch&) = delete;
 
  private:
-  std::string saved_;
+  std::string name_, saved_;
   bool had_ = false;
+};
+
+/// MOSS_KERNELS_SIMD as given; with "1", every codec product runs as dots where the CPU has them
+/// (MOSS_KERNELS_BF16=all), whatever this CPU's own policy: these tests are about the dots.
+class SimdSwitch {
+ public:
+  explicit SimdSwitch(const char* value) : simd_("MOSS_KERNELS_SIMD", value), policy_("MOSS_KERNELS_BF16", "all") {}
+
+ private:
+  EnvSwitch simd_, policy_;
 };
 
 /// Row i of A (n x depth) times row j of Bt (q x depth), both bf16, in double; mag = sum |a b|.
@@ -204,6 +215,36 @@ TEST(Bf16Dot, GemmReadsAndWritesTheIndexedRows) {
         EXPECT_EQ(got, -1.0f) << "row " << i << " was not picked";
     }
   }
+}
+
+// Which products run as dots: MOSS_KERNELS_BF16 chooses all or the narrow encoder products (the
+// default on Intel's cores, where Eigen's fp32 GEMM wins once a product is compute bound); decode
+// runs as dots under `all` only; MOSS_KERNELS_SIMD=0 turns every one off.
+TEST(Bf16Dot, PolicyChoosesWhichProductsRunAsDots) {
+  if (!cpu::bf16_dot_supported()) {
+    EXPECT_EQ(cpu::bf16_dot_policy(), cpu::Bf16Dots::off);
+    EXPECT_FALSE(cpu::bf16_dots_for(1, false));
+    return;
+  }
+  const EnvSwitch simd("MOSS_KERNELS_SIMD", "1");
+  {
+    const EnvSwitch narrow("MOSS_KERNELS_BF16", "narrow");
+    EXPECT_EQ(cpu::bf16_dot_policy(), cpu::Bf16Dots::narrow);
+    EXPECT_TRUE(cpu::bf16_dots_for(cpu::kNarrowDotColumns, false));
+    EXPECT_FALSE(cpu::bf16_dots_for(cpu::kNarrowDotColumns + 1, false));
+    EXPECT_FALSE(cpu::bf16_dots_for(16, true));
+  }
+  {
+    const EnvSwitch all("MOSS_KERNELS_BF16", "all");
+    EXPECT_EQ(cpu::bf16_dot_policy(), cpu::Bf16Dots::all);
+    EXPECT_TRUE(cpu::bf16_dots_for(4096, false));
+    EXPECT_TRUE(cpu::bf16_dots_for(4096, true));
+    const EnvSwitch off("MOSS_KERNELS_SIMD", "0");
+    EXPECT_EQ(cpu::bf16_dot_policy(), cpu::Bf16Dots::off);
+    EXPECT_FALSE(cpu::bf16_dots_for(1, false));
+  }
+  const EnvSwitch automatic("MOSS_KERNELS_BF16", "");  // neither value: the CPU's own policy
+  EXPECT_NE(cpu::bf16_dot_policy(), cpu::Bf16Dots::off);
 }
 
 TEST(Bf16Dot, SwitchedOffByMossKernelsSimd) {
