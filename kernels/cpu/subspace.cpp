@@ -69,13 +69,19 @@ RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t se
   const auto p = static_cast<Eigen::Index>(std::min<std::int64_t>(d, rank + std::clamp(rank / 2, 8, 64)));
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 17);
   RowMatrixF v(d, p);
+  const bool warm = start != nullptr && start->rows() == d && start->cols() <= p;
+  const Eigen::Index kept = warm ? start->cols() : 0;
   for (Eigen::Index i = 0; i < v.size(); ++i) {  // Box-Muller on the library-independent engine
+    if (i % p < kept) {  // a column the start replaces: its two draws skipped, not computed (log, cos)
+      rng.discard(2);
+      continue;
+    }
     constexpr double kHalfStep = 0.5 / 9007199254740992.0;  // (0, 1): log(u1) stays finite
     const double u1 = uniform_unit(rng) + kHalfStep;
     const double u2 = uniform_unit(rng) + kHalfStep;
     v.data()[i] = static_cast<float>(std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2));
   }
-  if (start != nullptr && start->rows() == d && start->cols() <= p) v.leftCols(start->cols()) = *start;
+  if (warm) v.leftCols(kept) = *start;
   v = orthonormal_columns(v);
   const CpuProducts cpu_products(x);
   const SubspaceProducts& xp = products != nullptr ? *products : cpu_products;
