@@ -67,6 +67,10 @@ RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t se
   // spectrum stays 1-2 % short of the exact subspace's after 2 passes (0.3 % after 4); with r/2 up to
   // 64 it is within 0.1 % after 4, and more than 64 gains little at large r for its O(d p^2) QRs.
   const auto p = static_cast<Eigen::Index>(std::min<std::int64_t>(d, rank + std::clamp(rank / 2, 8, 64)));
+  // With no more rows than columns, one pass spans all of X's row space (Y = X V has X's rank for a
+  // random V), so the Rayleigh-Ritz step finds the exact top-r subspace: further passes change only
+  // rounding (mos-k's seeds: neighbourhoods of r + 8 tokens, and blocks of as many from r = 24).
+  if (x.rows <= p) iterations = std::min(iterations, 1);
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 17);
   RowMatrixF v(d, p);
   const bool warm = start != nullptr && start->rows() == d && start->cols() <= p;
