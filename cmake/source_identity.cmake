@@ -16,7 +16,7 @@ file(GLOB_RECURSE files RELATIVE ${ROOT}
   ${ROOT}/kernels/*.h ${ROOT}/kernels/*.cpp ${ROOT}/kernels/*.cu ${ROOT}/kernels/*.cuh ${ROOT}/kernels/CMakeLists.txt
   ${ROOT}/sim/io/*.h ${ROOT}/sim/io/*.cpp ${ROOT}/sim/include/moss/io/*.h
   ${ROOT}/sim/step/compression_measure.cpp ${ROOT}/sim/step/measurement_store.cpp
-  ${ROOT}/sim/scenario/compression_params.cpp)
+  ${ROOT}/sim/scenario/compression_params.cpp ${ROOT}/sim/core/file_io.cpp)
 list(FILTER files EXCLUDE REGEX "^kernels/bench/")  # benchmarks measure nothing a scenario uses
 list(SORT files)
 set(all "${EXTRA}\n")

@@ -169,6 +169,7 @@ Bf16Dots bf16_dot_policy() {
   if (const char* env = std::getenv("MOSS_KERNELS_BF16"); env != nullptr) {
     if (std::strcmp(env, "all") == 0) return Bf16Dots::all;
     if (std::strcmp(env, "narrow") == 0) return Bf16Dots::narrow;
+    if (std::strcmp(env, "off") == 0) return Bf16Dots::off;
   }
   static const bool amd = __builtin_cpu_is("amd");
   return amd ? Bf16Dots::all : Bf16Dots::narrow;

@@ -41,8 +41,9 @@ enum class Bf16Dots {
 /// The widest encoder product (output columns) that runs as dots under Bf16Dots::narrow.
 inline constexpr std::int64_t kNarrowDotColumns = 32;
 
-/// This CPU's policy: off unless bf16_dot_enabled(); else MOSS_KERNELS_BF16 when it is "all" or
-/// "narrow"; else all on AMD CPUs and narrow on others. Read on every call, as bf16_dot_enabled().
+/// This CPU's policy: off unless bf16_dot_enabled(); else MOSS_KERNELS_BF16 when it is "all",
+/// "narrow" or "off" (any other value counts as unset: the device line says which policy ran); else
+/// all on AMD CPUs and narrow on others. Read on every call, as bf16_dot_enabled().
 Bf16Dots bf16_dot_policy();
 
 /// Whether a product of the codecs runs as dots under bf16_dot_policy(): an encoder product with

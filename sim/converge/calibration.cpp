@@ -2,16 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <sstream>
 #include <utility>
 
 #include "moss/core/error.h"
-#include "moss/core/file_io.h"
 #include "moss/scenario/loader.h"
 
 namespace moss::converge {
@@ -107,27 +104,25 @@ Calibration parse_calibration(const nlohmann::json& doc, const std::string& file
 
 Calibration read_calibration(const std::string& path) {
   // A sweep reads one file at every point, twice per evaluation (efficiency_problems, then predict):
-  // each version of it is parsed once per process. A file that changed while it was read is not kept.
+  // a file is parsed once per content and process. Known by its bytes, not its timestamps: a rewrite
+  // of the same size within one clock tick keeps them (kernels before 6.13 advance them per tick).
+  constexpr std::size_t kKept = 16;  // calibration files in one process are few
   static std::mutex mutex;
-  static std::map<std::string, std::pair<std::string, std::shared_ptr<const Calibration>>> parsed;
-  std::error_code ec;
-  std::filesystem::path key = std::filesystem::weakly_canonical(path, ec);
-  if (ec) key = std::filesystem::absolute(path, ec).lexically_normal();
-  const std::optional<std::string> version = file_version(path);
-  if (version) {
+  static std::map<std::string, std::shared_ptr<const Calibration>> parsed;
+  // The scenario reader's checks serve here too: no FIFO or device is opened, no huge file read.
+  const std::string text = scenario::read_json_text(path);
+  {
     const std::lock_guard lock(mutex);
-    if (const auto it = parsed.find(key.string()); it != parsed.end() && it->second.first == *version) {
-      Calibration cal = *it->second.second;
+    if (const auto it = parsed.find(text); it != parsed.end()) {
+      Calibration cal = *it->second;
       cal.file = path;  // as this caller names it, for its messages
       return cal;
     }
   }
-  // The scenario reader's checks serve here too: no FIFO or device is opened, no huge file read.
-  Calibration cal = parse_calibration(scenario::read_json_file(path), path);
-  if (version && file_version(path) == version) {
-    const std::lock_guard lock(mutex);
-    parsed[key.string()] = {*version, std::make_shared<const Calibration>(cal)};
-  }
+  Calibration cal = parse_calibration(scenario::parse_json_text(text, path), path);
+  const std::lock_guard lock(mutex);
+  if (parsed.size() >= kKept) parsed.clear();
+  parsed[text] = std::make_shared<const Calibration>(cal);
   return cal;
 }
 

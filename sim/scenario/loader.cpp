@@ -125,7 +125,7 @@ std::string data_dir() {
   return MOSS_DATA_DIR;
 }
 
-nlohmann::json read_json_file(const std::string& path) {
+std::string read_json_text(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw InputError(path, "", "no such file");
   if (std::filesystem::is_directory(path, ec)) throw InputError(path, "", "is a directory, expected a JSON file");
@@ -141,7 +141,12 @@ nlohmann::json read_json_file(const std::string& path) {
   if (!in) throw InputError(path, "", "cannot be read (permissions?)");
   std::ostringstream buf;
   buf << in.rdbuf();
-  const std::string text = std::move(buf).str();
+  return std::move(buf).str();
+}
+
+nlohmann::json read_json_file(const std::string& path) { return parse_json_text(read_json_text(path), path); }
+
+nlohmann::json parse_json_text(const std::string& text, const std::string& path) {
   RepeatedKeys repeated;
   try {
     nlohmann::json doc = nlohmann::json::parse(text);

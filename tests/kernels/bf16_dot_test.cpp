@@ -243,8 +243,12 @@ TEST(Bf16Dot, PolicyChoosesWhichProductsRunAsDots) {
     EXPECT_EQ(cpu::bf16_dot_policy(), cpu::Bf16Dots::off);
     EXPECT_FALSE(cpu::bf16_dots_for(1, false));
   }
-  const EnvSwitch automatic("MOSS_KERNELS_BF16", "");  // neither value: the CPU's own policy
-  EXPECT_NE(cpu::bf16_dot_policy(), cpu::Bf16Dots::off);
+  {
+    const EnvSwitch off("MOSS_KERNELS_BF16", "off");
+    EXPECT_EQ(cpu::bf16_dot_policy(), cpu::Bf16Dots::off);
+  }
+  const EnvSwitch automatic("MOSS_KERNELS_BF16", "");  // no value: the CPU's own policy
+  EXPECT_EQ(cpu::bf16_dot_policy(), __builtin_cpu_is("amd") ? cpu::Bf16Dots::all : cpu::Bf16Dots::narrow);
 }
 
 TEST(Bf16Dot, SwitchedOffByMossKernelsSimd) {

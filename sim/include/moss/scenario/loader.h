@@ -14,6 +14,14 @@ namespace moss::scenario {
 /// is missing, unreadable or not JSON.
 [[nodiscard]] nlohmann::json read_json_file(const std::string& path);
 
+/// read_json_file's first half: the bytes of a JSON file, after the checks that it exists, is a
+/// regular file (no FIFO or device is opened) of at most 64 MiB, and can be read. Throws InputError.
+[[nodiscard]] std::string read_json_text(const std::string& path);
+
+/// read_json_file's second half: `text` parsed, `path` naming it in messages (syntax errors, repeated
+/// keys). Throws InputError.
+[[nodiscard]] nlohmann::json parse_json_text(const std::string& text, const std::string& path);
+
 /// Checks a scenario document and returns every problem found (empty when valid). `file` names
 /// the source in messages. Includes semantic checks (GPU count, divisibility, memory fit,
 /// connectivity). The "sweep" block is checked for shape only.

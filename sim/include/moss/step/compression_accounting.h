@@ -20,8 +20,8 @@ struct KvBytes {
 /// accounting"): none: 2 bytes per element; pca/mos: rank_k + rank_v bf16 coefficients per token,
 /// mos adds 2 x rotations fp32 angles per chunk; mos-k adds ceil(log2 subspaces) bits per token and
 /// tensor; topk: ceil(fraction x kv_dim) bf16 values + ceil(log2 kv_dim)-bit indices per row;
-/// quant: kv_dim x bits / 8 bytes + one bf16 scale per row. Throws std::invalid_argument for
-/// parameters the kernels refuse (a scenario that validated has none).
+/// quant: kv_dim x bits / 8 bytes + one bf16 scale per row. For a validated scenario's parameters
+/// (std::invalid_argument for an unknown method or routing).
 [[nodiscard]] KvBytes kv_bytes(const scenario::CompressionSpec& c, const model::TransformerConfig& m,
                                double chunk_tokens);
 
