@@ -15,7 +15,7 @@ Topology::Topology(int gpus, int vertices, std::vector<Link> links,
   MOSS_CHECK(gpus_ > 0 && vertices_ >= gpus_, "a topology needs at least one GPU vertex");
   names_.resize(static_cast<std::size_t>(vertices_));
   for (int v = 0; v < vertices_; ++v) {
-    // Not "v" + to_string(v): GCC 12 reports a false -Wrestrict on that concatenation (bug 105651).
+    // Not "v" + to_string(v): GCC 12 reports a false -Wrestrict on a literal + string (bug 105651).
     if (std::string& name = names_[static_cast<std::size_t>(v)]; name.empty()) name = std::to_string(v).insert(0, 1, 'v');
   }
   out_.resize(static_cast<std::size_t>(vertices_));

@@ -78,7 +78,12 @@ TaskId StepBuilder::codec(int rank, const std::string& name, double s, const std
 
 namespace {
 std::string layer_name(int layer, bool recompute, const char* what) {
-  return std::string(recompute ? "recompute " : "") + "L" + std::to_string(layer) + " " + what;
+  // Appended, not "L" + to_string(..): GCC 12 reports a false -Wrestrict on a literal + string (bug 105651).
+  std::string name = recompute ? "recompute L" : "L";
+  name += std::to_string(layer);
+  name += ' ';
+  name += what;
+  return name;
 }
 }  // namespace
 
