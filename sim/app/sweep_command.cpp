@@ -14,7 +14,6 @@
 #include "moss/core/error.h"
 #include "moss/core/file_io.h"
 #include "moss/scenario/loader.h"
-#include "moss/step/compression_measure.h"
 #include "moss/sweep/communicator.h"
 #include "moss/sweep/point_check.h"
 #include "moss/sweep/point_evaluator.h"

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <sstream>
 #include <utility>
@@ -108,13 +107,13 @@ Calibration read_calibration(const std::string& path) {
   // of the same size within one clock tick keeps them (kernels before 6.13 advance them per tick).
   constexpr std::size_t kKept = 16;  // calibration files in one process are few
   static std::mutex mutex;
-  static std::map<std::string, std::shared_ptr<const Calibration>> parsed;
+  static std::map<std::string, Calibration> parsed;
   // The scenario reader's checks serve here too: no FIFO or device is opened, no huge file read.
   const std::string text = scenario::read_json_text(path);
   {
     const std::lock_guard lock(mutex);
     if (const auto it = parsed.find(text); it != parsed.end()) {
-      Calibration cal = *it->second;
+      Calibration cal = it->second;
       cal.file = path;  // as this caller names it, for its messages
       return cal;
     }
@@ -122,7 +121,7 @@ Calibration read_calibration(const std::string& path) {
   Calibration cal = parse_calibration(scenario::parse_json_text(text, path), path);
   const std::lock_guard lock(mutex);
   if (parsed.size() >= kKept) parsed.clear();
-  parsed[text] = std::make_shared<const Calibration>(cal);
+  parsed[text] = cal;
   return cal;
 }
 
