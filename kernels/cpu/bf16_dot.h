@@ -39,7 +39,7 @@ enum class Bf16Dots {
 };
 
 /// The widest encoder product (output columns) that runs as dots under Bf16Dots::narrow.
-inline constexpr std::int64_t kNarrowDotColumns = 32;
+inline constexpr std::int64_t kNarrowDotColumns = 16;
 
 /// This CPU's policy: off unless bf16_dot_enabled(); else MOSS_KERNELS_BF16 when it is "all",
 /// "narrow" or "off" (any other value counts as unset: the device line says which policy ran); else

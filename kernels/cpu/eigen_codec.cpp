@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bf16_dot.h"
+#include "wire_product.h"
 #include "eigen_types.h"
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/codec.h"
@@ -22,81 +23,17 @@ void round_in_place(float* p, std::int64_t n, int value_bytes) {
   if (value_bytes == 2) round_bf16_finite(p, n);
 }
 
-/// Rows per panel: the bf16 rounding of the input happens panel by panel into a cache-resident
-/// buffer instead of a full copy of X, so encode costs one GEMM plus a streaming pass.
-constexpr std::int64_t kPanelRows = 128;
+/// Whether decode's products run as bf16 dot products (cpu/bf16_dot.h): the wire carries bf16 and
+/// the CPU's policy takes dots for decoder products.
+bool bf16_decode_dots(int value_bytes, std::int64_t columns) { return value_bytes == 2 && cpu::bf16_dots_for(columns, true); }
 
-/// Calls f(first, panel) for consecutive panels of the rows x[0], x[stride], x[2 stride], ... as the
-/// wire carries them (bf16-rounded when value_bytes == 2); `first` counts taken rows. One buffer.
-template <typename F>
-void for_wire_panels(MatrixView x, std::int64_t stride, int value_bytes, F&& f) {
-  const std::int64_t rows = (x.rows + stride - 1) / stride;
-  RowMatrixF panel(std::min(kPanelRows, rows), x.cols);
-  for (std::int64_t i0 = 0; i0 < rows; i0 += kPanelRows) {
-    const std::int64_t n = std::min(kPanelRows, rows - i0);
-    for (std::int64_t i = 0; i < n; ++i)
-      std::copy(x.row((i0 + i) * stride), x.row((i0 + i) * stride) + x.cols, panel.row(i).data());
-    if (value_bytes == 2) round_bf16_finite(panel.data(), n * x.cols);
-    f(i0, panel.topRows(n));
-  }
-}
-
-/// Whether a GEMM of the codecs runs as bf16 dot products (cpu/bf16_dot.h): the wire carries bf16 and
-/// the CPU's policy takes dots for an encoder product of `columns` output columns or a decoder one.
-/// The tokens' wire bits and the (bf16-rounded) bases' bits then go in directly.
-bool bf16_wire_dots(int value_bytes, std::int64_t columns, bool decode = false) {
-  return value_bytes == 2 && cpu::bf16_dots_for(columns, decode);
-}
-
-/// Calls f(first, bits, n) for consecutive panels of x's rows as bf16 wire bits (n rows x x.cols).
-template <typename F>
-void for_bf16_panels(MatrixView x, F&& f) {
-  std::vector<std::uint16_t> panel(static_cast<std::size_t>(std::min(kPanelRows, x.rows) * x.cols));
-  for (std::int64_t i0 = 0; i0 < x.rows; i0 += kPanelRows) {
-    const std::int64_t n = std::min(kPanelRows, x.rows - i0);
-    cpu::to_bf16_bits(x.row(i0), n * x.cols, panel.data());
-    f(i0, static_cast<const std::uint16_t*>(panel.data()), n);
-  }
-}
-
-/// The bf16 bits of b^T (b.cols() x b.rows(), row-major): the right-hand side of bf16_gemm_nt.
-template <typename B>
-std::vector<std::uint16_t> bf16_transposed(const B& b) {
-  std::vector<std::uint16_t> bt(static_cast<std::size_t>(b.rows() * b.cols()));
-  for (Eigen::Index i = 0; i < b.rows(); ++i)
-    for (Eigen::Index j = 0; j < b.cols(); ++j) bt[static_cast<std::size_t>(j * b.rows() + i)] = float_to_bf16_bits(b(i, j));
-  return bt;
-}
-
-/// Every mos-k basis transposed, one after the other: basis j at j * r * d.
-std::vector<std::uint16_t> bf16_transposed_bases(const CodecState& s) {
-  const std::int64_t d = s.dim, r = s.config.rank;
-  std::vector<std::uint16_t> all;
-  all.reserve(static_cast<std::size_t>(s.config.subspaces * r * d));
-  for (std::int64_t j = 0; j < s.config.subspaces; ++j) {
-    const std::vector<std::uint16_t> bt = bf16_transposed(cpu::map(s.basis.data() + j * d * r, d, r));
-    all.insert(all.end(), bt.begin(), bt.end());
-  }
-  return all;
-}
-
-/// z (rows of x) = wire(x) * b, computed panel by panel.
-template <typename B>
-void project_wire(MatrixView x, const B& b, float* z, int value_bytes) {
-  const std::int64_t cols = b.cols();
-  if (bf16_wire_dots(value_bytes, cols)) {
-    const std::vector<std::uint16_t> bt = bf16_transposed(b);
-    for_bf16_panels(x, [&](std::int64_t i0, const std::uint16_t* panel, std::int64_t n) {
-      cpu::bf16_gemm_nt(panel, nullptr, n, x.cols, bt.data(), cols, z + i0 * cols, nullptr, cols);
-    });
-    return;
-  }
-  if (value_bytes != 2) {
-    MapF(z, x.rows, b.cols()).noalias() = cpu::map(x) * b;
-    return;
-  }
-  for_wire_panels(x, 1, value_bytes, [&](std::int64_t i0, const auto& panel) {
-    MapF(z + i0 * cols, panel.rows(), cols).noalias() = panel * b;
+/// z (rows of x, row-major, `cols` wide) = wire(x) * b for b (x.cols x cols, row-major), panel by panel.
+void project_wire(MatrixView x, const float* b, std::int64_t cols, float* z, int value_bytes) {
+  const cpu::WireProduct rhs(b, x.cols, cols, value_bytes);
+  cpu::PanelNeeds needs;
+  needs.add(rhs);
+  cpu::for_wire_panels(x, 1, value_bytes, needs, [&](std::int64_t i0, const cpu::WirePanel& p) {
+    rhs.apply(p, nullptr, p.rows, z + i0 * cols, nullptr, cols);
   });
 }
 
@@ -118,30 +55,38 @@ void mos_basis(const CodecState& s, const float* theta, bool diagonal, const Eig
   round_in_place(u.data(), u.size(), s.config.value_bytes);
 }
 
-/// Theta of one block from its evenly strided sample, P = S [Ubar W_1..W_m] projected panel by panel;
-/// M(theta) into `m_theta` on the general path.
+/// [Ubar W_1 .. W_m] (dim x (m + 1) rank): the sample's products for theta, one product per panel.
+/// On the diagonal path only W_1 is needed.
+RowMatrixF theta_operand(const CodecState& s, bool diagonal) {
+  const std::int64_t d = s.dim, r = s.config.rank, m = diagonal ? 1 : s.config.rotations;
+  RowMatrixF b(d, (m + 1) * r);
+  b.leftCols(r) = cpu::map(s.basis.data(), d, r);
+  for (std::int64_t i = 0; i < m; ++i) b.middleCols((i + 1) * r, r) = cpu::map(s.directions.data() + i * d * r, d, r);
+  return b;
+}
+
+/// Theta of one block from its evenly strided sample, P = S [Ubar W_1..W_m] (`sample` runs the
+/// product); M(theta) into `m_theta` on the general path.
 std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool diagonal, const Eigen::ArrayXd& lambda,
-                                   cpu::RowMatrixD& m_theta) {
-  const std::int64_t d = s.dim, r = s.config.rank, m = s.config.rotations;
+                                   const cpu::WireProduct& sample, cpu::RowMatrixD& m_theta) {
+  const std::int64_t r = s.config.rank, m = s.config.rotations, cols = sample.columns();
   const std::int64_t stride = theta_sample_stride(block.rows, static_cast<int>(m), static_cast<int>(r));
-  const ConstMapF ubar = cpu::map(s.basis.data(), d, r);
+  const std::int64_t ns = theta_sample_count(block.rows, static_cast<int>(m), static_cast<int>(r));
+  cpu::PanelNeeds needs;
+  needs.add(sample);
   if (diagonal) {  // only the column statistics of S Ubar and S W_1 are needed
-    const ConstMapF w = cpu::map(s.directions.data(), d, r);
     cpu::ColumnStats stats(static_cast<int>(r));
-    RowMatrixF p0, p1;
-    for_wire_panels(block, stride, s.config.value_bytes, [&](std::int64_t, const auto& panel) {
-      p0.noalias() = panel * ubar;
-      p1.noalias() = panel * w;
-      stats.add(p0, p1);
+    RowMatrixF p;
+    cpu::for_wire_panels(block, stride, s.config.value_bytes, needs, [&](std::int64_t, const cpu::WirePanel& panel) {
+      p.resize(panel.rows, cols);
+      sample.apply(panel, nullptr, panel.rows, p.data(), nullptr, cols);
+      stats.add(p.leftCols(r), p.rightCols(r));
     });
     return {cpu::fit_theta_diagonal(stats, lambda)};
   }
-  const std::int64_t ns = theta_sample_count(block.rows, static_cast<int>(m), static_cast<int>(r));
-  RowMatrixF p(ns, (m + 1) * r);
-  for_wire_panels(block, stride, s.config.value_bytes, [&](std::int64_t i0, const auto& panel) {
-    p.block(i0, 0, panel.rows(), r).noalias() = panel * ubar;
-    for (std::int64_t i = 0; i < m; ++i)
-      p.block(i0, (i + 1) * r, panel.rows(), r).noalias() = panel * cpu::map(s.directions.data() + i * d * r, d, r);
+  RowMatrixF p(ns, cols);
+  cpu::for_wire_panels(block, stride, s.config.value_bytes, needs, [&](std::int64_t i0, const cpu::WirePanel& panel) {
+    sample.apply(panel, nullptr, panel.rows, p.row(i0).data(), nullptr, cols);
   });
   return cpu::fit_block_theta(p.data(), ns, s.direction_gram, static_cast<int>(m), static_cast<int>(r), &m_theta);
 }
@@ -152,15 +97,17 @@ void encode_mos(const CodecState& s, MatrixView x, Encoded& e) {
   const std::int64_t bl = block_len(c.theta_block_tokens, t);
   const bool diagonal = cpu::diagonal_rotation(s);
   const Eigen::ArrayXd lambda = diagonal ? cpu::direction_eigenvalues(s) : Eigen::ArrayXd();
+  const RowMatrixF operand = theta_operand(s, diagonal);
+  const cpu::WireProduct sample(operand.data(), s.dim, operand.cols(), c.value_bytes);
   e.values.resize(static_cast<std::size_t>(t * r));
   RowMatrixF u;
   cpu::RowMatrixD m_theta;
   for (std::int64_t t0 = 0; t0 < t; t0 += bl) {
     const std::int64_t n = std::min(bl, t - t0);
-    const std::vector<float> theta = mos_block_theta(s, x.slice_rows(t0, n), diagonal, lambda, m_theta);
+    const std::vector<float> theta = mos_block_theta(s, x.slice_rows(t0, n), diagonal, lambda, sample, m_theta);
     e.theta.insert(e.theta.end(), theta.begin(), theta.end());
     mos_basis(s, theta.data(), diagonal, lambda, u, diagonal ? nullptr : &m_theta);
-    project_wire(x.slice_rows(t0, n), u, e.values.data() + t0 * r, c.value_bytes);
+    project_wire(x.slice_rows(t0, n), u.data(), r, e.values.data() + t0 * r, c.value_bytes);
   }
 }
 
@@ -181,7 +128,7 @@ void encode_mos_k_exhaustive(const CodecState& s, MatrixView x, Encoded& e) {
   RowMatrixF b(d, k * r);
   for (std::int64_t j = 0; j < k; ++j) b.middleCols(j * r, r) = cpu::map(s.basis.data() + j * d * r, d, r);
   RowMatrixF p(t, k * r);
-  project_wire(x, b, p.data(), c.value_bytes);
+  project_wire(x, b.data(), k * r, p.data(), c.value_bytes);
   const std::int64_t bl = block_len(c.route_block_tokens, t);
   const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
   std::vector<std::int32_t> route(static_cast<std::size_t>(blocks));
@@ -201,26 +148,32 @@ void encode_mos_k_exhaustive(const CodecState& s, MatrixView x, Encoded& e) {
 }
 
 /// mos-k, sketch routing ("route then project"): the energy of every token in the first s columns of
-/// each basis (a T x d x K s GEMM) picks the basis of each block, then the tokens of each basis are
-/// projected on it alone (K GEMMs of T x d x r in all). Per-token routing (the default block of 1)
-/// does both in the same cache-resident panel; longer blocks route in a first pass.
-/// `panels(f)` calls f(first, panel, n) per wire panel; `sketch(panel, n, ps)` writes the n x K s
-/// sketch products into ps; `project(panel, j, rows, z)` writes the panel rows `rows` times basis j
-/// into the rows `rows` of z (n x r, the panel's output).
-template <typename Panels, typename Sketch, typename Project>
-void route_then_project(const CodecState& s, MatrixView x, Encoded& e, Panels&& panels, Sketch&& sketch, Project&& project) {
+/// each basis (a T x d x K s product) picks the basis of each block, then the tokens of each basis are
+/// projected on it alone (K products of T x d x r in all), read in place from the panel. Per-token
+/// routing (the default block of 1) does both in the same cache-resident panel; longer blocks route
+/// in a first pass.
+void encode_mos_k_sketch(const CodecState& s, MatrixView x, Encoded& e) {
   const CodecConfig& c = s.config;
-  const std::int64_t t = x.rows, r = c.rank, k = c.subspaces;
+  const std::int64_t t = x.rows, d = s.dim, r = c.rank, k = c.subspaces;
   const std::int64_t sc = route_sketch_columns(c.rank);
+  RowMatrixF sketch_b(d, k * sc);
+  for (std::int64_t j = 0; j < k; ++j) sketch_b.middleCols(j * sc, sc) = cpu::map(s.basis.data() + j * d * r, d, r).leftCols(sc);
+  const cpu::WireProduct sketch(sketch_b.data(), d, k * sc, c.value_bytes);
+  std::vector<cpu::WireProduct> bases;
+  bases.reserve(static_cast<std::size_t>(k));
+  for (std::int64_t j = 0; j < k; ++j) bases.emplace_back(s.basis.data() + j * d * r, d, r, c.value_bytes);
+  cpu::PanelNeeds needs;
+  needs.add(sketch);
+  needs.add(bases.front());
   const std::int64_t bl = block_len(c.route_block_tokens, t);
   const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
   std::vector<std::int32_t> route(static_cast<std::size_t>(blocks));
   // Block energies in the sketch columns, accumulated in token order (as the reference does).
   std::vector<float> energy(static_cast<std::size_t>(blocks * k), 0.0f), ps;
-  auto add_energies = [&](std::int64_t i0, const auto& panel, std::int64_t n) {
-    ps.resize(static_cast<std::size_t>(n * k * sc));
-    sketch(panel, n, ps.data());
-    for (std::int64_t i = 0; i < n; ++i)
+  auto add_energies = [&](std::int64_t i0, const cpu::WirePanel& panel) {
+    ps.resize(static_cast<std::size_t>(panel.rows * k * sc));
+    sketch.apply(panel, nullptr, panel.rows, ps.data(), nullptr, k * sc);
+    for (std::int64_t i = 0; i < panel.rows; ++i)
       for (std::int64_t j = 0; j < k; ++j) {
         float sum = 0.0f;
         for (const float v : std::span(ps).subspan(static_cast<std::size_t>((i * k + j) * sc), static_cast<std::size_t>(sc))) sum += v * v;
@@ -234,51 +187,25 @@ void route_then_project(const CodecState& s, MatrixView x, Encoded& e, Panels&& 
     }
   };
   if (bl > 1) {  // a block may span panels: route everything first
-    panels(add_energies);
+    cpu::for_wire_panels(x, 1, c.value_bytes, needs, add_energies);
     choose(0, blocks);
   }
   e.values.resize(static_cast<std::size_t>(t * r));
   std::vector<std::int64_t> rows;
-  panels([&](std::int64_t i0, const auto& panel, std::int64_t n) {
+  cpu::for_wire_panels(x, 1, c.value_bytes, needs, [&](std::int64_t i0, const cpu::WirePanel& panel) {
     if (bl == 1) {
-      add_energies(i0, panel, n);
-      choose(i0, i0 + n);
+      add_energies(i0, panel);
+      choose(i0, i0 + panel.rows);
     }
     for (std::int64_t j = 0; j < k; ++j) {
       rows.clear();
-      for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t i = 0; i < panel.rows; ++i)
         if (route[static_cast<std::size_t>((i0 + i) / bl)] == j) rows.push_back(i);
-      if (!rows.empty()) project(panel, j, rows, e.values.data() + i0 * r);
+      if (!rows.empty())
+        bases[static_cast<std::size_t>(j)].apply(panel, rows.data(), static_cast<std::int64_t>(rows.size()), e.values.data() + i0 * r, rows.data(), r);
     }
   });
   pack_routes(route, static_cast<int>(k), e);
-}
-
-void encode_mos_k_sketch(const CodecState& s, MatrixView x, Encoded& e) {
-  const std::int64_t d = s.dim, r = s.config.rank, k = s.config.subspaces;
-  const std::int64_t sc = route_sketch_columns(s.config.rank);
-  RowMatrixF sketch(d, k * sc);
-  for (std::int64_t j = 0; j < k; ++j) sketch.middleCols(j * sc, sc) = cpu::map(s.basis.data() + j * d * r, d, r).leftCols(sc);
-  if (bf16_wire_dots(s.config.value_bytes, std::max(k * sc, r))) {  // routing and projections alike
-    const std::vector<std::uint16_t> sketch_t = bf16_transposed(sketch), bases_t = bf16_transposed_bases(s);
-    route_then_project(
-        s, x, e, [&](auto&& f) { for_bf16_panels(x, f); },
-        [&](const std::uint16_t* panel, std::int64_t n, float* ps) { cpu::bf16_gemm_nt(panel, nullptr, n, d, sketch_t.data(), k * sc, ps, nullptr, k * sc); },
-        [&](const std::uint16_t* panel, std::int64_t j, const std::vector<std::int64_t>& rows, float* z) {
-          cpu::bf16_gemm_nt(panel, rows.data(), static_cast<std::int64_t>(rows.size()), d, bases_t.data() + j * r * d, r, z, rows.data(), r);
-        });
-    return;
-  }
-  RowMatrixF gathered, zk;
-  route_then_project(
-      s, x, e, [&](auto&& f) { for_wire_panels(x, 1, s.config.value_bytes, [&](std::int64_t i0, const auto& p) { f(i0, p, p.rows()); }); },
-      [&](const auto& panel, std::int64_t n, float* ps) { MapF(ps, n, k * sc).noalias() = panel * sketch; },
-      [&](const auto& panel, std::int64_t j, const std::vector<std::int64_t>& rows, float* z) {
-        gathered.resize(static_cast<Eigen::Index>(rows.size()), d);
-        for (std::size_t i = 0; i < rows.size(); ++i) gathered.row(static_cast<Eigen::Index>(i)) = panel.row(rows[i]);
-        zk.noalias() = gathered * cpu::map(s.basis.data() + j * d * r, d, r);
-        for (std::size_t i = 0; i < rows.size(); ++i) MapF(z + rows[i] * r, 1, r) = zk.row(static_cast<Eigen::Index>(i));
-      });
 }
 
 void encode_mos_k(const CodecState& s, MatrixView x, Encoded& e) {
@@ -308,7 +235,7 @@ void encode(const CodecState& s, MatrixView x, Encoded& e) {
   }
   if (c.method == Method::pca) {
     e.values.resize(static_cast<std::size_t>(x.rows * c.rank));
-    project_wire(x, cpu::map(s.basis.data(), s.dim, c.rank), e.values.data(), c.value_bytes);
+    project_wire(x, s.basis.data(), c.rank, e.values.data(), c.value_bytes);
   } else if (c.method == Method::mos) {
     encode_mos(s, x, e);
   } else {
@@ -333,7 +260,7 @@ void decode(const CodecState& s, const Encoded& e, float* out) {
   const ConstMapF z(e.values.data(), t, r);
   MapF xo(out, t, d);
   // bf16 wire: Z's bits (the values travel as bf16) times U's bits in pairs (cpu/bf16_dot.h).
-  const bool dots = bf16_wire_dots(c.value_bytes, d, true);
+  const bool dots = bf16_decode_dots(c.value_bytes, d);
   std::vector<std::uint16_t> zbits(dots ? static_cast<std::size_t>(t * r) : 0), ubits(dots ? static_cast<std::size_t>(d * r) : 0);
   if (dots) cpu::to_bf16_bits(e.values.data(), t * r, zbits.data());
   RowMatrixF zk;

@@ -6,23 +6,34 @@
 #include <stdexcept>
 
 #include "bf16_dot.h"
+#include "stream_products.h"
 #include "moss/kernels/gpu_codec.h"
 
 namespace moss::kernels {
 
-std::string cpu_device_name() {
-  switch (cpu::bf16_dot_policy()) {
-    case cpu::Bf16Dots::all: return "cpu (Eigen + AVX512-BF16 dot products, 1 thread)";
+namespace {
+
+/// The products the subspace encoders run (cpu/wire_product.h), as the device line names them.
+std::string cpu_products(bool bf16_wire) {
+  std::string s = "Eigen";
+  switch (bf16_wire ? cpu::bf16_dot_policy() : cpu::Bf16Dots::off) {
+    case cpu::Bf16Dots::all: s += " + AVX512-BF16 dot products"; break;
     case cpu::Bf16Dots::narrow:
-      return "cpu (Eigen + AVX512-BF16 dot products for encoder products of up to " + std::to_string(cpu::kNarrowDotColumns) +
-             " columns, 1 thread)";
+      s += " + AVX512-BF16 dot products for encoder products of up to " + std::to_string(cpu::kNarrowDotColumns) + " columns";
+      break;
     case cpu::Bf16Dots::off: break;
   }
-  return "cpu (Eigen, 1 thread)";
+  if (cpu::kStreamVectorised && !(bf16_wire && cpu::bf16_dot_policy() == cpu::Bf16Dots::all))
+    s += " + AVX-512 streaming products for encoder products of up to " + std::to_string(cpu::kStreamColumns) + " columns";
+  return s;
 }
 
+}  // namespace
+
+std::string cpu_device_name() { return "cpu (" + cpu_products(true) + ", 1 thread)"; }
+
 std::string cpu_device_name(const CodecConfig& config) {
-  return uses_basis(config.method) && config.value_bytes == 2 ? cpu_device_name() : "cpu (Eigen, 1 thread)";
+  return uses_basis(config.method) ? "cpu (" + cpu_products(config.value_bytes == 2) + ", 1 thread)" : "cpu (Eigen, 1 thread)";
 }
 
 TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, MatrixView x, Device device,

@@ -1,5 +1,6 @@
 #include "stream_products.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <type_traits>
@@ -27,9 +28,9 @@ void store16(float* p, Floats16 v) { std::memcpy(p, &v, sizeof v); }
 // operand's C16 vectors.
 constexpr int group_of(int c16) { return c16 <= 2 ? 8 : 4; }
 
-// y[R rows, cp] += x[R rows, columns k0..k1) v[k0..k1, cp], x's rows `stride` apart.
+// y[R rows, cp] += x[R rows, columns k0..k1) v[k0..k1, cp], row r of x at xr[r].
 template <int C16, int R>
-void rows_times(const float* x, std::int64_t stride, std::int64_t k0, std::int64_t k1, const float* v, float* y) {
+void rows_times(const float* const* xr, std::int64_t k0, std::int64_t k1, const float* v, float* y) {
   constexpr std::int64_t cp = kLanes * C16;
   Floats16 acc[R][C16];
   for (int r = 0; r < R; ++r)
@@ -38,7 +39,7 @@ void rows_times(const float* x, std::int64_t stride, std::int64_t k0, std::int64
     Floats16 b[C16];
     for (int j = 0; j < C16; ++j) b[j] = load16(v + i * cp + kLanes * j);
     for (int r = 0; r < R; ++r) {
-      const float s = x[r * stride + i];
+      const float s = xr[r][i];
       for (int j = 0; j < C16; ++j) acc[r][j] += s * b[j];
     }
   }
@@ -91,6 +92,28 @@ std::int64_t padded_columns(Eigen::Index c) {
   return (c + kLanes - 1) / kLanes * kLanes;
 }
 
+// y (n x cp, zeroed) = rows of x (row i at x + (rows ? rows[i] : i) * dim) times vp (dim x cp), in
+// chunks of kDimChunk columns of x so that vp's rows stay in cache against every row group.
+template <int C16>
+void rows_times_all(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const float* vp, float* y) {
+  constexpr int R = group_of(C16);
+  constexpr std::int64_t cp = kLanes * C16;
+  auto row = [&](std::int64_t i) { return x + (rows != nullptr ? rows[i] : i) * dim; };
+  for (std::int64_t k0 = 0; k0 < dim; k0 += kDimChunk) {
+    const std::int64_t k1 = std::min(dim, k0 + kDimChunk);
+    std::int64_t r0 = 0;
+    for (; r0 + R <= n; r0 += R) {
+      const float* xr[R];
+      for (int r = 0; r < R; ++r) xr[r] = row(r0 + r);
+      rows_times<C16, R>(xr, k0, k1, vp, y + r0 * cp);
+    }
+    for (; r0 < n; ++r0) {
+      const float* xr[1] = {row(r0)};
+      rows_times<C16, 1>(xr, k0, k1, vp, y + r0 * cp);
+    }
+  }
+}
+
 }  // namespace
 
 RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v) {
@@ -98,18 +121,22 @@ RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v) {
   const std::int64_t cp = padded_columns(v.cols());
   const RowMatrixF vp = padded(v, cp);
   RowMatrixF y = RowMatrixF::Zero(x.rows, cp);
-  with_vectors(cp / kLanes, [&](auto c16) {
-    constexpr int C16 = decltype(c16)::value;
-    constexpr int R = group_of(C16);
-    for (std::int64_t k0 = 0; k0 < x.cols; k0 += kDimChunk) {
-      const std::int64_t k1 = std::min(x.cols, k0 + kDimChunk);
-      std::int64_t r0 = 0;
-      for (; r0 + R <= x.rows; r0 += R) rows_times<C16, R>(x.row(r0), x.cols, k0, k1, vp.data(), y.row(r0).data());
-      for (; r0 < x.rows; ++r0) rows_times<C16, 1>(x.row(r0), x.cols, k0, k1, vp.data(), y.row(r0).data());
-    }
-  });
+  with_vectors(cp / kLanes, [&](auto c16) { rows_times_all<decltype(c16)::value>(x.data, nullptr, x.rows, x.cols, vp.data(), y.data()); });
   if (cp == v.cols()) return y;
   return y.leftCols(v.cols());
+}
+
+RowMatrixF stream_operand(const Eigen::Ref<const RowMatrixF>& v) {
+  const std::int64_t cp = padded_columns(v.cols());
+  RowMatrixF out = RowMatrixF::Zero(v.rows(), cp);
+  out.leftCols(v.cols()) = v;
+  return out;
+}
+
+void stream_rows_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& vp, float* y) {
+  if (vp.rows() != dim || vp.cols() % kLanes != 0) throw std::logic_error("stream_rows_times needs an operand from stream_operand");
+  std::fill(y, y + n * vp.cols(), 0.0f);
+  with_vectors(vp.cols() / kLanes, [&](auto c16) { rows_times_all<decltype(c16)::value>(x, rows, n, dim, vp.data(), y); });
 }
 
 RowMatrixF stream_xt_times(MatrixView x, const RowMatrixF& y) {
@@ -142,6 +169,14 @@ RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v) {
 RowMatrixF stream_xt_times(MatrixView x, const RowMatrixF& y) {
   if (y.rows() != x.rows) throw std::logic_error("X^T Y needs Y with X's rows");
   return map(x).transpose() * y;
+}
+
+RowMatrixF stream_operand(const Eigen::Ref<const RowMatrixF>& v) { return v; }
+
+void stream_rows_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& vp, float* y) {
+  if (vp.rows() != dim) throw std::logic_error("stream_rows_times needs an operand from stream_operand");
+  for (std::int64_t i = 0; i < n; ++i)
+    MapF(y + i * vp.cols(), 1, vp.cols()).noalias() = ConstMapF(x + (rows != nullptr ? rows[i] : i) * dim, 1, dim) * vp;
 }
 #endif
 

@@ -16,6 +16,23 @@ inline constexpr Eigen::Index kStreamColumns = 64;
 /// registers hold the accumulators); without it, Eigen's product.
 [[nodiscard]] RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v);
 
+/// Whether the streaming products are the AVX-512 loops (built with AVX-512); else they are Eigen's.
+inline constexpr bool kStreamVectorised =
+#if defined(__AVX512F__)
+    true;
+#else
+    false;
+#endif
+
+/// V (dim x c, c <= kStreamColumns) with its columns padded with zeros to whole vectors of 16: the
+/// operand of stream_rows_times, prepared once for many calls.
+[[nodiscard]] RowMatrixF stream_operand(const Eigen::Ref<const RowMatrixF>& v);
+
+/// y (n x vp.cols(), row-major, overwritten) = rows of x times V, row i of x at
+/// x + (rows ? rows[i] : i) * dim, vp = stream_operand(V): the rows are read in place (a gathered
+/// subset costs no copy), in chunks of columns against V in cache.
+void stream_rows_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& vp, float* y);
+
 /// X^T Y (dim x c) for row-major X (rows x dim) and Y (rows x c), c <= kStreamColumns: X is read
 /// once, in blocks of tokens, each adding its part to the dim x c result.
 [[nodiscard]] RowMatrixF stream_xt_times(MatrixView x, const RowMatrixF& y);

@@ -41,11 +41,13 @@ TensorReport evaluate_tensor(const CodecConfig& config, MatrixView warmup, Matri
 /// Most values (tokens x dim) evaluate_tensor times on a GPU: 512 MiB of fp32 on the host.
 inline constexpr std::int64_t kMaxTimedValues = std::int64_t{1} << 27;
 
-/// Name of the CPU implementation as reports print it: "cpu (Eigen, 1 thread)", or "cpu (Eigen +
-/// AVX512-BF16 dot products, 1 thread)" where the encoder's GEMMs on bf16 wire data use them.
+/// Name of the CPU implementation as reports print it: "cpu (Eigen, 1 thread)", with the encoder
+/// products that run beside Eigen's GEMM on this CPU named, e.g. "cpu (Eigen + AVX512-BF16 dot
+/// products for encoder products of up to 16 columns + AVX-512 streaming products for encoder
+/// products of up to 64 columns, 1 thread)".
 std::string cpu_device_name();
-/// The same for a measurement of `config`: the dot products are named only where its encoder uses
-/// them (pca, mos, mos-k with bf16 values).
+/// The same for a measurement of `config`: the products are named only where its encoder uses them
+/// (pca, mos, mos-k; the dot products with bf16 values only).
 std::string cpu_device_name(const CodecConfig& config);
 
 }  // namespace moss::kernels

@@ -1,0 +1,79 @@
+#pragma once
+// The encoder's products: tokens as the wire carries them (bf16-rounded when value_bytes == 2), one
+// cache-resident panel of rows at a time, times a fixed right-hand side B (dim x columns). Each B
+// runs the way that is fastest for its width on this CPU (measured: kernels/README.md, "Which
+// product the encoder runs"):
+//   dots    bf16 dot products (bf16_dot.h) on the panel's wire bits, where bf16_dots_for says so;
+//   stream  the streaming fp32 products (stream_products.h) on the rounded panel, up to
+//           kStreamColumns columns where they are built with AVX-512: they read the panel's rows in
+//           place (a gathered subset costs no copy) against B in cache;
+//   eigen   Eigen's GEMM on the rounded panel (a gathered subset copied first).
+// The three compute the same products of the same (bf16-exact) values; only the order of the fp32
+// sums differs.
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "eigen_types.h"
+
+namespace moss::kernels::cpu {
+
+/// Rows of X as the wire carries them: the fp32 values and, when a product asked for them, their
+/// bf16 bits (both rows x dim, row-major).
+struct WirePanel {
+  const float* values = nullptr;
+  const std::uint16_t* bits = nullptr;
+  std::int64_t rows = 0;
+  std::int64_t dim = 0;
+};
+
+enum class WireProductKind { dots, stream, eigen };
+
+class WireProduct {
+ public:
+  /// B = b (dim x columns, row-major; bf16 values when value_bytes == 2, as the codecs' bases are)
+  /// for a wire of value_bytes per value.
+  WireProduct(const float* b, std::int64_t dim, std::int64_t columns, int value_bytes);
+  /// The same with the product chosen by the caller (tests): dots need value_bytes == 2 and
+  /// bf16_dot_supported(), stream at most kStreamColumns columns; else std::logic_error.
+  WireProduct(const float* b, std::int64_t dim, std::int64_t columns, int value_bytes, WireProductKind kind);
+
+  [[nodiscard]] WireProductKind kind() const { return kind_; }
+  [[nodiscard]] std::int64_t columns() const { return columns_; }
+
+  /// Row (z_rows ? z_rows[i] : i) of z (row stride ldz), first columns() entries, = row
+  /// (rows ? rows[i] : i) of the panel times B, for i < n. The panel carries what needs() says.
+  void apply(const WirePanel& p, const std::int64_t* rows, std::int64_t n, float* z, const std::int64_t* z_rows, std::int64_t ldz) const;
+
+ private:
+  WireProductKind kind_;
+  std::int64_t dim_, columns_;
+  std::vector<std::uint16_t> bt_;  // dots: B^T as bf16 bits
+  RowMatrixF b_;                   // stream: B padded (stream_operand); eigen: B
+  mutable RowMatrixF scratch_, out_;
+};
+
+/// What panels must carry for a set of products: values unless every product runs as dots, bits
+/// when one does; and how tall they are: Eigen packs B again for every panel, which costs a wide
+/// (compute-bound) product as much as its multiply-adds of ~30 rows at 128-row panels (measured:
+/// kernels/README.md, "Which product the encoder runs"), so such products take 512-row panels.
+struct PanelNeeds {
+  bool values = false;
+  bool bits = false;
+  bool tall = false;
+  void add(const WireProduct& p) {
+    (p.kind() == WireProductKind::dots ? bits : values) = true;
+    tall = tall || (p.kind() == WireProductKind::eigen && p.columns() >= kTallPanelColumns);
+  }
+  /// The narrowest Eigen product that takes tall panels.
+  static constexpr std::int64_t kTallPanelColumns = 128;
+};
+
+/// Calls f(first, panel) for consecutive panels of the rows x[0], x[stride], x[2 stride], ... as the
+/// wire carries them; `first` counts taken rows. On an fp32 wire with stride 1 the values are X's
+/// own rows (no copy).
+void for_wire_panels(MatrixView x, std::int64_t stride, int value_bytes, PanelNeeds needs,
+                     const std::function<void(std::int64_t, const WirePanel&)>& f);
+
+}  // namespace moss::kernels::cpu
