@@ -70,6 +70,7 @@ RowMatrixF theta_operand(const CodecState& s, bool diagonal) {
 std::vector<float> mos_block_theta(const CodecState& s, MatrixView block, bool diagonal, const Eigen::ArrayXd& lambda,
                                    const cpu::WireProduct& sample, cpu::RowMatrixD& m_theta) {
   const std::int64_t r = s.config.rank, m = s.config.rotations, cols = sample.columns();
+  if (m == 0) return {};  // U(theta) is Ubar: nothing to fit
   const std::int64_t stride = theta_sample_stride(block.rows, static_cast<int>(m), static_cast<int>(r));
   const std::int64_t ns = theta_sample_count(block.rows, static_cast<int>(m), static_cast<int>(r));
   cpu::PanelNeeds needs;

@@ -341,7 +341,7 @@ std::vector<Problem> activation_file_problems(const std::string& path, const std
 MeasuredCodecTime measured_codec_time(const scenario::Scenario& s, double chunk_tokens, const std::string& gpu_name,
                                       double encode_bytes_per_s, double decode_bytes_per_s) {
   const model::GpuSpec& target = s.cluster.gpu;
-  const double raw = chunk_tokens * kv_bytes(s.compression, s.model, chunk_tokens).raw_per_token;
+  const double raw = chunk_tokens * kv_bytes(s.compression, s.model).raw_per_token;
   const CodecTime measured{raw / encode_bytes_per_s, raw / decode_bytes_per_s};
   // The kernels name their device "NVIDIA H200 (CUDA, GEMMs: ...)": the CUDA name is before " (".
   const model::GpuSpec* ran_on = scenario::catalog_gpu_by_device_name(gpu_name.substr(0, gpu_name.find(" (")));
@@ -362,7 +362,7 @@ CompressionFigures compression_figures(const scenario::Scenario& s, bool measure
                                        const std::optional<std::filesystem::path>& cache_dir) {
   const double chunk_tokens = static_cast<double>(s.training.seq_len) / s.parallelism.context;
   CompressionFigures f;
-  f.codec.bytes = kv_bytes(s.compression, s.model, chunk_tokens);
+  f.codec.bytes = kv_bytes(s.compression, s.model);
   f.codec.per_chunk = codec_time(s.compression, s.model, s.cluster.gpu, chunk_tokens);
   CompressionOutcome& o = f.outcome;
   o.method = s.compression.method;

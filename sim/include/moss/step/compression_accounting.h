@@ -22,10 +22,10 @@ struct KvBytes {
 /// tensor; topk: ceil(fraction x kv_dim) bf16 values + ceil(log2 kv_dim)-bit indices per row;
 /// quant: kv_dim x bits / 8 bytes + one bf16 scale per row. For a validated scenario's parameters
 /// (std::invalid_argument for an unknown method or routing).
-[[nodiscard]] KvBytes kv_bytes(const scenario::CompressionSpec& c, const model::TransformerConfig& m,
-                               double chunk_tokens);
+[[nodiscard]] KvBytes kv_bytes(const scenario::CompressionSpec& c, const model::TransformerConfig& m);
 
-/// Roofline time to encode `tokens` tokens of K and V on one GPU, and to decode them.
+/// Roofline time to encode one chunk of `tokens` tokens of K and V on one GPU (mos: one theta per
+/// chunk, fitted on its sample), and to decode them.
 struct CodecTime {
   double encode_s = 0;
   double decode_s = 0;
