@@ -55,14 +55,13 @@ void mos_basis(const CodecState& s, const float* theta, bool diagonal, const Eig
   round_in_place(u.data(), u.size(), s.config.value_bytes);
 }
 
-/// [Ubar W_1 .. W_m] (dim x (m + 1) rank): the sample's products for theta, one product per panel.
-/// On the diagonal path only W_1 is needed.
-RowMatrixF theta_operand(const CodecState& s, bool diagonal) {
+/// The column blocks of [Ubar W_1 .. W_m] (dim x rank each): the sample's products for theta, one
+/// product per panel. On the diagonal path only W_1 is needed.
+std::vector<const float*> theta_operand(const CodecState& s, bool diagonal) {
   const std::int64_t d = s.dim, r = s.config.rank, m = diagonal ? 1 : s.config.rotations;
-  RowMatrixF b(d, (m + 1) * r);
-  b.leftCols(r) = cpu::map(s.basis.data(), d, r);
-  for (std::int64_t i = 0; i < m; ++i) b.middleCols((i + 1) * r, r) = cpu::map(s.directions.data() + i * d * r, d, r);
-  return b;
+  std::vector<const float*> blocks{s.basis.data()};
+  for (std::int64_t i = 0; i < m; ++i) blocks.push_back(s.directions.data() + i * d * r);
+  return blocks;
 }
 
 /// Theta of one block from its evenly strided sample, P = S [Ubar W_1..W_m] (`sample` runs the
@@ -98,8 +97,7 @@ void encode_mos(const CodecState& s, MatrixView x, Encoded& e) {
   const std::int64_t bl = block_len(c.theta_block_tokens, t);
   const bool diagonal = cpu::diagonal_rotation(s);
   const Eigen::ArrayXd lambda = diagonal ? cpu::direction_eigenvalues(s) : Eigen::ArrayXd();
-  const RowMatrixF operand = theta_operand(s, diagonal);
-  const cpu::WireProduct sample(operand.data(), s.dim, operand.cols(), c.value_bytes);
+  const cpu::WireProduct sample(theta_operand(s, diagonal), s.dim, r, c.value_bytes);
   e.values.resize(static_cast<std::size_t>(t * r));
   RowMatrixF u;
   cpu::RowMatrixD m_theta;

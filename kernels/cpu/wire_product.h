@@ -33,11 +33,14 @@ enum class WireProductKind { dots, stream, eigen };
 class WireProduct {
  public:
   /// B = b (dim x columns, row-major; bf16 values when value_bytes == 2, as the codecs' bases are)
-  /// for a wire of value_bytes per value.
+  /// for a wire of value_bytes per value. Eigen's product reads b in place: it must outlive this.
   WireProduct(const float* b, std::int64_t dim, std::int64_t columns, int value_bytes);
+  /// B = [B_0 B_1 ...] from column blocks, each dim x block_columns row-major at blocks[j] (read in
+  /// place by Eigen's product, one product per block: no combined copy of a wide B).
+  WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes);
   /// The same with the product chosen by the caller (tests): dots need value_bytes == 2 and
   /// bf16_dot_supported(), stream at most kStreamColumns columns; else std::logic_error.
-  WireProduct(const float* b, std::int64_t dim, std::int64_t columns, int value_bytes, WireProductKind kind);
+  WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes, WireProductKind kind);
 
   [[nodiscard]] WireProductKind kind() const { return kind_; }
   [[nodiscard]] std::int64_t columns() const { return columns_; }
@@ -47,10 +50,13 @@ class WireProduct {
   void apply(const WirePanel& p, const std::int64_t* rows, std::int64_t n, float* z, const std::int64_t* z_rows, std::int64_t ldz) const;
 
  private:
+  void apply_eigen(const WirePanel& p, const std::int64_t* rows, std::int64_t n, float* z, const std::int64_t* z_rows, std::int64_t ldz) const;
+
   WireProductKind kind_;
-  std::int64_t dim_, columns_;
-  std::vector<std::uint16_t> bt_;  // dots: B^T as bf16 bits
-  RowMatrixF b_;                   // stream: B padded (stream_operand); eigen: B
+  std::int64_t dim_, block_columns_, columns_;
+  std::vector<const float*> blocks_;  // eigen: B's blocks, read in place
+  std::vector<std::uint16_t> bt_;     // dots: B^T as bf16 bits
+  RowMatrixF padded_;                 // stream: B padded (stream_operand)
   mutable RowMatrixF scratch_, out_;
 };
 
