@@ -27,14 +27,19 @@ void round_in_place(float* p, std::int64_t n, int value_bytes) {
 /// the CPU's policy takes dots for decoder products.
 bool bf16_decode_dots(int value_bytes, std::int64_t columns) { return value_bytes == 2 && cpu::bf16_dots_for(columns, true); }
 
-/// z (rows of x, row-major, `cols` wide) = wire(x) * b for b (x.cols x cols, row-major), panel by panel.
-void project_wire(MatrixView x, const float* b, std::int64_t cols, float* z, int value_bytes) {
-  const cpu::WireProduct rhs(b, x.cols, cols, value_bytes);
+/// z (rows of x, row-major, rhs.columns() wide) = wire(x) * B, panel by panel.
+void project_wire(MatrixView x, const cpu::WireProduct& rhs, float* z, int value_bytes) {
   cpu::PanelNeeds needs;
   needs.add(rhs);
+  const std::int64_t cols = rhs.columns();
   cpu::for_wire_panels(x, 1, value_bytes, needs, [&](std::int64_t i0, const cpu::WirePanel& p) {
     rhs.apply(p, nullptr, p.rows, z + i0 * cols, nullptr, cols);
   });
+}
+
+/// The same for b (x.cols x cols, row-major).
+void project_wire(MatrixView x, const float* b, std::int64_t cols, float* z, int value_bytes) {
+  project_wire(x, cpu::WireProduct(b, x.cols, cols, value_bytes), z, value_bytes);
 }
 
 std::int64_t block_len(int block_tokens, std::int64_t tokens) {
@@ -124,10 +129,10 @@ void pack_routes(const std::vector<std::int32_t>& route, int subspaces, Encoded&
 void encode_mos_k_exhaustive(const CodecState& s, MatrixView x, Encoded& e) {
   const CodecConfig& c = s.config;
   const std::int64_t t = x.rows, d = s.dim, r = c.rank, k = c.subspaces;
-  RowMatrixF b(d, k * r);
-  for (std::int64_t j = 0; j < k; ++j) b.middleCols(j * r, r) = cpu::map(s.basis.data() + j * d * r, d, r);
+  std::vector<const float*> basis_at;
+  for (std::int64_t j = 0; j < k; ++j) basis_at.push_back(s.basis.data() + j * d * r);
   RowMatrixF p(t, k * r);
-  project_wire(x, b.data(), k * r, p.data(), c.value_bytes);
+  project_wire(x, cpu::WireProduct(basis_at, d, r, c.value_bytes), p.data(), c.value_bytes);
   const std::int64_t bl = block_len(c.route_block_tokens, t);
   const std::int64_t blocks = t == 0 ? 0 : (t + bl - 1) / bl;
   std::vector<std::int32_t> route(static_cast<std::size_t>(blocks));
@@ -155,12 +160,12 @@ void encode_mos_k_sketch(const CodecState& s, MatrixView x, Encoded& e) {
   const CodecConfig& c = s.config;
   const std::int64_t t = x.rows, d = s.dim, r = c.rank, k = c.subspaces;
   const std::int64_t sc = route_sketch_columns(c.rank);
-  RowMatrixF sketch_b(d, k * sc);
-  for (std::int64_t j = 0; j < k; ++j) sketch_b.middleCols(j * sc, sc) = cpu::map(s.basis.data() + j * d * r, d, r).leftCols(sc);
-  const cpu::WireProduct sketch(sketch_b.data(), d, k * sc, c.value_bytes);
+  std::vector<const float*> basis_at;
+  for (std::int64_t j = 0; j < k; ++j) basis_at.push_back(s.basis.data() + j * d * r);
+  const cpu::WireProduct sketch(basis_at, d, sc, c.value_bytes, r);  // the leading sc columns of each basis
   std::vector<cpu::WireProduct> bases;
   bases.reserve(static_cast<std::size_t>(k));
-  for (std::int64_t j = 0; j < k; ++j) bases.emplace_back(s.basis.data() + j * d * r, d, r, c.value_bytes);
+  for (const float* b : basis_at) bases.emplace_back(b, d, r, c.value_bytes);
   cpu::PanelNeeds needs;
   needs.add(sketch);
   needs.add(bases.front());

@@ -29,13 +29,19 @@ WireProductKind kind_for(std::int64_t columns, int value_bytes) {
 WireProduct::WireProduct(const float* b, std::int64_t dim, std::int64_t columns, int value_bytes)
     : WireProduct(std::vector<const float*>{b}, dim, columns, value_bytes) {}
 
-WireProduct::WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes)
-    : WireProduct(blocks, dim, block_columns, value_bytes, kind_for(static_cast<std::int64_t>(blocks.size()) * block_columns, value_bytes)) {}
+WireProduct::BlockMap WireProduct::block(std::size_t j) const {
+  return BlockMap(blocks_[j], dim_, block_columns_, Eigen::OuterStride<>(block_stride_));
+}
 
 WireProduct::WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes,
-                         WireProductKind kind)
-    : kind_(kind), dim_(dim), block_columns_(block_columns), columns_(static_cast<std::int64_t>(blocks.size()) * block_columns),
-      blocks_(std::move(blocks)) {
+                         std::int64_t block_stride)
+    : WireProduct(blocks, dim, block_columns, value_bytes, block_stride,
+                  kind_for(static_cast<std::int64_t>(blocks.size()) * block_columns, value_bytes)) {}
+
+WireProduct::WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes,
+                         std::int64_t block_stride, WireProductKind kind)
+    : kind_(kind), dim_(dim), block_columns_(block_columns), block_stride_(block_stride > 0 ? block_stride : block_columns),
+      columns_(static_cast<std::int64_t>(blocks.size()) * block_columns), blocks_(std::move(blocks)) {
   if (kind == WireProductKind::dots && (value_bytes != 2 || !bf16_dot_supported()))
     throw std::logic_error("WireProduct: dot products need a bf16 wire and AVX512-BF16");
   if (kind == WireProductKind::stream && (columns_ < 1 || columns_ > kStreamColumns))
@@ -43,7 +49,7 @@ WireProduct::WireProduct(std::vector<const float*> blocks, std::int64_t dim, std
   if (kind == WireProductKind::eigen) return;
   RowMatrixF b(dim, columns_);  // narrow (at most kStreamColumns columns unless the policy takes every product as dots)
   for (std::size_t j = 0; j < blocks_.size(); ++j)
-    b.middleCols(static_cast<Eigen::Index>(j) * block_columns, block_columns) = map(blocks_[j], dim, block_columns);
+    b.middleCols(static_cast<Eigen::Index>(j) * block_columns, block_columns) = block(j);
   if (kind == WireProductKind::stream) {
     padded_ = stream_operand(b);
     return;
@@ -89,7 +95,7 @@ void WireProduct::apply_eigen(const WirePanel& p, const std::int64_t* rows, std:
   using StridedMap = Eigen::Map<RowMatrixF, 0, Eigen::OuterStride<>>;
   for (std::size_t j = 0; j < blocks_.size(); ++j)
     StridedMap(dst + static_cast<std::int64_t>(j) * block_columns_, n, block_columns_, Eigen::OuterStride<>(ld)).noalias() =
-        map(src, n, dim_) * map(blocks_[j], dim_, block_columns_);
+        map(src, n, dim_) * block(j);
   if (!direct)
     for (std::int64_t i = 0; i < n; ++i) std::copy_n(out_.row(i).data(), columns_, z + z_rows[i] * ldz);
 }

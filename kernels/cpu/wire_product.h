@@ -35,12 +35,14 @@ class WireProduct {
   /// B = b (dim x columns, row-major; bf16 values when value_bytes == 2, as the codecs' bases are)
   /// for a wire of value_bytes per value. Eigen's product reads b in place: it must outlive this.
   WireProduct(const float* b, std::int64_t dim, std::int64_t columns, int value_bytes);
-  /// B = [B_0 B_1 ...] from column blocks, each dim x block_columns row-major at blocks[j] (read in
-  /// place by Eigen's product, one product per block: no combined copy of a wide B).
-  WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes);
+  /// B = [B_0 B_1 ...] from column blocks, each dim x block_columns row-major at blocks[j] with rows
+  /// block_stride floats apart (0: block_columns; a block may be the leading columns of a wider
+  /// matrix). Eigen's product reads them in place, one product per block: no combined copy of a wide B.
+  WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes, std::int64_t block_stride = 0);
   /// The same with the product chosen by the caller (tests): dots need value_bytes == 2 and
   /// bf16_dot_supported(), stream at most kStreamColumns columns; else std::logic_error.
-  WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes, WireProductKind kind);
+  WireProduct(std::vector<const float*> blocks, std::int64_t dim, std::int64_t block_columns, int value_bytes, std::int64_t block_stride,
+              WireProductKind kind);
 
   [[nodiscard]] WireProductKind kind() const { return kind_; }
   [[nodiscard]] std::int64_t columns() const { return columns_; }
@@ -50,10 +52,12 @@ class WireProduct {
   void apply(const WirePanel& p, const std::int64_t* rows, std::int64_t n, float* z, const std::int64_t* z_rows, std::int64_t ldz) const;
 
  private:
+  using BlockMap = Eigen::Map<const RowMatrixF, 0, Eigen::OuterStride<>>;
+  [[nodiscard]] BlockMap block(std::size_t j) const;
   void apply_eigen(const WirePanel& p, const std::int64_t* rows, std::int64_t n, float* z, const std::int64_t* z_rows, std::int64_t ldz) const;
 
   WireProductKind kind_;
-  std::int64_t dim_, block_columns_, columns_;
+  std::int64_t dim_, block_columns_, block_stride_, columns_;
   std::vector<const float*> blocks_;  // eigen: B's blocks, read in place
   std::vector<std::uint16_t> bt_;     // dots: B^T as bf16 bits
   RowMatrixF padded_;                 // stream: B padded (stream_operand)

@@ -67,7 +67,7 @@ TEST(WireProduct, EveryKindGivesTheProductsOfTheWireValues) {
           const std::vector<float> b = random_values(dim * columns, 8, value_bytes == 2);  // the bases are bf16 values on a bf16 wire
           const mk::MatrixView xv{x.data(), tokens, dim};
           for (const cpu::WireProductKind kind : kinds(value_bytes, columns)) {
-            const cpu::WireProduct product({b.data()}, dim, columns, value_bytes, kind);
+            const cpu::WireProduct product({b.data()}, dim, columns, value_bytes, 0, kind);
             cpu::PanelNeeds needs;
             needs.add(product);
             const std::int64_t taken = (tokens + stride - 1) / stride;
@@ -100,7 +100,7 @@ TEST(WireProduct, GathersAndScattersTheListedRows) {
   const std::vector<float> b = random_values(dim * columns, 4, true);
   const std::vector<std::int64_t> rows{8, 0, 5, 2, 7}, z_rows{1, 4, 0, 2, 3};
   for (const cpu::WireProductKind kind : kinds(2, columns)) {
-    const cpu::WireProduct product({b.data()}, dim, columns, 2, kind);
+    const cpu::WireProduct product({b.data()}, dim, columns, 2, 0, kind);
     cpu::PanelNeeds needs;
     needs.add(product);
     std::vector<float> z(static_cast<std::size_t>(5 * columns), 0.0f);
@@ -118,24 +118,25 @@ TEST(WireProduct, GathersAndScattersTheListedRows) {
 
 TEST(WireProduct, RefusesAKindThatCannotRun) {
   const std::vector<float> b(static_cast<std::size_t>(8 * 65), 0.5f);
-  EXPECT_THROW(cpu::WireProduct({b.data()}, 8, 65, 2, cpu::WireProductKind::stream), std::logic_error);
-  EXPECT_THROW(cpu::WireProduct({b.data()}, 8, 4, 4, cpu::WireProductKind::dots), std::logic_error);
+  EXPECT_THROW(cpu::WireProduct({b.data()}, 8, 65, 2, 0, cpu::WireProductKind::stream), std::logic_error);
+  EXPECT_THROW(cpu::WireProduct({b.data()}, 8, 4, 4, 0, cpu::WireProductKind::dots), std::logic_error);
   const cpu::WireProduct dots_or_eigen(b.data(), 8, 4, 4);
   EXPECT_NE(dots_or_eigen.kind(), cpu::WireProductKind::dots) << "an fp32 wire has no bf16 bits to take";
 }
 
 TEST(WireProduct, ColumnBlocksActAsTheirConcatenation) {
-  const std::int64_t dim = 96, bc = 20, tokens = 11;
+  // Each block is the leading bc columns of a dim x (bc + 5) matrix (rows bc + 5 floats apart).
+  const std::int64_t dim = 96, bc = 20, stride = bc + 5, tokens = 11;
   const std::vector<float> x = random_values(tokens * dim, 5, false);
   std::vector<std::vector<float>> blocks;
-  for (std::uint32_t j = 0; j < 3; ++j) blocks.push_back(random_values(dim * bc, 20 + j, true));
+  for (std::uint32_t j = 0; j < 3; ++j) blocks.push_back(random_values(dim * stride, 20 + j, true));
   std::vector<float> whole(static_cast<std::size_t>(dim * 3 * bc));  // [B_0 B_1 B_2], row-major
   for (std::int64_t k = 0; k < dim; ++k)
     for (std::size_t j = 0; j < 3; ++j)
-      std::copy_n(blocks[j].data() + k * bc, bc, whole.data() + k * 3 * bc + static_cast<std::int64_t>(j) * bc);
+      std::copy_n(blocks[j].data() + k * stride, bc, whole.data() + k * 3 * bc + static_cast<std::int64_t>(j) * bc);
   const std::vector<std::int64_t> rows{3, 10, 0}, z_rows{2, 0, 1};
   for (const cpu::WireProductKind kind : kinds(2, 3 * bc)) {
-    const cpu::WireProduct product({blocks[0].data(), blocks[1].data(), blocks[2].data()}, dim, bc, 2, kind);
+    const cpu::WireProduct product({blocks[0].data(), blocks[1].data(), blocks[2].data()}, dim, bc, 2, stride, kind);
     ASSERT_EQ(product.columns(), 3 * bc);
     cpu::PanelNeeds needs;
     needs.add(product);
