@@ -7,6 +7,7 @@
 
 #include "bf16_dot.h"
 #include "stream_products.h"
+#include "wire_product.h"
 #include "moss/kernels/gpu_codec.h"
 
 namespace moss::kernels {
@@ -23,7 +24,7 @@ std::string cpu_products(bool bf16_wire) {
       break;
     case cpu::Bf16Dots::off: break;
   }
-  if (cpu::kStreamVectorised && !(bf16_wire && cpu::bf16_dot_policy() == cpu::Bf16Dots::all))
+  if (cpu::stream_products_enabled() && !(bf16_wire && cpu::bf16_dot_policy() == cpu::Bf16Dots::all))
     s += " + AVX-512 streaming products for encoder products of up to " + std::to_string(cpu::kStreamColumns) + " columns";
   return s;
 }

@@ -1,6 +1,8 @@
 #include "wire_product.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <utility>
 
@@ -9,6 +11,11 @@
 #include "stream_products.h"
 
 namespace moss::kernels::cpu {
+
+bool stream_products_enabled() {
+  const char* env = std::getenv("MOSS_KERNELS_SIMD");
+  return kStreamVectorised && (env == nullptr || std::strcmp(env, "0") != 0);
+}
 
 namespace {
 
@@ -19,8 +26,9 @@ constexpr std::int64_t kPanelRows = 128, kTallPanelRows = 512;
 
 WireProductKind kind_for(std::int64_t columns, int value_bytes) {
   if (value_bytes == 2 && bf16_dots_for(columns, false)) return WireProductKind::dots;
-  // One column is a matrix-vector product, which Eigen does without packing.
-  if (kStreamVectorised && columns >= 2 && columns <= kStreamColumns) return WireProductKind::stream;
+  // One column is a matrix-vector product, which Eigen does without packing. MOSS_KERNELS_SIMD=0
+  // leaves Eigen's fp32 GEMM alone, as it does for the dots (bf16_dot_enabled reads the same switch).
+  if (stream_products_enabled() && columns >= 2 && columns <= kStreamColumns) return WireProductKind::stream;
   return WireProductKind::eigen;
 }
 

@@ -30,6 +30,10 @@ struct WirePanel {
 
 enum class WireProductKind { dots, stream, eigen };
 
+/// Whether the encoder chooses the streaming products: built with AVX-512 (kStreamVectorised) and
+/// MOSS_KERNELS_SIMD is not "0" (read on every call, as bf16_dot_enabled()).
+bool stream_products_enabled();
+
 class WireProduct {
  public:
   /// B = b (dim x columns, row-major; bf16 values when value_bytes == 2, as the codecs' bases are)

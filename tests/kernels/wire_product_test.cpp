@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -155,4 +156,33 @@ TEST(WireProduct, ColumnBlocksActAsTheirConcatenation) {
         }
     }
   }
+}
+
+TEST(WireProduct, ChoosesTheProductByWidthAndSwitches) {
+  const char* saved_simd = std::getenv("MOSS_KERNELS_SIMD");
+  const char* saved_policy = std::getenv("MOSS_KERNELS_BF16");
+  const std::string simd = saved_simd != nullptr ? saved_simd : "", policy = saved_policy != nullptr ? saved_policy : "";
+  const std::vector<float> b(static_cast<std::size_t>(8 * 200), 0.25f);
+  auto kind = [&](std::int64_t columns, int value_bytes) { return cpu::WireProduct(b.data(), 8, columns, value_bytes).kind(); };
+  ::setenv("MOSS_KERNELS_SIMD", "1", 1);
+  ::setenv("MOSS_KERNELS_BF16", "narrow", 1);
+  const bool dots = cpu::bf16_dot_supported(), stream = cpu::kStreamVectorised;
+  EXPECT_EQ(kind(cpu::kNarrowDotColumns, 2), dots ? cpu::WireProductKind::dots : stream ? cpu::WireProductKind::stream : cpu::WireProductKind::eigen);
+  EXPECT_EQ(kind(cpu::kNarrowDotColumns, 4), stream ? cpu::WireProductKind::stream : cpu::WireProductKind::eigen) << "an fp32 wire takes no dots";
+  EXPECT_EQ(kind(cpu::kNarrowDotColumns + 1, 2), stream ? cpu::WireProductKind::stream : cpu::WireProductKind::eigen);
+  EXPECT_EQ(kind(cpu::kStreamColumns, 2), stream ? cpu::WireProductKind::stream : cpu::WireProductKind::eigen);
+  EXPECT_EQ(kind(cpu::kStreamColumns + 1, 2), cpu::WireProductKind::eigen);
+  EXPECT_EQ(kind(1, 4), cpu::WireProductKind::eigen) << "one column is Eigen's matrix-vector product";
+  ::setenv("MOSS_KERNELS_BF16", "all", 1);
+  EXPECT_EQ(kind(cpu::kStreamColumns + 1, 2), dots ? cpu::WireProductKind::dots : cpu::WireProductKind::eigen);
+  ::setenv("MOSS_KERNELS_SIMD", "0", 1);  // Eigen's fp32 GEMM everywhere
+  for (const std::int64_t c : {4, 32, 64, 128}) EXPECT_EQ(kind(c, 2), cpu::WireProductKind::eigen) << c;
+  auto restore = [](const char* name, const char* saved, const std::string& value) {
+    if (saved != nullptr)
+      ::setenv(name, value.c_str(), 1);
+    else
+      ::unsetenv(name);
+  };
+  restore("MOSS_KERNELS_SIMD", saved_simd, simd);
+  restore("MOSS_KERNELS_BF16", saved_policy, policy);
 }
