@@ -52,7 +52,7 @@ std::string_view routing_name(Routing routing) { return routing == Routing::sket
 int route_sketch_columns(int rank) { return std::max(1, rank / 8); }
 
 std::int64_t theta_sample_tokens(int rotations, int rank) {
-  if (rotations <= 1) return rank >= 128 ? 256 : 512;
+  if (rotations <= 1) return rank >= 64 ? 256 : 512;
   return rank >= 128 ? std::max(32, 256 / rotations) : std::max(64, 512 / rotations);
 }
 

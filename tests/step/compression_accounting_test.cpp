@@ -67,15 +67,15 @@ TEST(CompressionAccounting, MosKSketchRoutingCostsBetweenPcaAndExhaustive) {
 
 // mos's roofline adds to pca's projection the forming of U(theta) and theta's sample, by hand for the
 // 800M model (kv_dim 2048), ranks 64 / 64, one rotation, a chunk of 16384 tokens: the sample is
-// 16384 / (16384 / 512) = 512 tokens per tensor, projected on [Ubar W_1] (2 x 64 columns) and read
-// again (512 x 2048 bf16).
+// 16384 / (16384 / 256) = 256 tokens per tensor (256 from rank 64 on), projected on [Ubar W_1]
+// (2 x 64 columns) and read again (256 x 2048 bf16).
 TEST(CompressionAccounting, MosRooflineCountsUThetaAndThetasSample) {
   const auto s = testing::parse(testing::mos800m("1Gbps", R"({"method": "mos", "rank_k": 64, "rank_v": 64, "rotations": 1})"));
   const double tokens = 16384, d = 2048, r = 64;
   const double projection = 2 * tokens * d * (r + r);
   const double u_theta = 2 * (2 * d * r * 3 + 2 * 2 * d * r * r);  // both tensors: (1 + m + m^2) d r and two d r r products
-  const double sample = 2 * (2 * 512 * d * 2 * r);
-  const double raw = tokens * 2 * d * 2, sent = tokens * (r + r) * 2 + 2 * 4, sample_read = 2 * 512 * d * 2;
+  const double sample = 2 * (2 * 256 * d * 2 * r);
+  const double raw = tokens * 2 * d * 2, sent = tokens * (r + r) * 2 + 2 * 4, sample_read = 2 * 256 * d * 2;
   const CodecTime t = codec_time(s.compression, s.model, s.cluster.gpu, tokens);
   EXPECT_DOUBLE_EQ(t.encode_s, model::roofline_time_s(s.cluster.gpu, model::OpClass::kGemm, projection + u_theta + sample, raw + sent + sample_read));
   // No rotation: U(theta) is Ubar and nothing is sampled.

@@ -50,9 +50,10 @@ std::string_view routing_name(Routing routing);
 int route_sketch_columns(int rank);
 
 /// Tokens of a block sampled (evenly strided) to fit its theta: 512 for one generator (the diagonal
-/// path needs only column statistics), 256 from rank 128 on, where the sample's rank columns give
-/// each statistic as many terms as 512 tokens do at rank 64 and projecting it on [Ubar W_1] would
-/// otherwise cost a quarter of the block's projection at T = 4096; for m >= 2, 512 / m (at least 64), so that projecting the
+/// path needs only column statistics), 256 from rank 64 on, where the sample's rank columns give
+/// each statistic more terms than 512 tokens do at rank 16, and projecting 512 tokens on [Ubar W_1]
+/// would cost a quarter of the block's projection at T = 4096 (the error moved by at most 1e-4 of
+/// itself, kernels/README.md); for m >= 2, 512 / m (at least 64), so that projecting the
 /// sample on the m + 1 blocks [Ubar W_1..W_m] costs about 512 (m + 1) / m token-projections, under a
 /// sixth of the block's own projection at T = 4096, whatever m is; 256 / m (at least 32) from rank
 /// 128 on, where forming U(theta) (two dim x rank x rank products, 2 rank / T of the projection) and
