@@ -52,6 +52,22 @@ class CpuProducts : public SubspaceProducts {
   MatrixView x_;
 };
 
+/// The products of listed rows of a matrix that must outlive this object, read in place (the rows
+/// are never gathered into a copy): the streaming products of stream_products.h, operands wider
+/// than kStreamColumns in slices of that many columns, each a pass over the rows (X^T Y so takes
+/// about 0.6x Eigen's GEMM at 96 columns, X V about 1.2x; the copy a GEMM needs costs more).
+class RowsProducts : public SubspaceProducts {
+ public:
+  /// Rows `rows` of x, in that order (row i of X is row rows[i] of x).
+  RowsProducts(MatrixView x, std::vector<std::int64_t> rows) : x_(x), rows_(std::move(rows)) {}
+  [[nodiscard]] RowMatrixF x_times(const RowMatrixF& v) const override;
+  [[nodiscard]] RowMatrixF xt_times(const RowMatrixF& y) const override;
+
+ private:
+  MatrixView x_;
+  std::vector<std::int64_t> rows_;
+};
+
 /// Makes the products of one matrix; a fit calls it once for each matrix it iterates on (the warm-up,
 /// a block of it, the tokens of one cluster). Empty, or a null result: CpuProducts.
 using ProductsFor = std::function<std::unique_ptr<SubspaceProducts>(MatrixView x)>;
@@ -83,6 +99,11 @@ class Bf16SplitProducts : public SubspaceProducts {
 /// `products`, when given, computes the products with x (it must be made for x); else CpuProducts.
 RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed,
                         const RowMatrixF* start = nullptr, const SubspaceProducts* products = nullptr);
+/// top_subspace of the `rows` x `dim` matrix X whose products are `products`. `x_start` (rows x
+/// start's columns), when given with `start`, is X start, known to the caller: the first pass then
+/// multiplies X by the random columns only (the same result up to rounding).
+RowMatrixF top_subspace(const SubspaceProducts& products, std::int64_t rows, std::int64_t dim, int rank, int iterations,
+                        std::uint64_t seed, const RowMatrixF* start, const RowMatrixF* x_start);
 
 /// fit_codec (codec.h) with the fit's products over warm-up tokens made by `products` (pca and mos:
 /// the subspace iteration for Ubar; mos-k: its seeds, refits and routing). mos's generator

@@ -160,12 +160,14 @@ class SubspaceClustering {
     return cpu::top_subspace(part, r_, iterations, seed, start, prod.get());
   }
 
-  // ||x_t U_k||^2 of every token (rows) and basis (columns). The bases go side by side into products
-  // of up to kEnergyColumns columns and kEnergyValues values (one basis at least): the warm-up is
-  // read (and packed by the GEMM) once per product, not once per basis.
-  [[nodiscard]] Eigen::MatrixXf energies(const std::vector<RowMatrixF>& bases) const {
+  // ||x_t U_k||^2 of every token (rows) and basis (columns); `xu`, where given, receives the products
+  // X [U_1 .. U_K] themselves (rows x K r). The bases go side by side into products of up to
+  // kEnergyColumns columns and kEnergyValues values (one basis at least): the warm-up is read (and
+  // packed by the GEMM) once per product, not once per basis.
+  [[nodiscard]] Eigen::MatrixXf energies(const std::vector<RowMatrixF>& bases, RowMatrixF* xu = nullptr) const {
     const auto k = static_cast<Eigen::Index>(bases.size());
     Eigen::MatrixXf energy(x_.rows, k);
+    if (xu != nullptr) xu->resize(x_.rows, k * r_);
     const Eigen::Index columns = std::min(kEnergyColumns, kEnergyValues / std::max<Eigen::Index>(1, x_.rows));
     const Eigen::Index per = std::max<Eigen::Index>(1, columns / r_);
     for (Eigen::Index k0 = 0; k0 < k; k0 += per) {
@@ -174,6 +176,7 @@ class SubspaceClustering {
       for (Eigen::Index i = 0; i < n; ++i) side.middleCols(i * r_, r_) = bases[static_cast<std::size_t>(k0 + i)];
       const RowMatrixF y = all_->x_times(side);
       for (Eigen::Index i = 0; i < n; ++i) energy.col(k0 + i) = y.middleCols(i * r_, r_).rowwise().squaredNorm();
+      if (xu != nullptr) xu->middleCols(k0 * r_, n * r_) = y;
     }
     return energy;
   }
@@ -191,21 +194,30 @@ class SubspaceClustering {
     return std::isinf(before) ? left < before : left < before - kSettled * std::max(before, 1e-6 * total_);
   }
 
-  /// Refined bases' uncaptured warm-up energy and their energies (energies()).
+  /// Refined bases' uncaptured warm-up energy, their energies and products (energies()).
   struct Refined {
     double left = 0;
     Eigen::MatrixXf energy;
+    RowMatrixF xu;  ///< X [U_1 .. U_K]: refit's first pass reuses it (T K r floats, at most 4 such kept)
     bool settled = true;  ///< false where the round limit stopped it
   };
+
+  // The bases' energies and products (Refined's left not yet set).
+  [[nodiscard]] Refined projected(const std::vector<RowMatrixF>& bases) const {
+    Refined out;
+    out.energy = energies(bases, &out.xu);
+    return out;
+  }
 
   // Refines `bases` until settled or for `iterations` rounds; `from`, where given, is what refine()
   // returned for these bases (taken, not computed again).
   Refined refine(std::vector<RowMatrixF>& bases, int iterations, std::uint64_t seed, Refined* from = nullptr) const {
     std::vector<int> assign;
     std::vector<RowMatrixF> previous;
-    Refined before{std::numeric_limits<double>::infinity(), {}};
+    Refined before;
+    before.left = std::numeric_limits<double>::infinity();
     for (int it = 0;; ++it) {
-      Refined now = from != nullptr && it == 0 ? std::move(*from) : Refined{0, energies(bases)};
+      Refined now = from != nullptr && it == 0 ? std::move(*from) : projected(bases);
       if (from == nullptr || it > 0) now.left = uncaptured(norms_, now.energy, route_block_);
       now.settled = true;
       // A one-pass refit can lose a little where the previous basis was already near its best: then
@@ -225,34 +237,50 @@ class SubspaceClustering {
       assign = std::move(next);
       previous = bases;
       before = std::move(now);
-      refit(bases, assign, 1, seed + 101 * (it + 1));  // one warm-started pass: the previous basis is nearly right
+      refit(bases, assign, before.xu, 1, seed + 101 * (it + 1));  // one warm-started pass: the previous basis is nearly right
     }
   }
 
   // Each basis refitted on the tokens routed to it, `passes` passes warm-started from itself (an
-  // empty cluster keeps its basis).
-  void refit(std::vector<RowMatrixF>& bases, const std::vector<int>& assign, int passes, std::uint64_t seed) const {
-    // The tokens grouped by basis, in token order within each, in one buffer kept between rounds (a
-    // fresh matrix per basis and round cost more in allocation and zeroing than in copying).
-    grouped_.resize(x_.rows, x_.cols);
-    std::int64_t row = 0;
+  // empty cluster keeps its basis); `xu` is X [U_1 .. U_K] of these bases (energies()).
+  void refit(std::vector<RowMatrixF>& bases, const std::vector<int>& assign, const RowMatrixF& xu, int passes,
+             std::uint64_t seed) const {
+    std::vector<std::vector<std::int64_t>> members(bases.size());
+    for (std::int64_t t = 0; t < x_.rows; ++t) members[static_cast<std::size_t>(assign[static_cast<std::size_t>(t)])].push_back(t);
     for (int c = 0; c < static_cast<int>(bases.size()); ++c) {
-      const std::int64_t first = row;
-      for (std::int64_t t = 0; t < x_.rows; ++t)
-        if (assign[static_cast<std::size_t>(t)] == c) std::copy(x_.row(t), x_.row(t) + x_.cols, grouped_.row(row++).data());
-      if (row > first) {
-        const RowMatrixF previous = bases[static_cast<std::size_t>(c)];
-        const MatrixView members{grouped_.data() + first * x_.cols, row - first, x_.cols};
-        bases[static_cast<std::size_t>(c)] = subspace_of(members, passes, seed + c, &previous);
-      }
+      std::vector<std::int64_t>& rows = members[static_cast<std::size_t>(c)];
+      if (rows.empty()) continue;
+      // The warm start's products are the members' rows of X U_c: the first pass multiplies the
+      // members by the random columns only.
+      RowMatrixF x_start(static_cast<Eigen::Index>(rows.size()), r_);
+      for (std::size_t i = 0; i < rows.size(); ++i) x_start.row(static_cast<Eigen::Index>(i)) = xu.block(rows[i], c * r_, 1, r_);
+      const RowMatrixF previous = bases[static_cast<std::size_t>(c)];
+      bases[static_cast<std::size_t>(c)] = refit_one(std::move(rows), previous, x_start, passes, seed + c);
     }
+  }
+
+  // Top-r subspace of the tokens `rows` (token order), warm-started from `previous` with products
+  // x_start. On the CPU the products read the rows in place; other products take a matrix of their
+  // own, gathered into one buffer kept between rounds (a fresh matrix per basis and round cost more
+  // in allocation and zeroing than in copying).
+  RowMatrixF refit_one(std::vector<std::int64_t> rows, const RowMatrixF& previous, const RowMatrixF& x_start, int passes,
+                       std::uint64_t seed) const {
+    const auto n = static_cast<std::int64_t>(rows.size());
+    if (!products_) {
+      const cpu::RowsProducts prod(x_, std::move(rows));
+      return cpu::top_subspace(prod, n, x_.cols, r_, passes, seed, &previous, &x_start);
+    }
+    grouped_.resize(x_.rows, x_.cols);
+    for (std::int64_t i = 0; i < n; ++i) std::copy(x_.row(rows[i]), x_.row(rows[i]) + x_.cols, grouped_.row(i).data());
+    const std::unique_ptr<cpu::SubspaceProducts> prod = products_of(products_, MatrixView{grouped_.data(), n, x_.cols});
+    return cpu::top_subspace(*prod, n, x_.cols, r_, passes, seed, &previous, &x_start);
   }
 
   // The settled clustering's bases (with their energies, as refine() returned them) fitted as pca
   // fits its basis: a round stops once no token moves, when its bases have had one pass since their
   // last change (k = 1 would stop after one in all).
-  void polish(std::vector<RowMatrixF>& bases, const Eigen::MatrixXf& energy, std::uint64_t seed) const {
-    refit(bases, route(energy, route_block_), kPowerIterations - 1, seed);
+  void polish(std::vector<RowMatrixF>& bases, const Refined& fit, std::uint64_t seed) const {
+    refit(bases, route(fit.energy, route_block_), fit.xu, kPowerIterations - 1, seed);
   }
 
  private:
@@ -262,7 +290,7 @@ class SubspaceClustering {
   std::unique_ptr<cpu::SubspaceProducts> all_;
   Eigen::VectorXf norms_;
   double total_;
-  mutable RowMatrixF grouped_;  ///< refit's tokens grouped by basis
+  mutable RowMatrixF grouped_;  ///< refit_one's tokens gathered for products other than the CPU's
 };
 
 // Seed bases from blocks of `block` consecutive tokens (where a subspace holds for runs of tokens,
@@ -385,7 +413,7 @@ std::vector<float> fit_subspaces(MatrixView x, int k, int r, int route_block, st
     if (best.empty() || clustering.clearly_less(fit.left, best_fit.left)) best = std::move(bases), best_fit = std::move(fit);
   }
   if (!best_fit.settled) best_fit = clustering.refine(best, kKeptRounds, seed + 5555, &best_fit);
-  clustering.polish(best, best_fit.energy, seed + 7777);
+  clustering.polish(best, best_fit, seed + 7777);
   std::vector<float> out;
   for (const auto& b : best) append(out, b);
   return out;

@@ -47,10 +47,9 @@ void rows_times(const float* const* xr, std::int64_t k0, std::int64_t k1, const 
     for (int j = 0; j < C16; ++j) store16(y + r * cp + kLanes * j, acc[r][j]);
 }
 
-// z[F features from i0, cp] += sum over tokens t0..t1 of x[t, i0..i0+F)^T y[t, cp].
-template <int C16, int F>
-void features_times(const float* x, std::int64_t stride, std::int64_t t0, std::int64_t t1, std::int64_t i0,
-                    const float* y, float* z) {
+// z[F features from i0, cp] += sum over tokens t0..t1 of x_t[i0..i0+F)^T y[t, cp], x_t = row(t).
+template <int C16, int F, typename Row>
+void features_times(Row&& row, std::int64_t t0, std::int64_t t1, std::int64_t i0, const float* y, float* z) {
   constexpr std::int64_t cp = kLanes * C16;
   Floats16 acc[F][C16];
   for (int f = 0; f < F; ++f)
@@ -58,7 +57,7 @@ void features_times(const float* x, std::int64_t stride, std::int64_t t0, std::i
   for (std::int64_t t = t0; t < t1; ++t) {
     Floats16 b[C16];
     for (int j = 0; j < C16; ++j) b[j] = load16(y + t * cp + kLanes * j);
-    const float* xr = x + t * stride + i0;
+    const float* xr = row(t) + i0;
     for (int f = 0; f < F; ++f) {
       const float s = xr[f];
       for (int j = 0; j < C16; ++j) acc[f][j] += s * b[j];
@@ -114,6 +113,20 @@ void rows_times_all(const float* x, const std::int64_t* rows, std::int64_t n, st
   }
 }
 
+// z (dim x cp, zeroed) = sum over the n rows of x (row i at x + (rows ? rows[i] : i) * dim) of
+// x_i^T y_i, yp n x cp: blocks of kTokenBlock rows, each adding its part to z (in cache).
+template <int C16>
+void rows_xt_all(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const float* yp, float* z) {
+  constexpr int F = group_of(C16);
+  auto row = [&](std::int64_t i) { return x + (rows != nullptr ? rows[i] : i) * dim; };
+  for (std::int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
+    const std::int64_t t1 = std::min(n, t0 + kTokenBlock);
+    std::int64_t i0 = 0;
+    for (; i0 + F <= dim; i0 += F) features_times<C16, F>(row, t0, t1, i0, yp, z);
+    for (; i0 < dim; ++i0) features_times<C16, 1>(row, t0, t1, i0, yp, z);
+  }
+}
+
 }  // namespace
 
 RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v) {
@@ -144,18 +157,15 @@ RowMatrixF stream_xt_times(MatrixView x, const RowMatrixF& y) {
   const std::int64_t cp = padded_columns(y.cols());
   const RowMatrixF yp = cp == y.cols() ? y : padded(y, cp);
   RowMatrixF z = RowMatrixF::Zero(x.cols, cp);
-  with_vectors(cp / kLanes, [&](auto c16) {
-    constexpr int C16 = decltype(c16)::value;
-    constexpr int F = group_of(C16);
-    for (std::int64_t t0 = 0; t0 < x.rows; t0 += kTokenBlock) {
-      const std::int64_t t1 = std::min(x.rows, t0 + kTokenBlock);
-      std::int64_t i0 = 0;
-      for (; i0 + F <= x.cols; i0 += F) features_times<C16, F>(x.data, x.cols, t0, t1, i0, yp.data(), z.data());
-      for (; i0 < x.cols; ++i0) features_times<C16, 1>(x.data, x.cols, t0, t1, i0, yp.data(), z.data());
-    }
-  });
+  with_vectors(cp / kLanes, [&](auto c16) { rows_xt_all<decltype(c16)::value>(x.data, nullptr, x.rows, x.cols, yp.data(), z.data()); });
   if (cp == y.cols()) return z;
   return z.leftCols(y.cols());
+}
+
+void stream_rows_xt_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& yp, float* z) {
+  if (yp.rows() != n || yp.cols() % kLanes != 0) throw std::logic_error("stream_rows_xt_times needs an operand from stream_operand");
+  std::fill(z, z + dim * yp.cols(), 0.0f);
+  with_vectors(yp.cols() / kLanes, [&](auto c16) { rows_xt_all<decltype(c16)::value>(x, rows, n, dim, yp.data(), z); });
 }
 
 #else
@@ -178,7 +188,44 @@ void stream_rows_times(const float* x, const std::int64_t* rows, std::int64_t n,
   for (std::int64_t i = 0; i < n; ++i)
     MapF(y + i * vp.cols(), 1, vp.cols()).noalias() = ConstMapF(x + (rows != nullptr ? rows[i] : i) * dim, 1, dim) * vp;
 }
+
+void stream_rows_xt_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& yp, float* z) {
+  if (yp.rows() != n) throw std::logic_error("stream_rows_xt_times needs an operand from stream_operand");
+  MapF zm(z, dim, yp.cols());
+  zm.setZero();
+  for (std::int64_t i = 0; i < n; ++i)
+    zm.noalias() += ConstMapF(x + (rows != nullptr ? rows[i] : i) * dim, 1, dim).transpose() * yp.row(i);
+}
 #endif
+
+// A slice of at most kStreamColumns columns at a time; each slice padded once (stream_operand).
+RowMatrixF RowsProducts::x_times(const RowMatrixF& v) const {
+  if (v.rows() != x_.cols) throw std::logic_error("X V needs V with X's columns as rows");
+  const auto n = static_cast<std::int64_t>(rows_.size());
+  RowMatrixF y(n, v.cols()), part;
+  for (Eigen::Index c0 = 0; c0 < v.cols(); c0 += kStreamColumns) {
+    const Eigen::Index w = std::min(kStreamColumns, v.cols() - c0);
+    const RowMatrixF vp = stream_operand(v.middleCols(c0, w));
+    part.resize(n, vp.cols());
+    stream_rows_times(x_.data, rows_.data(), n, x_.cols, vp, part.data());
+    y.middleCols(c0, w) = part.leftCols(w);
+  }
+  return y;
+}
+
+RowMatrixF RowsProducts::xt_times(const RowMatrixF& y) const {
+  const auto n = static_cast<std::int64_t>(rows_.size());
+  if (y.rows() != n) throw std::logic_error("X^T Y needs Y with X's rows");
+  RowMatrixF z(x_.cols, y.cols()), part;
+  for (Eigen::Index c0 = 0; c0 < y.cols(); c0 += kStreamColumns) {
+    const Eigen::Index w = std::min(kStreamColumns, y.cols() - c0);
+    const RowMatrixF yp = stream_operand(y.middleCols(c0, w));
+    part.resize(x_.cols, yp.cols());
+    stream_rows_xt_times(x_.data, rows_.data(), n, x_.cols, yp, part.data());
+    z.middleCols(c0, w) = part.leftCols(w);
+  }
+  return z;
+}
 
 // One column is a matrix-vector product, which Eigen does without packing (3x the streaming time).
 RowMatrixF CpuProducts::x_times(const RowMatrixF& v) const {

@@ -33,6 +33,11 @@ inline constexpr bool kStreamVectorised =
 /// subset costs no copy), in chunks of columns against V in cache.
 void stream_rows_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& vp, float* y);
 
+/// z (dim x yp.cols(), row-major, overwritten) = sum over i < n of x_i^T times row i of yp, x_i the
+/// row of x at x + (rows ? rows[i] : i) * dim, yp = stream_operand(Y) for Y (n x c): the transposed
+/// product of stream_rows_times, on listed rows read in place.
+void stream_rows_xt_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& yp, float* z);
+
 /// X^T Y (dim x c) for row-major X (rows x dim) and Y (rows x c), c <= kStreamColumns: X is read
 /// once, in blocks of tokens, each adding its part to the dim x c result.
 [[nodiscard]] RowMatrixF stream_xt_times(MatrixView x, const RowMatrixF& y);

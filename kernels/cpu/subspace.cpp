@@ -60,21 +60,12 @@ RowMatrixF Bf16SplitProducts::xt_times(const RowMatrixF& y) const {
   return w;
 }
 
-RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed, const RowMatrixF* start,
-                        const SubspaceProducts* products) {
-  const std::int64_t d = x.cols;
-  // Oversampling of r/2 columns, 8 to 64: with 8 the top-r captured energy of a slowly decaying
-  // spectrum stays 1-2 % short of the exact subspace's after 2 passes (0.3 % after 4); with r/2 up to
-  // 64 it is within 0.1 % after 4, and more than 64 gains little at large r for its O(d p^2) QRs.
-  const auto p = static_cast<Eigen::Index>(std::min<std::int64_t>(d, rank + std::clamp(rank / 2, 8, 64)));
-  // With no more rows than columns, one pass spans all of X's row space (Y = X V has X's rank for a
-  // random V), so the Rayleigh-Ritz step finds the exact top-r subspace: further passes change only
-  // rounding (mos-k's seeds: neighbourhoods of r + 8 tokens, and blocks of as many from r = 24).
-  if (x.rows <= p) iterations = std::min(iterations, 1);
+namespace {
+// The starting block of top_subspace (dim x p): Gaussian columns, the first `kept` replaced by `start`
+// where given.
+RowMatrixF random_start(std::int64_t d, Eigen::Index p, std::uint64_t seed, const RowMatrixF* start, Eigen::Index kept) {
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + 17);
   RowMatrixF v(d, p);
-  const bool warm = start != nullptr && start->rows() == d && start->cols() <= p;
-  const Eigen::Index kept = warm ? start->cols() : 0;
   for (Eigen::Index i = 0; i < v.size(); ++i) {  // Box-Muller on the library-independent engine
     if (i % p < kept) {  // a column the start replaces: its two draws skipped, not computed (log, cos)
       rng.discard(2);
@@ -85,12 +76,52 @@ RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t se
     const double u2 = uniform_unit(rng) + kHalfStep;
     v.data()[i] = static_cast<float>(std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2));
   }
-  if (warm) v.leftCols(kept) = *start;
-  v = orthonormal_columns(v);
+  if (kept > 0) v.leftCols(kept) = *start;
+  return v;
+}
+
+// X Q for the thin Q factor of v0 = Q R, whose first columns' product x_start = X v0.leftCols is
+// known: X Q = [x_start, X (the rest of v0)] R^-1, which multiplies X by the rest only.
+RowMatrixF times_q(const SubspaceProducts& xp, const RowMatrixF& v0, const RowMatrixF& x_start) {
+  const Eigen::Index p = v0.cols(), kept = x_start.cols();
+  const Eigen::HouseholderQR<Eigen::MatrixXf> qr(v0);
+  RowMatrixF y(x_start.rows(), p);
+  y.leftCols(kept) = x_start;
+  if (kept < p) y.rightCols(p - kept) = xp.x_times(v0.rightCols(p - kept));
+  const Eigen::MatrixXf r = qr.matrixQR().topRows(p).triangularView<Eigen::Upper>();
+  r.triangularView<Eigen::Upper>().solveInPlace<Eigen::OnTheRight>(y);
+  return y;
+}
+}  // namespace
+
+RowMatrixF top_subspace(MatrixView x, int rank, int iterations, std::uint64_t seed, const RowMatrixF* start,
+                        const SubspaceProducts* products) {
   const CpuProducts cpu_products(x);
-  const SubspaceProducts& xp = products != nullptr ? *products : cpu_products;
+  return top_subspace(products != nullptr ? *products : cpu_products, x.rows, x.cols, rank, iterations, seed, start, nullptr);
+}
+
+RowMatrixF top_subspace(const SubspaceProducts& xp, std::int64_t rows, std::int64_t d, int rank, int iterations,
+                        std::uint64_t seed, const RowMatrixF* start, const RowMatrixF* x_start) {
+  // Oversampling of r/2 columns, 8 to 64: with 8 the top-r captured energy of a slowly decaying
+  // spectrum stays 1-2 % short of the exact subspace's after 2 passes (0.3 % after 4); with r/2 up to
+  // 64 it is within 0.1 % after 4, and more than 64 gains little at large r for its O(d p^2) QRs.
+  const auto p = static_cast<Eigen::Index>(std::min<std::int64_t>(d, rank + std::clamp(rank / 2, 8, 64)));
+  // With no more rows than columns, one pass spans all of X's row space (Y = X V has X's rank for a
+  // random V), so the Rayleigh-Ritz step finds the exact top-r subspace: further passes change only
+  // rounding (mos-k's seeds: neighbourhoods of r + 8 tokens, and blocks of as many from r = 24).
+  if (rows <= p) iterations = std::min(iterations, 1);
+  const bool warm = start != nullptr && start->rows() == d && start->cols() <= p;
+  const Eigen::Index kept = warm ? start->cols() : 0;
+  RowMatrixF v = random_start(d, p, seed, start, kept);
   RowMatrixF y;
-  for (int it = 0; it < iterations; ++it) {
+  int it = 0;
+  if (warm && x_start != nullptr && x_start->rows() == rows && x_start->cols() == kept && iterations > 0) {
+    v = orthonormal_columns(xp.xt_times(times_q(xp, v, *x_start)));
+    ++it;
+  } else {
+    v = orthonormal_columns(v);
+  }
+  for (; it < iterations; ++it) {
     y = xp.x_times(v);
     v = orthonormal_columns(xp.xt_times(y));
   }

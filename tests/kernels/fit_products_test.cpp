@@ -216,3 +216,80 @@ TEST(StreamProducts, MatchDoublePrecisionProductsOnRaggedShapes) {
   EXPECT_THROW((void)cpu::stream_x_times({x.data(), 4, 3}, streaming::random_matrix(3, 65, 7)), std::logic_error);
   EXPECT_THROW((void)cpu::stream_xt_times({x.data(), 4, 3}, streaming::random_matrix(5, 8, 7)), std::logic_error);
 }
+
+// The products of listed rows read in place (RowsProducts, stream_rows_xt_times) against plain
+// double-precision loops over the same rows: rows repeated and out of order, dimensions across the
+// column chunks, operands wider than kStreamColumns (taken in slices).
+TEST(StreamProducts, ListedRowsMatchDoublePrecisionLoops) {
+  using streaming::RowMatrixD;
+  unsigned seed = 500;
+  for (const Eigen::Index dim : {1, 5, 300, 1100})
+    for (const Eigen::Index cols : {1, 15, 16, 33, 64, 96, 130}) {
+      const cpu::RowMatrixF x = streaming::random_matrix(40, dim, seed++);
+      const std::vector<std::int64_t> rows = {39, 0, 7, 7, 12, 3, 25, 38, 1, 20, 11, 30, 5};
+      const auto n = static_cast<Eigen::Index>(rows.size());
+      const cpu::RowMatrixF v = streaming::random_matrix(dim, cols, seed++), y = streaming::random_matrix(n, cols, seed++);
+      RowMatrixD xv = RowMatrixD::Zero(n, cols), xv_abs = RowMatrixD::Zero(n, cols);
+      RowMatrixD xty = RowMatrixD::Zero(dim, cols), xty_abs = RowMatrixD::Zero(dim, cols);
+      for (Eigen::Index i = 0; i < n; ++i)
+        for (Eigen::Index k = 0; k < dim; ++k)
+          for (Eigen::Index j = 0; j < cols; ++j) {
+            const double a = x(rows[static_cast<std::size_t>(i)], k);
+            xv(i, j) += a * v(k, j);
+            xv_abs(i, j) += std::abs(a * v(k, j));
+            xty(k, j) += a * y(i, j);
+            xty_abs(k, j) += std::abs(a * y(i, j));
+          }
+      SCOPED_TRACE(std::to_string(dim) + " columns of x, " + std::to_string(cols) + " of the operand");
+      const cpu::RowsProducts products({x.data(), x.rows(), dim}, rows);
+      EXPECT_LE(streaming::worst_over_bound(products.x_times(v), xv, xv_abs, dim), 1.0);
+      EXPECT_LE(streaming::worst_over_bound(products.xt_times(y), xty, xty_abs, n), 1.0);
+      if (cols > cpu::kStreamColumns) continue;
+      const cpu::RowMatrixF yp = cpu::stream_operand(y);
+      cpu::RowMatrixF z(dim, yp.cols());
+      cpu::stream_rows_xt_times(x.data(), rows.data(), n, dim, yp, z.data());
+      EXPECT_LE(streaming::worst_over_bound(z.leftCols(cols), xty, xty_abs, n), 1.0);
+    }
+}
+
+namespace {
+// Products that note the width of each X V they are asked for.
+struct CountingProducts : cpu::SubspaceProducts {
+  explicit CountingProducts(mk::MatrixView x) : inner(x) {}
+  [[nodiscard]] cpu::RowMatrixF x_times(const cpu::RowMatrixF& v) const override {
+    widths.push_back(v.cols());
+    return inner.x_times(v);
+  }
+  [[nodiscard]] cpu::RowMatrixF xt_times(const cpu::RowMatrixF& y) const override { return inner.xt_times(y); }
+  cpu::CpuProducts inner;
+  mutable std::vector<Eigen::Index> widths;
+};
+}  // namespace
+
+// A warm start whose product X start is given (refit's reuse of the routing products) computes the
+// subspace the plain warm start does, up to rounding (on data of that rank plus 1e-3 noise, where the
+// subspace is determined far better than the test's bound).
+TEST(FitProducts, KnownStartProductsGiveThePlainWarmStartsSubspace) {
+  for (const int rank : {4, 16}) {
+    const cpu::RowMatrixF low = streaming::random_matrix(700, rank, 11) * streaming::random_matrix(rank, 160, 12);
+    const cpu::RowMatrixF xm = low + 1e-3f * streaming::random_matrix(700, 160, 13);
+    const mk::MatrixView x{xm.data(), xm.rows(), xm.cols()};
+    const cpu::RowMatrixF start = cpu::top_subspace(x, rank, 1, 3);
+    const cpu::RowMatrixF x_start = xm * start;
+    for (const int passes : {1, 3}) {
+      const cpu::RowMatrixF plain = cpu::top_subspace(x, rank, passes, 5, &start);
+      const CountingProducts products(x);
+      const cpu::RowMatrixF reused = cpu::top_subspace(products, x.rows, x.cols, rank, passes, 5, &start, &x_start);
+      // The first X V takes the random columns only (rank + 8 in all at these ranks).
+      ASSERT_FALSE(products.widths.empty());
+      EXPECT_EQ(products.widths.front(), 8);
+      // ||B - A A^T B||_F / sqrt(r) in double: 0 for the same span (span_distance's square root
+      // would lift fp32 orthonormality's 1e-7 to 3e-4).
+      const Eigen::MatrixXd a = plain.cast<double>(), b = reused.cast<double>();
+      EXPECT_LT((b - a * (a.transpose() * b)).norm() / std::sqrt(rank), 1e-5) << "rank " << rank << ", " << passes << " passes";
+      // And the same basis, each column up to its sign (which the eigensolver leaves to rounding).
+      const double worst = ((a.transpose() * b).diagonal().cwiseAbs().array() - 1.0).abs().maxCoeff();
+      EXPECT_LT(worst, 1e-5) << "rank " << rank << ", " << passes << " passes";
+    }
+  }
+}
