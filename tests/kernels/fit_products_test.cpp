@@ -191,13 +191,14 @@ double worst_over_bound(const cpu::RowMatrixF& got, const RowMatrixD& want, cons
 }  // namespace streaming
 
 // The streaming products (kernels/cpu/stream_products.h) against double-precision products, over
-// shapes that leave partial row groups, feature groups, dimension chunks (256) and token blocks (32),
+// shapes that leave partial row groups, feature groups, dimension chunks (1024 at 64 columns) and
+// token blocks (32),
 // and column counts on both sides of whole 16-float vectors.
 TEST(StreamProducts, MatchDoublePrecisionProductsOnRaggedShapes) {
   using streaming::RowMatrixD;
   unsigned seed = 1;
   for (const Eigen::Index rows : {1, 7, 33, 100})
-    for (const Eigen::Index dim : {1, 5, 300})
+    for (const Eigen::Index dim : {1, 5, 300, 1100})
       for (const Eigen::Index cols : {2, 15, 16, 17, 33, 64}) {
         const cpu::RowMatrixF x = streaming::random_matrix(rows, dim, seed++);
         const cpu::RowMatrixF v = streaming::random_matrix(dim, cols, seed++);
