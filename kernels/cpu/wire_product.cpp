@@ -76,7 +76,7 @@ void WireProduct::apply(const WirePanel& p, const std::int64_t* rows, std::int64
       bf16_gemm_nt(p.bits, rows, n, dim_, bt_.data(), columns_, z, z_rows, ldz);
       return;
     case WireProductKind::stream:
-      if (z_rows == nullptr && ldz == padded_.cols()) {  // straight into z
+      if (z_rows == nullptr && ldz == columns_ && columns_ == padded_.cols()) {  // straight into z: no padding to write
         stream_rows_times(p.values, rows, n, dim_, padded_, z);
         return;
       }

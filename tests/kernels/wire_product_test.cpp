@@ -72,7 +72,8 @@ TEST(WireProduct, EveryKindGivesTheProductsOfTheWireValues) {
             cpu::PanelNeeds needs;
             needs.add(product);
             const std::int64_t taken = (tokens + stride - 1) / stride;
-            const std::int64_t ldz = columns + 3;  // untouched padding after each row
+            // Untouched entries after each row: 3, or up to the stream operand's padded width.
+            const std::int64_t ldz = stride == 1 ? columns + 3 : (columns + 15) / 16 * 16 + (columns % 16 == 0 ? 1 : 0);
             std::vector<float> z(static_cast<std::size_t>(taken * ldz), -7.0f);
             cpu::for_wire_panels(xv, stride, value_bytes, needs, [&](std::int64_t i0, const cpu::WirePanel& p) {
               product.apply(p, nullptr, p.rows, z.data() + i0 * ldz, nullptr, ldz);
