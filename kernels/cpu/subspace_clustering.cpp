@@ -7,6 +7,8 @@
 #include <numeric>
 #include <random>
 
+#include "stream_products.h"
+
 namespace moss::kernels {
 
 namespace {
@@ -110,14 +112,23 @@ class SubspaceClustering {
   struct Refined {
     double left = 0;
     Eigen::MatrixXf energy;
-    RowMatrixF xu;  ///< X [U_1 .. U_K]: refit's first pass reuses it (T K r floats, at most 4 such kept)
+    /// Row t: x_t U_k for the basis k that route(energy) gives token t (T x r; empty where X [U_1 ..
+    /// U_K] exceeds kEnergyValues): refit's first pass reuses it.
+    RowMatrixF own;
     bool settled = true;  ///< false where the round limit stopped it
   };
 
-  // The bases' energies and products (Refined's left not yet set).
+  // The bases' energies and each token's products on its own basis (Refined's left not yet set). The
+  // products of all K bases are held only for this, and only up to kEnergyValues.
   [[nodiscard]] Refined projected(const std::vector<RowMatrixF>& bases) const {
     Refined out;
-    out.energy = energies(bases, &out.xu);
+    const bool keep = x_.rows * static_cast<std::int64_t>(bases.size()) * r_ <= kEnergyValues;
+    RowMatrixF xu;
+    out.energy = energies(bases, keep ? &xu : nullptr);
+    if (!keep) return out;
+    const std::vector<int> assign = route(out.energy, route_block_);
+    out.own.resize(x_.rows, r_);
+    for (std::int64_t t = 0; t < x_.rows; ++t) out.own.row(t) = xu.block(t, assign[static_cast<std::size_t>(t)] * r_, 1, r_);
     return out;
   }
 
@@ -149,13 +160,13 @@ class SubspaceClustering {
       assign = std::move(next);
       previous = bases;
       before = std::move(now);
-      refit(bases, assign, before.xu, 1, seed + 101 * (it + 1));  // one warm-started pass: the previous basis is nearly right
+      refit(bases, assign, before.own, 1, seed + 101 * (it + 1));  // one warm-started pass: the previous basis is nearly right
     }
   }
 
   // Each basis refitted on the tokens routed to it, `passes` passes warm-started from itself (an
-  // empty cluster keeps its basis); `xu` is X [U_1 .. U_K] of these bases (energies()).
-  void refit(std::vector<RowMatrixF>& bases, const std::vector<int>& assign, const RowMatrixF& xu, int passes,
+  // empty cluster keeps its basis); `own` is Refined::own of these bases and this routing (or empty).
+  void refit(std::vector<RowMatrixF>& bases, const std::vector<int>& assign, const RowMatrixF& own, int passes,
              std::uint64_t seed) const {
     std::vector<std::vector<std::int64_t>> members(bases.size());
     for (std::int64_t t = 0; t < x_.rows; ++t) members[static_cast<std::size_t>(assign[static_cast<std::size_t>(t)])].push_back(t);
@@ -164,10 +175,10 @@ class SubspaceClustering {
       if (rows.empty()) continue;
       // The warm start's products are the members' rows of X U_c: the first pass multiplies the
       // members by the random columns only.
-      RowMatrixF x_start(static_cast<Eigen::Index>(rows.size()), r_);
-      for (std::size_t i = 0; i < rows.size(); ++i) x_start.row(static_cast<Eigen::Index>(i)) = xu.block(rows[i], c * r_, 1, r_);
+      RowMatrixF x_start(own.rows() > 0 ? static_cast<Eigen::Index>(rows.size()) : 0, r_);
+      for (Eigen::Index i = 0; i < x_start.rows(); ++i) x_start.row(i) = own.row(rows[static_cast<std::size_t>(i)]);
       const RowMatrixF previous = bases[static_cast<std::size_t>(c)];
-      bases[static_cast<std::size_t>(c)] = refit_one(std::move(rows), previous, x_start, passes, seed + c);
+      bases[static_cast<std::size_t>(c)] = refit_one(std::move(rows), previous, own.rows() > 0 ? &x_start : nullptr, passes, seed + c);
     }
   }
 
@@ -175,24 +186,24 @@ class SubspaceClustering {
   // x_start. On the CPU the products read the rows in place; other products take a matrix of their
   // own, gathered into one buffer kept between rounds (a fresh matrix per basis and round cost more
   // in allocation and zeroing than in copying).
-  RowMatrixF refit_one(std::vector<std::int64_t> rows, const RowMatrixF& previous, const RowMatrixF& x_start, int passes,
+  RowMatrixF refit_one(std::vector<std::int64_t> rows, const RowMatrixF& previous, const RowMatrixF* x_start, int passes,
                        std::uint64_t seed) const {
     const auto n = static_cast<std::int64_t>(rows.size());
-    if (!products_) {
+    if (!products_ && cpu::kStreamVectorised) {  // without AVX-512, gathering for Eigen's GEMM is faster
       const cpu::RowsProducts prod(x_, std::move(rows));
-      return cpu::top_subspace(prod, n, x_.cols, r_, passes, seed, &previous, &x_start);
+      return cpu::top_subspace(prod, n, x_.cols, r_, passes, seed, &previous, x_start);
     }
     grouped_.resize(x_.rows, x_.cols);
     for (std::int64_t i = 0; i < n; ++i) std::copy(x_.row(rows[i]), x_.row(rows[i]) + x_.cols, grouped_.row(i).data());
     const std::unique_ptr<cpu::SubspaceProducts> prod = products_of(products_, MatrixView{grouped_.data(), n, x_.cols});
-    return cpu::top_subspace(*prod, n, x_.cols, r_, passes, seed, &previous, &x_start);
+    return cpu::top_subspace(*prod, n, x_.cols, r_, passes, seed, &previous, x_start);
   }
 
   // The settled clustering's bases (with their energies, as refine() returned them) fitted as pca
   // fits its basis: a round stops once no token moves, when its bases have had one pass since their
   // last change (k = 1 would stop after one in all).
   void polish(std::vector<RowMatrixF>& bases, const Refined& fit, std::uint64_t seed) const {
-    refit(bases, route(fit.energy, route_block_), fit.xu, kPowerIterations - 1, seed);
+    refit(bases, route(fit.energy, route_block_), fit.own, kPowerIterations - 1, seed);
   }
 
  private:
