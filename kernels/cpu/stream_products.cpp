@@ -177,17 +177,29 @@ void stream_rows_xt_times(const float* x, const std::int64_t* rows, std::int64_t
 #else
 // Sixteen-float accumulators need AVX-512's 32 vector registers: with AVX2 (16 registers of 8) they
 // spill, and the streaming loops measured 3-28x slower than Eigen's GEMM. Elsewhere these are Eigen's.
+namespace {
+// The same preconditions as the AVX-512 loops, so that a caller behaves alike on every build.
+void check_stream_columns(Eigen::Index c) {
+  if (c < 1 || c > kStreamColumns) throw std::logic_error("streaming products take 1 to kStreamColumns columns");
+}
+}  // namespace
+
 RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v) {
   if (v.rows() != x.cols) throw std::logic_error("X V needs V with X's columns as rows");
+  check_stream_columns(v.cols());
   return map(x) * v;
 }
 
 RowMatrixF stream_xt_times(MatrixView x, const RowMatrixF& y) {
   if (y.rows() != x.rows) throw std::logic_error("X^T Y needs Y with X's rows");
+  check_stream_columns(y.cols());
   return map(x).transpose() * y;
 }
 
-RowMatrixF stream_operand(const Eigen::Ref<const RowMatrixF>& v) { return v; }
+RowMatrixF stream_operand(const Eigen::Ref<const RowMatrixF>& v) {
+  check_stream_columns(v.cols());
+  return v;
+}
 
 void stream_rows_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& vp, float* y) {
   if (vp.rows() != dim) throw std::logic_error("stream_rows_times needs an operand from stream_operand");
