@@ -6,11 +6,11 @@
 #include <vector>
 
 #include "bf16_dot.h"
-#include "wire_product.h"
 #include "eigen_types.h"
 #include "moss/kernels/bf16.h"
 #include "moss/kernels/codec.h"
 #include "moss/kernels/reference.h"
+#include "wire_product.h"
 
 namespace moss::kernels {
 
