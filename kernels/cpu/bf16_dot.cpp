@@ -21,6 +21,11 @@ void to_bf16_bits(const float* x, std::int64_t n, std::uint16_t* out) {
   }
 }
 
+bool simd_switch_on() {
+  const char* env = std::getenv("MOSS_KERNELS_SIMD");
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
+
 std::vector<std::uint32_t> bf16_pack_pairs(const std::uint16_t* bt, std::int64_t q, std::int64_t depth) {
   const std::int64_t pairs = (depth + 1) / 2;
   std::vector<std::uint32_t> bp(static_cast<std::size_t>(pairs * q + 16), 0u);
@@ -159,10 +164,7 @@ bool bf16_dot_supported() {
   return has;
 }
 
-bool bf16_dot_enabled() {
-  const char* env = std::getenv("MOSS_KERNELS_SIMD");
-  return bf16_dot_supported() && (env == nullptr || std::strcmp(env, "0") != 0);
-}
+bool bf16_dot_enabled() { return bf16_dot_supported() && simd_switch_on(); }
 
 Bf16Dots bf16_dot_policy() {
   if (!bf16_dot_enabled()) return Bf16Dots::off;

@@ -25,6 +25,10 @@ namespace moss::kernels::cpu {
 /// Whether this CPU has the instructions bf16_gemm_nt needs (AVX512-BF16, -BW, -VL). Checked once.
 bool bf16_dot_supported();
 
+/// Whether the environment variable MOSS_KERNELS_SIMD is not "0": the switch that turns the codecs'
+/// own AVX-512 paths off (read on every call, so that a test can switch it).
+bool simd_switch_on();
+
 /// Whether the encoder uses bf16_gemm_nt: bf16_dot_supported() and the environment variable
 /// MOSS_KERNELS_SIMD is not "0" (the switch that also turns off the element-wise AVX-512 loops,
 /// which read it once per process). Read on every call, so that a test can switch it; the encoder

@@ -84,7 +84,7 @@ void with_vectors(std::int64_t c16, Fn&& fn) {
 }
 
 // `m` with its columns padded with zeros to whole vectors.
-RowMatrixF padded(const RowMatrixF& m, std::int64_t cp) {
+RowMatrixF padded(const Eigen::Ref<const RowMatrixF>& m, std::int64_t cp) {
   RowMatrixF out = RowMatrixF::Zero(m.rows(), cp);
   out.leftCols(m.cols()) = m;
   return out;
@@ -137,20 +137,15 @@ void rows_xt_all(const float* x, const std::int64_t* rows, std::int64_t n, std::
 
 RowMatrixF stream_x_times(MatrixView x, const RowMatrixF& v) {
   if (v.rows() != x.cols) throw std::logic_error("X V needs V with X's columns as rows");
-  const std::int64_t cp = padded_columns(v.cols());
-  const RowMatrixF vp = padded(v, cp);
+  const RowMatrixF vp = stream_operand(v);
+  const std::int64_t cp = vp.cols();
   RowMatrixF y = RowMatrixF::Zero(x.rows, cp);
   with_vectors(cp / kLanes, [&](auto c16) { rows_times_all<decltype(c16)::value>(x.data, nullptr, x.rows, x.cols, vp.data(), y.data()); });
   if (cp == v.cols()) return y;
   return y.leftCols(v.cols());
 }
 
-RowMatrixF stream_operand(const Eigen::Ref<const RowMatrixF>& v) {
-  const std::int64_t cp = padded_columns(v.cols());
-  RowMatrixF out = RowMatrixF::Zero(v.rows(), cp);
-  out.leftCols(v.cols()) = v;
-  return out;
-}
+RowMatrixF stream_operand(const Eigen::Ref<const RowMatrixF>& v) { return padded(v, padded_columns(v.cols())); }
 
 void stream_rows_times(const float* x, const std::int64_t* rows, std::int64_t n, std::int64_t dim, const RowMatrixF& vp, float* y) {
   if (vp.rows() != dim || vp.cols() % kLanes != 0) throw std::logic_error("stream_rows_times needs an operand from stream_operand");

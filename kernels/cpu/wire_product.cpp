@@ -1,8 +1,6 @@
 #include "wire_product.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <utility>
 
@@ -12,10 +10,7 @@
 
 namespace moss::kernels::cpu {
 
-bool stream_products_enabled() {
-  const char* env = std::getenv("MOSS_KERNELS_SIMD");
-  return kStreamVectorised && (env == nullptr || std::strcmp(env, "0") != 0);
-}
+bool stream_products_enabled() { return kStreamVectorised && simd_switch_on(); }
 
 namespace {
 

@@ -53,11 +53,11 @@ CodecTime codec_time(const scenario::CompressionSpec& c, const model::Transforme
       // Theta is fitted on an evenly strided sample of the chunk (kernels::theta_sample_count tokens),
       // projected on [Ubar W_1 .. W_m] and so read a second time.
       const double gens = c.rotations;
+      const auto chunk = static_cast<std::int64_t>(std::max(1.0, tokens));
       for (const int r : {c.rank_k, c.rank_v}) {
         const double rd = r;
         flops += 2.0 * kv * rd * (1.0 + gens + gens * gens) + 2.0 * 2.0 * kv * rd * rd;
         if (c.rotations == 0) continue;
-        const auto chunk = static_cast<std::int64_t>(std::max(1.0, tokens));
         const double samples = static_cast<double>(kernels::theta_sample_count(chunk, c.rotations, r));
         flops += 2.0 * samples * kv * (gens + 1.0) * rd;
         sample_bytes += samples * kv * 2.0;
